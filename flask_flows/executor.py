@@ -1,0 +1,312 @@
+"""The flow executor: runs one request of one flow against the plan in the session.
+
+GET shows the current stage; POST validates it and, on success, moves on: htmx gets the
+next stage's fragment in the same response, a plain browser a 303 back to the flow URL
+(post/redirect/get). The end of a flow is ``HX-Redirect`` for htmx and a 303 otherwise.
+Anything wrong with the stored plan (missing, tampered, expired, from an older revision
+of the flow, or a POST for a stage that is no longer current) restarts the flow with a
+message rather than failing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response, current_app, render_template, request, session, url_for
+from htmx_flask import make_response as htmx_response
+from htmx_flask.requests import HtmxHeaders
+
+from . import signals
+from .extension import FlowsState
+from .models import DeniedAction, Flow, FlowStageBinding, InvalidResponseAction
+from .plan import PENDING_USER, REDIRECT, FlowPlan
+from .planner import EmptyFlow, FlowNonApplicable, FlowPlanner
+from .policies import PolicyRequest
+from .redirects import safe_next
+from .stages.base import StageForm, StageResult, StageRun, invalid
+
+#: Session key of the mapping slug → stored plan.
+PLANS_KEY = "_flows_plans"
+
+MSG_EXPIRED = "Your session for this form expired, so it started again."
+MSG_CHANGED = "This form was changed while you were using it, so it started again."
+MSG_STALE = "That page was out of date, so the form started again from the beginning."
+MSG_CSRF = "The form expired. Please try again."
+MSG_RESTARTED = "Please start again."
+
+
+class FlowExecutor:
+    """Handles one request for one flow."""
+
+    def __init__(self, state: FlowsState, flow: Flow) -> None:
+        self.state = state
+        self.flow = flow
+        self.htmx = bool(HtmxHeaders(request.headers))
+        self.bindings: dict[int, FlowStageBinding] = {b.id: b for b in flow.bindings}
+        self.messages: list[str] = []
+
+    # -- entry points ---------------------------------------------------------------
+
+    def get(self) -> Response:
+        plan = self._stored_plan()
+        if plan is None:
+            return self._start()
+        return self._proceed(plan, submitted=False)
+
+    def post(self) -> Response:
+        plan = self._stored_plan()
+        if plan is None:
+            if not self.messages:
+                self.messages.append(MSG_EXPIRED)
+            return self._start()
+        if request.form.get("flow_step") != plan.token:
+            self.messages.append(MSG_STALE)
+            return self._restart(plan, keep_context=False)
+        return self._proceed(plan, submitted=True)
+
+    def cancel(self, *, restart: bool = False) -> Response:
+        """Drop the plan; leave to `next` (or home), or with ``restart`` begin the flow anew."""
+        plan = self._stored_plan()
+        self._drop_plan()
+        target = plan.context.get(REDIRECT) if plan else None
+        if restart:
+            return self._redirect(url_for("flows.execute", slug=self.flow.slug, next=target))
+        return self._redirect(target or self._default_target())
+
+    # -- planning -------------------------------------------------------------------
+
+    def _start(self, context: dict[str, Any] | None = None) -> Response:
+        context = dict(context or {})
+        if REDIRECT not in context:
+            target = safe_next(request.args.get("next"))
+            if target:
+                context[REDIRECT] = target
+        authenticated = self.state.current_user()
+        planner = FlowPlanner(self.state, self.flow)
+        try:
+            plan = planner.plan(
+                user=authenticated,
+                authenticated_user=authenticated,
+                request=request._get_current_object(),  # type: ignore[attr-defined]
+                context=context,
+            )
+        except FlowNonApplicable as refusal:
+            return self._not_applicable(refusal, context)
+        except EmptyFlow:
+            return self._denied(["This flow has nothing to do."], context.get(REDIRECT))
+        signals.flow_started.send(self._app(), flow=self.flow, plan=plan)
+        return self._proceed(plan, submitted=False)
+
+    def _restart(self, plan: FlowPlan, *, keep_context: bool) -> Response:
+        context = dict(plan.context) if keep_context else {}
+        if REDIRECT in plan.context:
+            context[REDIRECT] = plan.context[REDIRECT]
+        self._drop_plan()
+        return self._start(context)
+
+    def _stored_plan(self) -> FlowPlan | None:
+        stored = session.get(PLANS_KEY, {}).get(self.flow.slug)
+        if stored is None:
+            return None
+        plan = FlowPlan.from_session(self.flow.slug, stored)
+        if plan is None:
+            self.messages.append(MSG_EXPIRED)
+        elif plan.revision != self.flow.revision or any(
+            b not in self.bindings for b in plan.bindings
+        ):
+            self.messages.append(MSG_CHANGED)
+            plan = None
+        elif plan.is_expired(self.state.config["FLOWS_PLAN_MAX_AGE"]):
+            self.messages.append(MSG_EXPIRED)
+            plan = None
+        if plan is None:
+            self._drop_plan()
+        return plan
+
+    def _save_plan(self, plan: FlowPlan) -> None:
+        plans = dict(session.get(PLANS_KEY, {}))
+        plans[self.flow.slug] = plan.to_session()
+        session[PLANS_KEY] = plans
+
+    def _drop_plan(self) -> None:
+        plans = session.get(PLANS_KEY)
+        if plans and self.flow.slug in plans:
+            plans = dict(plans)
+            del plans[self.flow.slug]
+            session[PLANS_KEY] = plans
+
+    # -- running stages ---------------------------------------------------------------
+
+    def _proceed(self, plan: FlowPlan, *, submitted: bool) -> Response:
+        """Run stages from the plan's current one until one needs the user or the plan ends."""
+        advanced = False
+        while True:
+            binding = self._current_binding(plan)
+            if binding is None:
+                return self._finish(plan)
+            run = self._run_for(plan, binding)
+            stage_type = self.state.stage_type(binding.stage.type)
+            form: StageForm | None = None
+            if not stage_type.is_interactive(run):
+                result = stage_type.respond(run, None)
+            elif submitted:
+                submitted = False
+                form = stage_type.form_class(run)(formdata=request.form)
+                result = self._validate_and_respond(run, form)
+            elif advanced and not self.htmx:
+                # Post/redirect/get: a plain browser reloads the flow URL to see the next stage.
+                self._save_plan(plan)
+                return self._redirect(url_for("flows.execute", slug=self.flow.slug))
+            else:
+                form = stage_type.form_class(run)(formdata=None)
+                return self._render_stage(run, form)
+
+            if result.kind == "ok":
+                signals.stage_completed.send(
+                    self._app(), flow=self.flow, stage=binding.stage, plan=plan
+                )
+                plan.advance()
+                advanced = True
+                continue
+            return self._handle_failure(plan, run, form, result)
+
+    def _validate_and_respond(self, run: StageRun, form: StageForm) -> StageResult:
+        if form.validate():
+            return self.state.stage_type(run.stage.type).respond(run, form)
+        if "csrf_token" in form.errors:
+            run.messages.append(MSG_CSRF)
+        return invalid()
+
+    def _handle_failure(
+        self, plan: FlowPlan, run: StageRun, form: StageForm | None, result: StageResult
+    ) -> Response:
+        if result.kind == "redirect":
+            self._drop_plan()
+            return self._redirect(result.url or self._default_target())
+        if result.kind == "deny":
+            self._drop_plan()
+            return self._denied([result.message or "Access denied."], None)
+        if result.message:
+            run.messages.append(result.message)
+        action = run.binding.invalid_response_action
+        if action is InvalidResponseAction.retry or form is None:
+            stage_type = self.state.stage_type(run.stage.type)
+            form = form or stage_type.form_class(run)(formdata=None)
+            return self._render_stage(run, form, status=200)
+        self.messages.extend(run.messages or [MSG_RESTARTED])
+        return self._restart(
+            plan, keep_context=action is InvalidResponseAction.restart_with_context
+        )
+
+    def _current_binding(self, plan: FlowPlan) -> FlowStageBinding | None:
+        """The binding to run now, skipping those whose re-evaluated policies fail."""
+        while plan.current is not None:
+            binding = self.bindings[plan.current]
+            if plan.needs_reevaluation(binding.id):
+                policy_request = PolicyRequest(
+                    state=self.state,
+                    user=self._plan_user(plan),
+                    context=plan.context,
+                    request=request._get_current_object(),  # type: ignore[attr-defined]
+                    authenticated_user=self.state.current_user(),
+                )
+                if not FlowPlanner(self.state, self.flow).binding_applies(binding, policy_request):
+                    plan.advance()
+                    continue
+            return binding
+        return None
+
+    def _plan_user(self, plan: FlowPlan) -> Any | None:
+        if plan.context.get(PENDING_USER) is not None:
+            return self.state.user_store.get(plan.context[PENDING_USER])
+        return self.state.current_user()
+
+    def _run_for(self, plan: FlowPlan, binding: FlowStageBinding) -> StageRun:
+        return StageRun(
+            state=self.state,
+            flow=self.flow,
+            binding=binding,
+            stage=binding.stage,
+            config=self.state.stage_config(binding.stage),
+            plan=plan,
+            request=request._get_current_object(),  # type: ignore[attr-defined]
+            messages=list(self.messages),
+        )
+
+    # -- responses ------------------------------------------------------------------------
+
+    def _render_stage(self, run: StageRun, form: StageForm, status: int = 200) -> Response:
+        self._save_plan(run.plan)
+        form.flow_step.data = run.plan.token
+        stage_type = self.state.stage_type(run.stage.type)
+        extra = stage_type.challenge(run, form)
+        html = render_template(
+            stage_type.template,
+            **self._page_context(),
+            stage=run.stage,
+            stage_type=stage_type,
+            config=run.config,
+            form=form,
+            messages=run.messages,
+            history=stage_type.history,
+            action_url=url_for("flows.execute", slug=self.flow.slug),
+            **extra,
+        )
+        return self._html(html, status)
+
+    def _finish(self, plan: FlowPlan) -> Response:
+        self._drop_plan()
+        target = plan.context.get(REDIRECT) or self._default_target()
+        signals.flow_completed.send(self._app(), flow=self.flow, plan=plan, redirect_to=target)
+        return self._redirect(target)
+
+    def _not_applicable(self, refusal: FlowNonApplicable, context: dict[str, Any]) -> Response:
+        if refusal.login_required:
+            here = url_for("flows.execute", slug=self.flow.slug, next=context.get(REDIRECT))
+            return self._redirect(url_for("flows.login", next=here))
+        return self._denied(list(refusal.messages), context.get(REDIRECT))
+
+    def _denied(self, messages: list[str], target: str | None) -> Response:
+        signals.flow_denied.send(self._app(), flow=self.flow, messages=messages)
+        self.state.log.info("flow %s denied: %s", self.flow.slug, "; ".join(messages))
+        action = self.flow.denied_action
+        continue_url = target or self._default_target()
+        if action is DeniedAction.continue_:
+            return self._redirect(continue_url)
+        html = render_template(
+            "flows/denied.html",
+            **self._page_context(),
+            messages=self.messages + messages,
+            continue_url=continue_url if action is DeniedAction.message_continue else None,
+        )
+        return self._html(html, 403)
+
+    def _page_context(self) -> dict[str, Any]:
+        return {
+            "flow": self.flow,
+            "layout": "flows/fragment.html" if self.htmx else "flows/base.html",
+            "cancel_url": url_for("flows.cancel", slug=self.flow.slug),
+        }
+
+    def _html(self, html: str, status: int) -> Response:
+        # htmx 2 does not swap 4xx responses; it gets 200 so the message replaces the stage.
+        response = current_app.make_response((html, 200 if self.htmx else status))
+        response.headers["Cache-Control"] = "no-store"
+        response.vary.add("HX-Request")
+        return response
+
+    def _redirect(self, target: str) -> Response:
+        if self.htmx:
+            response = htmx_response("", 200, redirect=target)
+        else:
+            response = current_app.make_response(("", 303, {"Location": target}))
+        response.headers["Cache-Control"] = "no-store"
+        response.vary.add("HX-Request")
+        return response
+
+    def _default_target(self) -> str:
+        return str(self.state.config["FLOWS_DEFAULT_REDIRECT"])
+
+    @staticmethod
+    def _app() -> Any:
+        return current_app._get_current_object()  # type: ignore[attr-defined]

@@ -1,0 +1,241 @@
+"""The :class:`Flows` extension object and the per-app :class:`FlowsState`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from flask import Blueprint, Flask, current_app
+from flask_login import LoginManager, current_user
+from flask_sqlalchemy import SQLAlchemy
+from flask_wtf.csrf import generate_csrf
+from sqlalchemy.orm import selectinload
+
+from . import revisions  # noqa: F401  (registers the revision-bumping flush hook)
+from . import sessions
+from .config import apply_defaults
+from .models import Flow, FlowsModel, FlowStageBinding, Policy, PolicyBinding, Stage
+from .options import ConfigError, validate_options
+from .passwords import PasswordHashing
+from .planner import PlanCache
+from .policies.base import PolicyType
+from .registry import POLICY_TYPES, STAGE_TYPES
+from .stages.base import StageType
+from .users import UserStore
+
+PolicyFunction = TypeVar("PolicyFunction", bound=Callable[..., Any])
+StageTypeClass = TypeVar("StageTypeClass", bound=type[StageType])
+
+_PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def resource_dir(name: str) -> Path:
+    """``templates``/``static`` inside the installed package, or beside it in a checkout."""
+    inside = _PACKAGE_DIR / name
+    return inside if inside.is_dir() else _PACKAGE_DIR.parent / name
+
+
+class Flows:
+    """Adds authentik-style flows to a Flask app.
+
+    ::
+
+        db = SQLAlchemy(app)
+        flows = Flows(app, db=db, user_model=User)
+
+    or, with an app factory, ``flows = Flows()`` then ``flows.init_app(app, db=db,
+    user_model=User)``. Per-app state lives in ``app.extensions["flows"]``.
+    """
+
+    def __init__(
+        self,
+        app: Flask | None = None,
+        *,
+        db: SQLAlchemy | None = None,
+        user_model: type[Any] | None = None,
+        user_store: Callable[..., UserStore] = UserStore,
+    ) -> None:
+        self.db = db
+        self.user_model = user_model
+        self.user_store_class = user_store
+        self.python_policies: dict[str, Callable[..., Any]] = {}
+        self.stage_types: dict[str, type[StageType]] = {t.name: t for t in STAGE_TYPES}
+        self.policy_types: dict[str, type[PolicyType]] = {t.name: t for t in POLICY_TYPES}
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(
+        self,
+        app: Flask,
+        *,
+        db: SQLAlchemy | None = None,
+        user_model: type[Any] | None = None,
+    ) -> None:
+        db = db or self.db or app.extensions.get("sqlalchemy")
+        if db is None:
+            raise ConfigError("Flows needs Flask-SQLAlchemy: pass db= or call SQLAlchemy(app) first")
+        user_model = user_model or self.user_model
+        if user_model is None:
+            raise ConfigError("Flows needs the app's user model: pass user_model=")
+        apply_defaults(app.config, app.name)
+        state = FlowsState(self, app, db, user_model)
+        app.extensions["flows"] = state
+        self._setup_login(app, state)
+        app.register_blueprint(_build_blueprint(), url_prefix=app.config["FLOWS_URL_PREFIX"])
+        if app.config["FLOWS_ENFORCE_SESSIONS"]:
+            app.before_request(lambda: sessions.enforce(state))
+        app.context_processor(_template_globals)
+
+        from .cli import flows_cli
+
+        if "flows" not in app.cli.commands:
+            app.cli.add_command(flows_cli)
+
+    def policy(self, name: str) -> Callable[[PolicyFunction], PolicyFunction]:
+        """Register a Python policy usable as ``{type: python, config: {function: name}}``."""
+
+        def register(function: PolicyFunction) -> PolicyFunction:
+            self.python_policies[name] = function
+            return function
+
+        return register
+
+    def stage_type(self, cls: StageTypeClass) -> StageTypeClass:
+        """Register a custom stage type class (decorator)."""
+        self.stage_types[cls.name] = cls
+        return cls
+
+    def register_policy_type(self, cls: type[PolicyType]) -> type[PolicyType]:
+        """Register a custom policy type class (decorator)."""
+        self.policy_types[cls.name] = cls
+        return cls
+
+    @staticmethod
+    def _setup_login(app: Flask, state: FlowsState) -> None:
+        manager: LoginManager | None = getattr(app, "login_manager", None)
+        if manager is None:
+            manager = LoginManager(app)
+        if manager._user_callback is None:  # the app did not register its own loader
+            manager.user_loader(state.user_store.get)
+        if app.config["FLOWS_SET_LOGIN_VIEW"] and not manager.login_view:
+            manager.login_view = "flows.login"
+        # Flask-Login's own message would duplicate the flow's "log in" title.
+        manager.login_message = None  # type: ignore[assignment]
+
+
+class FlowsState:
+    """Everything flask-flows keeps for one app: registries, user store, caches."""
+
+    def __init__(self, flows: Flows, app: Flask, db: SQLAlchemy, user_model: type[Any]) -> None:
+        config = app.config
+        self.flows = flows
+        self.db = db
+        self.config = config
+        self.log = logging.getLogger("flask_flows")
+        self.hashing = PasswordHashing(
+            time_cost=config["FLOWS_ARGON2_TIME_COST"],
+            memory_cost=config["FLOWS_ARGON2_MEMORY_COST"],
+            parallelism=config["FLOWS_ARGON2_PARALLELISM"],
+        )
+        self.user_store: UserStore = flows.user_store_class(db, user_model, self.hashing)
+        self.plan_cache = PlanCache(ttl=config["FLOWS_PLAN_CACHE_TTL"])
+        self._stage_instances: dict[str, StageType] = {}
+        self._policy_instances: dict[str, PolicyType] = {}
+
+    @property
+    def python_policies(self) -> dict[str, Callable[..., Any]]:
+        return self.flows.python_policies
+
+    def stage_type(self, name: str) -> StageType:
+        if name not in self._stage_instances:
+            cls = self.flows.stage_types.get(name)
+            if cls is None:
+                known = ", ".join(sorted(self.flows.stage_types))
+                raise ConfigError(f"unknown stage type {name!r} (known: {known})")
+            self._stage_instances[name] = cls()
+        return self._stage_instances[name]
+
+    def policy_type(self, name: str) -> PolicyType:
+        if name not in self._policy_instances:
+            cls = self.flows.policy_types.get(name)
+            if cls is None:
+                known = ", ".join(sorted(self.flows.policy_types))
+                raise ConfigError(f"unknown policy type {name!r} (known: {known})")
+            self._policy_instances[name] = cls()
+        return self._policy_instances[name]
+
+    def stage_config(self, stage: Stage) -> dict[str, Any]:
+        stage_type = self.stage_type(stage.type)
+        config = validate_options(
+            stage_type.options, stage.config, f"stage {stage.name!r} ({stage.type})"
+        )
+        stage_type.check_config(config, f"stage {stage.name!r} ({stage.type})")
+        return config
+
+    def policy_config(self, policy: Policy) -> dict[str, Any]:
+        return validate_options(
+            self.policy_type(policy.type).options,
+            policy.config,
+            f"policy {policy.name!r} ({policy.type})",
+        )
+
+    def current_user(self) -> Any | None:
+        """The logged-in user, or ``None`` for anonymous requests."""
+        user = current_user._get_current_object()  # type: ignore[attr-defined]
+        return user if getattr(user, "is_authenticated", False) else None
+
+    def load_flow(self, slug: str) -> Flow | None:
+        """A flow with its bindings, stages and policy bindings, in a fixed number of queries."""
+        return self.db.session.scalar(
+            sa.select(Flow)
+            .where(Flow.slug == slug)
+            .options(
+                selectinload(Flow.policy_bindings).joinedload(PolicyBinding.policy),
+                selectinload(Flow.bindings).selectinload(FlowStageBinding.policy_bindings),
+            )
+            .execution_options(populate_existing=True)
+        )
+
+    def flows_of(self, designation: str) -> list[Flow]:
+        return list(
+            self.db.session.scalars(
+                sa.select(Flow)
+                .where(Flow.designation == designation)
+                .order_by(Flow.slug)
+                .options(selectinload(Flow.policy_bindings))
+            )
+        )
+
+    def create_tables(self) -> None:
+        """Create flask-flows' tables (and the app's) if they do not exist."""
+        self.db.create_all()
+        FlowsModel.metadata.create_all(self.db.engine)
+
+
+def get_state() -> FlowsState:
+    """The :class:`FlowsState` of the current app."""
+    try:
+        return current_app.extensions["flows"]  # type: ignore[no-any-return]
+    except KeyError:
+        raise RuntimeError("Flows is not initialised on this app: call Flows(app)") from None
+
+
+def _build_blueprint() -> Blueprint:
+    from .views import register_views
+
+    blueprint = Blueprint(
+        "flows",
+        __name__,
+        template_folder=str(resource_dir("templates")),
+        static_folder=str(resource_dir("static")),
+        static_url_path="/static",
+    )
+    register_views(blueprint)
+    return blueprint
+
+
+def _template_globals() -> dict[str, Any]:
+    return {"flows_csrf_token": generate_csrf}

@@ -1,0 +1,86 @@
+"""Declared, validated configuration for stage and policy types.
+
+A stage or policy type lists its options once; :func:`validate_options` turns the raw
+mapping stored in the database or a blueprint into a complete, type-checked dict, and
+fails with a :class:`ConfigError` that names the object and the field, so a typo in a
+blueprint is caught when it is applied rather than when a user reaches the stage.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A developer-caused configuration error; the message names the object and field."""
+
+
+_MISSING: Any = object()
+
+
+@dataclass(frozen=True)
+class Option:
+    """One configuration field: its type, default and the values it may take."""
+
+    type: type | tuple[type, ...]
+    default: Any = _MISSING
+    choices: tuple[Any, ...] | None = None
+    minimum: int | None = None
+    items: type | None = None
+    nullable: bool = False
+    help: str = ""
+
+    @property
+    def required(self) -> bool:
+        return self.default is _MISSING
+
+    def check(self, value: Any, where: str) -> Any:
+        if value is None:
+            if self.nullable:
+                return None
+            raise ConfigError(f"{where}: a value is required")
+        expected = self.type if isinstance(self.type, tuple) else (self.type,)
+        # bool is an int in Python; a YAML `true` must not pass as a number.
+        if isinstance(value, bool) and bool not in expected:
+            raise ConfigError(f"{where}: expected {_names(expected)}, got a boolean")
+        if not isinstance(value, expected):
+            raise ConfigError(f"{where}: expected {_names(expected)}, got {type(value).__name__}")
+        if self.choices is not None:
+            values = value if isinstance(value, list | tuple) else [value]
+            for item in values:
+                if item not in self.choices:
+                    allowed = ", ".join(repr(c) for c in self.choices)
+                    raise ConfigError(f"{where}: {item!r} is not one of {allowed}")
+        if self.items is not None and isinstance(value, list | tuple):
+            for index, item in enumerate(value):
+                if not isinstance(item, self.items):
+                    raise ConfigError(f"{where}[{index}]: expected {self.items.__name__}")
+            value = list(value)
+        if self.minimum is not None and isinstance(value, int) and value < self.minimum:
+            raise ConfigError(f"{where}: must be at least {self.minimum}")
+        return value
+
+
+def validate_options(options: Mapping[str, Option], raw: Mapping[str, Any] | None, where: str) -> dict[str, Any]:
+    """Return ``raw`` completed with defaults; raise :class:`ConfigError` naming ``where``."""
+    raw = dict(raw or {})
+    unknown = sorted(set(raw) - set(options))
+    if unknown:
+        known = ", ".join(sorted(options)) or "none"
+        raise ConfigError(f"{where}: unknown option {unknown[0]!r} (known options: {known})")
+    result: dict[str, Any] = {}
+    for name, option in options.items():
+        if name in raw:
+            result[name] = option.check(raw[name], f"{where}, field {name!r}")
+        elif option.required:
+            raise ConfigError(f"{where}, field {name!r}: a value is required")
+        else:
+            default = option.default
+            result[name] = list(default) if isinstance(default, tuple) else default
+    return result
+
+
+def _names(types: tuple[type, ...]) -> str:
+    return " or ".join(t.__name__ for t in types)

@@ -1,0 +1,83 @@
+"""The flow plan: the stages still to run and the context they share.
+
+A plan is small on purpose: binding ids, the ids of bindings whose policies must be
+checked again before they run, a context of ids and short values, the flow revision it
+was built from, when it was made and a step counter. It is stored per flow slug in the
+signed session, so two tabs running two flows never disturb each other.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+#: Context keys shared across stages (authentik's names where they exist).
+PENDING_USER = "pending_user"
+PENDING_USER_IDENTIFIER = "pending_user_identifier"
+REDIRECT = "redirect"
+AUTH_METHOD = "auth_method"
+PROMPT_DATA = "prompt_data"
+
+
+@dataclass
+class FlowPlan:
+    """Bindings still to run, the markers to re-check, and the shared context."""
+
+    flow_slug: str
+    revision: int
+    bindings: list[int]
+    markers: list[int] = field(default_factory=list)
+    context: dict[str, Any] = field(default_factory=dict)
+    created: float = field(default_factory=time.time)
+    step: int = 0
+
+    @property
+    def current(self) -> int | None:
+        return self.bindings[0] if self.bindings else None
+
+    @property
+    def token(self) -> str:
+        """Identifies the stage a form was rendered for; a POST with another token is stale."""
+        return f"{self.current or 0}.{self.step}"
+
+    def advance(self) -> None:
+        """Drop the current binding: it succeeded or its policies said to skip it."""
+        if self.bindings:
+            done = self.bindings.pop(0)
+            if done in self.markers:
+                self.markers.remove(done)
+        self.step += 1
+
+    def needs_reevaluation(self, binding_id: int) -> bool:
+        return binding_id in self.markers
+
+    def is_expired(self, max_age: int, now: float | None = None) -> bool:
+        return (now or time.time()) - self.created > max_age
+
+    def to_session(self) -> dict[str, Any]:
+        return {
+            "r": self.revision,
+            "b": self.bindings,
+            "m": self.markers,
+            "c": self.context,
+            "t": int(self.created),
+            "s": self.step,
+        }
+
+    @classmethod
+    def from_session(cls, slug: str, data: Any) -> FlowPlan | None:
+        """Rebuild a plan, or ``None`` when the stored value is not a plan we wrote."""
+        try:
+            plan = cls(
+                flow_slug=slug,
+                revision=int(data["r"]),
+                bindings=[int(b) for b in data["b"]],
+                markers=[int(m) for m in data["m"]],
+                context=dict(data["c"]),
+                created=float(data["t"]),
+                step=int(data["s"]),
+            )
+        except (KeyError, TypeError, ValueError):
+            return None
+        return plan

@@ -1,0 +1,55 @@
+"""What every policy type implements, and what it is given to decide."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from ..options import Option
+
+if TYPE_CHECKING:
+    from flask import Request
+
+    from ..extension import FlowsState
+
+
+@dataclass(frozen=True)
+class PolicyResult:
+    """A yes/no decision with messages to show the user when it is no."""
+
+    passing: bool
+    messages: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return self.passing
+
+
+@dataclass
+class PolicyRequest:
+    """Everything a policy may look at: the plan's user, the plan context and the request.
+
+    ``user`` is the plan's pending user when one is set, else the logged-in user, else
+    ``None``; ``authenticated_user`` is only ever the logged-in user. ``request`` is
+    ``None`` when a policy runs outside a request (the CLI).
+    """
+
+    state: FlowsState
+    user: Any | None
+    context: Mapping[str, Any] = field(default_factory=dict)
+    request: Request | None = None
+    authenticated_user: Any | None = None
+
+
+class PolicyType:
+    """Base class of policy types. Subclasses set ``name`` and ``options`` and implement
+    :meth:`evaluate`."""
+
+    name: ClassVar[str]
+    options: ClassVar[dict[str, Option]] = {}
+    #: True when the decision may depend on the request itself (IP, headers, time):
+    #: plans of flows bound to such a policy are never cached.
+    request_dependent: ClassVar[bool] = False
+
+    def evaluate(self, config: Mapping[str, Any], request: PolicyRequest) -> PolicyResult:
+        raise NotImplementedError

@@ -1,0 +1,71 @@
+"""The policy types that ship with the engine: Python callables, groups, authentication."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ..options import ConfigError, Option
+from .base import PolicyRequest, PolicyResult, PolicyType
+
+
+class PythonPolicy(PolicyType):
+    """Runs a Python function registered with ``@flows.policy("name")``.
+
+    The function receives the :class:`PolicyRequest` and returns a bool, a
+    :class:`PolicyResult`, or a ``(bool, [messages])`` pair.
+    """
+
+    name = "python"
+    options = {"function": Option(str, help="Name given to @flows.policy().")}
+    request_dependent = True
+
+    def evaluate(self, config: Mapping[str, Any], request: PolicyRequest) -> PolicyResult:
+        function = request.state.python_policies.get(config["function"])
+        if function is None:
+            raise ConfigError(f"python policy function {config['function']!r} is not registered")
+        return coerce_result(function(request))
+
+
+class GroupMembershipPolicy(PolicyType):
+    """Passes when the plan's user is in the configured group."""
+
+    name = "group_membership"
+    options = {
+        "group": Option(str),
+        "message": Option(str, default="You are not allowed to use this."),
+    }
+
+    def evaluate(self, config: Mapping[str, Any], request: PolicyRequest) -> PolicyResult:
+        if request.user is None:
+            return PolicyResult(False, (config["message"],))
+        if config["group"] in request.state.user_store.group_names(request.user):
+            return PolicyResult(True)
+        return PolicyResult(False, (config["message"],))
+
+
+class AuthenticatedPolicy(PolicyType):
+    """Passes when the request comes from a logged-in user."""
+
+    name = "authenticated"
+    options = {"message": Option(str, default="Please log in first.")}
+
+    def evaluate(self, config: Mapping[str, Any], request: PolicyRequest) -> PolicyResult:
+        authenticated = request.authenticated_user is not None
+        return PolicyResult(authenticated, () if authenticated else (config["message"],))
+
+
+def coerce_result(value: Any) -> PolicyResult:
+    """Accept the shapes a Python policy may return and normalise them."""
+    if isinstance(value, PolicyResult):
+        return value
+    if isinstance(value, tuple) and len(value) == 2:
+        passing, messages = value
+        if isinstance(messages, str):
+            messages = (messages,)
+        return PolicyResult(bool(passing), tuple(messages))
+    if isinstance(value, bool):
+        return PolicyResult(value)
+    raise TypeError(f"a policy must return bool, PolicyResult or (bool, messages), not {value!r}")
+
+

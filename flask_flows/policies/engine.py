@@ -1,0 +1,69 @@
+"""The policy engine: evaluates an object's policy bindings under `any` or `all`.
+
+Semantics follow authentik: an object without enabled bindings passes; a binding of a
+policy runs it (an exception yields the binding's ``failure_result``), a user binding
+matches that user, a group binding matches members; ``negate`` flips the outcome but
+keeps the messages.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from ..models import PolicyBinding, PolicyEngineMode
+from .base import PolicyRequest, PolicyResult
+
+logger = logging.getLogger("flask_flows.policies")
+
+
+def evaluate_bindings(
+    bindings: Iterable[PolicyBinding], mode: PolicyEngineMode, request: PolicyRequest
+) -> PolicyResult:
+    """Combine the results of every enabled binding in ``bindings`` according to ``mode``."""
+    results = [evaluate_binding(b, request) for b in bindings if b.enabled]
+    if not results:
+        return PolicyResult(True)
+    if mode is PolicyEngineMode.all:
+        passing = all(r.passing for r in results)
+    else:
+        passing = any(r.passing for r in results)
+    messages: list[str] = []
+    if not passing:
+        for result in results:
+            for message in result.messages:
+                if message not in messages:
+                    messages.append(message)
+    return PolicyResult(passing, tuple(messages))
+
+
+def evaluate_binding(binding: PolicyBinding, request: PolicyRequest) -> PolicyResult:
+    result = _raw_result(binding, request)
+    if binding.negate:
+        return PolicyResult(not result.passing, result.messages)
+    return result
+
+
+def _raw_result(binding: PolicyBinding, request: PolicyRequest) -> PolicyResult:
+    store = request.state.user_store
+    if binding.user_id is not None:
+        user = request.user
+        return PolicyResult(user is not None and store.user_id(user) == binding.user_id)
+    if binding.group is not None:
+        user = request.user
+        return PolicyResult(user is not None and binding.group.name in store.group_names(user))
+    policy = binding.policy
+    if policy is None:
+        return PolicyResult(bool(binding.failure_result))
+    try:
+        policy_type = request.state.policy_type(policy.type)
+        config = request.state.policy_config(policy)
+        result = policy_type.evaluate(config, request)
+    except Exception:
+        logger.exception(
+            "policy %r raised; using failure_result=%s", policy.name, binding.failure_result
+        )
+        return PolicyResult(bool(binding.failure_result))
+    if policy.execution_logging:
+        logger.info("policy %r -> %s %s", policy.name, result.passing, list(result.messages))
+    return result

@@ -1,0 +1,78 @@
+"""Keeps ``Flow.revision`` current whenever a flow's definition changes.
+
+Running plans and cached plans carry the revision they were built from; bumping it on
+every change to the flow, its bindings, their stages or the policies bound to them is
+what lets the executor restart stale plans and the planner drop stale cache entries
+without any explicit invalidation call.
+"""
+
+from __future__ import annotations
+
+from itertools import chain
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+from .models import Flow, FlowStageBinding, Policy, PolicyBinding, Stage
+
+
+def _changed(session: Session, obj: Any) -> bool:
+    return obj in session.new or obj in session.deleted or session.is_modified(obj)
+
+
+def _flows_touched(session: Session) -> set[Flow]:
+    touched: set[Flow] = set()
+    stage_ids: set[int] = set()
+    policy_ids: set[int] = set()
+    binding_ids: set[int] = set()
+    for obj in chain(session.new, session.dirty, session.deleted):
+        if not _changed(session, obj):
+            continue
+        if isinstance(obj, Flow):
+            if obj not in session.new and obj not in session.deleted:
+                touched.add(obj)
+        elif isinstance(obj, FlowStageBinding):
+            if obj.flow is not None:
+                touched.add(obj.flow)
+            elif obj.flow_id is not None:
+                binding_ids.add(obj.id)
+        elif isinstance(obj, Stage) and obj.id is not None:
+            stage_ids.add(obj.id)
+        elif isinstance(obj, Policy) and obj.id is not None:
+            policy_ids.add(obj.id)
+        elif isinstance(obj, PolicyBinding):
+            if obj.flow is not None:
+                touched.add(obj.flow)
+            elif obj.binding is not None and obj.binding.flow is not None:
+                touched.add(obj.binding.flow)
+    if stage_ids or policy_ids or binding_ids:
+        via_binding = sa.select(FlowStageBinding.flow_id).where(
+            sa.or_(
+                FlowStageBinding.stage_id.in_(stage_ids),
+                FlowStageBinding.id.in_(binding_ids),
+                FlowStageBinding.id.in_(
+                    sa.select(PolicyBinding.binding_id).where(
+                        PolicyBinding.policy_id.in_(policy_ids)
+                    )
+                ),
+            )
+        )
+        direct = sa.select(PolicyBinding.flow_id).where(PolicyBinding.policy_id.in_(policy_ids))
+        touched.update(
+            session.scalars(sa.select(Flow).where(sa.or_(Flow.id.in_(via_binding), Flow.id.in_(direct))))
+        )
+    return {flow for flow in touched if flow not in session.deleted and flow not in session.new}
+
+
+@event.listens_for(Session, "before_flush")
+def _bump_revisions(session: Session, _context: Any, _instances: Any) -> None:
+    if not any(
+        isinstance(obj, Flow | FlowStageBinding | Stage | Policy | PolicyBinding)
+        for obj in chain(session.new, session.dirty, session.deleted)
+    ):
+        return
+    with session.no_autoflush:
+        for flow in _flows_touched(session):
+            flow.revision = (flow.revision or 1) + 1

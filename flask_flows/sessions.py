@@ -1,0 +1,133 @@
+"""Server-side authenticated sessions on top of Flask's signed cookie session.
+
+Flask's session lives entirely in the cookie, so on its own a copied cookie stays valid
+after logout. Each login therefore records an :class:`AuthenticatedSession` row and puts
+a random key in the cookie; every request checks the row still exists, so logout, "end
+other sessions" and expiry end the session for real (ASVS 7.4.1, 7.4.3).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from flask import g, request, session
+from flask_login import login_user, logout_user
+
+from .models import AuthenticatedSession, utcnow
+
+if TYPE_CHECKING:
+    from .extension import FlowsState
+
+#: Session key holding the random key of the AuthenticatedSession row.
+SESSION_KEY = "_flows_sid"
+#: Flask-Login's own session key for the user id.
+_LOGIN_KEY = "_user_id"
+#: How stale ``last_seen`` may get before a request writes it again.
+_LAST_SEEN_RESOLUTION = timedelta(minutes=1)
+
+
+def log_in(
+    state: FlowsState,
+    user: Any,
+    *,
+    duration: int,
+    persistent: bool,
+    end_other_sessions: bool = False,
+) -> AuthenticatedSession:
+    """Log ``user`` in on a fresh session and record it server-side."""
+    _end_current(state)
+    session.clear()
+    key = secrets.token_urlsafe(32)
+    now = utcnow()
+    record = AuthenticatedSession(
+        key_hash=_hash(key),
+        user_id=state.user_store.user_id(user),
+        created=now,
+        last_seen=now,
+        expires=now + timedelta(seconds=duration) if duration else None,
+        ip_address=(request.remote_addr or "")[:64],
+        user_agent=(request.user_agent.string or "")[:512],
+    )
+    db_session = state.db.session
+    db_session.add(record)
+    db_session.flush()
+    if end_other_sessions:
+        db_session.execute(
+            sa.delete(AuthenticatedSession).where(
+                AuthenticatedSession.user_id == record.user_id,
+                AuthenticatedSession.id != record.id,
+            )
+        )
+    db_session.commit()
+    session.permanent = persistent
+    login_user(user, remember=False, fresh=True)
+    session[SESSION_KEY] = key
+    g._flows_session = record
+    return record
+
+
+def log_out(state: FlowsState) -> None:
+    """End the current login on the server and in the cookie."""
+    _end_current(state)
+    logout_user()
+    session.clear()
+
+
+def current_record(state: FlowsState) -> AuthenticatedSession | None:
+    """The AuthenticatedSession of this request's login, if it is still valid."""
+    if "_flows_session" in g:
+        return g._flows_session  # type: ignore[no-any-return]
+    record = None
+    key = session.get(SESSION_KEY)
+    if isinstance(key, str):
+        record = state.db.session.scalar(
+            sa.select(AuthenticatedSession).where(AuthenticatedSession.key_hash == _hash(key))
+        )
+        if record is not None and record.is_expired():
+            state.db.session.delete(record)
+            state.db.session.commit()
+            record = None
+    g._flows_session = record
+    return record
+
+
+def enforce(state: FlowsState) -> None:
+    """Before each request: a login without a live server-side session becomes anonymous."""
+    if _LOGIN_KEY not in session:
+        return
+    record = current_record(state)
+    if record is None or record.user_id != str(session.get(_LOGIN_KEY)):
+        logout_user()
+        session.pop(SESSION_KEY, None)
+        return
+    now = utcnow()
+    if now - record.last_seen > _LAST_SEEN_RESOLUTION:
+        record.last_seen = now
+        state.db.session.commit()
+
+
+def end_sessions(state: FlowsState, user_id: str, *, keep_current: bool) -> int:
+    """End every session of ``user_id`` (but this one when ``keep_current``); returns how many."""
+    statement = sa.delete(AuthenticatedSession).where(AuthenticatedSession.user_id == user_id)
+    current = current_record(state) if keep_current else None
+    if current is not None:
+        statement = statement.where(AuthenticatedSession.id != current.id)
+    count = state.db.session.execute(statement).rowcount or 0
+    state.db.session.commit()
+    return count
+
+
+def _end_current(state: FlowsState) -> None:
+    record = current_record(state)
+    if record is not None:
+        state.db.session.delete(record)
+        state.db.session.commit()
+    g.pop("_flows_session", None)
+
+
+def _hash(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()

@@ -1,0 +1,113 @@
+"""What every stage type implements, and the per-request handle it works with.
+
+A stage type is self-contained: its options, its form, what it shows (``challenge``)
+and what it does with a submission (``respond``). The executor owns the plan, the
+session and the HTTP response; a stage only returns a :class:`StageResult`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from flask_wtf import FlaskForm
+from wtforms import HiddenField
+
+from ..options import Option
+from ..plan import PENDING_USER
+
+if TYPE_CHECKING:
+    from flask import Request
+
+    from ..extension import FlowsState
+    from ..models import Flow, FlowStageBinding, Stage
+    from ..plan import FlowPlan
+
+
+class StageForm(FlaskForm):
+    """Base form of every stage: Flask-WTF CSRF plus the plan step it was rendered for."""
+
+    flow_step = HiddenField()
+
+
+@dataclass
+class StageResult:
+    """What a stage decided: continue, show errors, deny the flow, or leave it."""
+
+    kind: Literal["ok", "invalid", "deny", "redirect"]
+    message: str | None = None
+    url: str | None = None
+
+
+def ok() -> StageResult:
+    return StageResult("ok")
+
+
+def invalid(message: str | None = None) -> StageResult:
+    """Show the stage again with field errors (already on the form) and/or ``message``."""
+    return StageResult("invalid", message)
+
+
+def deny(message: str) -> StageResult:
+    """End the plan and show ``message`` on the access-denied page."""
+    return StageResult("deny", message)
+
+
+def redirect(url: str) -> StageResult:
+    """End the plan and send the browser to ``url``."""
+    return StageResult("redirect", url=url)
+
+
+@dataclass
+class StageRun:
+    """One request's view of the current stage: its config, the plan, the user, the app."""
+
+    state: FlowsState
+    flow: Flow
+    binding: FlowStageBinding
+    stage: Stage
+    config: dict[str, Any]
+    plan: FlowPlan
+    request: Request
+    messages: list[str] = field(default_factory=list)
+
+    @property
+    def context(self) -> dict[str, Any]:
+        return self.plan.context
+
+    def pending_user(self) -> Any | None:
+        """The plan's pending user if set, else the logged-in user, else ``None``."""
+        user_id = self.context.get(PENDING_USER)
+        if user_id is not None:
+            return self.state.user_store.get(user_id)
+        return self.state.current_user()
+
+
+class StageType:
+    """Base class of stage types; subclasses set ``name``, ``options`` and ``template``."""
+
+    name: ClassVar[str]
+    options: ClassVar[dict[str, Option]] = {}
+    template: ClassVar[str]
+    #: Pages showing secrets set this so htmx keeps them out of its history cache.
+    history: ClassVar[bool] = True
+
+    def check_config(self, config: dict[str, Any], where: str) -> None:
+        """Cross-field checks beyond :class:`Option`; raise ``ConfigError`` naming ``where``."""
+
+    def is_interactive(self, run: StageRun) -> bool:
+        """False for stages that act at once (deny, redirect, login without a choice):
+        the executor runs them without showing a form, in the request that reached them."""
+        return True
+
+    def form_class(self, run: StageRun) -> type[StageForm]:
+        """The form for this stage; the default has only CSRF and the step token."""
+        return StageForm
+
+    def challenge(self, run: StageRun, form: StageForm) -> dict[str, Any]:
+        """Extra template variables to show the stage (GET, and again after errors)."""
+        return {}
+
+    def respond(self, run: StageRun, form: StageForm | None) -> StageResult:
+        """Act on a valid submission (``form`` is ``None`` for non-interactive stages)."""
+        return ok()

@@ -1,0 +1,83 @@
+"""Password: checks the pending user's password with argon2id.
+
+An unknown user (identification pretended) and a wrong password give the same message
+after the same single argon2 verification. Failed attempts are counted in the plan; at
+``failed_attempts_before_cancel`` the plan is cancelled.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app
+from wtforms import PasswordField
+from wtforms.validators import DataRequired, Length
+
+from .. import signals
+from ..options import Option
+from ..plan import AUTH_METHOD, PENDING_USER, PENDING_USER_IDENTIFIER
+from .base import StageForm, StageResult, StageRun, StageType, deny, invalid, ok
+
+FAILED_ATTEMPTS = "failed_password_attempts"
+WRONG_CREDENTIALS = "Invalid username or password."
+
+
+class PasswordForm(StageForm):
+    password = PasswordField(
+        "Password",
+        validators=[
+            DataRequired("Enter your password."),
+            Length(max=4096, message="That password is too long."),
+        ],
+        render_kw={"autocomplete": "current-password"},
+    )
+
+
+class PasswordStage(StageType):
+    name = "password"
+    template = "flows/stages/password.html"
+    options = {
+        "failed_attempts_before_cancel": Option(int, default=5, minimum=1),
+        "allow_show_password": Option(bool, default=True),
+    }
+
+    def form_class(self, run: StageRun) -> type[StageForm]:
+        return PasswordForm
+
+    def challenge(self, run: StageRun, form: StageForm) -> dict[str, Any]:
+        return {"identifier": run.context.get(PENDING_USER_IDENTIFIER)}
+
+    def respond(self, run: StageRun, form: StageForm | None) -> StageResult:
+        assert isinstance(form, PasswordForm)
+        user = self._subject(run)
+        store = run.state.user_store
+        if store.check_password(user, form.password.data or "") and user is not None:
+            run.context[AUTH_METHOD] = "password"
+            run.context.pop(FAILED_ATTEMPTS, None)
+            run.context[PENDING_USER] = store.user_id(user)
+            store.session.commit()  # persists a re-hash made with new parameters
+            return ok()
+
+        attempts = int(run.context.get(FAILED_ATTEMPTS, 0)) + 1
+        run.context[FAILED_ATTEMPTS] = attempts
+        signals.login_failed.send(
+            current_app._get_current_object(),  # type: ignore[attr-defined]
+            identifier=run.context.get(PENDING_USER_IDENTIFIER),
+            stage=run.stage,
+            reason="invalid_password",
+        )
+        run.state.log.info(
+            "password: failed attempt %d in flow %s", attempts, run.flow.slug
+        )
+        if attempts >= run.config["failed_attempts_before_cancel"]:
+            return deny("Too many failed attempts. Please start again later.")
+        form.password.errors = [WRONG_CREDENTIALS]
+        return invalid()
+
+    def _subject(self, run: StageRun) -> Any | None:
+        """The pending user; the logged-in user when re-authenticating; ``None`` if pretended."""
+        if PENDING_USER in run.context:
+            return run.state.user_store.get(run.context[PENDING_USER])
+        if PENDING_USER_IDENTIFIER in run.context:
+            return None
+        return run.state.current_user()

@@ -1,0 +1,162 @@
+"""The bridge to the application's own user model.
+
+flask-flows never owns the user table. :class:`FlowsUserMixin` adds the columns the
+stages need to the app's model, and :class:`UserStore` is the one place that reads and
+writes users, so an app with an unusual model can subclass it and pass its own.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from flask_login import UserMixin
+from sqlalchemy.orm import Mapped, mapped_column
+
+from .models import AuthenticatedSession, Group, GroupMembership
+
+if TYPE_CHECKING:
+    from flask_sqlalchemy import SQLAlchemy
+
+    from .passwords import PasswordHashing
+
+
+class FlowsUserMixin(UserMixin):
+    """Columns and behaviour flask-flows expects on the app's user model.
+
+    Use it with the app's declarative model::
+
+        class User(db.Model, FlowsUserMixin):
+            id: Mapped[int] = mapped_column(primary_key=True)
+    """
+
+    username: Mapped[str] = mapped_column(sa.String(150), unique=True)
+    email: Mapped[str | None] = mapped_column(sa.String(254), unique=True, default=None)
+    password_hash: Mapped[str | None] = mapped_column(sa.String(256), default=None)
+    active: Mapped[bool] = mapped_column(default=True)
+    is_superuser: Mapped[bool] = mapped_column(default=False)
+
+    @property
+    def is_active(self) -> bool:  # type: ignore[override]
+        return bool(self.active)
+
+
+class UserStore:
+    """Find, create, update and delete users of the app's model through its ``db`` session."""
+
+    #: Attribute names that identification may match on.
+    identifier_fields: tuple[str, ...] = ("username", "email")
+
+    def __init__(self, db: SQLAlchemy, model: type[Any], hashing: PasswordHashing) -> None:
+        self.db = db
+        self.model = model
+        self.hashing = hashing
+
+    @property
+    def session(self) -> Any:
+        return self.db.session
+
+    def user_id(self, user: Any) -> str:
+        return str(user.get_id())
+
+    def get(self, user_id: str | int | None) -> Any | None:
+        if user_id is None:
+            return None
+        pk_type = sa.inspect(self.model).primary_key[0].type.python_type
+        try:
+            key = pk_type(user_id)
+        except (TypeError, ValueError):
+            return None
+        return self.session.get(self.model, key)
+
+    def find_by_identifier(
+        self, identifier: str, fields: tuple[str, ...] | list[str], case_insensitive: bool = True
+    ) -> Any | None:
+        """The first user whose ``fields`` equal ``identifier`` (each field tried in order)."""
+        identifier = identifier.strip()
+        if not identifier:
+            return None
+        for field in fields:
+            if field not in self.identifier_fields:
+                raise ValueError(f"user field {field!r} cannot identify a user")
+            column = getattr(self.model, field)
+            if case_insensitive:
+                clause = sa.func.lower(column) == identifier.lower()
+            else:
+                clause = column == identifier
+            user = self.session.scalars(sa.select(self.model).where(clause).limit(1)).first()
+            if user is not None:
+                return user
+        return None
+
+    def create(self, password: str | None = None, **attributes: Any) -> Any:
+        """Create and flush (not commit) a user; the caller owns the transaction."""
+        user = self.model(**attributes)
+        if password is not None:
+            self.set_password(user, password)
+        self.session.add(user)
+        self.session.flush()
+        return user
+
+    def update(self, user: Any, **attributes: Any) -> Any:
+        for name, value in attributes.items():
+            setattr(user, name, value)
+        return user
+
+    def delete(self, user: Any) -> None:
+        """Delete the user and every row flask-flows stored for them."""
+        user_id = self.user_id(user)
+        self.session.execute(
+            sa.delete(AuthenticatedSession).where(AuthenticatedSession.user_id == user_id)
+        )
+        self.session.execute(sa.delete(GroupMembership).where(GroupMembership.user_id == user_id))
+        self.session.delete(user)
+
+    def set_password(self, user: Any, password: str) -> None:
+        user.password_hash = self.hashing.hash(password)
+
+    def check_password(self, user: Any | None, password: str) -> bool:
+        """One argon2 verification whether or not ``user`` exists or has a password.
+
+        A match whose hash was made with other parameters is re-hashed on the spot
+        (the caller commits), so raising ``FLOWS_ARGON2_*`` upgrades users as they log in.
+        """
+        password_hash = getattr(user, "password_hash", None) if user is not None else None
+        ok = self.hashing.verify(password_hash, password)
+        if ok and password_hash and self.hashing.needs_rehash(password_hash):
+            self.set_password(user, password)
+        return ok
+
+    def is_active(self, user: Any) -> bool:
+        return bool(getattr(user, "is_active", True))
+
+    def is_superuser(self, user: Any) -> bool:
+        if getattr(user, "is_superuser", False):
+            return True
+        return bool(
+            self.session.scalar(
+                sa.select(sa.func.count())
+                .select_from(GroupMembership)
+                .join(Group)
+                .where(GroupMembership.user_id == self.user_id(user), Group.is_superuser.is_(True))
+            )
+        )
+
+    def group_names(self, user: Any) -> set[str]:
+        return set(
+            self.session.scalars(
+                sa.select(Group.name)
+                .join(GroupMembership)
+                .where(GroupMembership.user_id == self.user_id(user))
+            )
+        )
+
+    def add_to_group(self, user: Any, group_name: str) -> None:
+        group = self.session.scalar(sa.select(Group).where(Group.name == group_name))
+        if group is None:
+            group = Group(name=group_name)
+            self.session.add(group)
+            self.session.flush()
+        user_id = self.user_id(user)
+        if self.session.get(GroupMembership, (group.id, user_id)) is None:
+            self.session.add(GroupMembership(group_id=group.id, user_id=user_id))

@@ -1,0 +1,105 @@
+"""The blueprint's views: run a flow, pick a designation's default flow, cancel a flow."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
+from flask_wtf.csrf import CSRFError, validate_csrf
+from werkzeug.exceptions import HTTPException
+from wtforms.validators import ValidationError
+
+from .executor import MSG_CSRF, FlowExecutor
+from .extension import FlowsState, get_state
+from .models import Designation, Flow
+from .policies import PolicyRequest, evaluate_bindings
+from .redirects import safe_next
+
+
+def register_views(blueprint: Blueprint) -> None:
+    blueprint.add_url_rule("/<slug>/", view_func=execute, methods=["GET", "POST"])
+    blueprint.add_url_rule("/<slug>/cancel/", view_func=cancel, methods=["POST"])
+    blueprint.add_url_rule("/-/default/<designation>/", view_func=default_flow)
+    blueprint.add_url_rule(
+        "/-/login/", endpoint="login", view_func=default_flow, defaults={"designation": "authentication"}
+    )
+    blueprint.add_url_rule(
+        "/-/logout/", endpoint="logout", view_func=default_flow, defaults={"designation": "invalidation"}
+    )
+    blueprint.register_error_handler(CSRFError, _http_error)
+    blueprint.register_error_handler(HTTPException, _http_error)
+    blueprint.register_error_handler(Exception, _unexpected_error)
+
+
+def execute(slug: str) -> Response:
+    """``GET|POST /flows/<slug>/``: show or submit the flow's current stage."""
+    state = get_state()
+    executor = FlowExecutor(state, _flow_or_404(state, slug))
+    return executor.post() if request.method == "POST" else executor.get()
+
+
+def cancel(slug: str) -> Response:
+    """``POST /flows/<slug>/cancel/``: drop the plan and leave (to `next` or home)."""
+    state = get_state()
+    flow = _flow_or_404(state, slug)
+    executor = FlowExecutor(state, flow)
+    try:
+        validate_csrf(request.form.get("csrf_token"))
+    except ValidationError:
+        executor.messages.append(MSG_CSRF)
+        return executor.get()
+    return executor.cancel(restart=request.form.get("restart") == "1")
+
+
+def default_flow(designation: str) -> Response:
+    """``GET /flows/-/default/<designation>/``: the first applicable flow of a designation."""
+    state = get_state()
+    if designation not in Designation.__members__:
+        abort(404)
+    user = state.current_user()
+    for flow in state.flows_of(designation):
+        policy_request = PolicyRequest(
+            state=state,
+            user=user,
+            request=request._get_current_object(),  # type: ignore[attr-defined]
+            authenticated_user=user,
+        )
+        if evaluate_bindings(flow.policy_bindings, flow.policy_engine_mode, policy_request):
+            target = safe_next(request.args.get("next"))
+            return redirect(url_for(".execute", slug=flow.slug, next=target), code=303)
+    abort(404)
+
+
+def _flow_or_404(state: FlowsState, slug: str) -> Flow:
+    flow = state.load_flow(slug)
+    if flow is None:
+        abort(404)
+    return flow
+
+
+def _http_error(error: HTTPException) -> tuple[str, int]:
+    messages = {
+        404: "There is nothing here. The link may be old or mistyped.",
+        405: "That action is not available here.",
+        400: "The request could not be understood. Please go back and try again.",
+    }
+    message = messages.get(error.code or 500, error.description or "Something went wrong.")
+    html = render_template(
+        "flows/error.html", layout="flows/base.html", flow=None, message=message, code=error.code
+    )
+    return html, error.code or 500
+
+
+def _unexpected_error(error: Exception) -> tuple[str, int]:
+    """Log a bug in a stage or policy and show a calm page instead of a stack trace."""
+    if isinstance(error, HTTPException):
+        return _http_error(error)
+    state = get_state()
+    state.db.session.rollback()
+    state.log.exception("unexpected error in a flow request")
+    html = render_template(
+        "flows/error.html",
+        layout="flows/base.html",
+        flow=None,
+        message="Something went wrong on our side. Please try again in a moment.",
+        code=500,
+    )
+    return html, 500
