@@ -245,7 +245,7 @@ class FlowExecutor:
             **self._page_context(),
             stage=run.stage,
             stage_type=stage_type,
-            config=run.config,
+            stage_config=run.config,
             form=form,
             messages=run.messages,
             history=stage_type.history,

@@ -1,0 +1,76 @@
+"""A test client that steps through flows like a browser: it carries the CSRF token and
+the plan step of the last page it saw, with or without htmx headers."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
+
+_CSRF = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
+_STEP = re.compile(r'name="flow_step" type="hidden" value="([^"]*)"')
+_STAGE = re.compile(r'data-stage-type="([a-z_]+)"')
+
+
+class FlowBrowser:
+    """Wraps Flask's test client; ``htmx=True`` sends ``HX-Request`` like htmx does."""
+
+    def __init__(self, client: FlaskClient, htmx: bool = False) -> None:
+        self.client = client
+        self.htmx = htmx
+        self.last: TestResponse | None = None
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"HX-Request": "true"} if self.htmx else {}
+
+    def get(self, url: str, **kwargs: Any) -> TestResponse:
+        self.last = self.client.get(url, headers=self.headers, **kwargs)
+        return self.last
+
+    def post(self, url: str, data: dict[str, Any], **kwargs: Any) -> TestResponse:
+        self.last = self.client.post(url, data=data, headers=self.headers, **kwargs)
+        return self.last
+
+    def start(self, slug: str, next: str | None = None) -> TestResponse:
+        query = f"?next={next}" if next is not None else ""
+        return self.get(f"/flows/{slug}/{query}")
+
+    def submit(self, slug: str, **fields: Any) -> TestResponse:
+        """Submit the stage shown last, adding its CSRF token and step token."""
+        assert self.last is not None, "open the flow first"
+        data = {"csrf_token": self.csrf_token(), "flow_step": self.step_token(), **fields}
+        return self.post(f"/flows/{slug}/", data)
+
+    def follow(self) -> TestResponse:
+        """Follow the redirect (303 or HX-Redirect) of the last response."""
+        assert self.last is not None
+        target = self.last.headers.get("HX-Redirect") or self.last.headers.get("Location")
+        assert target, f"no redirect in {self.last.status} response"
+        return self.get(target)
+
+    def csrf_token(self) -> str:
+        assert self.last is not None
+        match = _CSRF.search(self.last.text)
+        assert match, "no CSRF token on the last page"
+        return match.group(1)
+
+    def step_token(self) -> str:
+        assert self.last is not None
+        match = _STEP.search(self.last.text)
+        assert match, "no flow_step on the last page"
+        return match.group(1)
+
+    @property
+    def stage_type(self) -> str | None:
+        """The stage type shown by the last response (``None`` if it is not a stage)."""
+        assert self.last is not None
+        match = _STAGE.search(self.last.text)
+        return match.group(1) if match else None
+
+    @property
+    def redirect_target(self) -> str | None:
+        assert self.last is not None
+        return self.last.headers.get("HX-Redirect") or self.last.headers.get("Location")

@@ -1,0 +1,166 @@
+"""Fixtures: a fresh app per test on SQLite and on a throwaway PostgreSQL server."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from postgres import PostgresServer, PostgresUnavailable, start_postgres
+
+from browsing import FlowBrowser
+from factory import User, create_test_app, db
+from flask_flows import Flow, Flows, FlowsModel, FlowStageBinding, Stage
+from flask_flows.extension import FlowsState
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def unavailable(reason: str) -> None:
+    """Skip on a developer machine; fail in CI, where every backend must run."""
+    if IN_CI:
+        pytest.fail(f"{reason} (CI=true: skipping is not allowed)")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer | str]:
+    try:
+        server = start_postgres(tmp_path_factory.mktemp("postgres"))
+    except PostgresUnavailable as error:
+        yield str(error)
+        return
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'flows.sqlite3'}"
+    server = request.getfixturevalue("postgres_server")
+    if isinstance(server, str):
+        unavailable(f"PostgreSQL is not available: {server}")
+    return str(server.url)
+
+
+@pytest.fixture
+def app_config() -> dict[str, Any]:
+    """Override in a test module to change the app's config."""
+    return {}
+
+
+@pytest.fixture
+def app_and_flows(database_url: str, app_config: dict[str, Any]) -> Iterator[tuple[Flask, Flows]]:
+    """A fresh app with empty tables. No app context stays pushed while the test runs:
+    each request must get its own, as in production (``g`` is per app context)."""
+    app, flows = create_test_app(database_url, **app_config)
+    with app.app_context():
+        app.extensions["flows"].create_tables()
+    yield app, flows
+    with app.app_context():
+        db.session.remove()
+        FlowsModel.metadata.drop_all(db.engine)
+        db.drop_all()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def app(app_and_flows: tuple[Flask, Flows]) -> Flask:
+    return app_and_flows[0]
+
+
+@pytest.fixture
+def flows(app_and_flows: tuple[Flask, Flows]) -> Flows:
+    return app_and_flows[1]
+
+
+@pytest.fixture
+def state(app: Flask) -> FlowsState:
+    return app.extensions["flows"]  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture(params=[False, True], ids=["plain", "htmx"])
+def browser(request: pytest.FixtureRequest, app: Flask) -> FlowBrowser:
+    """A flow-stepping client, once as a plain browser and once as htmx."""
+    return FlowBrowser(app.test_client(), htmx=request.param)
+
+
+def detach(obj: Any, *relationships: str) -> Any:
+    """Load ``obj``'s columns and the named relationships, so a test can read them after
+    the app context (and with it the session) has ended."""
+    db.session.refresh(obj)
+    for name in relationships:
+        getattr(obj, name)
+    return obj
+
+
+@pytest.fixture
+def make_user(app: Flask, state: FlowsState) -> Callable[..., User]:
+    """Create and commit a user; returns it detached (read-only outside an app context)."""
+
+    def make(
+        username: str = "alice",
+        password: str = "correct horse battery",
+        email: str | None = None,
+        **attributes: Any,
+    ) -> User:
+        with app.app_context():
+            user = state.user_store.create(
+                username=username,
+                email=email if email is not None else f"{username}@example.com",
+                password=password,
+                **attributes,
+            )
+            db.session.commit()
+            return detach(user)  # type: ignore[no-any-return]
+
+    return make
+
+
+@pytest.fixture
+def make_flow(app: Flask) -> Callable[..., Flow]:
+    """Build and commit a flow from stage types, ``(stage_type, config)`` pairs or Stages.
+
+    Returns the flow detached, with its bindings and their stages loaded.
+    """
+
+    def make(slug: str, *stages: Any, designation: str = "authentication", **fields: Any) -> Flow:
+        with app.app_context():
+            flow = Flow(
+                slug=slug, name=slug, title=slug.title(), designation=designation, **fields
+            )
+            for index, spec in enumerate(stages):
+                if isinstance(spec, Stage):
+                    stage = spec
+                else:
+                    stage_type, config = spec if isinstance(spec, tuple) else (spec, {})
+                    stage = Stage(
+                        name=f"{slug}-{index}-{stage_type}", type=stage_type, config=config
+                    )
+                flow.bindings.append(FlowStageBinding(stage=stage, order=(index + 1) * 10))
+            db.session.add(flow)
+            db.session.commit()
+            return detach(flow, "bindings")  # type: ignore[no-any-return]
+
+    return make
+
+
+@pytest.fixture
+def login_flow(make_flow: Callable[..., Flow]) -> Flow:
+    """identification → password → user_login, like default-authentication-flow."""
+    return make_flow("login", "identification", "password", "user_login")
+
+
+@pytest.fixture
+def logout_flow(make_flow: Callable[..., Flow]) -> Flow:
+    return make_flow("logout", "user_logout", designation="invalidation")

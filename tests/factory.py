@@ -1,0 +1,51 @@
+"""Builds the app every test runs against: the app's own db and User, Flows, fast argon2."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy.orm import Mapped, mapped_column
+
+from flask_flows import Flows, FlowsUserMixin
+
+db = SQLAlchemy()
+
+
+class User(db.Model, FlowsUserMixin):  # type: ignore[name-defined,misc]
+    __tablename__ = "app_user"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+
+
+FAST_ARGON2 = {
+    "FLOWS_ARGON2_TIME_COST": 1,
+    "FLOWS_ARGON2_MEMORY_COST": 8,
+    "FLOWS_ARGON2_PARALLELISM": 1,
+}
+
+
+def create_test_app(database_url: str, **config: Any) -> tuple[Flask, Flows]:
+    app = Flask(__name__)
+    app.config.update(
+        TESTING=True,
+        SECRET_KEY="test-secret-key",
+        SQLALCHEMY_DATABASE_URI=database_url,
+        FLOWS_BRAND_NAME="Test App",
+        **FAST_ARGON2,
+    )
+    app.config.update(config)
+    db.init_app(app)
+    flows = Flows(db=db, user_model=User)
+    flows.init_app(app)
+
+    @app.route("/")
+    def home() -> str:
+        from flask_login import current_user
+
+        if current_user.is_authenticated:
+            return f"home: {current_user.username}"
+        return "home: anonymous"
+
+    return app, flows
