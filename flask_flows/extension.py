@@ -17,7 +17,8 @@ from sqlalchemy.orm import selectinload
 from . import revisions  # noqa: F401  (registers the revision-bumping flush hook)
 from . import sessions
 from .config import apply_defaults
-from .models import Flow, FlowsModel, FlowStageBinding, Policy, PolicyBinding, Stage
+from .definitions import FlowDefinitions
+from .models import Flow, FlowsModel, Policy, Stage
 from .options import ConfigError, validate_options
 from .passwords import PasswordHashing
 from .planner import PlanCache
@@ -142,6 +143,7 @@ class FlowsState:
         )
         self.user_store: UserStore = flows.user_store_class(db, user_model, self.hashing)
         self.plan_cache = PlanCache(ttl=config["FLOWS_PLAN_CACHE_TTL"])
+        self.definitions = FlowDefinitions()
         self._stage_instances: dict[str, StageType] = {}
         self._policy_instances: dict[str, PolicyType] = {}
 
@@ -188,16 +190,8 @@ class FlowsState:
         return user if getattr(user, "is_authenticated", False) else None
 
     def load_flow(self, slug: str) -> Flow | None:
-        """A flow with its bindings, stages and policy bindings, in a fixed number of queries."""
-        return self.db.session.scalar(
-            sa.select(Flow)
-            .where(Flow.slug == slug)
-            .options(
-                selectinload(Flow.policy_bindings).joinedload(PolicyBinding.policy),
-                selectinload(Flow.bindings).selectinload(FlowStageBinding.policy_bindings),
-            )
-            .execution_options(populate_existing=True)
-        )
+        """The flow with its whole definition graph, detached and read-only (cached by revision)."""
+        return self.definitions.load(self.db.session, slug)
 
     def flows_of(self, designation: str) -> list[Flow]:
         return list(
