@@ -12,7 +12,7 @@ from threading import Lock
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session, joinedload, selectinload
+from sqlalchemy.orm import Session, joinedload, scoped_session, selectinload
 
 from .models import Flow, FlowStageBinding, PolicyBinding
 
@@ -25,10 +25,8 @@ class FlowDefinitions:
         self._entries: dict[str, Flow] = {}
         self._lock = Lock()
 
-    def load(self, session: Session, slug: str) -> Flow | None:
-        row = session.execute(
-            sa.select(Flow.id, Flow.revision).where(Flow.slug == slug)
-        ).first()
+    def load(self, session: Session | scoped_session[Any], slug: str) -> Flow | None:
+        row = session.execute(sa.select(Flow.id, Flow.revision).where(Flow.slug == slug)).first()
         if row is None:
             return None
         cached = self._entries.get(slug)
@@ -46,7 +44,7 @@ class FlowDefinitions:
             self._entries.clear()
 
     @staticmethod
-    def _load_graph(session: Session, flow_id: int) -> Flow:
+    def _load_graph(session: Session | scoped_session[Any], flow_id: int) -> Flow:
         policy_binding_options = (
             joinedload(PolicyBinding.policy),
             joinedload(PolicyBinding.group),
@@ -58,9 +56,7 @@ class FlowDefinitions:
                 selectinload(Flow.policy_bindings).options(*policy_binding_options),
                 selectinload(Flow.bindings).options(
                     joinedload(FlowStageBinding.stage),
-                    selectinload(FlowStageBinding.policy_bindings).options(
-                        *policy_binding_options
-                    ),
+                    selectinload(FlowStageBinding.policy_bindings).options(*policy_binding_options),
                 ),
             )
             .execution_options(populate_existing=True)

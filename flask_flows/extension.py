@@ -14,8 +14,10 @@ from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import generate_csrf
 from sqlalchemy.orm import selectinload
 
-from . import revisions  # noqa: F401  (registers the revision-bumping flush hook)
-from . import sessions
+from . import (
+    revisions,  # noqa: F401  (registers the revision-bumping flush hook)
+    sessions,
+)
 from .config import apply_defaults
 from .definitions import FlowDefinitions
 from .models import Flow, FlowsModel, Policy, Stage
@@ -77,7 +79,9 @@ class Flows:
     ) -> None:
         db = db or self.db or app.extensions.get("sqlalchemy")
         if db is None:
-            raise ConfigError("Flows needs Flask-SQLAlchemy: pass db= or call SQLAlchemy(app) first")
+            raise ConfigError(
+                "Flows needs Flask-SQLAlchemy: pass db= or call SQLAlchemy(app) first"
+            )
         user_model = user_model or self.user_model
         if user_model is None:
             raise ConfigError("Flows needs the app's user model: pass user_model=")

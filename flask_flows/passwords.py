@@ -7,6 +7,7 @@ the response nor its timing tells whether an account exists.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from functools import cached_property
 
@@ -49,7 +50,5 @@ class PasswordHashing:
         return self.hasher.hash(secrets.token_urlsafe(16))
 
     def _spend_one_verification(self, password: str) -> None:
-        try:
+        with contextlib.suppress(VerificationError):
             self.hasher.verify(self.dummy_hash, password)
-        except VerificationError:
-            pass

@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from browsing import FlowBrowser
+from factory import User, create_test_app, db
 from flask import Flask
 from flask.testing import FlaskClient
 from postgres import PostgresServer, PostgresUnavailable, start_postgres
 
-from browsing import FlowBrowser
-from factory import User, create_test_app, db
 from flask_flows import Flow, Flows, FlowsModel, FlowStageBinding, Stage
 from flask_flows.extension import FlowsState
 
@@ -136,9 +136,7 @@ def make_flow(app: Flask) -> Callable[..., Flow]:
 
     def make(slug: str, *stages: Any, designation: str = "authentication", **fields: Any) -> Flow:
         with app.app_context():
-            flow = Flow(
-                slug=slug, name=slug, title=slug.title(), designation=designation, **fields
-            )
+            flow = Flow(slug=slug, name=slug, title=slug.title(), designation=designation, **fields)
             for index, spec in enumerate(stages):
                 if isinstance(spec, Stage):
                     stage = spec

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 from blinker import Signal
+from browsing import FlowBrowser
 from flask import Flask
 
-from browsing import FlowBrowser
 from flask_flows import signals
 
 PASSWORD = "correct horse battery"

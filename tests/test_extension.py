@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from factory import FAST_ARGON2, User, create_test_app, db
 from flask import Flask, Request
 from flask_login import LoginManager
 from flask_sqlalchemy import SQLAlchemy
 
-from factory import FAST_ARGON2, User, create_test_app, db
 from flask_flows import ConfigError, Flows, get_state
 from flask_flows.config import DEFAULTS
 
@@ -121,9 +121,9 @@ def test_login_required_views_redirect_into_the_login_flow(database_url: str) ->
 
 
 def test_flows_work_beside_an_app_wide_csrf_protect(database_url: str) -> None:
+    from browsing import FlowBrowser
     from flask_wtf.csrf import CSRFProtect
 
-    from browsing import FlowBrowser
     from flask_flows import Flow, FlowStageBinding, Stage
 
     app, _ = create_test_app(database_url)
