@@ -1,9 +1,24 @@
-"""``flask flows …`` commands."""
+"""``flask flows …`` commands: set up, import, export and inspect flows; create users.
+
+Every command that writes does so in one transaction and, on a mistake, prints what
+went wrong to stderr and exits with status 1 having changed nothing.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
+import sqlalchemy as sa
+from flask import current_app
 from flask.cli import AppGroup
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import selectinload
+
+from . import signals
+from .blueprints import BlueprintError, apply_files, export_flow, install_default_flows
+from .extension import get_state
+from .models import Flow, FlowStageBinding
 
 flows_cli = AppGroup("flows", help="Manage flask-flows flows, stages, policies and users.")
 
@@ -11,7 +26,107 @@ flows_cli = AppGroup("flows", help="Manage flask-flows flows, stages, policies a
 @flows_cli.command("init")
 def init_command() -> None:
     """Create the tables and install the default flows (safe to run again)."""
-    from .extension import get_state
-
-    get_state().create_tables()
+    state = get_state()
+    state.create_tables()
+    try:
+        report = install_default_flows(state)
+    except BlueprintError as error:
+        raise click.ClickException(str(error)) from error
     click.echo("flask-flows: tables ready")
+    click.echo(f"default flows:\n{report}")
+
+
+@flows_cli.command("apply")
+@click.argument(
+    "files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+def apply_command(files: tuple[Path, ...]) -> None:
+    """Apply blueprint FILES in one transaction: all of them, or none on any error."""
+    try:
+        report = apply_files(get_state(), files)
+    except BlueprintError as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(str(report))
+
+
+@flows_cli.command("export")
+@click.argument("slug")
+def export_command(slug: str) -> None:
+    """Print the flow SLUG, its stages, policies and groups as a blueprint."""
+    try:
+        text = export_flow(get_state(), slug)
+    except BlueprintError as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(text, nl=False)
+
+
+@flows_cli.command("list")
+def list_command() -> None:
+    """Show every flow: slug, designation, title and its stages in order."""
+    flows = (
+        get_state()
+        .db.session.scalars(
+            sa.select(Flow)
+            .order_by(Flow.slug)
+            .options(selectinload(Flow.bindings).joinedload(FlowStageBinding.stage))
+        )
+        .all()
+    )
+    if not flows:
+        click.echo("No flows yet: run `flask flows init` to install the default flows.")
+        return
+    rows = [("SLUG", "DESIGNATION", "TITLE", "STAGES")] + [
+        (
+            flow.slug,
+            flow.designation.value,
+            flow.title,
+            ", ".join(binding.stage.name for binding in flow.bindings) or "-",
+        )
+        for flow in flows
+    ]
+    widths = [max(len(row[column]) for row in rows) for column in range(3)]
+    for row in rows:
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+        click.echo("  ".join([*cells, row[3]]))
+
+
+@flows_cli.command("create-user")
+@click.argument("username")
+@click.option("--email", default=None, help="The user's email address (unique).")
+@click.option(
+    "--password",
+    prompt=True,
+    hide_input=True,
+    confirmation_prompt=True,
+    help="Asked for (hidden, twice) when left out, which keeps it out of shell history.",
+)
+@click.option("--superuser", is_flag=True, help="Make the user a superuser.")
+def create_user_command(username: str, email: str | None, password: str, superuser: bool) -> None:
+    """Create the user USERNAME with a password."""
+    state = get_state()
+    store = state.user_store
+    username = username.strip()
+    email = email.strip() if email else None
+    if not username:
+        raise click.ClickException("the username must not be empty")
+    if not password:
+        raise click.ClickException("the password must not be empty")
+    # Identification matches case-insensitively, so 'Alice' and 'alice' would collide.
+    if store.find_by_identifier(username, ["username"]) is not None:
+        raise click.ClickException(f"a user with the username {username!r} already exists")
+    if email and store.find_by_identifier(email, ["email"]) is not None:
+        raise click.ClickException(f"a user with the email address {email!r} already exists")
+    attributes: dict[str, object] = {"username": username, "email": email}
+    if superuser:
+        attributes["is_superuser"] = True
+    try:
+        user = store.create(password=password, **attributes)
+        store.session.commit()
+    except IntegrityError as error:
+        store.session.rollback()
+        raise click.ClickException(
+            f"the user {username!r} could not be created: the username or email is taken"
+        ) from error
+    signals.user_created.send(current_app._get_current_object(), user=user)  # type: ignore[attr-defined]
+    kind = "superuser" if superuser else "user"
+    click.echo(f"Created {kind} {username!r}.")

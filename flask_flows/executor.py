@@ -13,8 +13,10 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Response, current_app, render_template, request, session, url_for
+from flask_wtf.csrf import validate_csrf
 from htmx_flask import make_response as htmx_response
 from htmx_flask.requests import HtmxHeaders
+from wtforms.validators import ValidationError
 
 from . import signals
 from .extension import FlowsState
@@ -44,6 +46,8 @@ class FlowExecutor:
         self.htmx = bool(HtmxHeaders(request.headers))
         self.bindings: dict[int, FlowStageBinding] = {b.id: b for b in flow.bindings}
         self.messages: list[str] = []
+        #: Context a discarded (stale, expired) plan hands on to its restart: its `next`.
+        self.carried: dict[str, Any] = {}
 
     # -- entry points ---------------------------------------------------------------
 
@@ -59,6 +63,10 @@ class FlowExecutor:
             if not self.messages:
                 self.messages.append(MSG_EXPIRED)
             return self._start()
+        if not _csrf_valid():
+            # Before the step check: a forged POST must not even restart the flow.
+            self.messages.append(MSG_CSRF)
+            return self._proceed(plan, submitted=False)
         if request.form.get("flow_step") != plan.token:
             self.messages.append(MSG_STALE)
             return self._restart(plan, keep_context=False)
@@ -75,20 +83,23 @@ class FlowExecutor:
 
     # -- planning -------------------------------------------------------------------
 
-    def _start(self, context: dict[str, Any] | None = None) -> Response:
-        context = dict(context or {})
+    def _start(self, context: dict[str, Any] | None = None, *, use_cache: bool = True) -> Response:
+        context = {**self.carried, **(context or {})}
         if REDIRECT not in context:
             target = safe_next(request.args.get("next"))
             if target:
                 context[REDIRECT] = target
         authenticated = self.state.current_user()
+        pending = context.get(PENDING_USER)
+        user = self.state.user_store.get(pending) if pending is not None else authenticated
         planner = FlowPlanner(self.state, self.flow)
         try:
             plan = planner.plan(
-                user=authenticated,
+                user=user,
                 authenticated_user=authenticated,
                 request=request._get_current_object(),  # type: ignore[attr-defined]
                 context=context,
+                use_cache=use_cache,
             )
         except FlowNonApplicable as refusal:
             return self._not_applicable(refusal, context)
@@ -102,13 +113,16 @@ class FlowExecutor:
         if REDIRECT in plan.context:
             context[REDIRECT] = plan.context[REDIRECT]
         self._drop_plan()
-        return self._start(context)
+        # Like authentik's restart: plan afresh, so policies see the current request.
+        return self._start(context, use_cache=False)
 
     def _stored_plan(self) -> FlowPlan | None:
-        stored = session.get(PLANS_KEY, {}).get(self.flow.slug)
+        stored = _stored_plans().get(self.flow.slug)
         if stored is None:
             return None
         plan = FlowPlan.from_session(self.flow.slug, stored)
+        if plan is not None and plan.context.get(REDIRECT):
+            self.carried = {REDIRECT: plan.context[REDIRECT]}
         if plan is None:
             self.messages.append(MSG_EXPIRED)
         elif plan.revision != self.flow.revision or any(
@@ -124,13 +138,13 @@ class FlowExecutor:
         return plan
 
     def _save_plan(self, plan: FlowPlan) -> None:
-        plans = dict(session.get(PLANS_KEY, {}))
+        plans = dict(_stored_plans())
         plans[self.flow.slug] = plan.to_session()
         session[PLANS_KEY] = plans
 
     def _drop_plan(self) -> None:
-        plans = session.get(PLANS_KEY)
-        if plans and self.flow.slug in plans:
+        plans = _stored_plans()
+        if self.flow.slug in plans:
             plans = dict(plans)
             del plans[self.flow.slug]
             session[PLANS_KEY] = plans
@@ -185,7 +199,10 @@ class FlowExecutor:
             return self._redirect(result.url or self._default_target())
         if result.kind == "deny":
             self._drop_plan()
-            return self._denied([result.message or "Access denied."], None)
+            # A stage's refusal always says why; denied_action is for flows that do not apply.
+            return self._denied(
+                [result.message or "Access denied."], None, action=DeniedAction.message
+            )
         if result.message:
             run.messages.append(result.message)
         action = run.binding.invalid_response_action
@@ -266,10 +283,12 @@ class FlowExecutor:
             return self._redirect(url_for("flows.login", next=here))
         return self._denied(list(refusal.messages), context.get(REDIRECT))
 
-    def _denied(self, messages: list[str], target: str | None) -> Response:
+    def _denied(
+        self, messages: list[str], target: str | None, action: DeniedAction | None = None
+    ) -> Response:
         signals.flow_denied.send(self._app(), flow=self.flow, messages=messages)
         self.state.log.info("flow %s denied: %s", self.flow.slug, "; ".join(messages))
-        action = self.flow.denied_action
+        action = action or self.flow.denied_action
         continue_url = target or self._default_target()
         if action is DeniedAction.continue_:
             return self._redirect(continue_url)
@@ -310,3 +329,20 @@ class FlowExecutor:
     @staticmethod
     def _app() -> Any:
         return current_app._get_current_object()  # type: ignore[attr-defined]
+
+
+def _stored_plans() -> dict[str, Any]:
+    """The session's plans by slug; anything else stored there (an old format) counts as none."""
+    plans = session.get(PLANS_KEY)
+    return plans if isinstance(plans, dict) else {}
+
+
+def _csrf_valid() -> bool:
+    if not current_app.config.get("WTF_CSRF_ENABLED", True):
+        return True
+    field_name = current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token")
+    try:
+        validate_csrf(request.form.get(field_name))
+    except ValidationError:
+        return False
+    return True

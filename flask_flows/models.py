@@ -21,7 +21,7 @@ def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-class Designation(str, enum.Enum):
+class Designation(enum.StrEnum):
     authentication = "authentication"
     authorization = "authorization"
     invalidation = "invalidation"
@@ -31,25 +31,25 @@ class Designation(str, enum.Enum):
     stage_configuration = "stage_configuration"
 
 
-class AuthenticationRequirement(str, enum.Enum):
+class AuthenticationRequirement(enum.StrEnum):
     none = "none"
     require_authenticated = "require_authenticated"
     require_unauthenticated = "require_unauthenticated"
     require_superuser = "require_superuser"
 
 
-class DeniedAction(str, enum.Enum):
+class DeniedAction(enum.StrEnum):
     message = "message"
     continue_ = "continue"
     message_continue = "message_continue"
 
 
-class PolicyEngineMode(str, enum.Enum):
+class PolicyEngineMode(enum.StrEnum):
     any = "any"
     all = "all"
 
 
-class InvalidResponseAction(str, enum.Enum):
+class InvalidResponseAction(enum.StrEnum):
     retry = "retry"
     restart = "restart"
     restart_with_context = "restart_with_context"
@@ -221,7 +221,9 @@ class PolicyBinding(FlowsModel):
     policy_id: Mapped[int | None] = mapped_column(
         sa.ForeignKey("flows_policy.id", ondelete="CASCADE")
     )
-    group_id: Mapped[int | None] = mapped_column(sa.ForeignKey("flows_group.id", ondelete="CASCADE"))
+    group_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("flows_group.id", ondelete="CASCADE")
+    )
     user_id: Mapped[str | None] = mapped_column(sa.String(64))
     order: Mapped[int] = mapped_column(default=0)
     enabled: Mapped[bool] = mapped_column(default=True)
@@ -229,7 +231,9 @@ class PolicyBinding(FlowsModel):
     failure_result: Mapped[bool] = mapped_column(default=False)
     timeout: Mapped[int] = mapped_column(default=30)
 
-    flow: Mapped[Flow | None] = relationship(back_populates="policy_bindings", foreign_keys=[flow_id])
+    flow: Mapped[Flow | None] = relationship(
+        back_populates="policy_bindings", foreign_keys=[flow_id]
+    )
     binding: Mapped[FlowStageBinding | None] = relationship(
         back_populates="policy_bindings", foreign_keys=[binding_id]
     )

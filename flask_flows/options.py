@@ -8,6 +8,7 @@ blueprint is caught when it is applied rather than when a user reaches the stage
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -28,7 +29,8 @@ class Option:
     default: Any = _MISSING
     choices: tuple[Any, ...] | None = None
     minimum: int | None = None
-    items: type | None = None
+    # ``builtins.type``: the field ``type`` above shadows the builtin in this class body.
+    items: builtins.type | None = None
     nullable: bool = False
     help: str = ""
 
@@ -63,7 +65,9 @@ class Option:
         return value
 
 
-def validate_options(options: Mapping[str, Option], raw: Mapping[str, Any] | None, where: str) -> dict[str, Any]:
+def validate_options(
+    options: Mapping[str, Option], raw: Mapping[str, Any] | None, where: str
+) -> dict[str, Any]:
     """Return ``raw`` completed with defaults; raise :class:`ConfigError` naming ``where``."""
     raw = dict(raw or {})
     unknown = sorted(set(raw) - set(options))

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import secrets
-from functools import cached_property
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -22,6 +21,8 @@ class PasswordHashing:
         self.hasher = PasswordHasher(
             time_cost=time_cost, memory_cost=memory_cost, parallelism=parallelism
         )
+        # Made up front, so not even the first miss of a process takes longer than a match.
+        self.dummy_hash = self.hasher.hash(secrets.token_urlsafe(16))
 
     def hash(self, password: str) -> str:
         return self.hasher.hash(password)
@@ -42,12 +43,6 @@ class PasswordHashing:
             return self.hasher.check_needs_rehash(password_hash)
         except InvalidHashError:
             return True
-
-    @cached_property
-    def dummy_hash(self) -> str:
-        """A hash of a random value with the current parameters, verified on unknown users."""
-
-        return self.hasher.hash(secrets.token_urlsafe(16))
 
     def _spend_one_verification(self, password: str) -> None:
         with contextlib.suppress(VerificationError):

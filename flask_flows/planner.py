@@ -15,6 +15,7 @@ from threading import Lock
 from typing import TYPE_CHECKING, Any
 
 from .models import AuthenticationRequirement, Designation, Flow, FlowStageBinding
+from .options import ConfigError
 from .plan import FlowPlan
 from .policies import PolicyRequest, evaluate_bindings
 
@@ -59,11 +60,13 @@ class PlanCache:
 
     def get(self, key: tuple[int, int, str]) -> _CachedPlan | None:
         entry = self._entries.get(key)
-        if entry is None or entry.expires < time.monotonic():
+        if entry is None or entry.expires <= time.monotonic():
             return None
         return entry
 
     def put(self, key: tuple[int, int, str], bindings: list[int], markers: list[int]) -> None:
+        if self.ttl <= 0:  # FLOWS_PLAN_CACHE_TTL = 0 turns the cache off
+            return
         flow_id, revision, _user = key
         with self._lock:
             stale = [k for k in self._entries if k[0] == flow_id and k[1] != revision]
@@ -145,8 +148,7 @@ class FlowPlanner:
             if authenticated_user is not None:
                 raise FlowNonApplicable(("You are already logged in.",))
         elif requirement is AuthenticationRequirement.require_superuser and (
-            authenticated_user is None
-            or not self.state.user_store.is_superuser(authenticated_user)
+            authenticated_user is None or not self.state.user_store.is_superuser(authenticated_user)
         ):
             raise FlowNonApplicable(
                 ("You need administrator rights to use this.",),
@@ -169,7 +171,9 @@ class FlowPlanner:
             binding.policy_bindings, binding.policy_engine_mode, policy_request
         ).passing
 
-    def _cache_key(self, user: Any | None, authenticated_user: Any | None) -> tuple[int, int, str] | None:
+    def _cache_key(
+        self, user: Any | None, authenticated_user: Any | None
+    ) -> tuple[int, int, str] | None:
         """A key when the plan depends on nothing but flow and user, else ``None``."""
         if self.flow.designation is Designation.stage_configuration:
             return None
@@ -188,6 +192,14 @@ class FlowPlanner:
                 policy_bindings.extend(binding.policy_bindings)
         for policy_binding in policy_bindings:
             policy = policy_binding.policy
-            if policy is not None and self.state.policy_type(policy.type).request_dependent:
+            if policy is None:
+                continue
+            try:
+                policy_type = self.state.policy_type(policy.type)
+            except ConfigError:
+                # An unknown type gets the binding's failure_result from the engine (which
+                # logs it); never cache a plan built on that.
+                return True
+            if policy_type.request_dependent:
                 return True
         return False

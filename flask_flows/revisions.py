@@ -27,6 +27,9 @@ def _flows_touched(session: Session) -> set[Flow]:
     stage_ids: set[int] = set()
     policy_ids: set[int] = set()
     binding_ids: set[int] = set()
+    # Pending rows built from foreign keys alone (``flow_id=…``) have no relationship to
+    # follow before the flush, so their flows are found by id.
+    flow_ids: set[int] = set()
     for obj in chain(session.new, session.dirty, session.deleted):
         if not _changed(session, obj):
             continue
@@ -37,7 +40,7 @@ def _flows_touched(session: Session) -> set[Flow]:
             if obj.flow is not None:
                 touched.add(obj.flow)
             elif obj.flow_id is not None:
-                binding_ids.add(obj.id)
+                flow_ids.add(obj.flow_id)
         elif isinstance(obj, Stage) and obj.id is not None:
             stage_ids.add(obj.id)
         elif isinstance(obj, Policy) and obj.id is not None:
@@ -45,9 +48,13 @@ def _flows_touched(session: Session) -> set[Flow]:
         elif isinstance(obj, PolicyBinding):
             if obj.flow is not None:
                 touched.add(obj.flow)
+            elif obj.flow_id is not None:
+                flow_ids.add(obj.flow_id)
             elif obj.binding is not None and obj.binding.flow is not None:
                 touched.add(obj.binding.flow)
-    if stage_ids or policy_ids or binding_ids:
+            elif obj.binding_id is not None:
+                binding_ids.add(obj.binding_id)
+    if stage_ids or policy_ids or binding_ids or flow_ids:
         via_binding = sa.select(FlowStageBinding.flow_id).where(
             sa.or_(
                 FlowStageBinding.stage_id.in_(stage_ids),
@@ -61,7 +68,11 @@ def _flows_touched(session: Session) -> set[Flow]:
         )
         direct = sa.select(PolicyBinding.flow_id).where(PolicyBinding.policy_id.in_(policy_ids))
         touched.update(
-            session.scalars(sa.select(Flow).where(sa.or_(Flow.id.in_(via_binding), Flow.id.in_(direct))))
+            session.scalars(
+                sa.select(Flow).where(
+                    sa.or_(Flow.id.in_(via_binding), Flow.id.in_(direct), Flow.id.in_(flow_ids))
+                )
+            )
         )
     return {flow for flow in touched if flow not in session.deleted and flow not in session.new}
 

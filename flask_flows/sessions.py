@@ -11,11 +11,12 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import sqlalchemy as sa
-from flask import g, request, session
+from flask import current_app, g, request, session
 from flask_login import login_user, logout_user
+from sqlalchemy.engine import CursorResult
 
 from .models import AuthenticatedSession, utcnow
 
@@ -40,7 +41,7 @@ def log_in(
 ) -> AuthenticatedSession:
     """Log ``user`` in on a fresh session and record it server-side."""
     _end_current(state)
-    session.clear()
+    _clear_session()
     key = secrets.token_urlsafe(32)
     now = utcnow()
     record = AuthenticatedSession(
@@ -74,7 +75,7 @@ def log_out(state: FlowsState) -> None:
     """End the current login on the server and in the cookie."""
     _end_current(state)
     logout_user()
-    session.clear()
+    _clear_session()
 
 
 def current_record(state: FlowsState) -> AuthenticatedSession | None:
@@ -98,6 +99,10 @@ def current_record(state: FlowsState) -> AuthenticatedSession | None:
 def enforce(state: FlowsState) -> None:
     """Before each request: a login without a live server-side session becomes anonymous."""
     if _LOGIN_KEY not in session:
+        # Flask-Login would restore a login from an app-set remember-me cookie, and no
+        # server-side session stands behind it: have Flask-Login ignore and delete it.
+        if current_app.config.get("REMEMBER_COOKIE_NAME", "remember_token") in request.cookies:
+            session["_remember"] = "clear"
         return
     record = current_record(state)
     if record is None or record.user_id != str(session.get(_LOGIN_KEY)):
@@ -116,7 +121,8 @@ def end_sessions(state: FlowsState, user_id: str, *, keep_current: bool) -> int:
     current = current_record(state) if keep_current else None
     if current is not None:
         statement = statement.where(AuthenticatedSession.id != current.id)
-    count = state.db.session.execute(statement).rowcount or 0
+    result = cast("CursorResult[Any]", state.db.session.execute(statement))
+    count = result.rowcount or 0
     state.db.session.commit()
     return count
 
@@ -127,6 +133,14 @@ def _end_current(state: FlowsState) -> None:
         state.db.session.delete(record)
         state.db.session.commit()
     g.pop("_flows_session", None)
+
+
+def _clear_session() -> None:
+    """Empty the session, CSRF secret included, and forget this request's CSRF token:
+    Flask-WTF caches it in ``g``, and a stage rendered after the login in the same
+    (htmx) response must carry a token for the new session."""
+    session.clear()
+    g.pop(current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token"), None)
 
 
 def _hash(key: str) -> str:

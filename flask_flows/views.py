@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_wtf.csrf import CSRFError, validate_csrf
 from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response as BaseResponse
 from wtforms.validators import ValidationError
 
 from .executor import MSG_CSRF, FlowExecutor
@@ -19,10 +29,16 @@ def register_views(blueprint: Blueprint) -> None:
     blueprint.add_url_rule("/<slug>/cancel/", view_func=cancel, methods=["POST"])
     blueprint.add_url_rule("/-/default/<designation>/", view_func=default_flow)
     blueprint.add_url_rule(
-        "/-/login/", endpoint="login", view_func=default_flow, defaults={"designation": "authentication"}
+        "/-/login/",
+        endpoint="login",
+        view_func=default_flow,
+        defaults={"designation": "authentication"},
     )
     blueprint.add_url_rule(
-        "/-/logout/", endpoint="logout", view_func=default_flow, defaults={"designation": "invalidation"}
+        "/-/logout/",
+        endpoint="logout",
+        view_func=default_flow,
+        defaults={"designation": "invalidation"},
     )
     blueprint.register_error_handler(CSRFError, _http_error)
     blueprint.register_error_handler(HTTPException, _http_error)
@@ -49,7 +65,7 @@ def cancel(slug: str) -> Response:
     return executor.cancel(restart=request.form.get("restart") == "1")
 
 
-def default_flow(designation: str) -> Response:
+def default_flow(designation: str) -> BaseResponse:
     """``GET /flows/-/default/<designation>/``: the first applicable flow of a designation."""
     state = get_state()
     if designation not in Designation.__members__:
@@ -75,31 +91,32 @@ def _flow_or_404(state: FlowsState, slug: str) -> Flow:
     return flow
 
 
-def _http_error(error: HTTPException) -> tuple[str, int]:
+def _http_error(error: HTTPException) -> Response:
     messages = {
         404: "There is nothing here. The link may be old or mistyped.",
         405: "That action is not available here.",
         400: "The request could not be understood. Please go back and try again.",
     }
-    message = messages.get(error.code or 500, error.description or "Something went wrong.")
-    html = render_template(
-        "flows/error.html", layout="flows/base.html", flow=None, message=message, code=error.code
-    )
-    return html, error.code or 500
+    code = error.code or 500
+    return _error_page(messages.get(code, error.description or "Something went wrong."), code)
 
 
-def _unexpected_error(error: Exception) -> tuple[str, int]:
+def _unexpected_error(error: Exception) -> Response:
     """Log a bug in a stage or policy and show a calm page instead of a stack trace."""
     if isinstance(error, HTTPException):
         return _http_error(error)
     state = get_state()
     state.db.session.rollback()
     state.log.exception("unexpected error in a flow request")
+    return _error_page("Something went wrong on our side. Please try again in a moment.", 500)
+
+
+def _error_page(message: str, code: int) -> Response:
+    """The themed error page, always whole and with its real status: flows.js swaps its
+    stage part in for htmx requests, which do not swap 4xx/5xx responses themselves."""
     html = render_template(
-        "flows/error.html",
-        layout="flows/base.html",
-        flow=None,
-        message="Something went wrong on our side. Please try again in a moment.",
-        code=500,
+        "flows/error.html", layout="flows/base.html", flow=None, message=message, code=code
     )
-    return html, 500
+    response = make_response(html, code)
+    response.headers["Cache-Control"] = "no-store"
+    return response

@@ -67,5 +67,3 @@ def coerce_result(value: Any) -> PolicyResult:
     if isinstance(value, bool):
         return PolicyResult(value)
     raise TypeError(f"a policy must return bool, PolicyResult or (bool, messages), not {value!r}")
-
-

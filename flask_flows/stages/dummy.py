@@ -17,7 +17,7 @@ class DummyStage(StageType):
     def challenge(self, run: StageRun, form: StageForm) -> dict[str, str]:
         return {"message": run.config["message"]}
 
-    def respond(self, run: StageRun, form: StageForm) -> StageResult:
+    def respond(self, run: StageRun, form: StageForm | None) -> StageResult:
         if run.config["fail"]:
             return invalid("This step did not accept the submission.")
         return ok()

@@ -18,7 +18,7 @@ from ..options import Option
 from ..plan import PENDING_USER, PENDING_USER_IDENTIFIER
 from .base import StageForm, StageResult, StageRun, StageType, invalid, ok
 
-_FIELD_LABELS = {"username": "Username", "email": "Email address"}
+_FIELD_LABELS = {"username": "username", "email": "email address"}
 
 
 class IdentificationForm(StageForm):
@@ -50,9 +50,13 @@ class IdentificationStage(StageType):
 
     def challenge(self, run: StageRun, form: StageForm) -> dict[str, Any]:
         fields = run.config["user_fields"]
-        form.uid_field.label.text = " or ".join(_FIELD_LABELS[f] for f in fields)  # type: ignore[attr-defined]
+        form.uid_field.label.text = " or ".join(_FIELD_LABELS[f] for f in fields).capitalize()  # type: ignore[attr-defined]
         if fields == ["email"]:
-            form.uid_field.render_kw = {**form.uid_field.render_kw, "type": "email", "autocomplete": "email"}  # type: ignore[attr-defined]
+            form.uid_field.render_kw = {
+                **form.uid_field.render_kw,
+                "type": "email",
+                "autocomplete": "email",
+            }  # type: ignore[attr-defined]
         return {
             "enrollment_url": _flow_url(run.config["enrollment_flow"]),
             "recovery_url": _flow_url(run.config["recovery_flow"]),

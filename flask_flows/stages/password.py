@@ -66,9 +66,7 @@ class PasswordStage(StageType):
             stage=run.stage,
             reason="invalid_password",
         )
-        run.state.log.info(
-            "password: failed attempt %d in flow %s", attempts, run.flow.slug
-        )
+        run.state.log.info("password: failed attempt %d in flow %s", attempts, run.flow.slug)
         if attempts >= run.config["failed_attempts_before_cancel"]:
             return deny("Too many failed attempts. Please start again later.")
         form.password.errors = [WRONG_CREDENTIALS]

@@ -1,28 +1,93 @@
-// flask-flows: small progressive enhancements. Every stage works without this file.
+// flask-flows: small progressive enhancements. Every stage works without this file:
+// forms post normally, errors render server-side, the reveal button stays hidden.
 (function () {
   "use strict";
 
-  // After a stage swap, put focus where a keyboard user needs it: the first invalid
-  // field, else the first field, else the first button.
+  var STAGE_ID = "flow-stage";
+  var ANNOUNCER_ID = "flows-announcer";
+  var MSG_OFFLINE = "The server could not be reached. Check your connection and try again.";
+  var MSG_FAILED = "Something went wrong. Please try again.";
+
+  function stage() {
+    return document.getElementById(STAGE_ID);
+  }
+
+  // After a swap the old focus is gone with the old stage: put it where a keyboard user
+  // needs it, the first invalid field, else the first field, else the primary button.
   function focusStage(root) {
     var target =
       root.querySelector("[aria-invalid='true']") ||
-      root.querySelector("input:not([type=hidden]):not([disabled]), select, textarea") ||
-      root.querySelector("button[type=submit], a.flows-button");
+      root.querySelector(
+        "input:not([type=hidden]):not([disabled]), select:not([disabled]), textarea:not([disabled])"
+      ) ||
+      root.querySelector(".flows-button--primary, button[type=submit], a.flows-button");
     if (target) {
       target.focus();
     }
   }
 
-  // "Show password" toggles are hidden until JavaScript can make them work.
+  // A live region that was in the page before the swap is announced reliably; the one
+  // that arrives with the new stage often is not. Clearing first makes a repeated
+  // message ("Invalid username or password." twice) be read again.
+  function announce(text) {
+    var region = document.getElementById(ANNOUNCER_ID);
+    if (!region) return;
+    region.textContent = "";
+    if (text) {
+      window.setTimeout(function () {
+        region.textContent = text;
+      }, 50);
+    }
+  }
+
+  function messagesOf(root) {
+    var texts = [];
+    root.querySelectorAll(".flows-messages .flows-message").forEach(function (node) {
+      texts.push(node.textContent.trim());
+    });
+    return texts.join(" ");
+  }
+
+  // Show a message in the current stage, for failures that have no server-rendered page.
+  function showMessage(text) {
+    var root = stage();
+    var box = root && root.querySelector(".flows-messages");
+    if (box) {
+      var line = document.createElement("p");
+      line.className = "flows-message";
+      line.textContent = text;
+      box.replaceChildren(line);
+    }
+    announce(text);
+  }
+
+  // The reveal button is hidden in the markup; it only appears once it can work.
   function enableShowPassword(root) {
-    root.querySelectorAll("[data-flows-show-password]").forEach(function (box) {
-      var input = document.getElementById(box.getAttribute("data-flows-show-password"));
-      if (!input) return;
-      box.closest(".flows-show-password").hidden = false;
-      box.addEventListener("change", function () {
-        input.type = box.checked ? "text" : "password";
+    root.querySelectorAll("[data-flows-show-password]").forEach(function (button) {
+      var input = document.getElementById(button.getAttribute("data-flows-show-password"));
+      var label = button.querySelector(".flows-reveal-label");
+      if (!input || !label || button.dataset.flowsReady) return;
+      button.dataset.flowsReady = "1";
+      button.hidden = false;
+      if (button.parentElement) {
+        button.parentElement.classList.add("flows-control--addon");
+      }
+      button.addEventListener("click", function () {
+        var show = input.type === "password";
+        input.type = show ? "text" : "password";
+        label.textContent = show ? "Hide" : "Show";
+        input.focus();
       });
+    });
+  }
+
+  // Never submit a revealed password as plain text into the browser's form history.
+  function concealPasswords(root) {
+    root.querySelectorAll("[data-flows-show-password]").forEach(function (button) {
+      var input = document.getElementById(button.getAttribute("data-flows-show-password"));
+      var label = button.querySelector(".flows-reveal-label");
+      if (input) input.type = "password";
+      if (label) label.textContent = "Show";
     });
   }
 
@@ -30,17 +95,65 @@
     enableShowPassword(root);
   }
 
+  function isStageEvent(event) {
+    var root = stage();
+    return root && root.contains(event.detail.elt || event.target);
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
-    var stage = document.getElementById("flow-stage");
-    if (!stage) return;
-    enhance(stage);
-    focusStage(stage);
+    var root = stage();
+    if (!root) return;
+    enhance(root);
+    // On a full page load only a field is worth focusing (like autofocus); focusing a
+    // button would only skip the page's text for screen reader users.
+    var field =
+      root.querySelector("[aria-invalid='true']") ||
+      root.querySelector(
+        "input:not([type=hidden]):not([type=checkbox]):not([type=radio]):not([disabled]), textarea:not([disabled])"
+      );
+    if (field) field.focus();
+    announce(messagesOf(root));
+  });
+
+  document.addEventListener("submit", function (event) {
+    var root = stage();
+    if (root && root.contains(event.target)) concealPasswords(event.target);
+  });
+
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    if (isStageEvent(event)) stage().setAttribute("aria-busy", "true");
+  });
+
+  document.addEventListener("htmx:afterRequest", function () {
+    var root = stage();
+    if (root) root.removeAttribute("aria-busy");
+  });
+
+  // The flow views answer htmx with 200, but errors raised outside a flow (404, 400,
+  // 500) come back as full error pages, which htmx would not swap. Swap in their stage
+  // part so the user sees the message instead of a button that did nothing.
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var detail = event.detail;
+    if (!detail.isError || !isStageEvent(event)) return;
+    var body = detail.serverResponse || (detail.xhr && detail.xhr.responseText);
+    if (body && body.indexOf('id="' + STAGE_ID + '"') !== -1) {
+      detail.shouldSwap = true;
+      detail.isError = false;
+      detail.selectOverride = "#" + STAGE_ID + " > *";
+    } else {
+      showMessage(MSG_FAILED);
+    }
+  });
+
+  document.addEventListener("htmx:sendError", function (event) {
+    if (isStageEvent(event)) showMessage(MSG_OFFLINE);
   });
 
   document.addEventListener("htmx:afterSwap", function (event) {
-    var stage = document.getElementById("flow-stage");
-    if (!stage || event.detail.target !== stage) return;
-    enhance(stage);
-    focusStage(stage);
+    var root = stage();
+    if (!root || event.detail.target !== root) return;
+    enhance(root);
+    focusStage(root);
+    announce(messagesOf(root));
   });
 })();

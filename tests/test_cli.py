@@ -1,0 +1,199 @@
+"""``flask flows …``: init, apply, export, list and create-user through Flask's CLI runner."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from browsing import FlowBrowser
+from click.testing import Result
+from factory import User, db
+from flask import Flask
+
+from flask_flows import Flow, FlowStageBinding, Stage
+from flask_flows.blueprints import export_flow
+from flask_flows.extension import FlowsState
+
+PROMPT_FLOW = """\
+version: 1
+stages:
+  - name: cli-identification
+    type: identification
+flows:
+  - slug: cli-flow
+    name: CLI flow
+    title: From the CLI
+    designation: enrollment
+    bindings:
+      - {stage: cli-identification, order: 1}
+"""
+
+
+def run(app: Flask, *args: str, input: str | None = None) -> Result:
+    return app.test_cli_runner().invoke(args=["flows", *args], input=input)
+
+
+def counts(app: Flask) -> tuple[int, ...]:
+    with app.app_context():
+        return tuple(
+            db.session.scalar(sa.select(sa.func.count()).select_from(model))
+            for model in (User, Flow, Stage, FlowStageBinding)
+        )
+
+
+def log_in(app: Flask, identifier: str, password: str) -> str:
+    """Run the installed default login flow as a browser would; return the home page."""
+    browser = FlowBrowser(app.test_client())
+    browser.start("default-authentication-flow")
+    browser.submit("default-authentication-flow", uid_field=identifier)
+    browser.follow()
+    browser.submit("default-authentication-flow", password=password)
+    return browser.get("/").text
+
+
+def test_init_installs_the_default_flows_and_is_idempotent(app: Flask) -> None:
+    first = run(app, "init")
+    assert first.exit_code == 0, first.output
+    assert "flows: 2 created, 0 updated, 0 unchanged" in first.output
+    assert "stages: 4 created" in first.output
+    installed = counts(app)
+
+    second = run(app, "init")
+    assert second.exit_code == 0, second.output
+    assert "flows: 0 created, 0 updated, 2 unchanged" in second.output
+    assert counts(app) == installed
+
+
+def test_list_shows_each_flow_with_its_stages_in_order(app: Flask) -> None:
+    assert "No flows yet" in run(app, "list").output
+    run(app, "init")
+
+    result = run(app, "list")
+
+    assert result.exit_code == 0, result.output
+    header, *rows = result.output.splitlines()
+    assert header.split() == ["SLUG", "DESIGNATION", "TITLE", "STAGES"]
+    assert len(rows) == 2
+    assert rows[0].split()[:3] == ["default-authentication-flow", "authentication", "Welcome"]
+    assert rows[0].endswith(
+        "default-authentication-identification, default-authentication-password,"
+        " default-authentication-login"
+    )
+    assert rows[1].startswith("default-invalidation-flow")
+    assert "Log out" in rows[1]
+    # Columns line up: every row's stage list starts where the header's STAGES does.
+    column = header.index("STAGES")
+    assert all(row[column - 2 : column] == "  " for row in rows)
+
+
+def test_apply_prints_the_report(app: Flask, tmp_path: Path) -> None:
+    path = tmp_path / "cli.yaml"
+    path.write_text(PROMPT_FLOW)
+
+    result = run(app, "apply", str(path))
+
+    assert result.exit_code == 0, result.output
+    assert "stages: 1 created, 0 updated, 0 unchanged" in result.output
+    assert "flows: 1 created" in result.output
+    again = run(app, "apply", str(path))
+    assert "flows: 0 created, 0 updated, 1 unchanged" in again.output
+
+
+def test_apply_a_broken_file_exits_1_and_changes_nothing(app: Flask, tmp_path: Path) -> None:
+    good = tmp_path / "a.yaml"
+    good.write_text(PROMPT_FLOW)
+    broken = tmp_path / "b.yaml"
+    broken.write_text(PROMPT_FLOW.replace("cli-flow", "cli-other").replace("order: 1", "order: x"))
+    before = counts(app)
+
+    result = run(app, "apply", str(good), str(broken))
+
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert f"{broken}: flows[0] (slug 'cli-other'), bindings[0]" in result.stderr
+    assert "field 'order'" in result.stderr
+    assert counts(app) == before
+
+
+def test_apply_a_missing_file_exits_with_an_error(app: Flask, tmp_path: Path) -> None:
+    result = run(app, "apply", str(tmp_path / "nope.yaml"))
+    assert result.exit_code == 2
+    assert "does not exist" in result.stderr
+
+
+def test_export_prints_the_blueprint(app: Flask, state: FlowsState) -> None:
+    run(app, "init")
+    result = run(app, "export", "default-invalidation-flow")
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        assert result.stdout == export_flow(state, "default-invalidation-flow")
+    assert "type: user_logout" in result.stdout
+
+
+def test_export_of_an_unknown_slug_exits_1(app: Flask) -> None:
+    result = run(app, "export", "no-such-flow")
+    assert result.exit_code == 1
+    assert "no flow with slug 'no-such-flow'" in result.stderr
+    assert result.stdout == ""
+
+
+def test_create_user_then_log_in(app: Flask) -> None:
+    run(app, "init")
+    result = run(
+        app, "create-user", "carol", "--email", "carol@example.com", "--password", "s3cret pass"
+    )
+    assert result.exit_code == 0, result.output
+    assert "Created user 'carol'" in result.output
+
+    assert log_in(app, "carol@example.com", "s3cret pass") == "home: carol"
+    assert log_in(app, "carol", "wrong password") == "home: anonymous"
+
+
+def test_create_user_prompts_for_a_hidden_password_twice(app: Flask) -> None:
+    run(app, "init")
+    result = run(app, "create-user", "dave", "--superuser", input="hidden pw\nhidden pw\n")
+
+    assert result.exit_code == 0, result.output
+    assert "Password:" in result.output
+    assert "Repeat for confirmation:" in result.output
+    assert "hidden pw" not in result.output
+    with app.app_context():
+        user = db.session.scalar(sa.select(User).where(User.username == "dave"))
+        assert user is not None
+        assert user.is_superuser
+        assert user.email is None
+    assert log_in(app, "dave", "hidden pw") == "home: dave"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["ALICE", "--email", "new@example.com"],
+            "a user with the username 'ALICE' already exists",
+        ),
+        (
+            ["bob", "--email", "Alice@Example.com"],
+            "email address 'Alice@Example.com' already exists",
+        ),
+    ],
+    ids=["username", "email"],
+)
+def test_create_user_refuses_duplicates(app: Flask, args: list[str], message: str) -> None:
+    first = run(app, "create-user", "alice", "--email", "alice@example.com", "--password", "pw")
+    assert first.exit_code == 0, first.output
+    before = counts(app)
+
+    result = run(app, "create-user", *args, "--password", "pw")
+
+    assert result.exit_code == 1
+    assert message in result.stderr
+    assert counts(app) == before
+
+
+def test_create_user_refuses_an_empty_password(app: Flask) -> None:
+    result = run(app, "create-user", "erin", "--password", "")
+    assert result.exit_code == 1
+    assert "password must not be empty" in result.stderr
+    assert counts(app)[0] == 0

@@ -1,0 +1,785 @@
+"""The executor through HTTP: stepping, htmx vs plain responses, restarts, denials, cancel."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import sqlalchemy as sa
+from browsing import FlowBrowser
+from factory import db
+from flask import Flask
+from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
+
+from flask_flows import (
+    Flow,
+    Flows,
+    FlowStageBinding,
+    Policy,
+    PolicyBinding,
+    Stage,
+    StageForm,
+    StageResult,
+    StageRun,
+    StageType,
+)
+from flask_flows.executor import (
+    MSG_CHANGED,
+    MSG_CSRF,
+    MSG_EXPIRED,
+    MSG_STALE,
+    PLANS_KEY,
+)
+from flask_flows.models import AuthenticationRequirement, DeniedAction, InvalidResponseAction
+
+PASSWORD = "correct horse battery"
+FAIL_MESSAGE = "This step did not accept the submission."
+POLICY_MESSAGE = "The policy said no."
+
+
+# -- helpers ---------------------------------------------------------------------------
+
+
+def step(browser: FlowBrowser, slug: str, **fields: Any) -> TestResponse:
+    """Submit the current stage; a plain browser follows the post/redirect/get 303 back
+    to the flow URL (but not the one that leaves the flow)."""
+    response = browser.submit(slug, **fields)
+    if (
+        not browser.htmx
+        and response.status_code == 303
+        and response.headers["Location"] == f"/flows/{slug}/"
+    ):
+        return browser.follow()
+    return response
+
+
+def log_in(browser: FlowBrowser, username: str = "alice", slug: str = "login") -> None:
+    browser.start(slug)
+    step(browser, slug, uid_field=username)
+    step(browser, slug, password=PASSWORD)
+    assert browser.redirect_target == "/", browser.last.text if browser.last else None
+    assert browser.client.get("/").text == f"home: {username}"
+
+
+def plan_in_session(client: FlaskClient, slug: str) -> dict[str, Any] | None:
+    with client.session_transaction() as session:
+        return session.get(PLANS_KEY, {}).get(slug)  # type: ignore[no-any-return]
+
+
+def edit_plan(client: FlaskClient, slug: str, edit: Callable[[dict[str, Any]], Any]) -> None:
+    """Replace the stored plan of ``slug`` with what ``edit`` returns for it."""
+    with client.session_transaction() as session:
+        plans = dict(session[PLANS_KEY])
+        plans[slug] = edit(dict(plans[slug]))
+        session[PLANS_KEY] = plans
+
+
+def find_flow(slug: str) -> Flow:
+    flow = db.session.scalar(sa.select(Flow).where(Flow.slug == slug))
+    assert flow is not None
+    return flow
+
+
+def bind_python_policy(app: Flask, slug: str, function: str) -> None:
+    """Bind the Python policy ``function`` to the flow ``slug`` itself."""
+    with app.app_context():
+        flow = find_flow(slug)
+        policy = Policy(name=f"{slug}-{function}", type="python", config={"function": function})
+        flow.policy_bindings.append(PolicyBinding(policy=policy, order=0))
+        db.session.commit()
+
+
+def set_binding(app: Flask, slug: str, index: int, **fields: Any) -> None:
+    with app.app_context():
+        flow = find_flow(slug)
+        binding = flow.bindings[index]
+        for name, value in fields.items():
+            setattr(binding, name, value)
+        db.session.commit()
+
+
+def assert_whole_page(response: TestResponse) -> None:
+    assert response.text.lstrip().lower().startswith("<!doctype html>")
+
+
+def assert_fragment(response: TestResponse) -> None:
+    assert "<html" not in response.text.lower()
+    assert 'data-stage-type="' in response.text
+
+
+@pytest.fixture
+def nope_policy(flows: Flows) -> str:
+    """A Python policy that always refuses, with a message."""
+
+    @flows.policy("nope")
+    def nope(request: Any) -> tuple[bool, list[str]]:
+        return False, [POLICY_MESSAGE]
+
+    return "nope"
+
+
+@pytest.fixture
+def two_dummies(make_flow: Callable[..., Flow]) -> Flow:
+    return make_flow(
+        "two",
+        ("dummy", {"message": "first step"}),
+        ("dummy", {"message": "second step"}),
+    )
+
+
+# -- stepping ---------------------------------------------------------------------------
+
+
+def test_get_renders_first_stage(browser: FlowBrowser, login_flow: Flow) -> None:
+    response = browser.start("login")
+    assert response.status_code == 200
+    assert browser.stage_type == "identification"
+    assert "HX-Request" in response.headers["Vary"]
+    assert response.headers["Cache-Control"] == "no-store"
+    if browser.htmx:
+        assert_fragment(response)
+    else:
+        assert_whole_page(response)
+
+
+def test_plain_post_redirects_then_shows_next_stage(
+    client: FlaskClient, make_user: Callable[..., Any], login_flow: Flow
+) -> None:
+    make_user("alice")
+    browser = FlowBrowser(client)
+    browser.start("login")
+    response = browser.submit("login", uid_field="alice")
+    assert response.status_code == 303
+    assert response.headers["Location"] == "/flows/login/"
+    page = browser.follow()
+    assert page.status_code == 200
+    assert browser.stage_type == "password"
+    assert_whole_page(page)
+
+
+def test_htmx_post_returns_next_fragment(
+    client: FlaskClient, make_user: Callable[..., Any], login_flow: Flow
+) -> None:
+    make_user("alice")
+    browser = FlowBrowser(client, htmx=True)
+    browser.start("login")
+    response = browser.submit("login", uid_field="alice")
+    assert response.status_code == 200
+    assert browser.stage_type == "password"
+    assert_fragment(response)
+
+
+def test_end_of_flow_redirect(browser: FlowBrowser, two_dummies: Flow) -> None:
+    browser.start("two")
+    step(browser, "two")
+    assert "second step" in browser.last.text  # type: ignore[union-attr]
+    response = browser.submit("two")
+    if browser.htmx:
+        assert response.status_code == 200
+        assert response.headers["HX-Redirect"] == "/"
+        assert "Location" not in response.headers
+    else:
+        assert response.status_code == 303
+        assert response.headers["Location"] == "/"
+        assert "HX-Redirect" not in response.headers
+    assert plan_in_session(browser.client, "two") is None
+    assert "HX-Request" in response.headers["Vary"]
+    assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_next_is_kept_and_honoured(
+    browser: FlowBrowser, make_user: Callable[..., Any], login_flow: Flow
+) -> None:
+    make_user("alice")
+    browser.start("login", next="/dashboard")
+    step(browser, "login", uid_field="alice")
+    assert browser.stage_type == "password"
+    step(browser, "login", password=PASSWORD)
+    assert browser.redirect_target == "/dashboard"
+
+
+def test_empty_flow_finishes_at_once(browser: FlowBrowser, make_flow: Callable[..., Flow]) -> None:
+    make_flow("empty")
+    response = browser.start("empty", next="/done")
+    assert response.status_code == (200 if browser.htmx else 303)
+    assert browser.redirect_target == "/done"
+
+
+def test_two_flows_in_two_tabs(browser: FlowBrowser, make_flow: Callable[..., Flow]) -> None:
+    make_flow("one", ("dummy", {"message": "one-a"}), ("dummy", {"message": "one-b"}))
+    make_flow("other", ("dummy", {"message": "other-a"}), ("dummy", {"message": "other-b"}))
+    tab1 = browser
+    tab2 = FlowBrowser(browser.client, htmx=browser.htmx)
+
+    tab1.start("one", next="/from-one")
+    tab2.start("other", next="/from-other")
+    step(tab1, "one")
+    assert "one-b" in tab1.last.text  # type: ignore[union-attr]
+    step(tab2, "other")
+    assert "other-b" in tab2.last.text  # type: ignore[union-attr]
+
+    tab1.submit("one")
+    assert tab1.redirect_target == "/from-one"
+    # The other tab's plan is untouched by the first one finishing.
+    assert "other-b" in tab2.get("/flows/other/").text
+    tab2.submit("other")
+    assert tab2.redirect_target == "/from-other"
+
+
+# -- restarts -----------------------------------------------------------------------------
+
+
+def test_stale_identification_post_restarts(
+    browser: FlowBrowser, make_user: Callable[..., Any], login_flow: Flow
+) -> None:
+    make_user("alice")
+    browser.start("login", next="/kept")
+    old_form = {"csrf_token": browser.csrf_token(), "flow_step": browser.step_token()}
+    step(browser, "login", uid_field="alice")
+    assert browser.stage_type == "password"
+
+    response = browser.post("/flows/login/", {**old_form, "uid_field": "alice"})
+    assert response.status_code == 200
+    assert MSG_STALE in response.text
+    assert browser.stage_type == "identification"
+    # The restart keeps `next`.
+    step(browser, "login", uid_field="alice")
+    step(browser, "login", password=PASSWORD)
+    assert browser.redirect_target == "/kept"
+
+
+def test_double_submit_restarts(browser: FlowBrowser, two_dummies: Flow) -> None:
+    browser.start("two")
+    form = {"csrf_token": browser.csrf_token(), "flow_step": browser.step_token()}
+    first = browser.post("/flows/two/", form)
+    assert first.status_code in (200, 303)
+    second = browser.post("/flows/two/", form)
+    assert second.status_code == 200
+    assert MSG_STALE in second.text
+    assert "first step" in second.text
+
+
+def test_tampered_cookie_starts_over(
+    client: FlaskClient, make_user: Callable[..., Any], login_flow: Flow
+) -> None:
+    make_user("alice")
+    browser = FlowBrowser(client)
+    browser.start("login")
+    step(browser, "login", uid_field="alice")
+    assert browser.stage_type == "password"
+    cookie = client.get_cookie("session")
+    assert cookie is not None
+    value = cookie.value
+    tampered = value[:-2] + ("AA" if not value.endswith("AA") else "BB")
+    client.set_cookie("session", tampered)
+
+    response = browser.get("/flows/login/")
+    assert response.status_code == 200
+    assert browser.stage_type == "identification"
+
+
+def test_tampered_cookie_post_restarts_with_message(
+    client: FlaskClient, make_user: Callable[..., Any], login_flow: Flow
+) -> None:
+    make_user("alice")
+    browser = FlowBrowser(client)
+    browser.start("login")
+    step(browser, "login", uid_field="alice")
+    form = {"csrf_token": browser.csrf_token(), "flow_step": browser.step_token()}
+    cookie = client.get_cookie("session")
+    assert cookie is not None
+    client.set_cookie("session", "x" + cookie.value[1:])
+
+    response = browser.post("/flows/login/", {**form, "password": PASSWORD})
+    assert response.status_code == 200
+    assert MSG_EXPIRED in response.text
+    assert browser.stage_type == "identification"
+    assert client.get("/").text == "home: anonymous"
+
+
+def test_post_without_plan(browser: FlowBrowser, two_dummies: Flow) -> None:
+    response = browser.post("/flows/two/", {"flow_step": "1.0"})
+    assert response.status_code == 200
+    assert MSG_EXPIRED in response.text
+    assert "first step" in response.text
+
+
+@pytest.mark.parametrize("app_config", [{"FLOWS_PLAN_MAX_AGE": 60}])
+def test_expired_plan_by_max_age(browser: FlowBrowser, two_dummies: Flow) -> None:
+    browser.start("two")
+    step(browser, "two")
+    assert "second step" in browser.last.text  # type: ignore[union-attr]
+    edit_plan(browser.client, "two", lambda plan: {**plan, "t": plan["t"] - 61})
+
+    response = browser.submit("two")
+    assert response.status_code == 200
+    assert MSG_EXPIRED in response.text
+    assert "first step" in response.text
+
+
+def test_expired_plan_on_get(browser: FlowBrowser, two_dummies: Flow) -> None:
+    browser.start("two", next="/after")
+    step(browser, "two")
+    edit_plan(browser.client, "two", lambda plan: {**plan, "t": plan["t"] - 100_000})
+    response = browser.get("/flows/two/")
+    assert MSG_EXPIRED in response.text
+    assert "first step" in response.text
+
+
+def test_flow_changed_mid_flow_restarts(
+    app: Flask, browser: FlowBrowser, two_dummies: Flow
+) -> None:
+    browser.start("two", next="/after-change")
+    step(browser, "two")
+    assert "second step" in browser.last.text  # type: ignore[union-attr]
+    with app.app_context():
+        flow = find_flow("two")
+        stage = flow.bindings[1].stage
+        stage.config = {"message": "second step, edited"}
+        db.session.commit()
+
+    response = browser.submit("two")
+    assert response.status_code == 200
+    assert MSG_CHANGED in response.text
+    assert "first step" in response.text
+    # `next` survives the restart (authentik loses it; we keep it).
+    step(browser, "two")
+    assert "second step, edited" in browser.last.text  # type: ignore[union-attr]
+    browser.submit("two")
+    assert browser.redirect_target == "/after-change"
+
+
+def test_binding_removed_mid_flow_restarts(
+    app: Flask, browser: FlowBrowser, make_flow: Callable[..., Flow]
+) -> None:
+    make_flow(
+        "three",
+        ("dummy", {"message": "step one"}),
+        ("dummy", {"message": "step two"}),
+        ("dummy", {"message": "step three"}),
+    )
+    browser.start("three")
+    step(browser, "three")
+    with app.app_context():
+        flow = find_flow("three")
+        flow.bindings.remove(flow.bindings[2])
+        db.session.commit()
+    response = browser.submit("three")
+    assert MSG_CHANGED in response.text
+    assert "step one" in response.text
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    ["garbage", ["r", "b"], {"r": "x"}, {"r": 1, "b": ["a"], "m": [], "c": {}, "t": 0, "s": 0}, 7],
+)
+def test_garbage_plan_restarts(browser: FlowBrowser, two_dummies: Flow, garbage: Any) -> None:
+    browser.start("two")
+    step(browser, "two")
+    edit_plan(browser.client, "two", lambda plan: garbage)
+    response = browser.submit("two")
+    assert response.status_code == 200
+    assert MSG_EXPIRED in response.text
+    assert "first step" in response.text
+
+
+@pytest.mark.parametrize("garbage", ["garbage", ["x"], 3])
+def test_garbage_plans_mapping_restarts(
+    browser: FlowBrowser, two_dummies: Flow, garbage: Any
+) -> None:
+    browser.start("two")
+    with browser.client.session_transaction() as session:
+        session[PLANS_KEY] = garbage
+    response = browser.get("/flows/two/")
+    assert response.status_code == 200
+    assert "first step" in response.text
+    step(browser, "two")
+    assert "second step" in browser.last.text  # type: ignore[union-attr]
+
+
+def test_unknown_slug_is_html_404(browser: FlowBrowser) -> None:
+    response = browser.get("/flows/no-such-flow/")
+    assert response.status_code == 404
+    assert response.mimetype == "text/html"
+    assert "There is nothing here" in response.text
+    assert "Traceback" not in response.text
+
+
+def test_missing_csrf_shows_stage_again(
+    browser: FlowBrowser, make_user: Callable[..., Any], login_flow: Flow
+) -> None:
+    make_user("alice")
+    browser.start("login")
+    response = browser.post(
+        "/flows/login/", {"flow_step": browser.step_token(), "uid_field": "alice"}
+    )
+    assert response.status_code == 200
+    assert MSG_CSRF in response.text
+    assert browser.stage_type == "identification"
+    assert plan_in_session(browser.client, "login")["c"] == {}  # type: ignore[index]
+    # Nothing moved on: the next GET shows the same stage.
+    browser.get("/flows/login/")
+    assert browser.stage_type == "identification"
+
+
+def test_forged_post_without_any_token_changes_nothing(
+    browser: FlowBrowser, make_user: Callable[..., Any], login_flow: Flow
+) -> None:
+    """A cross-site POST (no CSRF, no step) must not reset a flow the user is in."""
+    make_user("alice")
+    browser.start("login", next="/kept")
+    step(browser, "login", uid_field="alice")
+    assert browser.stage_type == "password"
+    response = browser.post("/flows/login/", {"uid_field": "mallory"})
+    assert response.status_code == 200
+    assert MSG_CSRF in response.text
+    browser.get("/flows/login/")
+    assert browser.stage_type == "password"
+    step(browser, "login", password=PASSWORD)
+    assert browser.redirect_target == "/kept"
+
+
+# -- invalid responses ----------------------------------------------------------------
+
+
+@pytest.fixture
+def failing_flow(make_flow: Callable[..., Flow]) -> Flow:
+    return make_flow(
+        "failing",
+        "identification",
+        ("dummy", {"fail": True, "message": "failing step"}),
+    )
+
+
+def test_invalid_response_retry(
+    browser: FlowBrowser, make_user: Callable[..., Any], failing_flow: Flow
+) -> None:
+    make_user("alice")
+    browser.start("failing")
+    step(browser, "failing", uid_field="alice")
+    response = browser.submit("failing")
+    assert response.status_code == 200
+    assert FAIL_MESSAGE in response.text
+    assert "failing step" in response.text
+    assert plan_in_session(browser.client, "failing")["c"]["pending_user"]  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    ("action", "keeps_context"),
+    [(InvalidResponseAction.restart, False), (InvalidResponseAction.restart_with_context, True)],
+)
+def test_invalid_response_restart(
+    app: Flask,
+    browser: FlowBrowser,
+    make_user: Callable[..., Any],
+    failing_flow: Flow,
+    action: InvalidResponseAction,
+    keeps_context: bool,
+) -> None:
+    make_user("alice")
+    set_binding(app, "failing", 1, invalid_response_action=action)
+    browser.start("failing", next="/next-kept")
+    step(browser, "failing", uid_field="alice")
+    assert "failing step" in browser.last.text  # type: ignore[union-attr]
+
+    response = browser.submit("failing")
+    assert response.status_code == 200
+    assert FAIL_MESSAGE in response.text
+    assert browser.stage_type == "identification"
+    context = plan_in_session(browser.client, "failing")["c"]  # type: ignore[index]
+    assert context["redirect"] == "/next-kept"
+    assert ("pending_user" in context) is keeps_context
+    assert ("pending_user_identifier" in context) is keeps_context
+
+
+# -- denied flows --------------------------------------------------------------------------
+
+
+def test_denied_message(
+    app: Flask, browser: FlowBrowser, make_flow: Callable[..., Flow], nope_policy: str
+) -> None:
+    make_flow("guarded", "dummy", denied_action=DeniedAction.message)
+    bind_python_policy(app, "guarded", nope_policy)
+    response = browser.start("guarded", next="/somewhere")
+    assert response.status_code == (200 if browser.htmx else 403)
+    assert POLICY_MESSAGE in response.text
+    assert 'href="/somewhere"' not in response.text
+    assert browser.stage_type is None
+
+
+def test_denied_continue(
+    app: Flask, browser: FlowBrowser, make_flow: Callable[..., Flow], nope_policy: str
+) -> None:
+    make_flow("guarded", "dummy", denied_action=DeniedAction.continue_)
+    bind_python_policy(app, "guarded", nope_policy)
+    browser.start("guarded", next="/somewhere")
+    assert browser.redirect_target == "/somewhere"
+    browser.start("guarded")
+    assert browser.redirect_target == "/"
+
+
+def test_denied_message_continue(
+    app: Flask, browser: FlowBrowser, make_flow: Callable[..., Flow], nope_policy: str
+) -> None:
+    make_flow("guarded", "dummy", denied_action=DeniedAction.message_continue)
+    bind_python_policy(app, "guarded", nope_policy)
+    response = browser.start("guarded", next="/somewhere")
+    assert response.status_code == (200 if browser.htmx else 403)
+    assert POLICY_MESSAGE in response.text
+    assert 'href="/somewhere"' in response.text
+
+
+def test_denied_continue_refuses_unsafe_next(
+    app: Flask, browser: FlowBrowser, make_flow: Callable[..., Flow], nope_policy: str
+) -> None:
+    make_flow("guarded", "dummy", denied_action=DeniedAction.continue_)
+    bind_python_policy(app, "guarded", nope_policy)
+    browser.start("guarded", next="//evil.com")
+    assert browser.redirect_target == "/"
+
+
+def test_stage_denial_shows_message_even_with_continue(
+    browser: FlowBrowser, make_flow: Callable[..., Flow]
+) -> None:
+    """denied_action is about the flow not applying; a stage that denies always says why."""
+    make_flow(
+        "blocked", ("deny", {"message": "Blocked here."}), denied_action=DeniedAction.continue_
+    )
+    response = browser.start("blocked")
+    assert "Blocked here." in response.text
+    assert browser.redirect_target is None
+
+
+# -- authentication requirement --------------------------------------------------------------
+
+
+def test_require_authenticated_redirects_to_login(
+    browser: FlowBrowser,
+    make_user: Callable[..., Any],
+    make_flow: Callable[..., Flow],
+    login_flow: Flow,
+) -> None:
+    make_user("alice")
+    make_flow(
+        "members",
+        ("dummy", {"message": "members only"}),
+        designation="authorization",
+        authentication=AuthenticationRequirement.require_authenticated,
+    )
+    browser.start("members", next="/after")
+    target = browser.redirect_target
+    assert target is not None
+    parts = urlsplit(target)
+    assert parts.path == "/flows/-/login/"
+    assert parse_qs(parts.query)["next"] == ["/flows/members/?next=/after"]
+
+    # Round trip: log in through the default authentication flow, come back, finish.
+    browser.follow()
+    assert parse_qs(urlsplit(browser.redirect_target or "").query)["next"] == [
+        "/flows/members/?next=/after"
+    ]
+    browser.follow()
+    assert browser.stage_type == "identification"
+    step(browser, "login", uid_field="alice")
+    step(browser, "login", password=PASSWORD)
+    assert browser.redirect_target == "/flows/members/?next=/after"
+    browser.follow()
+    assert "members only" in browser.last.text  # type: ignore[union-attr]
+    browser.submit("members")
+    assert browser.redirect_target == "/after"
+
+
+def test_require_unauthenticated_denies_logged_in(
+    browser: FlowBrowser,
+    make_user: Callable[..., Any],
+    make_flow: Callable[..., Flow],
+    login_flow: Flow,
+) -> None:
+    make_user("alice")
+    make_flow(
+        "signup",
+        "dummy",
+        designation="enrollment",
+        authentication=AuthenticationRequirement.require_unauthenticated,
+        denied_action=DeniedAction.message,
+    )
+    browser.start("signup")
+    assert browser.stage_type == "dummy"
+    log_in(browser)
+    response = browser.start("signup")
+    assert response.status_code == (200 if browser.htmx else 403)
+    assert "You are already logged in." in response.text
+    assert browser.stage_type is None
+
+
+def test_require_superuser(
+    browser: FlowBrowser,
+    make_user: Callable[..., Any],
+    make_flow: Callable[..., Flow],
+    login_flow: Flow,
+) -> None:
+    make_user("alice")
+    make_user("root", is_superuser=True)
+    make_flow(
+        "admin",
+        ("dummy", {"message": "admin area"}),
+        designation="authorization",
+        authentication=AuthenticationRequirement.require_superuser,
+        denied_action=DeniedAction.message,
+    )
+    browser.start("admin")
+    assert (browser.redirect_target or "").startswith("/flows/-/login/?next=")
+
+    log_in(browser, "alice")
+    response = browser.start("admin")
+    assert "You need administrator rights to use this." in response.text
+    assert browser.stage_type is None
+
+    other = FlowBrowser(browser.client.application.test_client(), htmx=browser.htmx)
+    log_in(other, "root")
+    assert "admin area" in other.start("admin").text
+
+
+# -- default flow for a designation ----------------------------------------------------------
+
+
+def test_default_flow_picks_first_passing_by_slug(
+    app: Flask, client: FlaskClient, make_flow: Callable[..., Flow], nope_policy: str
+) -> None:
+    make_flow("c-login", "dummy")
+    make_flow("a-login", "dummy")
+    make_flow("b-login", "dummy")
+    make_flow("0-enrol", "dummy", designation="enrollment")
+    bind_python_policy(app, "a-login", nope_policy)
+    response = client.get("/flows/-/default/authentication/?next=/x%3Fy%3D1")
+    assert response.status_code == 303
+    location = urlsplit(response.headers["Location"])
+    assert location.path == "/flows/b-login/"
+    assert parse_qs(location.query)["next"] == ["/x?y=1"]
+    assert client.get("/flows/-/login/?next=/y").headers["Location"] == "/flows/b-login/?next=/y"
+
+
+def test_default_flow_drops_unsafe_next(
+    client: FlaskClient, make_flow: Callable[..., Flow]
+) -> None:
+    make_flow("a-login", "dummy")
+    response = client.get("/flows/-/default/authentication/?next=//evil.com")
+    assert response.headers["Location"] == "/flows/a-login/"
+
+
+@pytest.mark.parametrize("designation", ["recovery", "no-such-designation"])
+def test_default_flow_404(
+    client: FlaskClient, make_flow: Callable[..., Flow], designation: str
+) -> None:
+    make_flow("a-login", "dummy")
+    response = client.get(f"/flows/-/default/{designation}/")
+    assert response.status_code == 404
+    assert "There is nothing here" in response.text
+
+
+# -- cancel ------------------------------------------------------------------------------------
+
+
+def test_cancel_drops_plan_and_leaves(browser: FlowBrowser, two_dummies: Flow) -> None:
+    browser.start("two", next="/back")
+    step(browser, "two")
+    token = browser.csrf_token()
+    browser.post("/flows/two/cancel/", {"csrf_token": token})
+    assert browser.redirect_target == "/back"
+    assert plan_in_session(browser.client, "two") is None
+    assert "first step" in browser.get("/flows/two/").text
+
+
+def test_cancel_without_next_goes_home(browser: FlowBrowser, two_dummies: Flow) -> None:
+    browser.start("two")
+    browser.post("/flows/two/cancel/", {"csrf_token": browser.csrf_token()})
+    assert browser.redirect_target == "/"
+
+
+def test_cancel_with_restart(browser: FlowBrowser, two_dummies: Flow) -> None:
+    browser.start("two", next="/back")
+    step(browser, "two")
+    browser.post("/flows/two/cancel/", {"csrf_token": browser.csrf_token(), "restart": "1"})
+    assert browser.redirect_target == "/flows/two/?next=/back"
+    response = browser.follow()
+    assert "first step" in response.text
+    step(browser, "two")
+    browser.submit("two")
+    assert browser.redirect_target == "/back"
+
+
+def test_cancel_without_csrf_does_not_cancel(browser: FlowBrowser, two_dummies: Flow) -> None:
+    browser.start("two", next="/back")
+    step(browser, "two")
+    response = browser.post("/flows/two/cancel/", {})
+    assert response.status_code == 200
+    assert MSG_CSRF in response.text
+    assert "second step" in response.text
+    assert plan_in_session(browser.client, "two") is not None
+    browser.submit("two")
+    assert browser.redirect_target == "/back"
+
+
+def test_cancel_unknown_flow_is_404(client: FlaskClient) -> None:
+    assert client.post("/flows/nope/cancel/", data={}).status_code == 404
+
+
+def test_cancel_by_get_not_allowed(client: FlaskClient, two_dummies: Flow) -> None:
+    assert client.get("/flows/two/cancel/").status_code == 405
+
+
+# -- re-evaluated binding policies ---------------------------------------------------------
+
+
+def test_binding_policy_skips_stage(
+    app: Flask, browser: FlowBrowser, make_flow: Callable[..., Flow], nope_policy: str
+) -> None:
+    make_flow(
+        "skipping",
+        ("dummy", {"message": "step one"}),
+        ("dummy", {"message": "skipped step"}),
+        ("dummy", {"message": "step three"}),
+    )
+    with app.app_context():
+        flow = find_flow("skipping")
+        binding: FlowStageBinding = flow.bindings[1]
+        policy = Policy(name="skip-nope", type="python", config={"function": nope_policy})
+        binding.policy_bindings.append(PolicyBinding(policy=policy))
+        db.session.commit()
+    browser.start("skipping")
+    step(browser, "skipping")
+    assert "step three" in browser.last.text  # type: ignore[union-attr]
+    assert "skipped step" not in browser.last.text  # type: ignore[union-attr]
+
+
+def test_stage_bound_to_two_flows(browser: FlowBrowser, make_flow: Callable[..., Flow]) -> None:
+    shared = Stage(name="shared", type="dummy", config={"message": "shared step"})
+    make_flow("first", shared)
+    make_flow("second", shared)
+    assert "shared step" in browser.start("first").text
+    assert "shared step" in browser.start("second").text
+
+
+def test_stage_bug_shows_error_page(
+    browser: FlowBrowser, flows: Flows, make_flow: Callable[..., Flow]
+) -> None:
+    """A stage that raises gives a calm 500 page, not a stack trace."""
+
+    @flows.stage_type
+    class BrokenStage(StageType):
+        name = "broken"
+        template = "flows/stages/dummy.html"
+
+        def respond(self, run: StageRun, form: StageForm | None) -> StageResult:
+            raise RuntimeError("secret internals")
+
+    make_flow("buggy", "broken")
+    browser.start("buggy")
+    response = browser.submit("buggy")
+    assert response.status_code == 500
+    assert "Something went wrong on our side" in response.text
+    assert "secret internals" not in response.text
+    assert "Traceback" not in response.text
