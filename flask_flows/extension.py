@@ -15,6 +15,7 @@ from flask_wtf.csrf import generate_csrf
 from sqlalchemy.orm import selectinload
 
 from . import (
+    devices,  # noqa: F401  (authenticator tables share the metadata)
     revisions,  # noqa: F401  (registers the revision-bumping flush hook)
     sessions,
 )
