@@ -29,6 +29,7 @@ WINDOW = 1
 _CODE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _LOOKUP_LENGTH = 4
 _SECRET_LENGTH = 8
+_LOOK_ALIKES = str.maketrans("OILU", "011V")
 
 
 def new_totp_secret() -> str:
@@ -131,4 +132,4 @@ def match_recovery_code(
 def _normalise_recovery(code: str) -> str:
     cleaned = "".join(code.split()).replace("-", "").upper()
     # People misread these; the alphabet has none of them, so map them back.
-    return cleaned.translate(str.maketrans({"O": "0", "I": "1", "L": "1", "U": "V"}))
+    return cleaned.translate(_LOOK_ALIKES)
