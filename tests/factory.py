@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import yaml
 from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy.orm import Mapped, mapped_column
 
 from flask_flows import Flows, FlowsUserMixin
+from flask_flows.blueprints import DEFAULT_BLUEPRINTS
 
 db = SQLAlchemy()
 
@@ -49,3 +51,11 @@ def create_test_app(database_url: str, **config: Any) -> tuple[Flask, Flows]:
         return "home: anonymous"
 
     return app, flows
+
+
+def default_definitions() -> tuple[int, int]:
+    """How many flows and stages the shipped default blueprints define."""
+    documents = [yaml.safe_load(p.read_text()) for p in DEFAULT_BLUEPRINTS.glob("*.yaml")]
+    flows = sum(len(d.get("flows", [])) for d in documents)
+    stages = sum(len(d.get("stages", [])) for d in documents)
+    return flows, stages

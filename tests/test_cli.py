@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 from browsing import FlowBrowser
 from click.testing import Result
-from factory import User, db
+from factory import User, db, default_definitions
 from flask import Flask
 
 from flask_flows import Flow, FlowStageBinding, Stage
@@ -55,13 +55,14 @@ def log_in(app: Flask, identifier: str, password: str) -> str:
 def test_init_installs_the_default_flows_and_is_idempotent(app: Flask) -> None:
     first = run(app, "init")
     assert first.exit_code == 0, first.output
-    assert "flows: 2 created, 0 updated, 0 unchanged" in first.output
-    assert "stages: 4 created" in first.output
+    flows, stages = default_definitions()
+    assert f"flows: {flows} created, 0 updated, 0 unchanged" in first.output
+    assert f"stages: {stages} created" in first.output
     installed = counts(app)
 
     second = run(app, "init")
     assert second.exit_code == 0, second.output
-    assert "flows: 0 created, 0 updated, 2 unchanged" in second.output
+    assert f"flows: 0 created, 0 updated, {flows} unchanged" in second.output
     assert counts(app) == installed
 
 
@@ -74,14 +75,16 @@ def test_list_shows_each_flow_with_its_stages_in_order(app: Flask) -> None:
     assert result.exit_code == 0, result.output
     header, *rows = result.output.splitlines()
     assert header.split() == ["SLUG", "DESIGNATION", "TITLE", "STAGES"]
-    assert len(rows) == 2
-    assert rows[0].split()[:3] == ["default-authentication-flow", "authentication", "Welcome"]
-    assert rows[0].endswith(
+    assert len(rows) == default_definitions()[0]
+    slugs = [row.split()[0] for row in rows]
+    assert slugs == sorted(slugs)
+    login = rows[slugs.index("default-authentication-flow")]
+    assert login.split()[:3] == ["default-authentication-flow", "authentication", "Welcome"]
+    assert login.endswith(
         "default-authentication-identification, default-authentication-password,"
-        " default-authentication-login"
+        " default-authentication-mfa-validation, default-authentication-login"
     )
-    assert rows[1].startswith("default-invalidation-flow")
-    assert "Log out" in rows[1]
+    assert "Log out" in rows[slugs.index("default-invalidation-flow")]
     # Columns line up: every row's stage list starts where the header's STAGES does.
     column = header.index("STAGES")
     assert all(row[column - 2 : column] == "  " for row in rows)

@@ -91,8 +91,40 @@
     });
   }
 
+  // The copy button is hidden in the markup; it appears only where the Clipboard API
+  // works (secure contexts). It copies the codes of the list it names, one per line.
+  function enableCopy(root) {
+    root.querySelectorAll("[data-flows-copy]").forEach(function (button) {
+      var source = document.getElementById(button.getAttribute("data-flows-copy"));
+      if (!source || !navigator.clipboard || button.dataset.flowsReady) return;
+      button.dataset.flowsReady = "1";
+      button.hidden = false;
+      var label = button.textContent;
+      button.addEventListener("click", function () {
+        var text = Array.prototype.map
+          .call(source.querySelectorAll("code"), function (node) {
+            return node.textContent.trim();
+          })
+          .join("\n");
+        navigator.clipboard.writeText(text + "\n").then(
+          function () {
+            button.textContent = "Copied";
+            announce("The codes were copied to the clipboard.");
+            window.setTimeout(function () {
+              button.textContent = label;
+            }, 2000);
+          },
+          function () {
+            announce("Copying failed. Use the download link instead.");
+          }
+        );
+      });
+    });
+  }
+
   function enhance(root) {
     enableShowPassword(root);
+    enableCopy(root);
   }
 
   function isStageEvent(event) {
