@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Mapping
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,10 @@ def create_app(
         # behind HTTPS.
         SESSION_COOKIE_SECURE=False,
         FLOWS_BRAND_NAME="flask-flows example",
+        # With no mail server configured, sign-up and recovery mails are printed to the
+        # terminal so the links can be followed; set FLASK_FLOWS_MAIL_SERVER (and
+        # FLASK_FLOWS_MAIL_BACKEND=null) to send real mail.
+        FLOWS_MAIL_BACKEND=print_mail,
     )
     app.config.from_prefixed_env()
     app.config.update(config or {})
@@ -70,6 +75,13 @@ def create_app(
 
     register_pages(app)
     return app
+
+
+def print_mail(message: EmailMessage) -> None:
+    """A mail backend for development: the message, with its link, on the terminal."""
+    text = message.get_body(("plain",))
+    body = text.get_content() if text is not None else message.get_content()  # type: ignore[attr-defined]
+    print(f"\n--- mail to {message['To']}: {message['Subject']} ---\n{body}\n---", flush=True)
 
 
 def database_url(instance_path: str) -> str:

@@ -6,11 +6,12 @@ went wrong to stderr and exits with status 1 having changed nothing.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import click
 import sqlalchemy as sa
-from flask import current_app
+from flask import current_app, url_for
 from flask.cli import AppGroup
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
@@ -18,6 +19,7 @@ from sqlalchemy.orm import selectinload
 from . import signals
 from .blueprints import BlueprintError, apply_files, export_flow, install_default_flows
 from .extension import get_state
+from .grants import create_invitation
 from .models import Flow, FlowStageBinding
 
 flows_cli = AppGroup("flows", help="Manage flask-flows flows, stages, policies and users.")
@@ -130,3 +132,57 @@ def create_user_command(username: str, email: str | None, password: str, superus
     signals.user_created.send(current_app._get_current_object(), user=user)  # type: ignore[attr-defined]
     kind = "superuser" if superuser else "user"
     click.echo(f"Created {kind} {username!r}.")
+
+
+@flows_cli.command("invite")
+@click.option("--flow", "slug", required=True, help="The slug of the flow the link opens.")
+@click.option(
+    "--expires-in",
+    type=click.FloatRange(min=0, min_open=True),
+    default=72,
+    show_default=True,
+    help="Hours until the link stops working.",
+)
+@click.option(
+    "--data",
+    "data",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Fixed data for the flow's prompts (repeatable), e.g. --data email=bob@example.com.",
+)
+@click.option("--multi-use", is_flag=True, help="Let the link be used more than once.")
+def invite_command(slug: str, expires_in: float, data: tuple[str, ...], multi_use: bool) -> None:
+    """Create an invitation to the flow SLUG and print its link.
+
+    The link is the only copy of the invitation's token: only its hash is stored.
+    """
+    state = get_state()
+    if state.db.session.scalar(sa.select(Flow.id).where(Flow.slug == slug)) is None:
+        raise click.ClickException(f"there is no flow with the slug {slug!r}")
+    fixed_data: dict[str, str] = {}
+    for item in data:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise click.ClickException(f"--data {item!r}: expected KEY=VALUE")
+        fixed_data[key.strip()] = value
+    _invitation, token = create_invitation(
+        state.db.session,
+        flow_slug=slug,
+        expires_in=timedelta(hours=expires_in),
+        fixed_data=fixed_data,
+        single_use=not multi_use,
+    )
+    state.db.session.commit()
+    with current_app.test_request_context(base_url=_external_base_url()):
+        click.echo(url_for("flows.execute", slug=slug, itoken=token, _external=True))
+
+
+def _external_base_url() -> str:
+    """Where links printed by the CLI point: there is no request to take the host from."""
+    config = current_app.config
+    if config["FLOWS_EXTERNAL_URL"]:
+        return str(config["FLOWS_EXTERNAL_URL"])
+    if config.get("SERVER_NAME"):
+        scheme = config.get("PREFERRED_URL_SCHEME") or "http"
+        return f"{scheme}://{config['SERVER_NAME']}{config.get('APPLICATION_ROOT') or ''}"
+    return "http://localhost:5000"

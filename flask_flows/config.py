@@ -25,8 +25,46 @@ DEFAULTS: dict[str, Any] = {
     "FLOWS_HTMX_URL": None,
     # Log a user out when their server-side session row is gone (logout elsewhere, expiry).
     "FLOWS_ENFORCE_SESSIONS": True,
+    # Turn on foreign keys for the app's SQLite engines (SQLite leaves them off), so
+    # ON DELETE CASCADE works there as it does on PostgreSQL.
+    "FLOWS_SQLITE_FOREIGN_KEYS": True,
     # Point Flask-Login's login_view at the default authentication flow when it has none.
     "FLOWS_SET_LOGIN_VIEW": True,
+    # Outgoing mail (the email stage). SMTP server and credentials; USE_TLS is STARTTLS on
+    # a plain connection, USE_SSL a TLS connection from the start (port 465).
+    "FLOWS_MAIL_SERVER": "localhost",
+    "FLOWS_MAIL_PORT": 25,
+    "FLOWS_MAIL_USE_TLS": False,
+    "FLOWS_MAIL_USE_SSL": False,
+    "FLOWS_MAIL_USERNAME": None,
+    "FLOWS_MAIL_PASSWORD": None,
+    "FLOWS_MAIL_DEFAULT_SENDER": "no-reply@localhost",
+    # Seconds to wait for the SMTP server.
+    "FLOWS_MAIL_TIMEOUT": 10,
+    # None sends through SMTP; else a callable, or "pkg.module:function", that takes an
+    # email.message.EmailMessage (for apps that already send mail another way).
+    "FLOWS_MAIL_BACKEND": None,
+    # Send from a background thread, so a response takes as long whether or not a mail
+    # went out (recovery must not reveal which accounts exist). Errors are logged.
+    "FLOWS_MAIL_SEND_IN_BACKGROUND": True,
+    # "count/seconds": at most this many links per address in that window.
+    "FLOWS_MAIL_RATE_LIMIT": "5/3600",
+    # Scheme and host for links in mails, e.g. "https://example.com". None takes them from
+    # the request; set it (or SERVER_NAME / TRUSTED_HOSTS) in production so a forged Host
+    # header cannot make a recovery mail link to another site.
+    "FLOWS_MAIL_BASE_URL": None,
+    # Password policy: the common-password list (None: the one shipped in the package).
+    "FLOWS_COMMON_PASSWORDS_FILE": None,
+    # Password policy `hibp`: the Pwned Passwords range API and how long to wait (seconds).
+    "FLOWS_PWNED_PASSWORDS_URL": "https://api.pwnedpasswords.com/range/",
+    "FLOWS_PWNED_PASSWORDS_TIMEOUT": 3.0,
+    # Reputation: seconds after its last change that a score counts as 0 again.
+    "FLOWS_REPUTATION_EXPIRY": 86400,
+    # Reputation: the highest score successful logins can build up.
+    "FLOWS_REPUTATION_MAX_SCORE": 5,
+    # Scheme, host and path prefix of links made outside a request (`flask flows invite`);
+    # None uses SERVER_NAME, else http://localhost:5000.
+    "FLOWS_EXTERNAL_URL": None,
 }
 
 

@@ -6,10 +6,14 @@ next stage's fragment in the same response, a plain browser a 303 back to the fl
 Anything wrong with the stored plan (missing, tampered, expired, from an older revision
 of the flow, or a POST for a stage that is no longer current) restarts the flow with a
 message rather than failing.
+
+Plan entries may also be stages injected by another stage (see :mod:`flask_flows.plan`);
+they run through an :class:`InjectedBinding`, a read-only stand-in for a binding.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from flask import Response, current_app, render_template, request, session, url_for
@@ -20,8 +24,15 @@ from wtforms.validators import ValidationError
 
 from . import signals
 from .extension import FlowsState
-from .models import DeniedAction, Flow, FlowStageBinding, InvalidResponseAction
-from .plan import PENDING_USER, REDIRECT, FlowPlan
+from .models import (
+    DeniedAction,
+    Flow,
+    FlowStageBinding,
+    InvalidResponseAction,
+    PolicyBinding,
+    Stage,
+)
+from .plan import PENDING_USER, REDIRECT, FlowPlan, injected_stage_id
 from .planner import EmptyFlow, FlowNonApplicable, FlowPlanner
 from .policies import PolicyRequest
 from .redirects import safe_next
@@ -37,6 +48,25 @@ MSG_CSRF = "The form expired. Please try again."
 MSG_RESTARTED = "Please start again."
 
 
+@dataclass(frozen=True)
+class InjectedBinding:
+    """Runs a stage that a plan entry names by id rather than through a flow binding.
+
+    Not a :class:`FlowStageBinding`: one of those linked to a persistent ``Stage`` would be
+    cascaded into the database session and inserted. It has the attributes the executor
+    and :class:`~flask_flows.stages.base.StageRun` read, and no policies.
+    """
+
+    id: int
+    stage: Stage
+    invalid_response_action: InvalidResponseAction = InvalidResponseAction.retry
+    policy_bindings: tuple[PolicyBinding, ...] = ()
+
+
+#: What a plan entry resolves to.
+PlanBinding = FlowStageBinding | InjectedBinding
+
+
 class FlowExecutor:
     """Handles one request for one flow."""
 
@@ -44,7 +74,7 @@ class FlowExecutor:
         self.state = state
         self.flow = flow
         self.htmx = bool(HtmxHeaders(request.headers))
-        self.bindings: dict[int, FlowStageBinding] = {b.id: b for b in flow.bindings}
+        self.bindings: dict[int, PlanBinding] = {b.id: b for b in flow.bindings}
         self.messages: list[str] = []
         #: Context a discarded (stale, expired) plan hands on to its restart: its `next`.
         self.carried: dict[str, Any] = {}
@@ -126,7 +156,7 @@ class FlowExecutor:
         if plan is None:
             self.messages.append(MSG_EXPIRED)
         elif plan.revision != self.flow.revision or any(
-            b not in self.bindings for b in plan.bindings
+            self._binding_for(entry) is None for entry in plan.bindings
         ):
             self.messages.append(MSG_CHANGED)
             plan = None
@@ -152,19 +182,27 @@ class FlowExecutor:
     # -- running stages ---------------------------------------------------------------
 
     def _proceed(self, plan: FlowPlan, *, submitted: bool) -> Response:
-        """Run stages from the plan's current one until one needs the user or the plan ends."""
+        """Run stages from the plan's current one until one needs the user or the plan ends.
+
+        A submitted form belongs to the entry it was rendered for (the step token checked
+        that): if that entry was skipped or now acts without a form, no later stage may
+        read the body as its own.
+        """
         advanced = False
+        form_entry = plan.current if submitted else None
         while True:
+            entry = plan.current
             binding = self._current_binding(plan)
             if binding is None:
                 return self._finish(plan)
             run = self._run_for(plan, binding)
             stage_type = self.state.stage_type(binding.stage.type)
             form: StageForm | None = None
+            submitted = form_entry is not None and entry == form_entry == plan.current
+            form_entry = None
             if not stage_type.is_interactive(run):
                 result = stage_type.respond(run, None)
             elif submitted:
-                submitted = False
                 form = stage_type.form_class(run)(formdata=request.form)
                 result = self._validate_and_respond(run, form)
             elif advanced and not self.htmx:
@@ -215,11 +253,17 @@ class FlowExecutor:
             plan, keep_context=action is InvalidResponseAction.restart_with_context
         )
 
-    def _current_binding(self, plan: FlowPlan) -> FlowStageBinding | None:
+    def _current_binding(self, plan: FlowPlan) -> PlanBinding | None:
         """The binding to run now, skipping those whose re-evaluated policies fail."""
         while plan.current is not None:
-            binding = self.bindings[plan.current]
-            if plan.needs_reevaluation(binding.id):
+            binding = self._binding_for(plan.current)
+            if binding is None:
+                # Fail closed: _stored_plan checked every entry and injected stages are
+                # resolved in the request that injects them, so this is a deleted stage.
+                raise LookupError(
+                    f"flow {self.flow.slug!r}: plan entry {plan.current} names no binding or stage"
+                )
+            if isinstance(binding, FlowStageBinding) and plan.needs_reevaluation(binding.id):
                 policy_request = PolicyRequest(
                     state=self.state,
                     user=self._plan_user(plan),
@@ -233,12 +277,23 @@ class FlowExecutor:
             return binding
         return None
 
+    def _binding_for(self, entry: int) -> PlanBinding | None:
+        """The flow's binding for a plan entry, or the stand-in for an injected stage;
+        ``None`` when the binding left the flow or the injected stage was deleted."""
+        stage_id = injected_stage_id(entry)
+        if stage_id is not None and entry not in self.bindings:
+            stage = self.state.db.session.get(Stage, stage_id)
+            if stage is None:
+                return None
+            self.bindings[entry] = InjectedBinding(id=entry, stage=stage)
+        return self.bindings.get(entry)
+
     def _plan_user(self, plan: FlowPlan) -> Any | None:
         if plan.context.get(PENDING_USER) is not None:
             return self.state.user_store.get(plan.context[PENDING_USER])
         return self.state.current_user()
 
-    def _run_for(self, plan: FlowPlan, binding: FlowStageBinding) -> StageRun:
+    def _run_for(self, plan: FlowPlan, binding: PlanBinding) -> StageRun:
         return StageRun(
             state=self.state,
             flow=self.flow,
@@ -253,10 +308,10 @@ class FlowExecutor:
     # -- responses ------------------------------------------------------------------------
 
     def _render_stage(self, run: StageRun, form: StageForm, status: int = 200) -> Response:
-        self._save_plan(run.plan)
         form.flow_step.data = run.plan.token
         stage_type = self.state.stage_type(run.stage.type)
         extra = stage_type.challenge(run, form)
+        self._save_plan(run.plan)  # after challenge(), which may note things in the context
         html = render_template(
             stage_type.template,
             **self._page_context(),

@@ -12,10 +12,12 @@ from flask import Blueprint, Flask, current_app
 from flask_login import LoginManager, current_user
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import generate_csrf
+from sqlalchemy import event
 from sqlalchemy.orm import selectinload
 
 from . import (
     devices,  # noqa: F401  (authenticator tables share the metadata)
+    reputation,
     revisions,  # noqa: F401  (registers the revision-bumping flush hook)
     sessions,
 )
@@ -94,6 +96,9 @@ class Flows:
         if app.config["FLOWS_ENFORCE_SESSIONS"]:
             app.before_request(lambda: sessions.enforce(state))
         app.context_processor(_template_globals)
+        reputation.connect_signals(app)
+        if app.config["FLOWS_SQLITE_FOREIGN_KEYS"]:
+            _enforce_sqlite_foreign_keys(app, db)
 
         from .cli import flows_cli
 
@@ -234,6 +239,27 @@ def _build_blueprint() -> Blueprint:
     )
     register_views(blueprint)
     return blueprint
+
+
+def _enforce_sqlite_foreign_keys(app: Flask, db: SQLAlchemy) -> None:
+    """SQLite ignores ``ON DELETE CASCADE`` unless each connection asks for foreign keys;
+    flask-flows' tables rely on cascades (device tokens, bindings), as on PostgreSQL."""
+    try:
+        with app.app_context():
+            engines = list(db.engines.values())
+    except (KeyError, RuntimeError):  # db.init_app(app) not called yet: nothing to set up
+        return
+    for engine in engines:
+        if engine.dialect.name == "sqlite" and not event.contains(
+            engine, "connect", _sqlite_foreign_keys_on
+        ):
+            event.listen(engine, "connect", _sqlite_foreign_keys_on)
+
+
+def _sqlite_foreign_keys_on(connection: Any, _record: Any) -> None:
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
 
 
 def _template_globals() -> dict[str, Any]:

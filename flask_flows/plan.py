@@ -4,6 +4,13 @@ A plan is small on purpose: binding ids, the ids of bindings whose policies must
 checked again before they run, a context of ids and short values, the flow revision it
 was built from, when it was made and a step counter. It is stored per flow slug in the
 signed session, so two tabs running two flows never disturb each other.
+
+Entries of ``bindings`` are normally ids of the flow's :class:`FlowStageBinding` rows
+(always positive). A stage may also add stages that are not bound to the flow at all
+(the MFA validation stage runs the setup stages of a user who has none):
+:meth:`FlowPlan.inject_stages` puts them right after the current entry as the
+*negated* :class:`Stage` id, and the executor resolves such an entry to the stage
+itself. See :func:`injected_stage_id`.
 """
 
 from __future__ import annotations
@@ -49,6 +56,11 @@ class FlowPlan:
                 self.markers.remove(done)
         self.step += 1
 
+    def inject_stages(self, stage_ids: list[int]) -> None:
+        """Run these stages (by ``Stage`` id, bound to the flow or not) right after the
+        current entry, in the given order. They have no policies of their own."""
+        self.bindings[1:1] = [-stage_id for stage_id in stage_ids]
+
     def needs_reevaluation(self, binding_id: int) -> bool:
         return binding_id in self.markers
 
@@ -81,3 +93,8 @@ class FlowPlan:
         except (KeyError, TypeError, ValueError):
             return None
         return plan
+
+
+def injected_stage_id(entry: int) -> int | None:
+    """The ``Stage`` id of a plan entry added by :meth:`FlowPlan.inject_stages`, else ``None``."""
+    return -entry if entry < 0 else None

@@ -128,9 +128,13 @@ def end_sessions(state: FlowsState, user_id: str, *, keep_current: bool) -> int:
 
 
 def _end_current(state: FlowsState) -> None:
-    record = current_record(state)
-    if record is not None:
-        state.db.session.delete(record)
+    """Delete this login's row by its key: a Core delete does not mind a row that is
+    already gone (two tabs logging out at once, or the user deleted in this request)."""
+    key = session.get(SESSION_KEY)
+    if isinstance(key, str):
+        state.db.session.execute(
+            sa.delete(AuthenticatedSession).where(AuthenticatedSession.key_hash == _hash(key))
+        )
         state.db.session.commit()
     g.pop("_flows_session", None)
 

@@ -33,3 +33,6 @@ user_deleted = _signals.signal("user-deleted")
 password_changed = _signals.signal("password-changed")
 #: An authenticator (TOTP, recovery codes) was added. kwargs: ``user``, ``device``.
 authenticator_added = _signals.signal("authenticator-added")
+#: An authenticator was removed (settings page).
+#: kwargs: ``user``, ``kind`` ("totp" or "static"), ``device_id``, ``name``.
+authenticator_removed = _signals.signal("authenticator-removed")

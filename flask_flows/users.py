@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from flask_login import UserMixin
 from sqlalchemy.orm import Mapped, mapped_column
 
-from .models import AuthenticatedSession, Group, GroupMembership
+from .models import FlowsModel, Group, GroupMembership
 
 if TYPE_CHECKING:
     from flask_sqlalchemy import SQLAlchemy
@@ -104,13 +104,36 @@ class UserStore:
         return user
 
     def delete(self, user: Any) -> None:
-        """Delete the user and every row flask-flows stored for them."""
+        """Delete the user and every row flask-flows stored for them; the caller commits.
+
+        Every flask-flows table with a ``user_id`` column is covered (sessions, group
+        memberships, authenticator devices, policy bindings naming the user, tables added
+        later), and so are rows that hang off those by a foreign key (recovery codes of a
+        device): SQLite does not enforce ``ON DELETE CASCADE`` unless asked to.
+        """
         user_id = self.user_id(user)
-        self.session.execute(
-            sa.delete(AuthenticatedSession).where(AuthenticatedSession.user_id == user_id)
-        )
-        self.session.execute(sa.delete(GroupMembership).where(GroupMembership.user_id == user_id))
+        for table in reversed(FlowsModel.metadata.sorted_tables):
+            if "user_id" in table.c:
+                self.session.execute(sa.delete(table).where(table.c.user_id == user_id))
+                continue
+            for foreign_key in table.foreign_keys:
+                parent = foreign_key.column.table
+                if "user_id" in parent.c:
+                    owned = sa.select(foreign_key.column).where(parent.c.user_id == user_id)
+                    self.session.execute(sa.delete(table).where(foreign_key.parent.in_(owned)))
         self.session.delete(user)
+
+    def username_taken(self, username: str, exclude: Any | None = None) -> bool:
+        """Whether another user (not ``exclude``) has ``username``, ignoring case."""
+        return self._taken("username", username, exclude)
+
+    def email_taken(self, email: str, exclude: Any | None = None) -> bool:
+        """Whether another user (not ``exclude``) has ``email``, ignoring case."""
+        return self._taken("email", email, exclude)
+
+    def set_password_hash(self, user: Any, password_hash: str) -> None:
+        """Store a hash made earlier with :attr:`hashing` (a prompt hashes on receipt)."""
+        user.password_hash = password_hash
 
     def set_password(self, user: Any, password: str) -> None:
         user.password_hash = self.hashing.hash(password)
@@ -160,3 +183,13 @@ class UserStore:
         user_id = self.user_id(user)
         if self.session.get(GroupMembership, (group.id, user_id)) is None:
             self.session.add(GroupMembership(group_id=group.id, user_id=user_id))
+
+    def _taken(self, field: str, value: str, exclude: Any | None) -> bool:
+        column = getattr(self.model, field)
+        query = sa.select(sa.func.count()).where(sa.func.lower(column) == value.strip().lower())
+        if exclude is not None:
+            mapper = sa.inspect(self.model)
+            primary_key = mapper.primary_key[0]
+            key = mapper.get_property_by_column(primary_key).key
+            query = query.where(primary_key != getattr(exclude, key))
+        return bool(self.session.scalar(query))

@@ -19,15 +19,18 @@ from wtforms.validators import ValidationError
 
 from .executor import MSG_CSRF, FlowExecutor
 from .extension import FlowsState, get_state
+from .flow_tokens import resume
 from .models import Designation, Flow
 from .policies import PolicyRequest, evaluate_bindings
 from .redirects import safe_next
+from .settings import register_settings
 
 
 def register_views(blueprint: Blueprint) -> None:
     blueprint.add_url_rule("/<slug>/", view_func=execute, methods=["GET", "POST"])
     blueprint.add_url_rule("/<slug>/cancel/", view_func=cancel, methods=["POST"])
     blueprint.add_url_rule("/-/default/<designation>/", view_func=default_flow)
+    blueprint.add_url_rule("/-/resume/<token>/", endpoint="resume", view_func=resume)
     blueprint.add_url_rule(
         "/-/login/",
         endpoint="login",
@@ -40,6 +43,7 @@ def register_views(blueprint: Blueprint) -> None:
         view_func=default_flow,
         defaults={"designation": "invalidation"},
     )
+    register_settings(blueprint)
     blueprint.register_error_handler(CSRFError, _http_error)
     blueprint.register_error_handler(HTTPException, _http_error)
     blueprint.register_error_handler(Exception, _unexpected_error)

@@ -13,6 +13,7 @@ from factory import User, create_test_app, db
 from flask import Flask
 from flask.testing import FlaskClient
 from postgres import PostgresServer, PostgresUnavailable, start_postgres
+from smtp_sink import Mailbox
 
 from flask_flows import Flow, Flows, FlowsModel, FlowStageBinding, Stage
 from flask_flows.extension import FlowsState
@@ -162,3 +163,31 @@ def login_flow(make_flow: Callable[..., Flow]) -> Flow:
 @pytest.fixture
 def logout_flow(make_flow: Callable[..., Flow]) -> Flow:
     return make_flow("logout", "user_logout", designation="invalidation")
+
+
+# -- mail -----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def smtp_server() -> Iterator[Any]:
+    """One loopback SMTP server (aiosmtpd) for the whole session."""
+    server = Mailbox().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def mailbox(smtp_server: Any) -> Iterator[Any]:
+    """The session's SMTP server, emptied for this test. An app sends its mail there when
+    the test module's ``app_config`` includes ``mailbox.config``::
+
+        @pytest.fixture
+        def app_config(mailbox):
+            return {**mailbox.config}
+    """
+    from flask_flows.mail import wait_for_outgoing_mail
+
+    smtp_server.clear()
+    yield smtp_server
+    # A mail still in flight from this test must not land in the next one's mailbox.
+    wait_for_outgoing_mail(timeout=10)

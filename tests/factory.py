@@ -53,9 +53,10 @@ def create_test_app(database_url: str, **config: Any) -> tuple[Flask, Flows]:
     return app, flows
 
 
-def default_definitions() -> tuple[int, int]:
-    """How many flows and stages the shipped default blueprints define."""
+def default_definitions() -> dict[str, int]:
+    """How many of each kind the shipped default blueprints define."""
     documents = [yaml.safe_load(p.read_text()) for p in DEFAULT_BLUEPRINTS.glob("*.yaml")]
-    flows = sum(len(d.get("flows", [])) for d in documents)
-    stages = sum(len(d.get("stages", [])) for d in documents)
-    return flows, stages
+    return {
+        kind: sum(len(d.get(kind, [])) for d in documents)
+        for kind in ("groups", "policies", "stages", "flows")
+    }

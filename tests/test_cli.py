@@ -55,7 +55,8 @@ def log_in(app: Flask, identifier: str, password: str) -> str:
 def test_init_installs_the_default_flows_and_is_idempotent(app: Flask) -> None:
     first = run(app, "init")
     assert first.exit_code == 0, first.output
-    flows, stages = default_definitions()
+    defined = default_definitions()
+    flows, stages = defined["flows"], defined["stages"]
     assert f"flows: {flows} created, 0 updated, 0 unchanged" in first.output
     assert f"stages: {stages} created" in first.output
     installed = counts(app)
@@ -75,7 +76,7 @@ def test_list_shows_each_flow_with_its_stages_in_order(app: Flask) -> None:
     assert result.exit_code == 0, result.output
     header, *rows = result.output.splitlines()
     assert header.split() == ["SLUG", "DESIGNATION", "TITLE", "STAGES"]
-    assert len(rows) == default_definitions()[0]
+    assert len(rows) == default_definitions()["flows"]
     slugs = [row.split()[0] for row in rows]
     assert slugs == sorted(slugs)
     login = rows[slugs.index("default-authentication-flow")]

@@ -227,3 +227,36 @@ def test_database_url_uses_psycopg_3_for_postgresql(
 ) -> None:
     monkeypatch.setenv("DATABASE_URL", given)
     assert example_app.database_url("/unused") == expected
+
+
+def test_sign_up_from_the_home_page_with_the_mail_on_the_terminal(
+    browser: FlowBrowser, example: Flask, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With no mail server configured, the example app prints the confirmation mail, and
+    its link finishes the sign-up (here opened from a second browser)."""
+    from flask_flows.mail import wait_for_outgoing_mail
+
+    browser.get("/")
+    browser.get(link(browser.last.text, "Create an account"))
+    while browser.last.status_code in (302, 303):
+        browser.follow()
+    assert browser.stage_type == "prompt"
+    browser.step(
+        "default-enrollment-flow",
+        username="zoe",
+        email="zoe@example.com",
+        password=PASSWORD,
+        password_repeat=PASSWORD,
+    )
+    assert browser.stage_type == "email"
+    assert wait_for_outgoing_mail(timeout=10)
+    printed = capsys.readouterr().out
+    assert "--- mail to zoe@example.com" in printed
+    resume = re.search(r"http://\S+/flows/-/resume/\S+/", printed)
+    assert resume, printed
+
+    phone = FlowBrowser(example.test_client(), htmx=browser.htmx)
+    phone.client.get(resume.group(0), follow_redirects=True)
+    home = phone.get("/").text
+    assert "Hello, <strong>zoe</strong>" in home
+    assert "Change your password" in home and "Delete your account" in home

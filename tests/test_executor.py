@@ -43,23 +43,10 @@ POLICY_MESSAGE = "The policy said no."
 # -- helpers ---------------------------------------------------------------------------
 
 
-def step(browser: FlowBrowser, slug: str, **fields: Any) -> TestResponse:
-    """Submit the current stage; a plain browser follows the post/redirect/get 303 back
-    to the flow URL (but not the one that leaves the flow)."""
-    response = browser.submit(slug, **fields)
-    if (
-        not browser.htmx
-        and response.status_code == 303
-        and response.headers["Location"] == f"/flows/{slug}/"
-    ):
-        return browser.follow()
-    return response
-
-
 def log_in(browser: FlowBrowser, username: str = "alice", slug: str = "login") -> None:
     browser.start(slug)
-    step(browser, slug, uid_field=username)
-    step(browser, slug, password=PASSWORD)
+    browser.step(slug, uid_field=username)
+    browser.step(slug, password=PASSWORD)
     assert browser.redirect_target == "/", browser.last.text if browser.last else None
     assert browser.client.get("/").text == f"home: {username}"
 
@@ -174,7 +161,7 @@ def test_htmx_post_returns_next_fragment(
 
 def test_end_of_flow_redirect(browser: FlowBrowser, two_dummies: Flow) -> None:
     browser.start("two")
-    step(browser, "two")
+    browser.step("two")
     assert "second step" in browser.last.text  # type: ignore[union-attr]
     response = browser.submit("two")
     if browser.htmx:
@@ -195,9 +182,9 @@ def test_next_is_kept_and_honoured(
 ) -> None:
     make_user("alice")
     browser.start("login", next="/dashboard")
-    step(browser, "login", uid_field="alice")
+    browser.step("login", uid_field="alice")
     assert browser.stage_type == "password"
-    step(browser, "login", password=PASSWORD)
+    browser.step("login", password=PASSWORD)
     assert browser.redirect_target == "/dashboard"
 
 
@@ -216,9 +203,9 @@ def test_two_flows_in_two_tabs(browser: FlowBrowser, make_flow: Callable[..., Fl
 
     tab1.start("one", next="/from-one")
     tab2.start("other", next="/from-other")
-    step(tab1, "one")
+    tab1.step("one")
     assert "one-b" in tab1.last.text  # type: ignore[union-attr]
-    step(tab2, "other")
+    tab2.step("other")
     assert "other-b" in tab2.last.text  # type: ignore[union-attr]
 
     tab1.submit("one")
@@ -238,7 +225,7 @@ def test_stale_identification_post_restarts(
     make_user("alice")
     browser.start("login", next="/kept")
     old_form = {"csrf_token": browser.csrf_token(), "flow_step": browser.step_token()}
-    step(browser, "login", uid_field="alice")
+    browser.step("login", uid_field="alice")
     assert browser.stage_type == "password"
 
     response = browser.post("/flows/login/", {**old_form, "uid_field": "alice"})
@@ -246,8 +233,8 @@ def test_stale_identification_post_restarts(
     assert MSG_STALE in response.text
     assert browser.stage_type == "identification"
     # The restart keeps `next`.
-    step(browser, "login", uid_field="alice")
-    step(browser, "login", password=PASSWORD)
+    browser.step("login", uid_field="alice")
+    browser.step("login", password=PASSWORD)
     assert browser.redirect_target == "/kept"
 
 
@@ -268,7 +255,7 @@ def test_tampered_cookie_starts_over(
     make_user("alice")
     browser = FlowBrowser(client)
     browser.start("login")
-    step(browser, "login", uid_field="alice")
+    browser.step("login", uid_field="alice")
     assert browser.stage_type == "password"
     cookie = client.get_cookie("session")
     assert cookie is not None
@@ -287,7 +274,7 @@ def test_tampered_cookie_post_restarts_with_message(
     make_user("alice")
     browser = FlowBrowser(client)
     browser.start("login")
-    step(browser, "login", uid_field="alice")
+    browser.step("login", uid_field="alice")
     form = {"csrf_token": browser.csrf_token(), "flow_step": browser.step_token()}
     cookie = client.get_cookie("session")
     assert cookie is not None
@@ -310,7 +297,7 @@ def test_post_without_plan(browser: FlowBrowser, two_dummies: Flow) -> None:
 @pytest.mark.parametrize("app_config", [{"FLOWS_PLAN_MAX_AGE": 60}])
 def test_expired_plan_by_max_age(browser: FlowBrowser, two_dummies: Flow) -> None:
     browser.start("two")
-    step(browser, "two")
+    browser.step("two")
     assert "second step" in browser.last.text  # type: ignore[union-attr]
     edit_plan(browser.client, "two", lambda plan: {**plan, "t": plan["t"] - 61})
 
@@ -322,7 +309,7 @@ def test_expired_plan_by_max_age(browser: FlowBrowser, two_dummies: Flow) -> Non
 
 def test_expired_plan_on_get(browser: FlowBrowser, two_dummies: Flow) -> None:
     browser.start("two", next="/after")
-    step(browser, "two")
+    browser.step("two")
     edit_plan(browser.client, "two", lambda plan: {**plan, "t": plan["t"] - 100_000})
     response = browser.get("/flows/two/")
     assert MSG_EXPIRED in response.text
@@ -333,7 +320,7 @@ def test_flow_changed_mid_flow_restarts(
     app: Flask, browser: FlowBrowser, two_dummies: Flow
 ) -> None:
     browser.start("two", next="/after-change")
-    step(browser, "two")
+    browser.step("two")
     assert "second step" in browser.last.text  # type: ignore[union-attr]
     with app.app_context():
         flow = find_flow("two")
@@ -346,7 +333,7 @@ def test_flow_changed_mid_flow_restarts(
     assert MSG_CHANGED in response.text
     assert "first step" in response.text
     # `next` survives the restart (authentik loses it; we keep it).
-    step(browser, "two")
+    browser.step("two")
     assert "second step, edited" in browser.last.text  # type: ignore[union-attr]
     browser.submit("two")
     assert browser.redirect_target == "/after-change"
@@ -362,7 +349,7 @@ def test_binding_removed_mid_flow_restarts(
         ("dummy", {"message": "step three"}),
     )
     browser.start("three")
-    step(browser, "three")
+    browser.step("three")
     with app.app_context():
         flow = find_flow("three")
         flow.bindings.remove(flow.bindings[2])
@@ -378,7 +365,7 @@ def test_binding_removed_mid_flow_restarts(
 )
 def test_garbage_plan_restarts(browser: FlowBrowser, two_dummies: Flow, garbage: Any) -> None:
     browser.start("two")
-    step(browser, "two")
+    browser.step("two")
     edit_plan(browser.client, "two", lambda plan: garbage)
     response = browser.submit("two")
     assert response.status_code == 200
@@ -396,7 +383,7 @@ def test_garbage_plans_mapping_restarts(
     response = browser.get("/flows/two/")
     assert response.status_code == 200
     assert "first step" in response.text
-    step(browser, "two")
+    browser.step("two")
     assert "second step" in browser.last.text  # type: ignore[union-attr]
 
 
@@ -431,14 +418,14 @@ def test_forged_post_without_any_token_changes_nothing(
     """A cross-site POST (no CSRF, no step) must not reset a flow the user is in."""
     make_user("alice")
     browser.start("login", next="/kept")
-    step(browser, "login", uid_field="alice")
+    browser.step("login", uid_field="alice")
     assert browser.stage_type == "password"
     response = browser.post("/flows/login/", {"uid_field": "mallory"})
     assert response.status_code == 200
     assert MSG_CSRF in response.text
     browser.get("/flows/login/")
     assert browser.stage_type == "password"
-    step(browser, "login", password=PASSWORD)
+    browser.step("login", password=PASSWORD)
     assert browser.redirect_target == "/kept"
 
 
@@ -459,7 +446,7 @@ def test_invalid_response_retry(
 ) -> None:
     make_user("alice")
     browser.start("failing")
-    step(browser, "failing", uid_field="alice")
+    browser.step("failing", uid_field="alice")
     response = browser.submit("failing")
     assert response.status_code == 200
     assert FAIL_MESSAGE in response.text
@@ -482,7 +469,7 @@ def test_invalid_response_restart(
     make_user("alice")
     set_binding(app, "failing", 1, invalid_response_action=action)
     browser.start("failing", next="/next-kept")
-    step(browser, "failing", uid_field="alice")
+    browser.step("failing", uid_field="alice")
     assert "failing step" in browser.last.text  # type: ignore[union-attr]
 
     response = browser.submit("failing")
@@ -583,8 +570,8 @@ def test_require_authenticated_redirects_to_login(
     ]
     browser.follow()
     assert browser.stage_type == "identification"
-    step(browser, "login", uid_field="alice")
-    step(browser, "login", password=PASSWORD)
+    browser.step("login", uid_field="alice")
+    browser.step("login", password=PASSWORD)
     assert browser.redirect_target == "/flows/members/?next=/after"
     browser.follow()
     assert "members only" in browser.last.text  # type: ignore[union-attr]
@@ -685,7 +672,7 @@ def test_default_flow_404(
 
 def test_cancel_drops_plan_and_leaves(browser: FlowBrowser, two_dummies: Flow) -> None:
     browser.start("two", next="/back")
-    step(browser, "two")
+    browser.step("two")
     token = browser.csrf_token()
     browser.post("/flows/two/cancel/", {"csrf_token": token})
     assert browser.redirect_target == "/back"
@@ -701,19 +688,19 @@ def test_cancel_without_next_goes_home(browser: FlowBrowser, two_dummies: Flow) 
 
 def test_cancel_with_restart(browser: FlowBrowser, two_dummies: Flow) -> None:
     browser.start("two", next="/back")
-    step(browser, "two")
+    browser.step("two")
     browser.post("/flows/two/cancel/", {"csrf_token": browser.csrf_token(), "restart": "1"})
     assert browser.redirect_target == "/flows/two/?next=/back"
     response = browser.follow()
     assert "first step" in response.text
-    step(browser, "two")
+    browser.step("two")
     browser.submit("two")
     assert browser.redirect_target == "/back"
 
 
 def test_cancel_without_csrf_does_not_cancel(browser: FlowBrowser, two_dummies: Flow) -> None:
     browser.start("two", next="/back")
-    step(browser, "two")
+    browser.step("two")
     response = browser.post("/flows/two/cancel/", {})
     assert response.status_code == 200
     assert MSG_CSRF in response.text
@@ -750,7 +737,7 @@ def test_binding_policy_skips_stage(
         binding.policy_bindings.append(PolicyBinding(policy=policy))
         db.session.commit()
     browser.start("skipping")
-    step(browser, "skipping")
+    browser.step("skipping")
     assert "step three" in browser.last.text  # type: ignore[union-attr]
     assert "skipped step" not in browser.last.text  # type: ignore[union-attr]
 
@@ -783,3 +770,32 @@ def test_stage_bug_shows_error_page(
     assert "Something went wrong on our side" in response.text
     assert "secret internals" not in response.text
     assert "Traceback" not in response.text
+
+
+def test_a_form_is_never_read_by_a_later_stage(
+    browser: FlowBrowser, flows, make_flow: Callable[..., Flow]
+) -> None:
+    """A stage that stops needing a form between GET and POST (a consent remembered in
+    another tab, say) passes on its own; the next stage must not take the body as its own."""
+    from flask_flows import StageType
+
+    switch = {"interactive": True}
+
+    @flows.stage_type
+    class Switching(StageType):
+        name = "switching"
+        template = "flows/stages/dummy.html"
+
+        def is_interactive(self, run: StageRun) -> bool:
+            return switch["interactive"]
+
+        def challenge(self, run: StageRun, form: StageForm) -> dict[str, str]:
+            return {"message": "Switching stage."}
+
+    make_flow("switch", "switching", ("dummy", {"fail": True}))
+    browser.start("switch")
+    assert "Switching stage." in browser.last.text
+    switch["interactive"] = False
+    response = browser.step("switch")
+    assert browser.stage_type == "dummy"
+    assert "This step did not accept the submission." not in response.text

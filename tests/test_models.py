@@ -302,3 +302,21 @@ def test_editing_and_deleting_policy_bindings_bumps_the_flow(app: Flask, two_flo
 def test_deleting_a_flow_leaves_others_alone(app: Flask, two_flows: None) -> None:
     change(app, lambda: db.session.delete(flow("two")))
     assert revisions(app) == {"one": 1, "three": 1}
+
+
+def test_deleting_a_bound_stage_is_refused_on_every_database(app, make_flow) -> None:
+    """Foreign keys hold on SQLite too (the extension turns them on), so the RESTRICT on
+    a binding's stage protects flows there as on PostgreSQL."""
+    import sqlalchemy as sa
+    from factory import db
+    from sqlalchemy.exc import IntegrityError
+
+    from flask_flows import FlowStageBinding, Stage
+
+    make_flow("guarded", "dummy")
+    with app.app_context():
+        with pytest.raises(IntegrityError):
+            db.session.execute(sa.delete(Stage))
+            db.session.flush()
+        db.session.rollback()
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(FlowStageBinding)) == 1

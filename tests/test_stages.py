@@ -27,26 +27,14 @@ NO_ACCOUNT = "No account matches that username or email address."
 TOO_MANY = "Too many failed attempts. Please start again later."
 
 
-def step(browser: FlowBrowser, slug: str, **fields: Any) -> TestResponse:
-    """Submit the current stage; a plain browser follows the 303 back to the flow URL."""
-    response = browser.submit(slug, **fields)
-    if (
-        not browser.htmx
-        and response.status_code == 303
-        and response.headers["Location"] == f"/flows/{slug}/"
-    ):
-        return browser.follow()
-    return response
-
-
 def log_in(
     browser: FlowBrowser, username: str = "alice", slug: str = "login", **login_fields: Any
 ) -> TestResponse:
     browser.start(slug)
-    step(browser, slug, uid_field=username)
-    response = step(browser, slug, password=PASSWORD)
+    browser.step(slug, uid_field=username)
+    response = browser.step(slug, password=PASSWORD)
     if browser.stage_type == "user_login":
-        response = step(browser, slug, **login_fields)
+        response = browser.step(slug, **login_fields)
     return response
 
 
@@ -76,9 +64,9 @@ def test_identification_is_case_insensitive(
     make_user("alice")
     make_flow("ident", ("identification", {"pretend_user_exists": False}), "password", "user_login")
     browser.start("ident")
-    step(browser, "ident", uid_field=identifier)
+    browser.step("ident", uid_field=identifier)
     assert browser.stage_type == "password"
-    step(browser, "ident", password=PASSWORD)
+    browser.step("ident", password=PASSWORD)
     assert whoami(browser) == "home: alice"
 
 
@@ -92,10 +80,10 @@ def test_identification_case_sensitive_when_configured(
         "password",
     )
     browser.start("ident")
-    step(browser, "ident", uid_field="ALICE")
+    browser.step("ident", uid_field="ALICE")
     assert browser.stage_type == "identification"
     assert NO_ACCOUNT in browser.last.text  # type: ignore[union-attr]
-    step(browser, "ident", uid_field="alice")
+    browser.step("ident", uid_field="alice")
     assert browser.stage_type == "password"
 
 
@@ -126,14 +114,14 @@ def test_identification_honours_user_fields(
     if fields == ["email"]:
         assert "Email address" in page.text
         assert 'type="email"' in page.text
-    step(browser, "ident", uid_field=identifier)
+    browser.step("ident", uid_field=identifier)
     assert browser.stage_type == ("password" if found else "identification")
     assert (NO_ACCOUNT in browser.last.text) is not found  # type: ignore[union-attr]
 
 
 def test_identification_requires_a_value(browser: FlowBrowser, login_flow: Flow) -> None:
     browser.start("login")
-    response = step(browser, "login", uid_field="   ")
+    response = browser.step("login", uid_field="   ")
     assert browser.stage_type == "identification"
     assert "Enter your username or email address." in response.text
 
@@ -152,14 +140,14 @@ def test_pretend_user_exists_fails_like_a_wrong_password(
     other = FlowBrowser(browser.client.application.test_client(), htmx=browser.htmx)
 
     browser.start("login")
-    step(browser, "login", uid_field="alice")
-    real = step(browser, "login", password="wrong password")
+    browser.step("login", uid_field="alice")
+    real = browser.step("login", password="wrong password")
 
     other.start("login")
     # Same first letter as "alice": the page shows the identifier's initial as an avatar.
-    step(other, "login", uid_field="amber")
+    other.step("login", uid_field="amber")
     assert other.stage_type == "password"
-    unknown = step(other, "login", password="wrong password")
+    unknown = other.step("login", password="wrong password")
 
     assert WRONG_CREDENTIALS in real.text
     assert real.status_code == unknown.status_code == 200
@@ -172,7 +160,7 @@ def test_pretend_user_exists_false_shows_field_error(
 ) -> None:
     make_flow("ident", ("identification", {"pretend_user_exists": False}), "password")
     browser.start("ident")
-    response = step(browser, "ident", uid_field="nobody")
+    response = browser.step("ident", uid_field="nobody")
     assert browser.stage_type == "identification"
     assert NO_ACCOUNT in response.text
     assert 'aria-invalid="true"' in response.text
@@ -200,9 +188,9 @@ def test_one_argon2_verification_per_miss(
     # PasswordHasher has __slots__, so the spy goes on the class (undone after the test).
     monkeypatch.setattr(PasswordHasher, "verify", counting_verify)
     browser.start("login")
-    step(browser, "login", uid_field=identifier)
+    browser.step("login", uid_field=identifier)
     assert calls == []
-    step(browser, "login", password="wrong password")
+    browser.step("login", password="wrong password")
     assert WRONG_CREDENTIALS in browser.last.text  # type: ignore[union-attr]
     assert len(calls) == 1
 
@@ -242,12 +230,12 @@ def test_failed_attempts_cancel_the_plan(
         "strict", "identification", ("password", {"failed_attempts_before_cancel": 2}), "user_login"
     )
     browser.start("strict")
-    step(browser, "strict", uid_field="alice")
-    first = step(browser, "strict", password="nope")
+    browser.step("strict", uid_field="alice")
+    first = browser.step("strict", password="nope")
     assert browser.stage_type == "password"
     assert WRONG_CREDENTIALS in first.text
 
-    second = step(browser, "strict", password="nope again")
+    second = browser.step("strict", password="nope again")
     assert second.status_code == (200 if browser.htmx else 403)
     assert TOO_MANY in second.text
     assert browser.stage_type is None
@@ -264,9 +252,9 @@ def test_wrong_password_then_right_one(
 ) -> None:
     make_user("alice")
     browser.start("login", next="/after")
-    step(browser, "login", uid_field="alice")
-    step(browser, "login", password="nope")
-    step(browser, "login", password=PASSWORD)
+    browser.step("login", uid_field="alice")
+    browser.step("login", password="nope")
+    browser.step("login", password=PASSWORD)
     assert browser.redirect_target == "/after"
     assert whoami(browser) == "home: alice"
 
@@ -320,14 +308,14 @@ def test_remember_me(
 ) -> None:
     make_user("alice")
     browser.start("remember")
-    step(browser, "remember", uid_field="alice")
-    step(browser, "remember", password=PASSWORD)
+    browser.step("remember", uid_field="alice")
+    browser.step("remember", password=PASSWORD)
     assert browser.stage_type == "user_login"
     assert 'name="remember_me"' in browser.last.text  # type: ignore[union-attr]
     assert whoami(browser) == "home: anonymous"
 
     before = utcnow()
-    step(browser, "remember", **({"remember_me": "y"} if remember else {}))
+    browser.step("remember", **({"remember_me": "y"} if remember else {}))
     assert browser.redirect_target == "/"
     assert whoami(browser) == "home: alice"
     cookie = browser.client.get_cookie("session")
@@ -348,8 +336,8 @@ def test_no_remember_me_toggle_without_offset(
 ) -> None:
     make_user("alice")
     browser.start("login")
-    step(browser, "login", uid_field="alice")
-    step(browser, "login", password=PASSWORD)
+    browser.step("login", uid_field="alice")
+    browser.step("login", password=PASSWORD)
     assert browser.stage_type is None
     assert browser.redirect_target == "/"
     assert whoami(browser) == "home: alice"
@@ -409,8 +397,8 @@ def test_stage_after_login_accepts_its_form(
         ("dummy", {"message": "after login"}),
     )
     browser.start("then-more", next="/done")
-    step(browser, "then-more", uid_field="alice")
-    step(browser, "then-more", password=PASSWORD)
+    browser.step("then-more", uid_field="alice")
+    browser.step("then-more", password=PASSWORD)
     assert "after login" in browser.last.text  # type: ignore[union-attr]
     assert whoami(browser) == "home: alice"
     response = browser.submit("then-more")
@@ -465,7 +453,7 @@ def test_stage_after_logout_accepts_its_form(
     )
     log_in(browser)
     browser.start("bye")
-    step(browser, "bye")
+    browser.step("bye")
     assert "goodbye page" in browser.last.text  # type: ignore[union-attr]
     assert whoami(browser) == "home: anonymous"
     response = browser.submit("bye")

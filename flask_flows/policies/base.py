@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..options import Option
@@ -16,10 +17,16 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class PolicyResult:
-    """A yes/no decision with messages to show the user when it is no."""
+    """A yes/no decision with messages to show the user when it is no.
+
+    ``field`` names the prompt field the messages are about (a password policy names the
+    password field), so a prompt stage can show them next to that field rather than
+    above the form. ``None`` means the messages concern the request as a whole.
+    """
 
     passing: bool
     messages: tuple[str, ...] = ()
+    field: str | None = None
 
     def __bool__(self) -> bool:
         return self.passing
@@ -36,7 +43,7 @@ class PolicyRequest:
 
     state: FlowsState
     user: Any | None
-    context: Mapping[str, Any] = field(default_factory=dict)
+    context: Mapping[str, Any] = dataclass_field(default_factory=dict)
     request: Request | None = None
     authenticated_user: Any | None = None
 

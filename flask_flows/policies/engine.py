@@ -34,13 +34,19 @@ def evaluate_bindings(
             for message in result.messages:
                 if message not in messages:
                     messages.append(message)
-    return PolicyResult(passing, tuple(messages))
+    return PolicyResult(passing, tuple(messages), _common_field(results) if not passing else None)
+
+
+def _common_field(results: list[PolicyResult]) -> str | None:
+    """The field every failing result is about, or ``None`` when they differ or name none."""
+    fields = {r.field for r in results if not r.passing}
+    return fields.pop() if len(fields) == 1 else None
 
 
 def evaluate_binding(binding: PolicyBinding, request: PolicyRequest) -> PolicyResult:
     result = _raw_result(binding, request)
     if binding.negate:
-        return PolicyResult(not result.passing, result.messages)
+        return PolicyResult(not result.passing, result.messages, result.field)
     return result
 
 

@@ -19,6 +19,7 @@ from ..plan import PENDING_USER
 if TYPE_CHECKING:
     from flask import Request
 
+    from ..executor import InjectedBinding
     from ..extension import FlowsState
     from ..models import Flow, FlowStageBinding, Stage
     from ..plan import FlowPlan
@@ -64,7 +65,8 @@ class StageRun:
 
     state: FlowsState
     flow: Flow
-    binding: FlowStageBinding
+    #: A stage injected into the plan (not bound to the flow) runs with a stand-in.
+    binding: FlowStageBinding | InjectedBinding
     stage: Stage
     config: dict[str, Any]
     plan: FlowPlan

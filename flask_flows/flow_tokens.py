@@ -1,0 +1,198 @@
+"""Single-use, expiring links that continue a flow in any browser.
+
+The email stage keeps a copy of its plan, already advanced past itself, in a
+:class:`FlowToken` row and mails a link carrying a random token. Only the token's SHA-256
+is stored, so the database alone cannot produce a working link, and the token never
+enters the session or a log. Opening the link (``GET /flows/-/resume/<token>/``) claims the
+row with a conditional UPDATE, so exactly one request wins even when two race, and writes
+the plan into *that* browser's session: the flow goes on where the link was opened, and a
+second browser or device needs nothing from the first.
+
+.. versionadded:: 0.1
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import secrets
+import time
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, cast
+
+import sqlalchemy as sa
+from flask import Response, make_response, render_template, session, url_for
+from sqlalchemy.engine import CursorResult
+from sqlalchemy.orm import Mapped, mapped_column
+
+from .models import FlowsModel, utcnow
+from .plan import FlowPlan
+
+if TYPE_CHECKING:
+    from .extension import FlowsState
+
+#: Plan context flag set on a plan restored from a link.
+IS_RESTORED = "is_restored"
+
+MSG_INVALID = "This link is invalid or has already been used."
+MSG_EXPIRED = "This link has expired. Please start again."
+MSG_NO_ACCOUNT = "This account no longer exists."
+MSG_CHANGED = "This form was changed since the link was sent. Please start again."
+MSG_GONE = "The form this link belongs to no longer exists."
+
+
+class FlowToken(FlowsModel):
+    """A mailed link: a stored plan to continue, for at most one use before ``expires``."""
+
+    __tablename__ = "flows_flow_token"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    flow_slug: Mapped[str] = mapped_column(sa.String(64))
+    #: ``FlowPlan.to_session()`` of the plan after the stage that sent the link.
+    plan: Mapped[dict[str, Any]] = mapped_column()
+    user_id: Mapped[str | None] = mapped_column(sa.String(64), index=True, default=None)
+    #: SHA-256 of the lowercased address, so sending can be rate limited per address.
+    address_hash: Mapped[str] = mapped_column(sa.String(64), index=True)
+    activate_user: Mapped[bool] = mapped_column(default=False)
+    created: Mapped[datetime] = mapped_column(default=utcnow)
+    expires: Mapped[datetime] = mapped_column()
+    used_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+def new_token() -> str:
+    """A fresh link token (256 bits from the OS CSPRNG)."""
+    return secrets.token_urlsafe(32)
+
+
+def save_token(
+    state: FlowsState,
+    token: str,
+    plan: FlowPlan,
+    *,
+    user_id: str | None,
+    address: str,
+    lifetime: timedelta,
+    activate_user: bool,
+) -> None:
+    """Store ``plan`` behind ``token`` (only its hash) and commit."""
+    now = utcnow()
+    state.db.session.add(
+        FlowToken(
+            token_hash=hash_token(token),
+            flow_slug=plan.flow_slug,
+            plan=copy.deepcopy(plan.to_session()),
+            user_id=user_id,
+            address_hash=hash_address(address),
+            activate_user=activate_user,
+            created=now,
+            expires=now + lifetime,
+        )
+    )
+    state.db.session.commit()
+
+
+def tokens_sent_since(state: FlowsState, address_hash: str, seconds: int) -> int:
+    """How many links went to this address in the last ``seconds`` (for rate limiting)."""
+    since = utcnow() - timedelta(seconds=seconds)
+    return int(
+        state.db.session.scalar(
+            sa.select(sa.func.count())
+            .select_from(FlowToken)
+            .where(FlowToken.address_hash == address_hash, FlowToken.created >= since)
+        )
+        or 0
+    )
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def hash_address(address: str) -> str:
+    return hashlib.sha256(address.strip().lower().encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def store_plan(plan: FlowPlan) -> None:
+    """Write ``plan`` into this browser's session, where the executor looks for it."""
+    # Imported here: the executor imports the extension, which imports the stage
+    # registry, which imports this module through the email stage.
+    from .executor import PLANS_KEY
+
+    plans = session.get(PLANS_KEY)
+    plans = dict(plans) if isinstance(plans, dict) else {}
+    plans[plan.flow_slug] = plan.to_session()
+    session[PLANS_KEY] = plans
+
+
+def resume(token: str) -> Response:
+    """``GET /flows/-/resume/<token>/``: continue the flow a mailed link stands for.
+
+    A GET changes state here on purpose: the token in the URL is what authorises it, the
+    way a CSRF token would, and the link must work from a mail client without a form.
+    """
+    from .extension import get_state
+
+    state = get_state()
+    db_session = state.db.session
+    record = db_session.scalar(
+        sa.select(FlowToken).where(FlowToken.token_hash == hash_token(token))
+    )
+    if record is None or record.used_at is not None:
+        return _link_error(MSG_INVALID, 404)
+    start_url = url_for("flows.execute", slug=record.flow_slug)
+    if record.expires <= utcnow():
+        return _link_error(MSG_EXPIRED, 410, start_url)
+    flow = state.load_flow(record.flow_slug)
+    if flow is None:
+        return _link_error(MSG_GONE, 404)
+    plan = FlowPlan.from_session(record.flow_slug, record.plan)
+    if plan is None or plan.revision != flow.revision:
+        return _link_error(MSG_CHANGED, 409, start_url)
+    user = None
+    if record.user_id is not None:
+        user = state.user_store.get(record.user_id)
+        if user is None:
+            return _link_error(MSG_NO_ACCOUNT, 410)
+
+    claimed = cast(
+        "CursorResult[Any]",
+        db_session.execute(
+            sa.update(FlowToken)
+            .where(FlowToken.id == record.id, FlowToken.used_at.is_(None))
+            .values(used_at=utcnow())
+        ),
+    )
+    if claimed.rowcount != 1:
+        db_session.rollback()
+        return _link_error(MSG_INVALID, 404)
+    if record.activate_user and user is not None:
+        state.user_store.update(user, active=True)
+    db_session.commit()
+
+    plan.context[IS_RESTORED] = True
+    # The link's own expiry was the limit so far; the plan's age counts from now.
+    plan.created = time.time()
+    store_plan(plan)
+    state.log.info("email link %s: flow %s continued in this browser", record.id, flow.slug)
+    response = make_response("", 303)
+    response.headers["Location"] = url_for("flows.execute", slug=flow.slug)
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+def _link_error(message: str, code: int, start_url: str | None = None) -> Response:
+    html = render_template(
+        "flows/link_error.html",
+        layout="flows/base.html",
+        flow=None,
+        message=message,
+        code=code,
+        start_url=start_url,
+    )
+    response = make_response(html, code)
+    response.headers["Cache-Control"] = "no-store"
+    # The URL holds the token: keep it out of Referer headers sent from this page.
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response

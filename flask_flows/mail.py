@@ -1,0 +1,165 @@
+"""Building and sending the extension's emails (``FLOWS_MAIL_*`` settings).
+
+A message is rendered in the request, from a text and an HTML template the app can
+override, and delivered by SMTP (:mod:`smtplib`) or by the app's own
+``FLOWS_MAIL_BACKEND``. Delivery runs in a daemon thread by default: a response then
+takes as long whether a mail went out or not, which the recovery flow needs so that it
+does not reveal which accounts exist, and a slow or broken mail server never fails the
+request. Delivery errors are logged, never raised into the request.
+
+.. versionadded:: 0.1
+"""
+
+from __future__ import annotations
+
+import logging
+import smtplib
+import ssl
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+from typing import Any
+
+from flask import Flask, current_app, render_template
+from werkzeug.utils import import_string
+
+from .options import ConfigError
+
+#: Takes a finished message and delivers it; raises on failure.
+MailBackend = Callable[[EmailMessage], None]
+
+log = logging.getLogger("flask_flows.mail")
+
+_pending: set[threading.Thread] = set()
+_pending_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """At most ``count`` messages per address in ``seconds`` (``FLOWS_MAIL_RATE_LIMIT``)."""
+
+    count: int
+    seconds: int
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> RateLimit:
+        value = config["FLOWS_MAIL_RATE_LIMIT"]
+        try:
+            count, seconds = (int(part) for part in str(value).split("/"))
+        except ValueError:
+            raise ConfigError(
+                f"FLOWS_MAIL_RATE_LIMIT: expected 'count/seconds' like '5/3600', got {value!r}"
+            ) from None
+        if count < 1 or seconds < 1:
+            raise ConfigError(f"FLOWS_MAIL_RATE_LIMIT: both numbers must be positive: {value!r}")
+        return cls(count, seconds)
+
+
+def build_message(*, to: str, subject: str, template: str, **context: Any) -> EmailMessage:
+    """A multipart text + HTML message from ``<template>.txt`` and ``<template>.html``.
+
+    Rendered here, in the request, where ``url_for`` and the app's templates work.
+    """
+    config = current_app.config
+    text = render_template(f"{template}.txt", subject=subject, **context)
+    html = render_template(f"{template}.html", subject=subject, **context)
+    sender = str(config["FLOWS_MAIL_DEFAULT_SENDER"])
+    message = EmailMessage()
+    message["Subject"] = subject
+    message["From"] = sender
+    message["To"] = to
+    message["Date"] = format_datetime(datetime.now(UTC))
+    # make_msgid() without a domain asks the resolver for this host's name, which can stall.
+    message["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2].strip("<> ") or "localhost")
+    message.set_content(text)
+    message.add_alternative(html, subtype="html")
+    return message
+
+
+def send(message: EmailMessage, prepare: Callable[[], None] | None = None) -> None:
+    """Deliver ``message`` now or from a background thread (``FLOWS_MAIL_SEND_IN_BACKGROUND``).
+
+    ``prepare`` runs first, in the same thread and app context, and the message is not
+    sent if it fails: the email stage stores the link's token there, so that the database
+    write is not foreground work either. Never raises: a failure is logged, because the
+    person in front of the form can do nothing about it and must not learn more than
+    "we sent a link".
+    """
+    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+    if not app.config["FLOWS_MAIL_SEND_IN_BACKGROUND"]:
+        _deliver_logged(app, message, prepare)
+        return
+    thread = threading.Thread(
+        target=_deliver_logged, args=(app, message, prepare), name="flask-flows-mail", daemon=True
+    )
+    with _pending_lock:
+        _pending.add(thread)
+    thread.start()
+
+
+def wait_for_outgoing_mail(timeout: float | None = None) -> bool:
+    """Wait until every mail handed to a background thread is delivered (or failed).
+
+    Background threads are daemons and die with the interpreter: a CLI command or a
+    worker that sends mail and then exits should call this first. Tests use it too.
+    Returns ``False`` if some delivery was still running when ``timeout`` ran out.
+    """
+    with _pending_lock:
+        threads = list(_pending)
+    for thread in threads:
+        thread.join(timeout)
+    return not any(thread.is_alive() for thread in threads)
+
+
+def deliver(message: EmailMessage, config: Mapping[str, Any]) -> None:
+    """Hand ``message`` to ``FLOWS_MAIL_BACKEND``, or to the SMTP server; raises on failure."""
+    backend = config["FLOWS_MAIL_BACKEND"]
+    if backend is None:
+        _send_smtp(message, config)
+        return
+    if isinstance(backend, str):
+        try:
+            backend = import_string(backend)
+        except ImportError as error:
+            raise ConfigError(
+                f"FLOWS_MAIL_BACKEND {backend!r} cannot be imported: {error}"
+            ) from None
+    if not callable(backend):
+        raise ConfigError(f"FLOWS_MAIL_BACKEND must be callable, got {backend!r}")
+    backend(message)
+
+
+def _deliver_logged(app: Flask, message: EmailMessage, prepare: Callable[[], None] | None) -> None:
+    try:
+        with app.app_context():
+            if prepare is not None:
+                prepare()
+            deliver(message, app.config)
+        log.info("mail: sent %r", message["Subject"])
+    except Exception:
+        # The traceback names the error, never the body: the body holds the link.
+        log.exception("mail: could not send %r", message["Subject"])
+    finally:
+        with _pending_lock:
+            _pending.discard(threading.current_thread())
+
+
+def _send_smtp(message: EmailMessage, config: Mapping[str, Any]) -> None:
+    host = config["FLOWS_MAIL_SERVER"]
+    port = int(config["FLOWS_MAIL_PORT"])
+    timeout = float(config["FLOWS_MAIL_TIMEOUT"])
+    context = ssl.create_default_context()
+    smtp: smtplib.SMTP
+    if config["FLOWS_MAIL_USE_SSL"]:
+        smtp = smtplib.SMTP_SSL(host, port, timeout=timeout, context=context)
+    else:
+        smtp = smtplib.SMTP(host, port, timeout=timeout)
+    with smtp:
+        if config["FLOWS_MAIL_USE_TLS"] and not config["FLOWS_MAIL_USE_SSL"]:
+            smtp.starttls(context=context)
+        if config["FLOWS_MAIL_USERNAME"]:
+            smtp.login(config["FLOWS_MAIL_USERNAME"], config["FLOWS_MAIL_PASSWORD"] or "")
+        smtp.send_message(message)

@@ -1,0 +1,173 @@
+"""Reputation scores per client IP and per identifier, for the ``reputation`` policy.
+
+A failed identification, password or code check lowers the score of the request's IP
+and of the identifier that was tried by one; a successful login raises both by one, up
+to ``FLOWS_REPUTATION_MAX_SCORE`` so a good history cannot bank unlimited credit. A
+score not changed for ``FLOWS_REPUTATION_EXPIRY`` seconds counts as 0 and starts from 0
+on its next change.
+
+Counters change with a single ``UPDATE … SET score = score + :delta`` (or an insert
+when the row is missing, retried as an update when a parallel request inserted it
+first), on a connection of its own: parallel guesses all count (ASVS 6.3.1), and the
+request's session, with whatever it has pending, is left alone.
+
+The client IP is ``request.remote_addr``: behind a reverse proxy, configure Werkzeug's
+``ProxyFix`` so that it is the client's address rather than the proxy's.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, cast
+
+import sqlalchemy as sa
+from flask import Flask, has_request_context, request
+from sqlalchemy.engine import CursorResult
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.orm import Mapped, mapped_column
+
+from . import signals
+from .models import FlowsModel, utcnow
+
+if TYPE_CHECKING:
+    from .extension import FlowsState
+
+logger = logging.getLogger("flask_flows.reputation")
+
+KEY_LENGTH = 255
+
+
+class ReputationKind(enum.StrEnum):
+    ip = "ip"
+    identifier = "identifier"
+
+
+class ReputationScore(FlowsModel):
+    """The current score of one IP address or one identifier (lowercased)."""
+
+    __tablename__ = "flows_reputation_score"
+    __table_args__ = (sa.UniqueConstraint("kind", "key", name="flows_reputation_kind_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(sa.String(16))
+    key: Mapped[str] = mapped_column(sa.String(KEY_LENGTH))
+    score: Mapped[int] = mapped_column(default=0)
+    updated: Mapped[datetime] = mapped_column(default=utcnow)
+    expires: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+def normalise_key(kind: ReputationKind, key: str) -> str:
+    """Identifiers are compared like identification compares them: trimmed, lowercased."""
+    key = key.strip()
+    if kind is ReputationKind.identifier:
+        key = key.lower()
+    return key[:KEY_LENGTH]
+
+
+def subjects(ip: str | None, identifiers: Iterable[str | None]) -> list[tuple[ReputationKind, str]]:
+    """The ``(kind, key)`` pairs to score for a request from ``ip`` about ``identifiers``."""
+    found: list[tuple[ReputationKind, str]] = []
+    candidates = [(ReputationKind.ip, ip)]
+    candidates += [(ReputationKind.identifier, identifier) for identifier in identifiers]
+    for kind, raw in candidates:
+        if raw and raw.strip():
+            pair = (kind, normalise_key(kind, raw))
+            if pair not in found:
+                found.append(pair)
+    return found
+
+
+def scores(
+    state: FlowsState, pairs: list[tuple[ReputationKind, str]]
+) -> dict[tuple[str, str], int]:
+    """Current scores of ``pairs``; missing and expired ones are 0."""
+    if not pairs:
+        return {}
+    row = ReputationScore
+    clause = sa.or_(*(sa.and_(row.kind == kind.value, row.key == key) for kind, key in pairs))
+    now = utcnow()
+    found = {(kind.value, key): 0 for kind, key in pairs}
+    with state.db.engine.connect() as connection:
+        for kind, key, score, expires in connection.execute(
+            sa.select(row.kind, row.key, row.score, row.expires).where(clause)
+        ):
+            found[(kind, key)] = score if expires > now else 0
+    return found
+
+
+def adjust(state: FlowsState, pairs: list[tuple[ReputationKind, str]], delta: int) -> None:
+    """Add ``delta`` to each score atomically, capped at ``FLOWS_REPUTATION_MAX_SCORE``."""
+    for kind, key in pairs:
+        _adjust_one(state, kind, key, delta)
+
+
+def connect_signals(app: Flask) -> None:
+    """Score this app's failed and successful logins (called once per app by init_app)."""
+    signals.login_failed.connect(_on_login_failed, sender=app)
+    signals.user_logged_in.connect(_on_user_logged_in, sender=app)
+
+
+def _on_login_failed(
+    app: Flask, identifier: str | None = None, stage: Any = None, reason: str = "", **_: Any
+) -> None:
+    if reason == "unknown_identifier" and _pretends(app, stage):
+        # The password stage that follows fails for this attempt too and counts it; counting
+        # here as well would make unknown accounts lose reputation twice as fast as real
+        # ones, which would tell them apart (ASVS 6.3.8).
+        return
+    _record(app, [identifier], -1)
+
+
+def _on_user_logged_in(app: Flask, user: Any = None, **_: Any) -> None:
+    _record(app, [getattr(user, "username", None), getattr(user, "email", None)], +1)
+
+
+def _record(app: Flask, identifiers: list[str | None], delta: int) -> None:
+    ip = request.remote_addr if has_request_context() else None
+    state: FlowsState = app.extensions["flows"]
+    try:
+        adjust(state, subjects(ip, identifiers), delta)
+    except SQLAlchemyError:
+        # Scoring must not turn a login attempt into an error page; the log says it failed.
+        logger.exception("reputation: could not record a change of %+d", delta)
+
+
+def _pretends(app: Flask, stage: Any) -> bool:
+    """Whether ``stage`` is an identification stage that lets unknown identifiers continue."""
+    if getattr(stage, "type", None) != "identification":
+        return False
+    state: FlowsState = app.extensions["flows"]
+    return bool(state.stage_config(stage)["pretend_user_exists"])
+
+
+def _adjust_one(state: FlowsState, kind: ReputationKind, key: str, delta: int) -> None:
+    row = ReputationScore
+    now = utcnow()
+    expires = now + timedelta(seconds=state.config["FLOWS_REPUTATION_EXPIRY"])
+    cap = state.config["FLOWS_REPUTATION_MAX_SCORE"]
+    # SET expressions read the row as it was, so an expired score restarts from 0.
+    current = sa.case((row.expires <= now, 0), else_=row.score)
+    new_score = sa.case((current + delta > cap, cap), else_=current + delta)
+    update = (
+        sa.update(row)
+        .where(row.kind == kind.value, row.key == key)
+        .values(score=new_score, updated=now, expires=expires)
+    )
+    engine = state.db.engine
+    with engine.begin() as connection:
+        if cast(CursorResult[Any], connection.execute(update)).rowcount:
+            return
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                sa.insert(row).values(
+                    kind=kind.value, key=key, score=min(delta, cap), updated=now, expires=expires
+                )
+            )
+    except IntegrityError:
+        # A parallel request inserted the row between our update and insert: add to it.
+        with engine.begin() as connection:
+            connection.execute(update)

@@ -1,0 +1,409 @@
+"""The self-service settings page: a user's authenticators, sessions and account links.
+
+It is not a flow: nothing here is a sequence of stages, and everything the user changes
+is one small action. So it is one page, ``GET /flows/-/settings/``, rendered in the same
+themable shell as the stages, plus a POST endpoint per action. Every action carries a
+CSRF token and answers with a 303 back to the page (post/redirect/get) and a short
+notice kept in the session until the page shows it once.
+
+Removing an authenticator asks for the password again (ASVS 7.5.1): someone holding an
+unattended, logged-in browser must not be able to strip the second factor. Ending
+sessions deletes their server-side rows, so those cookies are anonymous from their next
+request on (ASVS 7.4.1, 7.4.3).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+import sqlalchemy as sa
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    make_response,
+    redirect,
+    render_template,
+    session,
+    url_for,
+)
+from flask_wtf import FlaskForm
+from sqlalchemy.orm import selectinload
+from werkzeug.wrappers import Response
+from wtforms import Label, PasswordField
+from wtforms.validators import DataRequired, Length
+
+from . import sessions, signals
+from .devices import StaticDevice, TOTPDevice
+from .executor import MSG_CSRF
+from .extension import FlowsState, get_state
+from .models import AuthenticatedSession, utcnow
+from .user_agents import describe_user_agent
+
+#: Session key of the one-time notice shown at the top of the page after an action.
+NOTICE_KEY = "_flows_settings_notice"
+#: Session key counting wrong passwords given to confirm a removal, in a row.
+FAILURES_KEY = "_flows_settings_password_failures"
+#: Wrong confirmation passwords after which the session is ended: someone with a stolen
+#: cookie gets this many guesses at the password, then the cookie (every copy) is dead.
+MAX_PASSWORD_FAILURES = 5
+
+#: Flows the page links to when they exist (looked up by slug on every request).
+TOTP_SETUP_FLOW = "default-authenticator-totp-setup"
+STATIC_SETUP_FLOW = "default-authenticator-static-setup"
+PASSWORD_CHANGE_FLOW = "default-password-change"  # noqa: S105  (a flow slug)
+UNENROLLMENT_FLOW = "default-unenrollment-flow"
+
+MSG_WRONG_PASSWORD = "That password is not correct, so nothing was removed."  # noqa: S105
+MSG_TOO_MANY_FAILURES = "Too many wrong passwords: you have been logged out."
+MSG_REMOVED = "{name} was removed."
+MSG_SESSION_ENDED = "Session ended: {device}."
+MSG_NO_OTHER_SESSIONS = "There were no other sessions to end."
+MSG_OTHER_SESSION_ENDED = "Your other session was ended."
+MSG_OTHER_SESSIONS_ENDED = "Your {count} other sessions were ended."
+
+#: Device models by the ``kind`` in removal URLs.
+DEVICE_MODELS: dict[str, type[TOTPDevice] | type[StaticDevice]] = {
+    "totp": TOTPDevice,
+    "static": StaticDevice,
+}
+KIND_LABELS = {"totp": "Authenticator app", "static": "Recovery codes"}
+
+
+class RemoveDeviceForm(FlaskForm):
+    """Confirms removing an authenticator with the account password."""
+
+    password = PasswordField(
+        "Your password",
+        validators=[
+            DataRequired("Enter your password to confirm."),
+            Length(max=4096, message="That password is too long."),
+        ],
+        render_kw={"autocomplete": "current-password"},
+    )
+
+
+class ActionForm(FlaskForm):
+    """A form with nothing but its CSRF token, for actions that need no input."""
+
+
+@dataclass
+class DeviceEntry:
+    """One authenticator as the page shows it."""
+
+    kind: str
+    id: int
+    name: str
+    created: datetime
+    last_used: datetime | None
+    codes_left: int | None
+    form: RemoveDeviceForm
+
+    @property
+    def kind_label(self) -> str:
+        return KIND_LABELS[self.kind]
+
+    @property
+    def remove_url(self) -> str:
+        return url_for("flows.settings_remove_device", kind=self.kind, device_id=self.id)
+
+
+@dataclass
+class SessionEntry:
+    """One authenticated session as the page shows it."""
+
+    id: int
+    device: str
+    ip_address: str
+    created: datetime
+    last_seen: datetime
+    current: bool
+
+    @property
+    def end_url(self) -> str:
+        return url_for("flows.settings_end_session", session_id=self.id)
+
+
+def register_settings(blueprint: Blueprint) -> None:
+    """Add the settings page and its actions to the ``flows`` blueprint."""
+    blueprint.add_url_rule("/-/settings/", endpoint="settings", view_func=show_settings)
+    blueprint.add_url_rule(
+        "/-/settings/authenticators/<kind>/<int:device_id>/remove/",
+        endpoint="settings_remove_device",
+        view_func=remove_device,
+        methods=["POST"],
+    )
+    blueprint.add_url_rule(
+        "/-/settings/sessions/<int:session_id>/end/",
+        endpoint="settings_end_session",
+        view_func=end_session,
+        methods=["POST"],
+    )
+    blueprint.add_url_rule(
+        "/-/settings/sessions/end-others/",
+        endpoint="settings_end_other_sessions",
+        view_func=end_other_sessions,
+        methods=["POST"],
+    )
+
+
+def show_settings() -> Response:
+    """``GET /flows/-/settings/``: the page, with the notice of the last action if any."""
+    state = get_state()
+    user = state.current_user()
+    if user is None:
+        return _to_login()
+    return _page(state, user)
+
+
+def remove_device(kind: str, device_id: int) -> Response:
+    """``POST …/authenticators/<kind>/<id>/remove/``: remove one of the user's devices
+    after checking the password (one argon2 verification)."""
+    state = get_state()
+    user = state.current_user()
+    if user is None:
+        return _to_login()
+    model = DEVICE_MODELS.get(kind)
+    if model is None:
+        abort(404)
+    user_id = state.user_store.user_id(user)
+    device = cast(
+        "TOTPDevice | StaticDevice | None",
+        state.db.session.scalar(
+            sa.select(model).where(model.id == device_id, model.user_id == user_id)
+        ),
+    )
+    if device is None:
+        abort(404)
+    form = RemoveDeviceForm()
+    if not form.validate_on_submit():
+        if "csrf_token" in form.errors:
+            return _back(MSG_CSRF)
+        return _page(state, user, failed=(kind, device_id, form))
+    if not state.user_store.check_password(user, form.password.data or ""):
+        return _wrong_password(state, user, (kind, device_id, form))
+    session.pop(FAILURES_KEY, None)
+    name = device.name or KIND_LABELS[kind]
+    state.db.session.delete(device)  # a recovery-code set's tokens go by ON DELETE CASCADE
+    state.db.session.commit()  # also keeps a re-hash check_password made
+    state.log.info("settings: user %s removed %s device %s", user_id, kind, device_id)
+    signals.authenticator_removed.send(
+        current_app._get_current_object(),  # type: ignore[attr-defined]
+        user=user,
+        kind=kind,
+        device_id=device_id,
+        name=name,
+    )
+    return _back(MSG_REMOVED.format(name=name))
+
+
+def end_session(session_id: int) -> Response:
+    """``POST …/sessions/<id>/end/``: end one of the user's sessions; ending the
+    current one is logging out."""
+    state = get_state()
+    user = state.current_user()
+    if user is None:
+        return _to_login()
+    user_id = state.user_store.user_id(user)
+    record = state.db.session.scalar(
+        sa.select(AuthenticatedSession).where(
+            AuthenticatedSession.id == session_id, AuthenticatedSession.user_id == user_id
+        )
+    )
+    if record is None:
+        abort(404)
+    if not ActionForm().validate_on_submit():
+        return _back(MSG_CSRF)
+    current = sessions.current_record(state)
+    if current is not None and current.id == record.id:
+        _log_out(state, user)
+        return _redirect(str(state.config["FLOWS_DEFAULT_REDIRECT"]))
+    device = describe_user_agent(record.user_agent)
+    state.db.session.delete(record)
+    state.db.session.commit()
+    state.log.info("settings: user %s ended session %s", user_id, session_id)
+    return _back(MSG_SESSION_ENDED.format(device=device))
+
+
+def end_other_sessions() -> Response:
+    """``POST …/sessions/end-others/``: end every session of the user but this one."""
+    state = get_state()
+    user = state.current_user()
+    if user is None:
+        return _to_login()
+    if not ActionForm().validate_on_submit():
+        return _back(MSG_CSRF)
+    user_id = state.user_store.user_id(user)
+    count = sessions.end_sessions(state, user_id, keep_current=True)
+    state.log.info("settings: user %s ended %d other sessions", user_id, count)
+    if count == 0:
+        return _back(MSG_NO_OTHER_SESSIONS)
+    if count == 1:
+        return _back(MSG_OTHER_SESSION_ENDED)
+    return _back(MSG_OTHER_SESSIONS_ENDED.format(count=count))
+
+
+# -- helpers --------------------------------------------------------------------------------
+
+
+def _page(
+    state: FlowsState,
+    user: Any,
+    failed: tuple[str, int, RemoveDeviceForm] | None = None,
+) -> Response:
+    """The whole page; ``failed`` is the removal form to show again with its errors."""
+    user_id = state.user_store.user_id(user)
+    html = render_template(
+        "flows/settings.html",
+        layout="flows/base.html",
+        flow=None,
+        user=user,
+        notice=session.pop(NOTICE_KEY, None),
+        devices=_devices(state, user_id, failed),
+        sessions=_sessions(state, user_id),
+        settings_url=url_for("flows.settings"),
+        totp_setup_url=_flow_url(state, TOTP_SETUP_FLOW),
+        static_setup_url=_flow_url(state, STATIC_SETUP_FLOW),
+        password_change_url=_flow_url(state, PASSWORD_CHANGE_FLOW),
+        unenrollment_url=_flow_url(state, UNENROLLMENT_FLOW),
+    )
+    response = make_response(html, 200)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _devices(
+    state: FlowsState, user_id: str, failed: tuple[str, int, RemoveDeviceForm] | None
+) -> list[DeviceEntry]:
+    db_session = state.db.session
+    totp = db_session.scalars(
+        sa.select(TOTPDevice)
+        .where(TOTPDevice.user_id == user_id, TOTPDevice.confirmed.is_(True))
+        .order_by(TOTPDevice.created, TOTPDevice.id)
+    )
+    static = db_session.scalars(
+        sa.select(StaticDevice)
+        .where(StaticDevice.user_id == user_id, StaticDevice.confirmed.is_(True))
+        .options(selectinload(StaticDevice.tokens))
+        .order_by(StaticDevice.created, StaticDevice.id)
+    )
+    entries: list[DeviceEntry] = []
+    for device in [*totp, *static]:
+        kind = device.kind
+        codes_left = len(device.tokens) if isinstance(device, StaticDevice) else None
+        if failed is not None and failed[:2] == (kind, device.id):
+            form = failed[2]
+            form.password.render_kw = {**(form.password.render_kw or {}), "autofocus": True}
+        else:
+            form = RemoveDeviceForm(formdata=None)
+        _give_ids(form, f"remove-{kind}-{device.id}")
+        entries.append(
+            DeviceEntry(
+                kind=kind,
+                id=device.id,
+                name=device.name or KIND_LABELS[kind],
+                created=device.created,
+                last_used=device.last_used,
+                codes_left=codes_left,
+                form=form,
+            )
+        )
+    return entries
+
+
+def _give_ids(form: RemoveDeviceForm, prefix: str) -> None:
+    """Unique ids for one form among many on the page (the field *names* stay ``password``)."""
+    field = form.password
+    field.id = f"{prefix}-password"
+    field.label = Label(field.id, field.label.text)
+
+
+def _sessions(state: FlowsState, user_id: str) -> list[SessionEntry]:
+    current = sessions.current_record(state)
+    records = state.db.session.scalars(
+        sa.select(AuthenticatedSession)
+        .where(
+            AuthenticatedSession.user_id == user_id,
+            sa.or_(AuthenticatedSession.expires.is_(None), AuthenticatedSession.expires > utcnow()),
+        )
+        .order_by(AuthenticatedSession.last_seen.desc(), AuthenticatedSession.id.desc())
+    )
+    entries = [
+        SessionEntry(
+            id=record.id,
+            device=describe_user_agent(record.user_agent),
+            ip_address=record.ip_address,
+            created=record.created,
+            last_seen=record.last_seen,
+            current=current is not None and record.id == current.id,
+        )
+        for record in records
+    ]
+    # This device first; the rest by most recent use.
+    return sorted(entries, key=lambda entry: not entry.current)
+
+
+def _flow_url(state: FlowsState, slug: str) -> str | None:
+    """A link into flow ``slug`` that comes back here, or ``None`` if the flow does not exist."""
+    if state.load_flow(slug) is None:
+        return None
+    return url_for("flows.execute", slug=slug, next=url_for("flows.settings"))
+
+
+def _wrong_password(
+    state: FlowsState, user: Any, failed: tuple[str, int, RemoveDeviceForm]
+) -> Response:
+    failures = int(session.get(FAILURES_KEY, 0)) + 1
+    user_id = state.user_store.user_id(user)
+    state.log.info("settings: wrong password %d for user %s", failures, user_id)
+    if failures >= MAX_PASSWORD_FAILURES:
+        state.log.warning(
+            "settings: user %s logged out after %d wrong passwords", user_id, failures
+        )
+        _log_out(state, user)
+        return _logged_out_page(MSG_TOO_MANY_FAILURES)
+    session[FAILURES_KEY] = failures
+    failed[2].password.errors = [MSG_WRONG_PASSWORD]
+    return _page(state, user, failed=failed)
+
+
+def _log_out(state: FlowsState, user: Any) -> None:
+    sessions.log_out(state)
+    state.log.info("settings: user %s logged out", state.user_store.user_id(user))
+    signals.user_logged_out.send(
+        current_app._get_current_object(),  # type: ignore[attr-defined]
+        user=user,
+    )
+
+
+def _logged_out_page(message: str) -> Response:
+    """The themed "denied" page: a notice kept in the session would not survive the
+    login that must come next, which starts a fresh session."""
+    html = render_template(
+        "flows/denied.html",
+        layout="flows/base.html",
+        flow=None,
+        messages=[message],
+        continue_url=url_for("flows.login", next=url_for("flows.settings")),
+    )
+    response = make_response(html, 403)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _back(notice: str) -> Response:
+    """303 to the page, which shows ``notice`` once."""
+    session[NOTICE_KEY] = notice
+    return _redirect(url_for("flows.settings"))
+
+
+def _to_login() -> Response:
+    return _redirect(url_for("flows.login", next=url_for("flows.settings")))
+
+
+def _redirect(target: str) -> Response:
+    response = redirect(target, code=303)
+    response.headers["Cache-Control"] = "no-store"
+    return response

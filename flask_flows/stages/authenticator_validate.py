@@ -1,0 +1,373 @@
+"""Authenticator validation: the second factor of a login, after the password.
+
+The pending user's *confirmed* devices of the allowed classes decide what happens. With
+none, ``not_configured_action`` skips the stage, denies the login, or injects the setup
+stages named in ``configuration_stages`` into the plan right after this one. With some,
+the user enters a code from their authenticator app (TOTP) or a recovery code; with both
+kinds they pick which one first.
+
+A TOTP code is accepted at most once per time step: the step is stored on the device with
+a conditional UPDATE, so two parallel requests with the same code cannot both pass, and a
+replay is rejected and logged (ASVS 6.5.1). A recovery code is deleted when used. Every
+failure is a ``login_failed`` signal (so a reputation policy can count it) and counts
+towards ``failed_attempts_before_cancel``.
+
+With ``last_auth_threshold`` set, a success leaves a signed ``flows_mfa`` cookie naming the
+user; while it is younger than the threshold, the same user's next login skips this stage.
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+import sqlalchemy as sa
+from flask import Response, after_this_request, current_app
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+from wtforms import RadioField, SelectChoice, StringField
+from wtforms.validators import DataRequired, Length
+
+from .. import signals
+from ..devices import StaticDevice, StaticToken, TOTPDevice
+from ..models import Stage, utcnow
+from ..options import ConfigError, Option
+from ..otp import match_recovery_code, verify_totp
+from ..plan import AUTH_METHOD, PENDING_USER_IDENTIFIER
+from .base import StageForm, StageResult, StageRun, StageType, deny, invalid, ok
+
+#: Plan context: every method the user proved in this flow, in order ("password", "totp", …).
+AUTH_METHODS = "auth_methods"
+FAILED_ATTEMPTS = "failed_mfa_attempts"
+#: The "this browser passed MFA" cookie and its signing salt.
+MFA_COOKIE = "flows_mfa"
+MFA_COOKIE_SALT = "flask-flows-mfa"
+
+TOTP = "totp"
+STATIC = "static"
+DEVICE_CLASS_LABELS = {TOTP: "Authenticator app", STATIC: "Recovery code"}
+
+NOT_CONFIGURED = (
+    "This account must use two-factor authentication, but none is set up yet. "
+    "Please contact your administrator to set up two-factor authentication."
+)
+INVALID_CODE = "That code is not valid."
+REPLAYED_CODE = "This code was already used. Wait for the next code from your app."
+TOO_MANY = "Too many failed attempts. Please start again later."
+NO_USER = "There is no account to verify. Please start again."
+
+
+def _code_field(**attributes: str) -> StringField:
+    return StringField(
+        "Code",
+        validators=[
+            DataRequired("Enter the code."),
+            Length(max=64, message="That code is too long."),
+        ],
+        render_kw={
+            "autocomplete": "one-time-code",
+            "autocorrect": "off",
+            "spellcheck": "false",
+            **attributes,
+        },
+    )
+
+
+class AuthenticatorValidateForm(StageForm):
+    """The code; :meth:`AuthenticatorValidateStage.form_class` adapts it to the user's devices."""
+
+    code = _code_field()
+
+
+class AuthenticatorValidateStage(StageType):
+    name = "authenticator_validate"
+    template = "flows/stages/authenticator_validate.html"
+    options = {
+        "device_classes": Option(list, default=(TOTP, STATIC), choices=(TOTP, STATIC), items=str),
+        "not_configured_action": Option(
+            str,
+            default="skip",
+            choices=("skip", "deny", "configure"),
+            help="What to do for a user without a device of the allowed classes.",
+        ),
+        "configuration_stages": Option(
+            list,
+            default=(),
+            items=str,
+            help="Stage names to run for not_configured_action configure.",
+        ),
+        "last_auth_threshold": Option(
+            int,
+            default=0,
+            minimum=0,
+            help="Seconds a passed check is remembered in a signed cookie; 0 turns this off.",
+        ),
+        "failed_attempts_before_cancel": Option(int, default=5, minimum=1),
+    }
+
+    def check_config(self, config: dict[str, Any], where: str) -> None:
+        if not config["device_classes"]:
+            raise ConfigError(f"{where}, field 'device_classes': name at least one device class")
+        if config["not_configured_action"] == "configure" and not config["configuration_stages"]:
+            raise ConfigError(
+                f"{where}, field 'configuration_stages': not_configured_action 'configure'"
+                " needs at least one stage"
+            )
+
+    def is_interactive(self, run: StageRun) -> bool:
+        user = run.pending_user()
+        return (
+            user is not None and bool(_available_classes(run, user)) and not _remembered(run, user)
+        )
+
+    def form_class(self, run: StageRun) -> type[StageForm]:
+        user = run.pending_user()
+        classes = _available_classes(run, user) if user is not None else []
+        # Recovery codes have letters: a numeric keypad only when TOTP is the only kind.
+        fields: dict[str, Any] = {
+            "code": _code_field(inputmode="numeric")
+            if classes == [TOTP]
+            else _code_field(autocapitalize="characters")
+        }
+        if len(classes) > 1:
+            fields["device_class"] = RadioField(
+                "Verify with",
+                choices=[SelectChoice(c, DEVICE_CLASS_LABELS[c]) for c in classes],
+                default=classes[0],
+            )
+        return type("AuthenticatorValidateForm", (AuthenticatorValidateForm,), fields)
+
+    def challenge(self, run: StageRun, form: StageForm) -> dict[str, Any]:
+        user = run.pending_user()
+        return {"device_classes": _available_classes(run, user) if user is not None else []}
+
+    def respond(self, run: StageRun, form: StageForm | None) -> StageResult:
+        user = run.pending_user()
+        if user is None:
+            return deny(NO_USER)
+        if form is None:
+            return self._without_code(run, user)
+        assert isinstance(form, AuthenticatorValidateForm)
+        classes = _available_classes(run, user) or [TOTP]
+        chosen = form.data.get("device_class") or classes[0]
+        code = form.code.data or ""
+        if chosen == TOTP:
+            method, error = TOTP, _check_totp(run, user, code)
+        else:
+            method, error = STATIC, _check_recovery_code(run, user, code)
+        if error is None:
+            return self._passed(run, user, method)
+        return self._failed(run, form, error)
+
+    # -- outcomes ---------------------------------------------------------------------------
+
+    def _without_code(self, run: StageRun, user: Any) -> StageResult:
+        """The stage was not shown: a remembered check, or a user without devices."""
+        if _available_classes(run, user):
+            if not _remembered(run, user):
+                # Fail closed: this user needs a code, so show the form.
+                return invalid()
+            _record_method(run, "remembered")
+            return ok()
+        action = run.config["not_configured_action"]
+        user_id = run.state.user_store.user_id(user)
+        if action == "deny":
+            run.state.log.info("authenticator_validate: user %s has no device, denied", user_id)
+            return deny(NOT_CONFIGURED)
+        if action == "configure":
+            run.plan.inject_stages(_configuration_stage_ids(run))
+            run.state.log.info(
+                "authenticator_validate: user %s has no device, running setup", user_id
+            )
+        return ok()
+
+    def _passed(self, run: StageRun, user: Any, method: str) -> StageResult:
+        run.context.pop(FAILED_ATTEMPTS, None)
+        _record_method(run, method)
+        run.state.log.info(
+            "authenticator_validate: user %s passed with %s in flow %s",
+            run.state.user_store.user_id(user),
+            method,
+            run.flow.slug,
+        )
+        threshold = run.config["last_auth_threshold"]
+        if threshold > 0:
+            _remember(run, user, threshold)
+        return ok()
+
+    def _failed(self, run: StageRun, form: AuthenticatorValidateForm, error: str) -> StageResult:
+        attempts = int(run.context.get(FAILED_ATTEMPTS, 0)) + 1
+        run.context[FAILED_ATTEMPTS] = attempts
+        signals.login_failed.send(
+            current_app._get_current_object(),  # type: ignore[attr-defined]
+            identifier=run.context.get(PENDING_USER_IDENTIFIER),
+            stage=run.stage,
+            reason="invalid_mfa_code",
+        )
+        run.state.log.info(
+            "authenticator_validate: failed attempt %d in flow %s", attempts, run.flow.slug
+        )
+        if attempts >= run.config["failed_attempts_before_cancel"]:
+            return deny(TOO_MANY)
+        form.code.errors = [error]
+        # A code is typed afresh each time; do not echo the refused one into the page.
+        form.code.data = ""
+        form.code.raw_data = []
+        return invalid()
+
+
+# -- devices and codes --------------------------------------------------------------------------
+
+
+def _totp_devices(run: StageRun, user: Any) -> list[TOTPDevice]:
+    return list(
+        run.state.db.session.scalars(
+            sa.select(TOTPDevice)
+            .where(
+                TOTPDevice.user_id == run.state.user_store.user_id(user),
+                TOTPDevice.confirmed.is_(True),
+            )
+            .order_by(TOTPDevice.id)
+        )
+    )
+
+
+def _static_devices(run: StageRun, user: Any) -> list[StaticDevice]:
+    """Confirmed recovery code sets that still have a code left."""
+    return list(
+        run.state.db.session.scalars(
+            sa.select(StaticDevice)
+            .where(
+                StaticDevice.user_id == run.state.user_store.user_id(user),
+                StaticDevice.confirmed.is_(True),
+                StaticDevice.tokens.any(),
+            )
+            .order_by(StaticDevice.id)
+        )
+    )
+
+
+def _available_classes(run: StageRun, user: Any) -> list[str]:
+    """The allowed device classes the user has a usable device of, TOTP first."""
+    allowed = run.config["device_classes"]
+    classes = []
+    if TOTP in allowed and _totp_devices(run, user):
+        classes.append(TOTP)
+    if STATIC in allowed and _static_devices(run, user):
+        classes.append(STATIC)
+    return classes
+
+
+def _check_totp(run: StageRun, user: Any, code: str) -> str | None:
+    """``None`` when a device accepted ``code`` (its step is now spent), else the error."""
+    session = run.state.db.session
+    replayed: TOTPDevice | None = None
+    for device in _totp_devices(run, user):
+        check = verify_totp(device, code)
+        if check.accepted and check.step is not None:
+            # Conditional on the stored step, so of two parallel uses only one wins.
+            spent = _execute(
+                session,
+                sa.update(TOTPDevice)
+                .where(TOTPDevice.id == device.id, TOTPDevice.last_step < check.step)
+                .values(last_step=check.step, last_used=utcnow())
+                .execution_options(synchronize_session=False),
+            )
+            session.commit()
+            if spent.rowcount == 1:
+                return None
+            replayed = device
+        elif check.replayed:
+            replayed = device
+    if replayed is not None:
+        run.state.log.warning(
+            "authenticator_validate: replayed TOTP code for user %s, device %s",
+            run.state.user_store.user_id(user),
+            replayed.id,
+        )
+        return REPLAYED_CODE
+    return INVALID_CODE
+
+
+def _check_recovery_code(run: StageRun, user: Any, code: str) -> str | None:
+    """``None`` when ``code`` matched an unused recovery code (now deleted), else the error."""
+    session = run.state.db.session
+    token = match_recovery_code(_static_devices(run, user), code, run.state.hashing)
+    if token is None:
+        return INVALID_CODE
+    device_id = token.device_id
+    # A DELETE that reports its row count: of two parallel uses of one code only one wins.
+    used = _execute(
+        session,
+        sa.delete(StaticToken)
+        .where(StaticToken.id == token.id)
+        .execution_options(synchronize_session=False),
+    )
+    session.execute(
+        sa.update(StaticDevice)
+        .where(StaticDevice.id == device_id)
+        .values(last_used=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
+    return None if used.rowcount == 1 else INVALID_CODE
+
+
+def _configuration_stage_ids(run: StageRun) -> list[int]:
+    names: list[str] = run.config["configuration_stages"]
+    rows = run.state.db.session.execute(
+        sa.select(Stage.name, Stage.id).where(Stage.name.in_(names))
+    )
+    found = {name: stage_id for name, stage_id in rows}
+    missing = [name for name in names if name not in found]
+    if missing:
+        raise ConfigError(
+            f"stage {run.stage.name!r} (authenticator_validate), field 'configuration_stages':"
+            f" no stage named {missing[0]!r}"
+        )
+    return [found[name] for name in names]
+
+
+def _record_method(run: StageRun, method: str) -> None:
+    methods = list(run.context.get(AUTH_METHODS) or [])
+    if not methods and run.context.get(AUTH_METHOD):
+        methods.append(run.context[AUTH_METHOD])
+    methods.append(method)
+    run.context[AUTH_METHODS] = methods
+    if method != "remembered":
+        run.context[AUTH_METHOD] = method
+
+
+# -- the "this browser passed MFA" cookie -----------------------------------------------------
+
+
+def _serializer() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.secret_key or "", salt=MFA_COOKIE_SALT)
+
+
+def _remember(run: StageRun, user: Any, threshold: int) -> None:
+    value = _serializer().dumps({"u": run.state.user_store.user_id(user)})
+    secure = run.request.is_secure
+
+    @after_this_request
+    def set_cookie(response: Response) -> Response:
+        response.set_cookie(
+            MFA_COOKIE, value, max_age=threshold, httponly=True, samesite="Lax", secure=secure
+        )
+        return response
+
+
+def _remembered(run: StageRun, user: Any) -> bool:
+    """True when the request carries this user's MFA cookie, signed and within the threshold."""
+    threshold = run.config["last_auth_threshold"]
+    value = run.request.cookies.get(MFA_COOKIE)
+    if threshold <= 0 or not value:
+        return False
+    try:
+        data = _serializer().loads(value, max_age=threshold)
+    except BadSignature:  # also SignatureExpired
+        return False
+    return isinstance(data, dict) and data.get("u") == run.state.user_store.user_id(user)
+
+
+def _execute(session: Any, statement: sa.Executable) -> sa.CursorResult[Any]:
+    """Run an UPDATE or DELETE; its result reports how many rows it changed."""
+    return cast(sa.CursorResult[Any], session.execute(statement))

@@ -1,0 +1,224 @@
+"""Email: mails a single-use link that continues the flow, in this browser or any other.
+
+The first time the stage is shown for a plan it stores a copy of the plan, advanced past
+itself, behind a new :class:`~flask_flows.flow_tokens.FlowToken` and mails the link; the
+page then asks the person to check their inbox and offers "Send again". The stage never
+completes by itself: opening the link does, through the resume view. Sending on a GET is
+acceptable here: a plan reaches this stage through the earlier stages' POSTs, which carry
+CSRF and step tokens, or, when the stage comes first, by opening the flow, which can only
+mail the logged-in user's own address, within the rate limit. Reloading the page sends
+nothing more.
+
+The recipient is the plan's pending user (or the logged-in user); for enrollment, before
+the user exists, the address typed into the prompt (``prompt_data["email"]``). The user's
+own address wins when both exist, so a prompt can never redirect another account's link.
+
+When identification pretended that an unknown account exists, nobody receives anything,
+yet the page, its status and the foreground work are the same as for a real account: the
+page never shows the address then, the rate-limit query runs and the mail templates are
+rendered either way, while storing the token and sending the mail both happen in the
+mail thread (with ``FLOWS_MAIL_SEND_IN_BACKGROUND`` off they happen in the request, and
+a real account's response is slower by a database commit and an SMTP exchange).
+
+Per-stage SMTP servers (authentik's ``use_global_settings: false``) are not supported:
+configure ``FLOWS_MAIL_*`` instead.
+
+.. versionadded:: 0.1
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from functools import partial
+from typing import Any
+
+from flask import url_for
+
+from .. import mail
+from ..flow_tokens import hash_address, new_token, save_token, store_plan, tokens_sent_since
+from ..options import ConfigError, Option
+from ..plan import PENDING_USER_IDENTIFIER, PROMPT_DATA, FlowPlan
+from .base import StageForm, StageResult, StageRun, StageType, invalid
+
+#: Plan context: the first mail for this plan went out (or was skipped); how many were asked for.
+EMAIL_SENT = "email_sent"
+EMAIL_SENDS = "email_sends"
+
+SENT_AGAIN = "We sent another email."
+SENT_AGAIN_IF_EXISTS = "If an account exists for what you entered, we sent another email."
+RATE_LIMITED = (
+    "We have already sent several emails. Please wait a while before asking for another,"
+    " and check your spam folder."
+)
+
+#: Stands in for the token in the mail rendered when there is nobody to send it to.
+_PLACEHOLDER_TOKEN = "-" * 43
+
+
+class EmailStage(StageType):
+    name = "email"
+    template = "flows/stages/email.html"
+    options = {
+        "subject": Option(str, default="Confirm your email address"),
+        "template": Option(
+            str,
+            default="flows/email/verification",
+            help="Base name of the mail templates: <template>.txt and <template>.html.",
+        ),
+        "token_expiry": Option(int, default=30, minimum=1, help="Minutes the link stays valid."),
+        "activate_user_on_success": Option(bool, default=True),
+        "use_global_settings": Option(
+            bool, default=True, help="Per-stage SMTP settings are not supported: keep true."
+        ),
+    }
+
+    def check_config(self, config: dict[str, Any], where: str) -> None:
+        if not config["use_global_settings"]:
+            raise ConfigError(
+                f"{where}, field 'use_global_settings': per-stage mail servers are not"
+                " supported; configure the FLOWS_MAIL_* settings instead"
+            )
+        if not config["subject"].strip():
+            raise ConfigError(f"{where}, field 'subject': a subject is required")
+
+    def challenge(self, run: StageRun, form: StageForm) -> dict[str, Any]:
+        recipient = _Recipient.of(run)
+        if not run.context.get(EMAIL_SENT):
+            if not self._send(run, recipient):
+                run.messages.append(RATE_LIMITED)
+            run.context[EMAIL_SENT] = True
+            # The executor saved the plan before asking for the page: save the flag too.
+            store_plan(run.plan)
+        return {"address": recipient.shown, "expires_in": _duration(run.config["token_expiry"])}
+
+    def respond(self, run: StageRun, form: StageForm | None) -> StageResult:
+        """The "Send again" button: never completes the stage, only says what happened."""
+        recipient = _Recipient.of(run)
+        if not self._send(run, recipient):
+            return invalid(RATE_LIMITED)
+        return invalid(SENT_AGAIN if recipient.shown else SENT_AGAIN_IF_EXISTS)
+
+    def _send(self, run: StageRun, recipient: _Recipient) -> bool:
+        """Send a link if the limits allow; ``False`` when the person must be told to wait.
+
+        Two limits: the sends asked for in this plan (told to the person, the same for
+        every account or none), and the links mailed to the address from any plan
+        (``FLOWS_MAIL_RATE_LIMIT``). The second is told only for an address the person
+        typed themselves; for an account's address it would reveal that the account
+        exists, so the mail is silently not sent.
+        """
+        limit = mail.RateLimit.from_config(run.state.config)
+        sends = int(run.context.get(EMAIL_SENDS, 0))
+        if sends >= limit.count:
+            return False
+        run.context[EMAIL_SENDS] = sends + 1
+        address = recipient.address
+        address_hash = hash_address(address or run.context.get(PENDING_USER_IDENTIFIER) or "")
+        recent = tokens_sent_since(run.state, address_hash, limit.seconds)
+        if address and recent >= limit.count:
+            run.state.log.info("email: rate limit reached for an address in flow %s", run.flow.slug)
+            address = None
+            if recipient.user_id is None:
+                return False
+        token = new_token() if address else _PLACEHOLDER_TOKEN
+        message = mail.build_message(
+            to=address or "nobody@invalid",
+            subject=run.config["subject"],
+            template=run.config["template"],
+            link=_link(run, token),
+            user=recipient.user,
+            username=getattr(recipient.user, "username", None),
+            expires_in=_duration(run.config["token_expiry"]),
+            flow=run.flow,
+        )
+        if address:
+            save = partial(
+                save_token,
+                run.state,
+                token,
+                _continuation(run.plan),
+                user_id=recipient.user_id,
+                address=address,
+                lifetime=timedelta(minutes=run.config["token_expiry"]),
+                activate_user=run.config["activate_user_on_success"],
+            )
+            # The token is stored by the mail thread: a database write here would make
+            # a real account's response measurably slower than a pretended one's.
+            mail.send(message, prepare=save)
+            run.state.log.info("email: link for flow %s handed to the mailer", run.flow.slug)
+        return True
+
+
+@dataclass(frozen=True)
+class _Recipient:
+    """Who the link is for, the address it goes to, and what the page may show of it."""
+
+    user: Any | None
+    user_id: str | None
+    address: str | None
+    shown: str | None
+
+    @classmethod
+    def of(cls, run: StageRun) -> _Recipient:
+        user = run.pending_user()
+        user_id = run.state.user_store.user_id(user) if user is not None else None
+        if user is not None:
+            address = getattr(user, "email", None)
+        else:
+            prompt = run.context.get(PROMPT_DATA)
+            address = prompt.get("email") if isinstance(prompt, dict) else None
+        address = address.strip() if isinstance(address, str) and _plausible(address) else None
+        if PENDING_USER_IDENTIFIER in run.context:
+            # Typed into an identification stage that may have pretended: show nothing
+            # that differs between a real account and none.
+            shown = None
+        elif user is None:
+            shown = address
+        else:
+            shown = _mask(address) if address else None
+        return cls(user, user_id, address, shown)
+
+
+def _continuation(plan: FlowPlan) -> FlowPlan:
+    """The plan as the link continues it: past this stage, made now, without our flags."""
+    advanced = FlowPlan.from_session(plan.flow_slug, copy.deepcopy(plan.to_session()))
+    assert advanced is not None
+    advanced.advance()
+    advanced.created = time.time()
+    advanced.context.pop(EMAIL_SENT, None)
+    advanced.context.pop(EMAIL_SENDS, None)
+    return advanced
+
+
+def _link(run: StageRun, token: str) -> str:
+    base = run.state.config["FLOWS_MAIL_BASE_URL"]
+    if base:
+        return str(base).rstrip("/") + url_for("flows.resume", token=token)
+    return url_for("flows.resume", token=token, _external=True)
+
+
+def _plausible(address: str) -> bool:
+    """Enough of an address to put in a To header: one @, no spaces or control characters."""
+    address = address.strip()
+    local, at, domain = address.rpartition("@")
+    return (
+        bool(local and at and domain)
+        and len(address) <= 254
+        and not any(ch.isspace() or ord(ch) < 32 or ch == "\x7f" for ch in address)
+    )
+
+
+def _mask(address: str) -> str:
+    """``alice@example.com`` → ``a***@example.com``: recognisable, not readable."""
+    local, _, domain = address.rpartition("@")
+    return f"{local[:1]}***@{domain}"
+
+
+def _duration(minutes: int) -> str:
+    if minutes % 60 == 0:
+        hours = minutes // 60
+        return f"{hours} hour{'s' if hours != 1 else ''}"
+    return f"{minutes} minute{'s' if minutes != 1 else ''}"

@@ -1,0 +1,196 @@
+"""Prompt: asks for the values a flow needs (sign-up details, a new password, a profile).
+
+Fields are configured under ``fields`` (see :mod:`flask_flows.stages.prompt_fields` for
+the types and their settings). Accepted values land in ``plan.context["prompt_data"]``
+keyed by ``field_key``, JSON-safe (dates and times as ISO strings).
+
+Passwords never reach the plan in plaintext: the moment one is accepted it is hashed with
+the app's argon2id parameters and the plan keeps ``{"hash": "$argon2id$…"}`` under its
+key (read it with :func:`password_hash`); a ``repeat`` field is compared and dropped.
+The plaintext exists only during the request, where the stage's ``validation_policies``
+see it: they run over a transient context whose ``prompt_data`` holds the submitted
+plaintext values, must all pass, and show their messages next to the field a
+:class:`~flask_flows.policies.PolicyResult` names in ``field`` (else above the form).
+
+``initial_value`` is a literal, or a reference looked up when the form is shown:
+``user.<attribute>`` (the pending or logged-in user; never ``password_hash``) or
+``prompt_data.<field_key>`` (an earlier prompt's answer). Read-only fields and ``hidden``
+always carry that value, whatever is submitted.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from typing import Any
+
+import sqlalchemy as sa
+from wtforms.validators import ValidationError
+
+from ..models import Policy
+from ..options import ConfigError, Option
+from ..plan import PROMPT_DATA
+from ..policies import PolicyRequest, PolicyResult
+from .base import StageForm, StageResult, StageRun, StageType, invalid, ok
+from .prompt_fields import (
+    MSG_USERNAME_TAKEN,
+    REFERENCE,
+    PromptField,
+    build_field,
+    build_repeat_field,
+    json_safe,
+    parse_fields,
+    stored_value,
+)
+
+#: The key of a hashed password inside ``prompt_data[<field_key>]``.
+HASH_KEY = "hash"
+#: The most ``prompt_data`` may take in the session cookie (JSON characters): the whole
+#: cookie must stay under the 4 KB browsers keep, with room for other plans and CSRF.
+PROMPT_DATA_LIMIT = 2048
+
+MSG_TOO_MUCH = "Your answers are too long altogether. Please shorten them."
+MSG_POLICY_FAILED = "Please check your answers."
+MSG_POLICY_ERROR = "Your answers could not be checked. Please try again."
+
+
+def password_hash(value: Any) -> str | None:
+    """The argon2 hash a prompt stored for a password field, or ``None``."""
+    if isinstance(value, dict) and isinstance(value.get(HASH_KEY), str):
+        return value[HASH_KEY]
+    return None
+
+
+class PromptStage(StageType):
+    name = "prompt"
+    template = "flows/stages/prompt.html"
+    options = {
+        "fields": Option(list, items=dict, help="The prompts; see prompt_fields."),
+        "validation_policies": Option(
+            list, default=(), items=str, help="Names of policies that must all pass."
+        ),
+        "title": Option(str, default="Your details"),
+        "submit_label": Option(str, default="Continue"),
+    }
+
+    def check_config(self, config: dict[str, Any], where: str) -> None:
+        parse_fields(config["fields"], where)
+
+    def form_class(self, run: StageRun) -> type[StageForm]:
+        attributes: dict[str, Any] = {}
+        for spec in _fields(run):
+            if spec.type == "static":
+                continue
+            extra = [_unique_username(run)] if spec.type == "username" else []
+            attributes[spec.key] = build_field(spec, resolve_initial(spec, run), extra)
+            if spec.repeat:
+                attributes[spec.repeat_key] = build_repeat_field(spec)
+        return type("PromptForm", (StageForm,), attributes)
+
+    def challenge(self, run: StageRun, form: StageForm) -> dict[str, Any]:
+        fields = _fields(run)
+        static = {f.key: resolve_initial(f, run) for f in fields if f.type == "static"}
+        return {"fields": fields, "static_text": static}
+
+    def respond(self, run: StageRun, form: StageForm | None) -> StageResult:
+        assert form is not None
+        values: dict[str, Any] = {}
+        passwords: dict[str, str] = {}
+        for spec in _fields(run):
+            if spec.type == "static":
+                continue
+            if spec.fixed:
+                values[spec.key] = json_safe(resolve_initial(spec, run))
+            elif spec.type == "password":
+                if form[spec.key].data:
+                    passwords[spec.key] = form[spec.key].data
+            else:
+                values[spec.key] = stored_value(spec, form[spec.key].data)
+        earlier = dict(run.context.get(PROMPT_DATA) or {})
+        if not _policies_pass(run, form, {**earlier, **values, **passwords}):
+            return invalid()
+        hashed = {k: {HASH_KEY: run.state.hashing.hash(p)} for k, p in passwords.items()}
+        prompt_data = {**earlier, **values, **hashed}
+        if len(json.dumps(prompt_data)) > PROMPT_DATA_LIMIT:
+            return invalid(MSG_TOO_MUCH)
+        run.context[PROMPT_DATA] = prompt_data
+        return ok()
+
+
+def resolve_initial(spec: PromptField, run: StageRun) -> Any:
+    """The field's ``initial_value``, with a ``user.…``/``prompt_data.…`` reference looked up."""
+    value = spec.initial_value
+    match = REFERENCE.match(value) if isinstance(value, str) else None
+    if match is None:
+        return value
+    source, name = match.groups()
+    if source == "user":
+        user = run.pending_user()
+        found = getattr(user, name, None) if user is not None else None
+    else:
+        found = (run.context.get(PROMPT_DATA) or {}).get(name)
+    # Only plain values: never a hashed password or an object's repr.
+    if found is None or isinstance(found, bool | int | float | str | date):
+        return json_safe(found)
+    return None
+
+
+def _fields(run: StageRun) -> list[PromptField]:
+    return parse_fields(run.config["fields"], f"stage {run.stage.name!r} (prompt)")
+
+
+def _unique_username(run: StageRun) -> Any:
+    """A validator: the username is free, case-insensitively, or already the user's own."""
+
+    def check(form: StageForm, field: Any) -> None:
+        username = (field.data or "").strip()
+        if field.errors or not username:
+            return
+        if run.state.user_store.username_taken(username, exclude=run.pending_user()):
+            raise ValidationError(MSG_USERNAME_TAKEN)
+
+    return check
+
+
+def _policies_pass(run: StageRun, form: StageForm, prompt_data: dict[str, Any]) -> bool:
+    """Run every validation policy over the submitted (plaintext) data; place messages."""
+    names = run.config["validation_policies"]
+    if not names:
+        return True
+    request = PolicyRequest(
+        state=run.state,
+        user=run.pending_user(),
+        context={**run.context, PROMPT_DATA: prompt_data},
+        request=run.request,
+        authenticated_user=run.state.current_user(),
+    )
+    field_names = {name for name in form._fields if name not in ("csrf_token", "flow_step")}
+    passing = True
+    for name in names:
+        result = _evaluate(run, name, request)
+        if result.passing:
+            continue
+        passing = False
+        target = result.field
+        for message in result.messages or (MSG_POLICY_FAILED,):
+            if target in field_names:
+                form[target].errors.append(message)
+            elif message not in run.messages:
+                run.messages.append(message)
+    return passing
+
+
+def _evaluate(run: StageRun, name: str, request: PolicyRequest) -> PolicyResult:
+    policy = run.state.db.session.scalar(sa.select(Policy).where(Policy.name == name))
+    if policy is None:
+        raise ConfigError(
+            f"stage {run.stage.name!r} (prompt), field 'validation_policies': "
+            f"no policy is named {name!r}"
+        )
+    try:
+        config = run.state.policy_config(policy)
+        return run.state.policy_type(policy.type).evaluate(config, request)
+    except Exception:
+        # Fail closed, like the policy engine; the log says why, the user is asked to retry.
+        run.state.log.exception("prompt: validation policy %r raised", name)
+        return PolicyResult(False, (MSG_POLICY_ERROR,))

@@ -1,0 +1,521 @@
+"""The prompt stage's field types: how each is configured, built, checked and stored.
+
+A prompt is configured as a mapping (``field_key``, ``label``, ``type``, ``required``,
+``placeholder``, ``initial_value``, ``help_text``, ``order`` and a few keys of its type).
+:func:`parse_fields` checks a whole list once, naming the stage and field of any mistake;
+:func:`build_field` turns one :class:`PromptField` into a WTForms field whose validators
+speak in sentences; :func:`stored_value` makes the submitted value JSON-safe for the plan.
+
+Read-only types (``text_read_only``, ``textarea_read_only``, ``email_read_only``) and
+``hidden`` show their initial value and ignore whatever is submitted for them: the value
+comes from the server, so a tampered form cannot change it. ``static`` shows text only.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from wtforms import (
+    BooleanField,
+    DateField,
+    DateTimeLocalField,
+    HiddenField,
+    IntegerField,
+    PasswordField,
+    RadioField,
+    SelectChoice,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
+from wtforms.fields.core import UnboundField
+from wtforms.validators import StopValidation, ValidationError
+
+from ..options import ConfigError
+from .base import StageForm
+
+FIELD_TYPES: tuple[str, ...] = (
+    "text",
+    "text_read_only",
+    "textarea",
+    "textarea_read_only",
+    "email",
+    "email_read_only",
+    "username",
+    "password",
+    "number",
+    "checkbox",
+    "radio",
+    "dropdown",
+    "date",
+    "date_time",
+    "hidden",
+    "static",
+)
+
+#: Types whose value is the configured initial value, never the submitted one.
+FIXED_TYPES = frozenset({"text_read_only", "textarea_read_only", "email_read_only", "hidden"})
+#: Types with a length limit, and their default limit. The username limit is the
+#: column's (FlowsUserMixin), the email one RFC 5321's; a password is never truncated,
+#: the limit only bounds the work a request can cause.
+DEFAULT_MAX_LENGTH = {
+    "text": 255,
+    "textarea": 1000,
+    "email": 254,
+    "username": 150,
+    "password": 4096,
+}
+_COMMON_KEYS = frozenset(
+    {"field_key", "label", "type", "required", "placeholder", "initial_value", "help_text", "order"}
+)
+_TYPE_KEYS: dict[str, frozenset[str]] = {
+    "radio": frozenset({"choices"}),
+    "dropdown": frozenset({"choices"}),
+    "number": frozenset({"min", "max"}),
+    "password": frozenset({"repeat", "max_length"}),
+    **{t: frozenset({"max_length"}) for t in ("text", "textarea", "email", "username")},
+}
+_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+#: ``initial_value`` written as ``user.<attribute>`` or ``prompt_data.<key>`` is looked up.
+REFERENCE = re.compile(r"^(user|prompt_data)\.([A-Za-z_][A-Za-z0-9_]*)$")
+#: User attributes an initial value may never show.
+SECRET_ATTRIBUTES = frozenset({"password_hash", "password"})
+
+MSG_REQUIRED = "Please fill in this field."
+MSG_CHOOSE = "Please choose one of the options."
+MSG_TICK = "Please tick this box to continue."
+MSG_EMAIL = "Enter a valid email address, like name@example.com."
+MSG_NUMBER = "Enter a whole number."
+MSG_DATE = "Enter a date, like 2024-12-31."
+MSG_DATE_TIME = "Enter a date and time, like 2024-12-31 18:30."
+MSG_CHARACTERS = "This contains characters that are not allowed here."
+MSG_USERNAME_SPACES = "A username cannot contain spaces."
+MSG_USERNAME_TAKEN = "That username is already taken."
+MSG_MISMATCH = "The passwords do not match."
+
+
+@dataclass(frozen=True)
+class PromptField:
+    """One configured prompt, checked and completed with defaults."""
+
+    key: str
+    label: str
+    type: str
+    required: bool = True
+    placeholder: str = ""
+    initial_value: Any = None
+    help_text: str = ""
+    order: int = 0
+    choices: tuple[tuple[str, str], ...] = ()
+    minimum: int | None = None
+    maximum: int | None = None
+    max_length: int | None = None
+    repeat: bool = False
+
+    @property
+    def fixed(self) -> bool:
+        return self.type in FIXED_TYPES
+
+    @property
+    def repeat_key(self) -> str:
+        return f"{self.key}_repeat"
+
+
+def parse_fields(raw: list[Any], where: str) -> list[PromptField]:
+    """Check a stage's ``fields`` option; the prompts sorted by ``order`` (stable)."""
+    fields: list[PromptField] = []
+    keys: set[str] = set()
+    for index, entry in enumerate(raw):
+        spec = _parse_field(entry, f"{where}, field {index}")
+        for key in (spec.key, spec.repeat_key) if spec.repeat else (spec.key,):
+            if key in keys:
+                raise ConfigError(f"{where}, field {key!r}: the field_key is used twice")
+            keys.add(key)
+        fields.append(spec)
+    if not fields:
+        raise ConfigError(f"{where}, field 'fields': list at least one prompt")
+    return sorted(fields, key=lambda f: f.order)
+
+
+def build_field(
+    spec: PromptField, initial: Any, extra: list[Callable[..., None]] | None = None
+) -> UnboundField:
+    """The WTForms field for ``spec``, with ``initial`` as its value before any submission."""
+    render_kw: dict[str, Any] = {}
+    if spec.placeholder:
+        render_kw["placeholder"] = spec.placeholder
+    validators: list[Callable[..., None]] = []
+    if not spec.fixed:
+        validators.append(_Required(_required_message(spec.type)) if spec.required else _optional)
+    if spec.max_length is not None:
+        validators.append(_max_length(spec.max_length))
+        if spec.type != "password":
+            render_kw["maxlength"] = spec.max_length
+    validators.extend(_TYPE_VALIDATORS.get(spec.type, ()))
+    validators.extend(extra or ())
+    render_kw.update(_RENDER.get(spec.type, {}))
+    kwargs: dict[str, Any] = {
+        "label": spec.label,
+        "validators": validators,
+        "default": _default(spec, initial),
+        "render_kw": render_kw,
+    }
+    if spec.type in ("radio", "dropdown"):
+        choices = [SelectChoice(value, label) for value, label in spec.choices]
+        if spec.type == "dropdown":
+            choices.insert(0, SelectChoice("", "Choose…"))
+        validators.append(_one_of({value for value, _ in spec.choices}))
+        return _FIELD_CLASSES[spec.type](choices=choices, validate_choice=False, **kwargs)
+    if spec.type == "number":
+        if spec.minimum is not None:
+            render_kw["min"] = spec.minimum
+        if spec.maximum is not None:
+            render_kw["max"] = spec.maximum
+        validators.append(_bounds(spec.minimum, spec.maximum))
+        return PromptIntegerField(invalid_value_message=MSG_NUMBER, **kwargs)
+    if spec.type == "date":
+        return DateField(invalid_value_message=MSG_DATE, **kwargs)
+    if spec.type == "date_time":
+        return DateTimeLocalField(invalid_value_message=MSG_DATE_TIME, **kwargs)
+    return _FIELD_CLASSES[spec.type](**kwargs)
+
+
+def build_repeat_field(spec: PromptField) -> UnboundField:
+    """The second password field, which must match the first; its value is never stored."""
+    validators = [_Required("Please enter the password again.")] if spec.required else []
+    return PasswordField(
+        f"{spec.label} (again)",
+        validators=[*validators, _matches(spec.key)],
+        render_kw={"autocomplete": "new-password"},
+    )
+
+
+def stored_value(spec: PromptField, data: Any) -> Any:
+    """A submitted value as the plan context keeps it: JSON-safe, dates as ISO strings."""
+    if spec.type in ("username", "email"):
+        return (data or "").strip()
+    if spec.type in ("text", "textarea"):
+        return data or ""
+    if spec.type == "checkbox":
+        return bool(data)
+    if spec.type == "number":
+        return data if isinstance(data, int) else None
+    return json_safe(data)
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` as something the session's JSON can carry (dates as ISO strings)."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, date | datetime):
+        return value.isoformat()
+    return str(value)
+
+
+def is_valid_email(value: str) -> bool:
+    """A deliberately conservative check of ``local@domain.tld`` without a dependency.
+
+    It accepts what people type (dots, plus tags, international letters) and refuses
+    what would break mail or storage: spaces, quotes, brackets, control characters,
+    empty labels, a numeric top-level domain. Whether the address works is for the
+    verification email to find out.
+    """
+    if len(value) > 254 or value.count("@") != 1:
+        return False
+    local, domain = value.split("@")
+    if not 0 < len(local) <= 64 or local.startswith(".") or local.endswith(".") or ".." in local:
+        return False
+    if any(ch in '"(),:;<>[\\] ' or not ch.isprintable() for ch in local):
+        return False
+    labels = domain.split(".")
+    if len(labels) < 2 or labels[-1].isdigit():
+        return False
+    return all(
+        0 < len(label) <= 63
+        and not label.startswith("-")
+        and not label.endswith("-")
+        and all(ch.isalnum() or ch == "-" for ch in label)
+        for label in labels
+    )
+
+
+# -- fields -----------------------------------------------------------------------------
+
+
+class _Fixed:
+    """Ignores submitted data: the field keeps the value the server gave it."""
+
+    def process_formdata(self, valuelist: list[Any]) -> None:
+        return
+
+
+class FixedStringField(_Fixed, StringField):
+    pass
+
+
+class FixedTextAreaField(_Fixed, TextAreaField):
+    pass
+
+
+class FixedHiddenField(_Fixed, HiddenField):
+    pass
+
+
+class PromptIntegerField(IntegerField):
+    """An integer field that refuses absurdly long input before converting it."""
+
+    def process_formdata(self, valuelist: list[Any]) -> None:
+        if valuelist and len(str(valuelist[0])) > 30:
+            self.data = None
+            raise ValueError(MSG_NUMBER)
+        super().process_formdata(valuelist)
+
+
+_FIELD_CLASSES: dict[str, type[Any]] = {
+    "text": StringField,
+    "text_read_only": FixedStringField,
+    "textarea": TextAreaField,
+    "textarea_read_only": FixedTextAreaField,
+    "email": StringField,
+    "email_read_only": FixedStringField,
+    "username": StringField,
+    "password": PasswordField,
+    "checkbox": BooleanField,
+    "radio": RadioField,
+    "dropdown": SelectField,
+    "hidden": FixedHiddenField,
+}
+
+_RENDER: dict[str, dict[str, Any]] = {
+    "text_read_only": {"readonly": True},
+    "textarea_read_only": {"readonly": True},
+    "email": {"type": "email", "autocomplete": "email", "spellcheck": "false"},
+    "email_read_only": {"type": "email", "readonly": True},
+    "username": {"autocomplete": "username", "autocapitalize": "none", "spellcheck": "false"},
+    "password": {"autocomplete": "new-password"},
+}
+
+
+# -- validators -----------------------------------------------------------------------------
+
+
+class _Required:
+    """Like WTForms' InputRequired, but a whitespace-only value counts as missing, an
+    unticked box as not given, and a value that could not be read keeps its own message."""
+
+    field_flags = {"required": True}
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+    def __call__(self, form: StageForm, field: Any) -> None:
+        if field.process_errors:
+            raise StopValidation()
+        data = field.data
+        if data is None or data is False or (isinstance(data, str) and not data.strip()):
+            field.errors[:] = []
+            raise StopValidation(self.message)
+
+
+def _optional(form: StageForm, field: Any) -> None:
+    """An empty optional field is fine: stop, and drop any error about its emptiness."""
+    raw = field.raw_data
+    if not raw or not str(raw[0]).strip():
+        field.errors[:] = []
+        raise StopValidation()
+
+
+def _max_length(limit: int) -> Callable[[StageForm, Any], None]:
+    def check(form: StageForm, field: Any) -> None:
+        if isinstance(field.data, str) and len(field.data) > limit:
+            raise StopValidation(f"Use at most {limit} characters.")
+
+    return check
+
+
+def _plain_text(multiline: bool) -> Callable[[StageForm, Any], None]:
+    """Refuse control characters (NUL breaks PostgreSQL text) and lone surrogates
+    (they cannot be encoded); a text area may hold tabs and line breaks."""
+    allowed = "\t\r\n" if multiline else ""
+
+    def check(form: StageForm, field: Any) -> None:
+        data = field.data
+        if isinstance(data, str) and any(
+            unicodedata.category(ch) in ("Cc", "Cs") and ch not in allowed for ch in data
+        ):
+            raise StopValidation(MSG_CHARACTERS)
+
+    return check
+
+
+def _email(form: StageForm, field: Any) -> None:
+    if not is_valid_email((field.data or "").strip()):
+        raise ValidationError(MSG_EMAIL)
+
+
+def _username(form: StageForm, field: Any) -> None:
+    if any(ch.isspace() for ch in (field.data or "").strip()):
+        raise ValidationError(MSG_USERNAME_SPACES)
+
+
+def _one_of(values: set[str]) -> Callable[[StageForm, Any], None]:
+    def check(form: StageForm, field: Any) -> None:
+        if field.data not in values:
+            raise ValidationError(MSG_CHOOSE)
+
+    return check
+
+
+def _bounds(minimum: int | None, maximum: int | None) -> Callable[[StageForm, Any], None]:
+    def check(form: StageForm, field: Any) -> None:
+        value = field.data
+        if not isinstance(value, int):
+            return
+        if minimum is not None and maximum is not None and not minimum <= value <= maximum:
+            raise ValidationError(f"Enter a number from {minimum} to {maximum}.")
+        if minimum is not None and value < minimum:
+            raise ValidationError(f"Enter a number of at least {minimum}.")
+        if maximum is not None and value > maximum:
+            raise ValidationError(f"Enter a number of at most {maximum}.")
+
+    return check
+
+
+def _matches(other: str) -> Callable[[StageForm, Any], None]:
+    def check(form: StageForm, field: Any) -> None:
+        if (field.data or "") != (form[other].data or ""):
+            raise ValidationError(MSG_MISMATCH)
+
+    return check
+
+
+_TYPE_VALIDATORS: dict[str, tuple[Callable[[StageForm, Any], None], ...]] = {
+    "text": (_plain_text(False),),
+    "textarea": (_plain_text(True),),
+    "email": (_plain_text(False), _email),
+    "username": (_plain_text(False), _username),
+    "password": (_plain_text(False),),
+}
+
+
+def _required_message(field_type: str) -> str:
+    if field_type == "checkbox":
+        return MSG_TICK
+    if field_type in ("radio", "dropdown"):
+        return MSG_CHOOSE
+    return MSG_REQUIRED
+
+
+def _default(spec: PromptField, initial: Any) -> Any:
+    """``initial`` as the field type holds it (a date field wants a date, not a string)."""
+    if spec.type == "password" or initial is None:
+        return None
+    if spec.type == "checkbox":
+        return bool(initial)
+    if spec.type == "number":
+        try:
+            return int(initial)
+        except (TypeError, ValueError):
+            return None
+    if spec.type in ("date", "date_time"):
+        if isinstance(initial, date):
+            return initial
+        try:
+            parsed = datetime.fromisoformat(str(initial))
+        except ValueError:
+            return None
+        return parsed.date() if spec.type == "date" else parsed
+    return str(initial)
+
+
+# -- configuration ----------------------------------------------------------------------------
+
+
+def _parse_field(entry: Any, where: str) -> PromptField:
+    if not isinstance(entry, Mapping):
+        raise ConfigError(f"{where}: expected a mapping, got {type(entry).__name__}")
+    key = entry.get("field_key")
+    if not isinstance(key, str) or not _KEY.match(key):
+        raise ConfigError(
+            f"{where}, field_key: use a name of letters, digits and '_' (got {key!r})"
+        )
+    where = f"{where.rsplit(', field ', 1)[0]}, field {key!r}"
+    if hasattr(StageForm, key) or key in ("csrf_token", "flow_step"):
+        raise ConfigError(f"{where}: the field_key {key!r} is reserved")
+    field_type = entry.get("type")
+    if field_type not in FIELD_TYPES:
+        raise ConfigError(f"{where}: unknown type {field_type!r} (known: {', '.join(FIELD_TYPES)})")
+    unknown = sorted(set(entry) - _COMMON_KEYS - _TYPE_KEYS.get(field_type, frozenset()))
+    if unknown:
+        raise ConfigError(f"{where}: {unknown[0]!r} is not a setting of {field_type} fields")
+    label = entry.get("label", key.replace("_", " ").capitalize())
+    for name in ("label", "placeholder", "help_text"):
+        if not isinstance(entry.get(name, ""), str):
+            raise ConfigError(f"{where}, {name}: expected a string")
+    required = entry.get("required", True)
+    repeat = entry.get("repeat", False)
+    for name, value in (("required", required), ("repeat", repeat)):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}, {name}: expected true or false")
+    initial = entry.get("initial_value")
+    _check_initial(initial, where)
+    minimum, maximum = _int(entry, "min", where), _int(entry, "max", where)
+    if minimum is not None and maximum is not None and minimum > maximum:
+        raise ConfigError(f"{where}: min is greater than max")
+    return PromptField(
+        key=key,
+        label=label,
+        type=field_type,
+        required=required,
+        placeholder=entry.get("placeholder", ""),
+        initial_value=initial,
+        help_text=entry.get("help_text", ""),
+        order=_int(entry, "order", where, default=0) or 0,
+        choices=_choices(entry, field_type, where),
+        minimum=minimum,
+        maximum=maximum,
+        max_length=_int(entry, "max_length", where, default=DEFAULT_MAX_LENGTH.get(field_type)),
+        repeat=repeat,
+    )
+
+
+def _check_initial(initial: Any, where: str) -> None:
+    if initial is not None and not isinstance(initial, str | int | float | bool):
+        raise ConfigError(f"{where}, initial_value: expected a plain value")
+    match = REFERENCE.match(initial) if isinstance(initial, str) else None
+    if match and (match.group(2) in SECRET_ATTRIBUTES or match.group(2).startswith("_")):
+        raise ConfigError(f"{where}, initial_value: {initial!r} cannot be shown in a form")
+
+
+def _choices(entry: Mapping[str, Any], field_type: str, where: str) -> tuple[tuple[str, str], ...]:
+    if field_type not in ("radio", "dropdown"):
+        return ()
+    raw = entry.get("choices")
+    if not isinstance(raw, list) or not raw:
+        raise ConfigError(f"{where}, choices: list the choices of this {field_type} field")
+    choices: list[tuple[str, str]] = []
+    for item in raw:
+        if isinstance(item, str):
+            choices.append((item, item))
+        elif isinstance(item, Mapping) and isinstance(item.get("value"), str):
+            label = item.get("label", item["value"])
+            choices.append((item["value"], str(label)))
+        else:
+            raise ConfigError(f"{where}, choices: each choice is a string or {{value, label}}")
+    if any(value == "" for value, _ in choices):
+        raise ConfigError(f"{where}, choices: a choice cannot have an empty value")
+    return tuple(choices)
+
+
+def _int(entry: Mapping[str, Any], name: str, where: str, default: int | None = None) -> int | None:
+    value = entry.get(name, default)
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+        raise ConfigError(f"{where}, {name}: expected a whole number")
+    if name == "max_length" and value is not None and value < 1:
+        raise ConfigError(f"{where}, max_length: must be at least 1")
+    return value

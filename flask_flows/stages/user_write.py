@@ -1,0 +1,174 @@
+"""User write: creates or updates a user from what earlier prompts collected.
+
+``prompt_data`` keys ``username`` and ``email`` are written to the user of the same
+attributes, and the hash a prompt made of ``password`` becomes ``password_hash`` (the
+plaintext never got this far). ``attribute_mapping`` writes other prompt keys to other
+attributes; it may not touch ``id``, ``active``, ``is_superuser`` or ``password_hash``.
+
+The target is the plan's pending user, else the logged-in user; ``user_creation_mode``
+says whether to create one instead. Everything happens in one transaction: when a write
+fails (a username or email taken meanwhile, by a concurrent sign-up too) nothing is
+kept and the stage says why. After a password change the user's other sessions end
+(ASVS 7.4.3) unless ``terminate_other_sessions_on_password_change`` is off.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from flask import current_app
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from .. import sessions, signals
+from ..options import ConfigError, Option
+from ..plan import PENDING_USER, PROMPT_DATA
+from .base import StageForm, StageResult, StageRun, StageType, deny, invalid, ok
+from .prompt import password_hash
+
+CREATION_MODES = ("never_create", "create_when_required", "always_create")
+#: Attributes only this module's own logic may set, never a mapping.
+PROTECTED_ATTRIBUTES = frozenset({"id", "active", "is_superuser", "password_hash"})
+#: The prompt key whose hash becomes the user's password.
+PASSWORD_KEY = "password"  # noqa: S105  (a field name, not a secret)
+
+MSG_NO_USER = "There is no account to update. Please sign in and try again."
+MSG_USERNAME_TAKEN = "That username is already taken."
+MSG_EMAIL_TAKEN = "That email address is already used by another account."
+MSG_NOT_SAVED = "Your details could not be saved. Please try again."
+
+
+class UserWriteStage(StageType):
+    name = "user_write"
+    #: Shown only when the write fails, with the reason and a way to start again.
+    template = "flows/stages/user_write.html"
+    options = {
+        "user_creation_mode": Option(str, default="create_when_required", choices=CREATION_MODES),
+        "create_users_as_inactive": Option(bool, default=False),
+        "create_users_group": Option(str, default=None, nullable=True),
+        "attribute_mapping": Option(
+            dict, default=None, nullable=True, help="prompt_data key → user attribute."
+        ),
+        "terminate_other_sessions_on_password_change": Option(bool, default=True),
+    }
+
+    def check_config(self, config: dict[str, Any], where: str) -> None:
+        for key, attribute in (config["attribute_mapping"] or {}).items():
+            if not isinstance(key, str) or not isinstance(attribute, str):
+                raise ConfigError(f"{where}, field 'attribute_mapping': use names (strings)")
+            if attribute in PROTECTED_ATTRIBUTES or attribute.startswith("_"):
+                raise ConfigError(
+                    f"{where}, field 'attribute_mapping': {attribute!r} cannot be written"
+                )
+
+    def is_interactive(self, run: StageRun) -> bool:
+        return False
+
+    def respond(self, run: StageRun, form: StageForm | None) -> StageResult:
+        store = run.state.user_store
+        data = dict(run.context.get(PROMPT_DATA) or {})
+        user = run.pending_user()
+        mode = run.config["user_creation_mode"]
+        create = mode == "always_create" or (mode == "create_when_required" and user is None)
+        if user is None and not create:
+            return deny(MSG_NO_USER)
+        attributes = _attributes(run, data)
+        new_hash = password_hash(data.get(PASSWORD_KEY))
+        try:
+            if create:
+                user = store.model(**attributes)
+                user.active = not run.config["create_users_as_inactive"]
+                store.session.add(user)
+            else:
+                store.update(user, **attributes)
+            if new_hash is not None:
+                store.set_password_hash(user, new_hash)
+            store.session.flush()
+            if create and run.config["create_users_group"]:
+                store.add_to_group(user, run.config["create_users_group"])
+            store.session.commit()
+        except SQLAlchemyError as error:
+            store.session.rollback()
+            return invalid(_failure_message(run, error, attributes))
+        return self._after_write(run, user, created=create, password_changed=new_hash is not None)
+
+    def _after_write(
+        self, run: StageRun, user: Any, *, created: bool, password_changed: bool
+    ) -> StageResult:
+        store = run.state.user_store
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+        user_id = store.user_id(user)
+        run.context[PENDING_USER] = user_id
+        # The hash served its purpose; keep it out of the cookie from here on.
+        prompt_data = dict(run.context.get(PROMPT_DATA) or {})
+        prompt_data.pop(PASSWORD_KEY, None)
+        run.context[PROMPT_DATA] = prompt_data
+        if created:
+            run.state.log.info("user_write: created user %s in flow %s", user_id, run.flow.slug)
+            signals.user_created.send(app, user=user)
+        else:
+            run.state.log.info("user_write: updated user %s in flow %s", user_id, run.flow.slug)
+        if password_changed and not created:
+            if run.config["terminate_other_sessions_on_password_change"]:
+                ended = sessions.end_sessions(run.state, user_id, keep_current=True)
+                run.state.log.info("user_write: ended %d other sessions of %s", ended, user_id)
+            signals.password_changed.send(app, user=user)
+        return ok()
+
+
+def _attributes(run: StageRun, data: dict[str, Any]) -> dict[str, Any]:
+    """The user attributes to write: username, email and the mapped prompt keys."""
+    model = run.state.user_store.model
+    mapping = {"username": "username", "email": "email", **(run.config["attribute_mapping"] or {})}
+    attributes: dict[str, Any] = {}
+    for key, attribute in mapping.items():
+        if key not in data:
+            continue
+        if not hasattr(model, attribute):
+            raise ConfigError(
+                f"stage {run.stage.name!r} (user_write), field 'attribute_mapping': "
+                f"the user model has no attribute {attribute!r}"
+            )
+        value = data[key]
+        if isinstance(value, dict):
+            raise ConfigError(
+                f"stage {run.stage.name!r} (user_write), field 'attribute_mapping': "
+                f"{key!r} is a password; only {PASSWORD_KEY!r} sets the user's password"
+            )
+        attributes[attribute] = _column_value(model, attribute, value)
+    return attributes
+
+
+def _column_value(model: type[Any], attribute: str, value: Any) -> Any:
+    """Dates travel through the plan as ISO strings; date columns want them back as dates."""
+    column = sa.inspect(model).columns.get(attribute)
+    if column is None or not isinstance(value, str):
+        return value
+    if not value:
+        # An optional field left empty: no value, rather than "" (which a unique
+        # email column would then allow only once).
+        return None if column.nullable else value
+    try:
+        python_type = column.type.python_type
+        if python_type is datetime:
+            return datetime.fromisoformat(value)
+        if python_type is date:
+            return date.fromisoformat(value)
+    except (NotImplementedError, ValueError):
+        pass  # the database decides; a refusal is reported like any failed write
+    return value
+
+
+def _failure_message(run: StageRun, error: SQLAlchemyError, attributes: dict[str, Any]) -> str:
+    """Say which value is taken when a unique constraint failed; log anything else."""
+    store = run.state.user_store
+    if isinstance(error, IntegrityError):
+        username, email = attributes.get("username"), attributes.get("email")
+        exclude = run.pending_user()
+        if isinstance(username, str) and store.username_taken(username, exclude=exclude):
+            return MSG_USERNAME_TAKEN
+        if isinstance(email, str) and email and store.email_taken(email, exclude=exclude):
+            return MSG_EMAIL_TAKEN
+    run.state.log.exception("user_write: writing the user failed in flow %s", run.flow.slug)
+    return MSG_NOT_SAVED

@@ -1,0 +1,212 @@
+"""The shipped account lifecycle flows end to end, as a person would use them: sign up
+and confirm by email, reset a forgotten password from another browser, change the
+password, delete the account. Mail goes over real SMTP to the test's loopback server."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from browsing import FlowBrowser
+from factory import User, db
+from flask import Flask
+from smtp_sink import link_in
+
+from flask_flows import AuthenticatedSession, FlowsModel
+from flask_flows.blueprints import install_default_flows
+from flask_flows.extension import FlowsState
+
+LOGIN = "default-authentication-flow"
+ENROLL = "default-enrollment-flow"
+RECOVER = "default-recovery-flow"
+CHANGE = "default-password-change"
+DELETE = "default-unenrollment-flow"
+PASSWORD = "correct horse battery"
+NEW_PASSWORD = "a whole new passphrase"
+
+
+@pytest.fixture
+def app_config(mailbox: Any) -> dict[str, Any]:
+    return {**mailbox.config}
+
+
+@pytest.fixture(autouse=True)
+def default_flows(app: Flask, state: FlowsState) -> None:
+    with app.app_context():
+        install_default_flows(state)
+
+
+def another(app: Flask, browser: FlowBrowser) -> FlowBrowser:
+    """A second browser of the same kind, with no cookies (another device)."""
+    return FlowBrowser(app.test_client(), htmx=browser.htmx)
+
+
+def user_named(app: Flask, username: str) -> User | None:
+    with app.app_context():
+        return db.session.scalar(sa.select(User).where(User.username == username))
+
+
+def test_the_login_page_links_to_sign_up_and_recovery(browser: FlowBrowser) -> None:
+    page = browser.start(LOGIN).text
+    assert f'href="/flows/{ENROLL}/"' in page
+    assert f'href="/flows/{RECOVER}/"' in page
+
+
+def test_sign_up_confirm_by_email_in_another_browser_and_log_in(
+    app: Flask, browser: FlowBrowser, mailbox: Any
+) -> None:
+    browser.start(ENROLL)
+    assert browser.stage_type == "prompt"
+    browser.step(
+        ENROLL,
+        username="carol",
+        email="carol@example.com",
+        password=PASSWORD,
+        password_repeat=PASSWORD,
+    )
+    assert browser.stage_type == "email"
+    assert "carol@example.com" in browser.last.text
+    assert user_named(app, "carol") is None  # nothing is written before the address is confirmed
+
+    message = mailbox.wait_for_message()
+    assert message["To"] == "carol@example.com"
+    phone = another(app, browser)
+    phone.client.get(link_in(message))
+    landing = phone.client.get(f"/flows/{ENROLL}/")
+    assert landing.status_code in (200, 303)
+    assert phone.get("/").text == "home: carol"
+    carol = user_named(app, "carol")
+    assert carol is not None and carol.email == "carol@example.com" and carol.active
+    assert PASSWORD not in (carol.password_hash or "")
+
+    fresh = another(app, browser)
+    fresh.log_in("carol", PASSWORD, slug=LOGIN)
+    assert fresh.get("/").text == "home: carol"
+
+
+def test_sign_up_refuses_a_weak_password_next_to_the_field(browser: FlowBrowser) -> None:
+    browser.start(ENROLL)
+    response = browser.step(
+        ENROLL,
+        username="dave",
+        email="dave@example.com",
+        password="password",
+        password_repeat="password",
+    )
+    assert browser.stage_type == "prompt"
+    assert re.search(
+        r'aria-invalid="true"[^>]*name="password"|name="password"[^>]*aria-invalid="true"',
+        response.text,
+    )
+    assert "common" in response.text
+
+
+def test_recovery_from_another_browser_sets_the_password_and_ends_other_sessions(
+    app: Flask, browser: FlowBrowser, make_user: Any, mailbox: Any
+) -> None:
+    make_user("erin", password=PASSWORD)
+    laptop = another(app, browser)
+    laptop.log_in("erin", PASSWORD, slug=LOGIN)
+    assert laptop.get("/").text == "home: erin"
+
+    browser.start(RECOVER)
+    browser.step(RECOVER, uid_field="erin@example.com")
+    assert browser.stage_type == "email"
+    message = mailbox.wait_for_message()
+    assert message["To"] == "erin@example.com"
+
+    phone = another(app, browser)
+    phone.client.get(link_in(message))
+    phone.get(f"/flows/{RECOVER}/")
+    assert phone.stage_type == "prompt"
+    phone.step(RECOVER, password=NEW_PASSWORD, password_repeat=NEW_PASSWORD)
+    assert phone.get("/").text == "home: erin"
+
+    assert laptop.get("/").text == "home: anonymous"
+    old = another(app, browser)
+    old.log_in("erin", PASSWORD, slug=LOGIN)
+    assert "Invalid username or password." in old.last.text
+    new = another(app, browser)
+    new.log_in("erin", NEW_PASSWORD, slug=LOGIN)
+    assert new.get("/").text == "home: erin"
+
+
+def _masked(text: str) -> str:
+    """The page with its per-request tokens (CSRF, plan step) blanked out."""
+    text = re.sub(r'value="[A-Za-z0-9_.-]{40,}"', 'value="TOKEN"', text)
+    return re.sub(r'name="flow_step" type="hidden" value="[^"]*"', "STEP", text)
+
+
+def test_recovery_answers_the_same_for_known_and_unknown_accounts(
+    app: Flask, browser: FlowBrowser, make_user: Any, mailbox: Any
+) -> None:
+    make_user("frank", password=PASSWORD)
+    known, unknown = another(app, browser), another(app, browser)
+    for client, address in ((known, "frank@example.com"), (unknown, "nobody@example.com")):
+        client.start(RECOVER)
+        client.step(RECOVER, uid_field=address)
+    known_page = _masked(known.last.text.replace("frank@example.com", "ADDRESS"))
+    unknown_page = _masked(unknown.last.text.replace("nobody@example.com", "ADDRESS"))
+    assert known.last.status_code == unknown.last.status_code == 200
+    assert known_page == unknown_page
+    assert mailbox.wait_for_message()["To"] == "frank@example.com"
+
+
+def test_change_password_needs_the_current_one_and_ends_other_sessions(
+    app: Flask, browser: FlowBrowser, make_user: Any
+) -> None:
+    make_user("gina", password=PASSWORD)
+    laptop = another(app, browser)
+    laptop.log_in("gina", PASSWORD, slug=LOGIN)
+    browser.log_in("gina", PASSWORD, slug=LOGIN)
+
+    browser.start(CHANGE)
+    assert browser.stage_type == "password"
+    browser.step(CHANGE, password="not my password")
+    assert "Invalid username or password." in browser.last.text
+    browser.step(CHANGE, password=PASSWORD)
+    assert browser.stage_type == "prompt"
+    browser.step(CHANGE, password=NEW_PASSWORD, password_repeat=NEW_PASSWORD)
+    assert browser.redirect_target == "/"
+
+    assert browser.get("/").text == "home: gina"
+    assert laptop.get("/").text == "home: anonymous"
+    again = another(app, browser)
+    again.log_in("gina", NEW_PASSWORD, slug=LOGIN)
+    assert again.get("/").text == "home: gina"
+
+
+def test_change_password_requires_a_login(browser: FlowBrowser) -> None:
+    response = browser.start(CHANGE)
+    target = response.headers.get("HX-Redirect") or response.headers.get("Location")
+    assert target and target.startswith("/flows/-/login/")
+
+
+def test_delete_account_removes_every_row_of_the_user(
+    app: Flask, browser: FlowBrowser, make_user: Any
+) -> None:
+    user = make_user("hank", password=PASSWORD)
+    make_user("ivy", password=PASSWORD)
+    browser.log_in("hank", PASSWORD, slug=LOGIN)
+    browser.start(DELETE)
+    browser.step(DELETE, password=PASSWORD)
+    assert browser.stage_type == "prompt"
+    browser.step(DELETE)  # the confirmation box left unticked
+    assert browser.stage_type == "prompt"
+    browser.step(DELETE, confirm="y")
+    assert browser.get("/").text == "home: anonymous"
+
+    assert user_named(app, "hank") is None
+    assert user_named(app, "ivy") is not None
+    with app.app_context():
+        for table in FlowsModel.metadata.sorted_tables:
+            if "user_id" in table.c:
+                rows = db.session.execute(
+                    sa.select(sa.func.count())
+                    .select_from(table)
+                    .where(table.c.user_id == str(user.id))
+                ).scalar()
+                assert rows == 0, table.name
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(AuthenticatedSession)) == 0

@@ -1,0 +1,174 @@
+"""The user_delete stage through HTTP: the user and every row flask-flows holds for them
+go, in one transaction, and the browser is logged out."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from browsing import FlowBrowser
+from factory import User, db
+from flask import Flask
+from werkzeug.test import TestResponse
+
+from flask_flows import Flow, FlowsModel, PolicyBinding, signals
+from flask_flows.devices import StaticDevice, StaticToken, TOTPDevice
+from flask_flows.extension import FlowsState
+from flask_flows.stages.user_delete import MSG_NO_USER, MSG_NOT_DELETED
+
+PASSWORD = "correct horse battery"
+
+
+def log_in(browser: FlowBrowser, username: str) -> None:
+    browser.start("login")
+    browser.step("login", uid_field=username)
+    browser.step("login", password=PASSWORD)
+    assert browser.client.get("/").text == f"home: {username}"
+
+
+def unenroll(browser: FlowBrowser) -> TestResponse:
+    browser.start("unenroll")
+    return browser.step("unenroll", password=PASSWORD)
+
+
+def rows_of(app: Flask, user_id: str) -> dict[str, int]:
+    """Rows per flask-flows table that belong to ``user_id`` (directly or via a device)."""
+    counts: dict[str, int] = {}
+    with app.app_context():
+        for table in FlowsModel.metadata.sorted_tables:
+            if "user_id" in table.c:
+                query = sa.select(sa.func.count()).where(table.c.user_id == user_id)
+                counts[table.name] = db.session.scalar(query.select_from(table))
+        owned_devices = sa.select(StaticDevice.id).where(StaticDevice.user_id == user_id)
+        counts[StaticToken.__tablename__] = db.session.scalar(
+            sa.select(sa.func.count())
+            .select_from(StaticToken)
+            .where(StaticToken.device_id.in_(owned_devices))
+        )
+    return {name: count for name, count in counts.items() if count}
+
+
+@pytest.fixture
+def unenroll_flow(make_flow: Callable[..., Flow]) -> Flow:
+    return make_flow(
+        "unenroll",
+        "password",
+        "user_delete",
+        designation="unenrollment",
+        authentication="require_authenticated",
+    )
+
+
+def give_everything(app: Flask, state: FlowsState, user_id: int, other_flow: Flow) -> None:
+    """Group membership, devices with recovery codes and a policy binding naming the user."""
+    with app.app_context():
+        user = db.session.get(User, user_id)
+        state.user_store.add_to_group(user, "members")
+        db.session.add(TOTPDevice(user_id=str(user_id), secret="JBSWY3DPEHPK3PXP"))
+        device = StaticDevice(user_id=str(user_id))
+        db.session.add(device)
+        db.session.flush()
+        db.session.add(StaticToken(device_id=device.id, lookup="abcd", secret_hash="x"))
+        db.session.add(PolicyBinding(flow_id=other_flow.id, user_id=str(user_id), order=99))
+        db.session.commit()
+
+
+@pytest.fixture
+def watch_deletions(app: Flask) -> Iterator[list[dict[str, Any]]]:
+    events: list[dict[str, Any]] = []
+
+    def receiver(sender: Any, **kwargs: Any) -> None:
+        events.append(kwargs)
+
+    signals.user_deleted.connect(receiver, sender=app)
+    yield events
+    signals.user_deleted.disconnect(receiver, sender=app)
+
+
+def test_deleting_removes_every_row_and_logs_out(
+    app: Flask,
+    state: FlowsState,
+    browser: FlowBrowser,
+    make_user: Callable[..., User],
+    make_flow: Callable[..., Flow],
+    login_flow: Flow,
+    unenroll_flow: Flow,
+    watch_deletions: list[dict[str, Any]],
+) -> None:
+    alice = make_user("alice", password=PASSWORD)
+    bob = make_user("bob", password=PASSWORD)
+    members_only = make_flow("members-only", "dummy")
+    for user in (alice, bob):
+        give_everything(app, state, user.id, members_only)
+    elsewhere = FlowBrowser(app.test_client(), htmx=browser.htmx)
+    log_in(elsewhere, "alice")
+    log_in(browser, "alice")
+    log_in(FlowBrowser(app.test_client()), "bob")
+    before = rows_of(app, str(alice.id))
+    assert set(before) >= {
+        "flows_authenticated_session",
+        "flows_group_membership",
+        "flows_totp_device",
+        "flows_static_device",
+        "flows_static_token",
+        "flows_policy_binding",
+    }
+
+    unenroll(browser)
+    assert browser.redirect_target == "/"
+
+    with app.app_context():
+        assert db.session.get(User, alice.id) is None
+    assert rows_of(app, str(alice.id)) == {}
+    assert rows_of(app, str(bob.id)) == {**before, "flows_authenticated_session": 1}
+    assert browser.client.get("/").text == "home: anonymous"
+    assert elsewhere.client.get("/").text == "home: anonymous"
+    assert watch_deletions == [{"user_id": str(alice.id)}]
+
+
+def test_a_refused_deletion_keeps_everything(
+    app: Flask,
+    browser: FlowBrowser,
+    make_user: Callable[..., User],
+    login_flow: Flow,
+    unenroll_flow: Flow,
+    watch_deletions: list[dict[str, Any]],
+) -> None:
+    alice = make_user("alice", password=PASSWORD)
+    elsewhere = FlowBrowser(app.test_client())
+    log_in(elsewhere, "alice")
+    log_in(browser, "alice")
+
+    def refuse(mapper: Any, connection: Any, target: Any) -> None:
+        # What the app's own foreign key to its users would do.
+        raise sa.exc.IntegrityError("DELETE FROM app_user", {}, Exception("still referenced"))
+
+    sa.event.listen(User, "before_delete", refuse)
+    try:
+        response = unenroll(browser)
+    finally:
+        sa.event.remove(User, "before_delete", refuse)
+    assert response.status_code == 200
+    assert browser.stage_type == "user_delete"
+    assert MSG_NOT_DELETED in response.text
+    with app.app_context():
+        assert db.session.get(User, alice.id) is not None
+    assert rows_of(app, str(alice.id)) == {"flows_authenticated_session": 1}
+    assert elsewhere.client.get("/").text == "home: alice"
+    assert watch_deletions == []
+    # The login that asked is over; the account can be used again.
+    assert browser.client.get("/").text == "home: anonymous"
+    log_in(FlowBrowser(app.test_client()), "alice")
+
+
+def test_without_a_user_nothing_is_deleted(
+    app: Flask, browser: FlowBrowser, make_user: Callable[..., User], make_flow: Callable[..., Flow]
+) -> None:
+    make_user("alice")
+    make_flow("unenroll", "user_delete", designation="unenrollment")
+    response = browser.start("unenroll")
+    assert MSG_NO_USER in response.text
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(User)) == 1
