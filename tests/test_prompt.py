@@ -18,7 +18,7 @@ from flask_flows import ConfigError, Flow, Flows, PolicyResult
 from flask_flows.executor import PLANS_KEY
 from flask_flows.models import Policy
 from flask_flows.stages.prompt import MSG_TOO_MUCH, PromptStage
-from flask_flows.stages.prompt_fields import (
+from flask_flows.stages.prompt_checks import (
     MSG_CHARACTERS,
     MSG_CHOOSE,
     MSG_DATE,

@@ -32,8 +32,8 @@ from ..options import ConfigError, Option
 from ..plan import PROMPT_DATA
 from ..policies import PolicyRequest, PolicyResult
 from .base import StageForm, StageResult, StageRun, StageType, invalid, ok
+from .prompt_checks import MSG_USERNAME_TAKEN
 from .prompt_fields import (
-    MSG_USERNAME_TAKEN,
     REFERENCE,
     PromptField,
     build_field,

@@ -3,8 +3,8 @@
 A prompt is configured as a mapping (``field_key``, ``label``, ``type``, ``required``,
 ``placeholder``, ``initial_value``, ``help_text``, ``order`` and a few keys of its type).
 :func:`parse_fields` checks a whole list once, naming the stage and field of any mistake;
-:func:`build_field` turns one :class:`PromptField` into a WTForms field whose validators
-speak in sentences; :func:`stored_value` makes the submitted value JSON-safe for the plan.
+:func:`build_field` turns one :class:`PromptField` into a WTForms field with the checks of
+:mod:`prompt_checks`; :func:`stored_value` makes the submitted value JSON-safe for the plan.
 
 Read-only types (``text_read_only``, ``textarea_read_only``, ``email_read_only``) and
 ``hidden`` show their initial value and ignore whatever is submitted for them: the value
@@ -14,7 +14,6 @@ comes from the server, so a tampered form cannot change it. ``static`` shows tex
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -34,9 +33,9 @@ from wtforms import (
     TextAreaField,
 )
 from wtforms.fields.core import UnboundField
-from wtforms.validators import StopValidation, ValidationError
 
 from ..options import ConfigError
+from . import prompt_checks as checks
 from .base import StageForm
 
 FIELD_TYPES: tuple[str, ...] = (
@@ -85,18 +84,6 @@ _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 REFERENCE = re.compile(r"^(user|prompt_data)\.([A-Za-z_][A-Za-z0-9_]*)$")
 #: User attributes an initial value may never show.
 SECRET_ATTRIBUTES = frozenset({"password_hash", "password"})
-
-MSG_REQUIRED = "Please fill in this field."
-MSG_CHOOSE = "Please choose one of the options."
-MSG_TICK = "Please tick this box to continue."
-MSG_EMAIL = "Enter a valid email address, like name@example.com."
-MSG_NUMBER = "Enter a whole number."
-MSG_DATE = "Enter a date, like 2024-12-31."
-MSG_DATE_TIME = "Enter a date and time, like 2024-12-31 18:30."
-MSG_CHARACTERS = "This contains characters that are not allowed here."
-MSG_USERNAME_SPACES = "A username cannot contain spaces."
-MSG_USERNAME_TAKEN = "That username is already taken."
-MSG_MISMATCH = "The passwords do not match."
 
 
 @dataclass(frozen=True)
@@ -151,12 +138,16 @@ def build_field(
         render_kw["placeholder"] = spec.placeholder
     validators: list[Callable[..., None]] = []
     if not spec.fixed:
-        validators.append(_Required(_required_message(spec.type)) if spec.required else _optional)
+        validators.append(
+            checks.Required(checks.required_message(spec.type))
+            if spec.required
+            else checks.optional
+        )
     if spec.max_length is not None:
-        validators.append(_max_length(spec.max_length))
+        validators.append(checks.max_length(spec.max_length))
         if spec.type != "password":
             render_kw["maxlength"] = spec.max_length
-    validators.extend(_TYPE_VALIDATORS.get(spec.type, ()))
+    validators.extend(checks.TYPE_VALIDATORS.get(spec.type, ()))
     validators.extend(extra or ())
     render_kw.update(_RENDER.get(spec.type, {}))
     kwargs: dict[str, Any] = {
@@ -169,28 +160,28 @@ def build_field(
         choices = [SelectChoice(value, label) for value, label in spec.choices]
         if spec.type == "dropdown":
             choices.insert(0, SelectChoice("", "Choose…"))
-        validators.append(_one_of({value for value, _ in spec.choices}))
+        validators.append(checks.one_of({value for value, _ in spec.choices}))
         return _FIELD_CLASSES[spec.type](choices=choices, validate_choice=False, **kwargs)
     if spec.type == "number":
         if spec.minimum is not None:
             render_kw["min"] = spec.minimum
         if spec.maximum is not None:
             render_kw["max"] = spec.maximum
-        validators.append(_bounds(spec.minimum, spec.maximum))
-        return PromptIntegerField(invalid_value_message=MSG_NUMBER, **kwargs)
+        validators.append(checks.bounds(spec.minimum, spec.maximum))
+        return PromptIntegerField(invalid_value_message=checks.MSG_NUMBER, **kwargs)
     if spec.type == "date":
-        return DateField(invalid_value_message=MSG_DATE, **kwargs)
+        return DateField(invalid_value_message=checks.MSG_DATE, **kwargs)
     if spec.type == "date_time":
-        return DateTimeLocalField(invalid_value_message=MSG_DATE_TIME, **kwargs)
+        return DateTimeLocalField(invalid_value_message=checks.MSG_DATE_TIME, **kwargs)
     return _FIELD_CLASSES[spec.type](**kwargs)
 
 
 def build_repeat_field(spec: PromptField) -> UnboundField:
     """The second password field, which must match the first; its value is never stored."""
-    validators = [_Required("Please enter the password again.")] if spec.required else []
+    validators = [checks.Required("Please enter the password again.")] if spec.required else []
     return PasswordField(
         f"{spec.label} (again)",
-        validators=[*validators, _matches(spec.key)],
+        validators=[*validators, checks.matches(spec.key)],
         render_kw={"autocomplete": "new-password"},
     )
 
@@ -215,33 +206,6 @@ def json_safe(value: Any) -> Any:
     if isinstance(value, date | datetime):
         return value.isoformat()
     return str(value)
-
-
-def is_valid_email(value: str) -> bool:
-    """A deliberately conservative check of ``local@domain.tld`` without a dependency.
-
-    It accepts what people type (dots, plus tags, international letters) and refuses
-    what would break mail or storage: spaces, quotes, brackets, control characters,
-    empty labels, a numeric top-level domain. Whether the address works is for the
-    verification email to find out.
-    """
-    if len(value) > 254 or value.count("@") != 1:
-        return False
-    local, domain = value.split("@")
-    if not 0 < len(local) <= 64 or local.startswith(".") or local.endswith(".") or ".." in local:
-        return False
-    if any(ch in '"(),:;<>[\\] ' or not ch.isprintable() for ch in local):
-        return False
-    labels = domain.split(".")
-    if len(labels) < 2 or labels[-1].isdigit():
-        return False
-    return all(
-        0 < len(label) <= 63
-        and not label.startswith("-")
-        and not label.endswith("-")
-        and all(ch.isalnum() or ch == "-" for ch in label)
-        for label in labels
-    )
 
 
 # -- fields -----------------------------------------------------------------------------
@@ -272,7 +236,7 @@ class PromptIntegerField(IntegerField):
     def process_formdata(self, valuelist: list[Any]) -> None:
         if valuelist and len(str(valuelist[0])) > 30:
             self.data = None
-            raise ValueError(MSG_NUMBER)
+            raise ValueError(checks.MSG_NUMBER)
         super().process_formdata(valuelist)
 
 
@@ -299,116 +263,6 @@ _RENDER: dict[str, dict[str, Any]] = {
     "username": {"autocomplete": "username", "autocapitalize": "none", "spellcheck": "false"},
     "password": {"autocomplete": "new-password"},
 }
-
-
-# -- validators -----------------------------------------------------------------------------
-
-
-class _Required:
-    """Like WTForms' InputRequired, but a whitespace-only value counts as missing, an
-    unticked box as not given, and a value that could not be read keeps its own message."""
-
-    field_flags = {"required": True}
-
-    def __init__(self, message: str) -> None:
-        self.message = message
-
-    def __call__(self, form: StageForm, field: Any) -> None:
-        if field.process_errors:
-            raise StopValidation()
-        data = field.data
-        if data is None or data is False or (isinstance(data, str) and not data.strip()):
-            field.errors[:] = []
-            raise StopValidation(self.message)
-
-
-def _optional(form: StageForm, field: Any) -> None:
-    """An empty optional field is fine: stop, and drop any error about its emptiness."""
-    raw = field.raw_data
-    if not raw or not str(raw[0]).strip():
-        field.errors[:] = []
-        raise StopValidation()
-
-
-def _max_length(limit: int) -> Callable[[StageForm, Any], None]:
-    def check(form: StageForm, field: Any) -> None:
-        if isinstance(field.data, str) and len(field.data) > limit:
-            raise StopValidation(f"Use at most {limit} characters.")
-
-    return check
-
-
-def _plain_text(multiline: bool) -> Callable[[StageForm, Any], None]:
-    """Refuse control characters (NUL breaks PostgreSQL text) and lone surrogates
-    (they cannot be encoded); a text area may hold tabs and line breaks."""
-    allowed = "\t\r\n" if multiline else ""
-
-    def check(form: StageForm, field: Any) -> None:
-        data = field.data
-        if isinstance(data, str) and any(
-            unicodedata.category(ch) in ("Cc", "Cs") and ch not in allowed for ch in data
-        ):
-            raise StopValidation(MSG_CHARACTERS)
-
-    return check
-
-
-def _email(form: StageForm, field: Any) -> None:
-    if not is_valid_email((field.data or "").strip()):
-        raise ValidationError(MSG_EMAIL)
-
-
-def _username(form: StageForm, field: Any) -> None:
-    if any(ch.isspace() for ch in (field.data or "").strip()):
-        raise ValidationError(MSG_USERNAME_SPACES)
-
-
-def _one_of(values: set[str]) -> Callable[[StageForm, Any], None]:
-    def check(form: StageForm, field: Any) -> None:
-        if field.data not in values:
-            raise ValidationError(MSG_CHOOSE)
-
-    return check
-
-
-def _bounds(minimum: int | None, maximum: int | None) -> Callable[[StageForm, Any], None]:
-    def check(form: StageForm, field: Any) -> None:
-        value = field.data
-        if not isinstance(value, int):
-            return
-        if minimum is not None and maximum is not None and not minimum <= value <= maximum:
-            raise ValidationError(f"Enter a number from {minimum} to {maximum}.")
-        if minimum is not None and value < minimum:
-            raise ValidationError(f"Enter a number of at least {minimum}.")
-        if maximum is not None and value > maximum:
-            raise ValidationError(f"Enter a number of at most {maximum}.")
-
-    return check
-
-
-def _matches(other: str) -> Callable[[StageForm, Any], None]:
-    def check(form: StageForm, field: Any) -> None:
-        if (field.data or "") != (form[other].data or ""):
-            raise ValidationError(MSG_MISMATCH)
-
-    return check
-
-
-_TYPE_VALIDATORS: dict[str, tuple[Callable[[StageForm, Any], None], ...]] = {
-    "text": (_plain_text(False),),
-    "textarea": (_plain_text(True),),
-    "email": (_plain_text(False), _email),
-    "username": (_plain_text(False), _username),
-    "password": (_plain_text(False),),
-}
-
-
-def _required_message(field_type: str) -> str:
-    if field_type == "checkbox":
-        return MSG_TICK
-    if field_type in ("radio", "dropdown"):
-        return MSG_CHOOSE
-    return MSG_REQUIRED
 
 
 def _default(spec: PromptField, initial: Any) -> Any:

@@ -1,0 +1,162 @@
+"""The prompt stage's checks: WTForms validators that speak in sentences.
+
+Each refuses what would break storage or mail (control characters, lone surrogates,
+malformed addresses) with a message a person can act on; the field types in
+:mod:`prompt_fields` pick them.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Callable
+from typing import Any
+
+from wtforms.validators import StopValidation, ValidationError
+
+from .base import StageForm
+
+MSG_REQUIRED = "Please fill in this field."
+MSG_CHOOSE = "Please choose one of the options."
+MSG_TICK = "Please tick this box to continue."
+MSG_EMAIL = "Enter a valid email address, like name@example.com."
+MSG_NUMBER = "Enter a whole number."
+MSG_DATE = "Enter a date, like 2024-12-31."
+MSG_DATE_TIME = "Enter a date and time, like 2024-12-31 18:30."
+MSG_CHARACTERS = "This contains characters that are not allowed here."
+MSG_USERNAME_SPACES = "A username cannot contain spaces."
+MSG_USERNAME_TAKEN = "That username is already taken."
+MSG_MISMATCH = "The passwords do not match."
+
+
+def is_valid_email(value: str) -> bool:
+    """A deliberately conservative check of ``local@domain.tld`` without a dependency.
+
+    It accepts what people type (dots, plus tags, international letters) and refuses
+    what would break mail or storage: spaces, quotes, brackets, control characters,
+    empty labels, a numeric top-level domain. Whether the address works is for the
+    verification email to find out.
+    """
+    if len(value) > 254 or value.count("@") != 1:
+        return False
+    local, domain = value.split("@")
+    if not 0 < len(local) <= 64 or local.startswith(".") or local.endswith(".") or ".." in local:
+        return False
+    if any(ch in '"(),:;<>[\\] ' or not ch.isprintable() for ch in local):
+        return False
+    labels = domain.split(".")
+    if len(labels) < 2 or labels[-1].isdigit():
+        return False
+    return all(
+        0 < len(label) <= 63
+        and not label.startswith("-")
+        and not label.endswith("-")
+        and all(ch.isalnum() or ch == "-" for ch in label)
+        for label in labels
+    )
+
+
+class Required:
+    """Like WTForms' InputRequired, but a whitespace-only value counts as missing, an
+    unticked box as not given, and a value that could not be read keeps its own message."""
+
+    field_flags = {"required": True}
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+    def __call__(self, form: StageForm, field: Any) -> None:
+        if field.process_errors:
+            raise StopValidation()
+        data = field.data
+        if data is None or data is False or (isinstance(data, str) and not data.strip()):
+            field.errors[:] = []
+            raise StopValidation(self.message)
+
+
+def optional(form: StageForm, field: Any) -> None:
+    """An empty optional field is fine: stop, and drop any error about its emptiness."""
+    raw = field.raw_data
+    if not raw or not str(raw[0]).strip():
+        field.errors[:] = []
+        raise StopValidation()
+
+
+def max_length(limit: int) -> Callable[[StageForm, Any], None]:
+    def check(form: StageForm, field: Any) -> None:
+        if isinstance(field.data, str) and len(field.data) > limit:
+            raise StopValidation(f"Use at most {limit} characters.")
+
+    return check
+
+
+def plain_text(multiline: bool) -> Callable[[StageForm, Any], None]:
+    """Refuse control characters (NUL breaks PostgreSQL text) and lone surrogates
+    (they cannot be encoded); a text area may hold tabs and line breaks."""
+    allowed = "\t\r\n" if multiline else ""
+
+    def check(form: StageForm, field: Any) -> None:
+        data = field.data
+        if isinstance(data, str) and any(
+            unicodedata.category(ch) in ("Cc", "Cs") and ch not in allowed for ch in data
+        ):
+            raise StopValidation(MSG_CHARACTERS)
+
+    return check
+
+
+def email_address(form: StageForm, field: Any) -> None:
+    if not is_valid_email((field.data or "").strip()):
+        raise ValidationError(MSG_EMAIL)
+
+
+def username(form: StageForm, field: Any) -> None:
+    if any(ch.isspace() for ch in (field.data or "").strip()):
+        raise ValidationError(MSG_USERNAME_SPACES)
+
+
+def one_of(values: set[str]) -> Callable[[StageForm, Any], None]:
+    def check(form: StageForm, field: Any) -> None:
+        if field.data not in values:
+            raise ValidationError(MSG_CHOOSE)
+
+    return check
+
+
+def bounds(minimum: int | None, maximum: int | None) -> Callable[[StageForm, Any], None]:
+    def check(form: StageForm, field: Any) -> None:
+        value = field.data
+        if not isinstance(value, int):
+            return
+        if minimum is not None and maximum is not None and not minimum <= value <= maximum:
+            raise ValidationError(f"Enter a number from {minimum} to {maximum}.")
+        if minimum is not None and value < minimum:
+            raise ValidationError(f"Enter a number of at least {minimum}.")
+        if maximum is not None and value > maximum:
+            raise ValidationError(f"Enter a number of at most {maximum}.")
+
+    return check
+
+
+def matches(other: str) -> Callable[[StageForm, Any], None]:
+    def check(form: StageForm, field: Any) -> None:
+        if (field.data or "") != (form[other].data or ""):
+            raise ValidationError(MSG_MISMATCH)
+
+    return check
+
+
+TYPE_VALIDATORS: dict[str, tuple[Callable[[StageForm, Any], None], ...]] = {
+    "text": (plain_text(False),),
+    "textarea": (plain_text(True),),
+    "email": (plain_text(False), email_address),
+    "username": (plain_text(False), username),
+    "password": (plain_text(False),),
+}
+
+
+def required_message(field_type: str) -> str:
+    if field_type == "checkbox":
+        return MSG_TICK
+    if field_type in ("radio", "dropdown"):
+        return MSG_CHOOSE
+    return MSG_REQUIRED
