@@ -205,8 +205,9 @@ class FlowExecutor:
             elif submitted:
                 form = stage_type.form_class(run)(formdata=request.form)
                 result = self._validate_and_respond(run, form)
-            elif advanced and not self.htmx:
-                # Post/redirect/get: a plain browser reloads the flow URL to see the next stage.
+            elif advanced and not self.htmx and request.method == "POST":
+                # Post/redirect/get: after a POST a plain browser reloads the flow URL to see
+                # the next stage (a GET that passed non-interactive stages just renders it).
                 self._save_plan(plan)
                 return self._redirect(url_for("flows.execute", slug=self.flow.slug))
             else:

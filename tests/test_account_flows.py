@@ -210,3 +210,56 @@ def test_delete_account_removes_every_row_of_the_user(
                 ).scalar()
                 assert rows == 0, table.name
         assert db.session.scalar(sa.select(sa.func.count()).select_from(AuthenticatedSession)) == 0
+
+
+def test_recovery_asks_for_the_second_factor_before_the_new_password(
+    app: Flask, browser: FlowBrowser, make_user: Any, mailbox: Any
+) -> None:
+    """Owning the mailbox alone must not reset the password of a user with TOTP."""
+    from flask_flows.devices import TOTPDevice
+    from flask_flows.otp import new_totp_secret, totp
+
+    user = make_user("jack", password=PASSWORD)
+    with app.app_context():
+        device = TOTPDevice(user_id=str(user.id), secret=new_totp_secret(), confirmed=True)
+        db.session.add(device)
+        db.session.commit()
+        secret = device.secret
+
+    browser.start(RECOVER)
+    browser.step(RECOVER, uid_field="jack")
+    phone = another(app, browser)
+    phone.client.get(link_in(mailbox.wait_for_message()))
+    phone.get(f"/flows/{RECOVER}/")
+    assert phone.stage_type == "authenticator_validate"
+    phone.step(
+        RECOVER,
+        code="000000"
+        if totp(TOTPDevice(secret=secret, digits=6, algorithm="sha1", period=30)).now() != "000000"
+        else "111111",
+    )
+    assert phone.stage_type == "authenticator_validate"
+    assert "That code is not valid." in phone.last.text
+
+    code = totp(TOTPDevice(secret=secret, digits=6, algorithm="sha1", period=30)).now()
+    phone.step(RECOVER, code=code)
+    assert phone.stage_type == "prompt"
+    phone.step(RECOVER, password=NEW_PASSWORD, password_repeat=NEW_PASSWORD)
+    assert phone.get("/").text == "home: jack"
+
+
+def test_the_default_login_slows_down_password_guessing(
+    app: Flask, browser: FlowBrowser, make_user: Any
+) -> None:
+    make_user("kate", password=PASSWORD)
+    for _ in range(5):
+        guesser = another(app, browser)
+        guesser.log_in("kate", "a wrong guess", slug=LOGIN)
+        assert "Invalid username or password." in guesser.last.text
+
+    blocked = another(app, browser)
+    blocked.start(LOGIN)
+    blocked.step(LOGIN, uid_field="kate")
+    assert "Too many failed sign-in attempts." in blocked.last.text
+    assert blocked.stage_type != "password"
+    assert blocked.get("/").text == "home: anonymous"

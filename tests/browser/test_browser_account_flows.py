@@ -1,0 +1,105 @@
+"""Sign-up, recovery, password change and account deletion in a real browser, each with
+JavaScript on (htmx swaps) and off (plain posts). Mail goes over SMTP to the loopback
+server; its link is opened in another browser context, as on another device."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from conftest import PASSWORD, Walker
+from smtp_sink import link_in
+
+pytestmark = pytest.mark.browser
+
+NEW_PASSWORD = "a whole new passphrase"
+
+
+def log_in(me: Walker, username: str, password: str = PASSWORD) -> None:
+    me.start("default-authentication-flow")
+    me.submit("password", uid_field=username)
+    me.finish("/", password=password)
+
+
+def test_sign_up_with_the_emailed_link(
+    walker: Callable[..., Walker], mailbox: Any, js: bool
+) -> None:
+    username = f"newcomer{'js' if js else 'nojs'}"
+    me = walker()
+    me.goto("/")
+    me.page.get_by_role("link", name="Create an account").click()
+    me.stage_loaded("prompt")
+    me.submit(
+        "prompt",
+        username=username,
+        email=f"{username}@example.com",
+        password="password",
+        password_repeat="password",
+    )
+    assert me.field("password").get_attribute("aria-invalid") == "true"
+    me.fill(password=PASSWORD, password_repeat=PASSWORD)
+    me.submit("email")
+    assert f"{username}@example.com" in me.stage.inner_text()
+    if js:
+        assert me.marker_kept()
+
+    phone = walker()
+    phone.page.goto(link_in(mailbox.wait_for_message()))
+    phone.wait_for_path("/")
+    assert phone.logged_in_as() == username
+
+
+def test_recover_a_forgotten_password(
+    walker: Callable[..., Walker], user: str, mailbox: Any
+) -> None:
+    me = walker()
+    me.goto("/")
+    me.page.get_by_role("link", name="Forgot your password?").click()
+    me.stage_loaded("identification")
+    me.submit("email", uid_field=f"{user}@example.com")
+
+    phone = walker()
+    phone.page.goto(link_in(mailbox.wait_for_message()))
+    phone.stage_loaded("prompt")
+    phone.finish("/", password=NEW_PASSWORD, password_repeat=NEW_PASSWORD)
+    assert phone.logged_in_as() == user
+
+    again = walker()
+    log_in(again, user, NEW_PASSWORD)
+    assert again.logged_in_as() == user
+
+
+def test_change_the_password(walker: Callable[..., Walker], user: str) -> None:
+    me = walker()
+    log_in(me, user)
+    me.page.get_by_role("link", name="Change your password").click()
+    me.stage_loaded("password")
+    me.submit("password", password="not my password")
+    assert me.field("password").get_attribute("aria-invalid") == "true"
+    me.submit("prompt", password=PASSWORD)
+    me.finish("/", password=NEW_PASSWORD, password_repeat=NEW_PASSWORD)
+    assert me.logged_in_as() == user
+
+    again = walker()
+    log_in(again, user, NEW_PASSWORD)
+    assert again.logged_in_as() == user
+
+
+def test_delete_the_account(walker: Callable[..., Walker], user: str) -> None:
+    me = walker()
+    log_in(me, user)
+    me.page.get_by_role("link", name="Delete your account").click()
+    me.stage_loaded("password")
+    me.submit("prompt", password=PASSWORD)
+    me.submit("prompt")  # the confirmation left unticked
+    assert me.field("confirm").get_attribute("aria-invalid") == "true"
+    me.stage.get_by_label("I understand").check()
+    me.finish("/")
+    assert me.logged_in_as() is None
+
+    again = walker()
+    again.start("default-authentication-flow")
+    again.submit("password", uid_field=user)
+    again.submit("password", password=PASSWORD)
+    assert "Invalid username or password." in again.stage.inner_text()

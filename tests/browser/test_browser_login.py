@@ -1,0 +1,126 @@
+"""Logging in and out in a real browser: htmx swaps and plain posts, the keyboard, the back
+button, reloads and double clicks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from conftest import PASSWORD, Walker
+
+pytestmark = pytest.mark.browser
+
+LOGIN = "default-authentication-flow"
+BAD_LOGIN = "Invalid username or password."
+
+
+def test_log_in_and_out(walker: Callable[..., Walker], user: str) -> None:
+    me = walker()
+    me.goto("/")
+    me.page.get_by_role("link", name="Log in").last.click()
+    me.stage_loaded()
+    me.screenshot("login")
+    me.submit("password", uid_field=user)
+    me.submit("password", password="not the password")
+    assert BAD_LOGIN in me.stage.inner_text()
+    me.screenshot("password-error")
+    me.finish("/", password=PASSWORD)
+    assert me.page.locator(".bar nav strong").inner_text() == user
+
+    me.page.locator(".bar nav").get_by_role("link", name="Log out").click()
+    me.stage_loaded()
+    me.finish("/")
+    assert "You are not logged in." in me.text()
+
+
+@pytest.mark.parametrize("js", [True], ids=["js"])
+def test_keyboard_only_with_focus_and_announced_errors(
+    walker: Callable[..., Walker], user: str
+) -> None:
+    me = walker()
+    me.start(LOGIN)
+    keyboard = me.page.keyboard
+    assert me.focused() == "uid_field"
+    keyboard.type(user)
+    keyboard.press("Tab")
+    assert me.focused() == "button:submit"
+    keyboard.press("Enter")
+    me.expect_stage("password")
+    assert me.focused() == "password"
+
+    keyboard.type("not the password")
+    keyboard.press("Enter")
+    me.expect_stage("password")
+    password = me.field("password")
+    assert me.focused() == "password"
+    assert password.get_attribute("aria-invalid") == "true"
+    error_id = password.get_attribute("aria-describedby")
+    assert error_id
+    # Focus on the field reads its label and then its description: the error.
+    assert BAD_LOGIN in me.page.locator(f"#{error_id}").inner_text()
+
+    keyboard.type(PASSWORD)
+    keyboard.press("Enter")
+    me.wait_for_path("/")
+    assert me.page.locator(".bar nav strong").inner_text() == user
+
+
+@pytest.mark.parametrize("js", [True], ids=["js"])
+def test_stage_messages_are_announced_in_the_live_region(
+    walker: Callable[..., Walker], user: str
+) -> None:
+    me = walker()
+    me.start(LOGIN)
+    old_tab = me.page.context.new_page()
+    old_tab.goto(me.page.url)
+    me.submit("password", uid_field=user)
+
+    old_tab.locator("[name=uid_field]").fill(user)
+    old_tab.get_by_role("button", name="Continue").click()
+    stale = "That page was out of date"
+    old_tab.wait_for_function(
+        "text => document.getElementById('flows-announcer').textContent.includes(text)",
+        arg=stale,
+    )
+    messages = old_tab.locator("#flow-stage .flows-messages")
+    assert messages.get_attribute("aria-live") == "polite"
+    assert stale in messages.inner_text()
+    assert old_tab.evaluate("document.activeElement.name") == "uid_field"
+
+
+def test_back_and_reload_land_on_the_current_stage(
+    walker: Callable[..., Walker], user: str, js: bool
+) -> None:
+    me = walker()
+    me.goto("/")
+    me.page.get_by_role("link", name="Log in").last.click()
+    me.stage_loaded("identification")
+    me.submit("password", uid_field=user)
+
+    me.page.reload()
+    me.stage_loaded("password")
+    me.page.go_back()
+    if js:
+        # htmx swaps add no history entry: Back leaves the flow, Forward comes back to it.
+        me.wait_for_path("/")
+        me.page.go_forward()
+    me.stage_loaded("password")
+    assert "Signing in as" in me.stage.inner_text()
+    me.finish("/", password=PASSWORD)
+    assert me.page.locator(".bar nav strong").inner_text() == user
+
+
+def test_double_click_submits_once(walker: Callable[..., Walker], user: str) -> None:
+    me = walker()
+    me.start(LOGIN)
+    me.fill(uid_field=user)
+    me.stage.get_by_role("button", name="Continue").dblclick()
+    me.page.wait_for_selector("#flow-stage [data-stage-type='password']")
+    me.page.wait_for_load_state()
+    # htmx disables the button while its request is in flight; without JS, Chromium
+    # does not submit a form again while its submission is loading.
+    assert len(me.posts) == 1
+    me.stage_loaded("password")
+    assert not me.stage.locator(".flows-message").count()
+    me.finish("/", password=PASSWORD)
+    assert me.page.locator(".bar nav strong").inner_text() == user
