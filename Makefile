@@ -1,9 +1,9 @@
 VENV := .venv
 BIN := $(VENV)/bin
-CODE := flask_flows tests example_app
+CODE := flask_flows tests example_app bench
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint
+.PHONY: help install run test lint bench
 
 help: ## Show this help.
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -24,3 +24,7 @@ lint: ## Check lint, formatting and types.
 	$(BIN)/ruff check $(CODE)
 	$(BIN)/ruff format --check $(CODE)
 	$(BIN)/mypy
+
+bench: ## Install the peers and run the benchmarks; writes docs/performance.md and .png.
+	$(BIN)/pip install -r bench/requirements.txt
+	cd bench && ../$(BIN)/python run.py

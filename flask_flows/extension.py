@@ -6,6 +6,7 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
+from weakref import WeakKeyDictionary
 
 import sqlalchemy as sa
 from flask import Blueprint, Flask, current_app
@@ -155,6 +156,9 @@ class FlowsState:
         self.plan_cache = PlanCache(ttl=config["FLOWS_PLAN_CACHE_TTL"])
         self.definitions = FlowDefinitions()
         self._stage_instances: dict[str, StageType] = {}
+        self._stage_configs: WeakKeyDictionary[Stage, tuple[Any, dict[str, Any]]] = (
+            WeakKeyDictionary()
+        )
         self._policy_instances: dict[str, PolicyType] = {}
 
     @property
@@ -180,12 +184,22 @@ class FlowsState:
         return self._policy_instances[name]
 
     def stage_config(self, stage: Stage) -> dict[str, Any]:
+        """The stage's validated options (a fresh dict each call).
+
+        Validation runs once per stage object and raw config: the cached flow
+        definitions keep their Stage objects for a whole revision, so a stage request
+        does not re-check options it checked before.
+        """
+        cached = self._stage_configs.get(stage)
+        if cached is not None and cached[0] is stage.config:
+            return dict(cached[1])
         stage_type = self.stage_type(stage.type)
         config = validate_options(
             stage_type.options, stage.config, f"stage {stage.name!r} ({stage.type})"
         )
         stage_type.check_config(config, f"stage {stage.name!r} ({stage.type})")
-        return config
+        self._stage_configs[stage] = (stage.config, config)
+        return dict(config)
 
     def policy_config(self, policy: Policy) -> dict[str, Any]:
         return validate_options(

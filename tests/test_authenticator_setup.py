@@ -532,7 +532,7 @@ def test_install_default_flows_adds_both_setup_flows(app: Flask, state: FlowsSta
         TOTP_FLOW: (
             "stage_configuration",
             "require_authenticated",
-            "Set up an authenticator app",
+            "Authenticator app",
             [("default-authenticator-totp-setup-stage", "authenticator_totp")],
         ),
         STATIC_FLOW: (

@@ -69,7 +69,8 @@ def chromium() -> Iterator[Any]:
 
 
 @pytest.fixture(scope="session")
-def axe() -> Any:
+def axe(chromium: Any) -> Any:
+    """axe-core, injected into a page to check it (needs the page's JavaScript on)."""
     from axe_playwright_python.sync_playwright import Axe
 
     return Axe()
@@ -263,8 +264,9 @@ class Walker:
             self.check_a11y()
 
     def finish(self, path: str = "/", **fields: str) -> Walker:
-        """Fill in ``fields``, submit the last stage and wait for the flow's redirect to ``path``. With JS the
-        marker must have survived every stage until this, the one full page load."""
+        """Fill in ``fields``, submit the last stage and wait for the flow's redirect to
+        ``path``. With JS the marker must have survived every stage until this, the one full
+        page load."""
         if self.js:
             assert self.marker_kept(), "a stage was a full page load, not an htmx swap"
         self.submit(**fields)
@@ -317,16 +319,14 @@ class Walker:
 
     def check_a11y(self) -> None:
         """axe-core at the WCAG 2.2 A/AA tags: no violations on the page as it is now."""
-        results = self.axe.run(
-            self.page, options={"runOnly": {"type": "tag", "values": WCAG_TAGS}}
-        )
+        results = self.axe.run(self.page, options={"runOnly": {"type": "tag", "values": WCAG_TAGS}})
         violations = results.response["violations"]
         assert not violations, _describe(self.page.url, violations)
 
     def screenshot(self, name: str, full_page: bool = True) -> None:
         """Save docs/screenshots/<name>.png, only when FLOWS_SCREENSHOTS=1 (CI must not
-        rewrite the docs)."""
-        if os.environ.get("FLOWS_SCREENSHOTS") == "1":
+        rewrite the docs), and only from the JavaScript walk (the page as most people see it)."""
+        if self.js and os.environ.get("FLOWS_SCREENSHOTS") == "1":
             SCREENSHOTS.mkdir(parents=True, exist_ok=True)
             self.page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=full_page)
 
@@ -335,5 +335,7 @@ def _describe(url: str, violations: list[dict[str, Any]]) -> str:
     lines = [f"axe found {len(violations)} violation(s) on {url}:"]
     for violation in violations:
         lines.append(f"- {violation['id']} ({violation['impact']}): {violation['help']}")
-        lines.extend(f"    {node['target']}: {node['failureSummary']}" for node in violation["nodes"])
+        lines.extend(
+            f"    {node['target']}: {node['failureSummary']}" for node in violation["nodes"]
+        )
     return "\n".join(lines)

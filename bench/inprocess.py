@@ -1,0 +1,293 @@
+"""Benchmarks 1, 2, 3 and 5: in one process, through the Flask test client.
+
+1. stage request overhead against a hand-written view of the same form and page;
+2. CPU time of a whole login against Flask-Security-Too, cheap and production argon2;
+3. logins per second per core against 1 / (one argon2 verification);
+5. SQL queries per request with 1, 100 and 1,000 flows in the database.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from argon2 import PasswordHasher
+from common import (
+    CHEAP,
+    LOGIN_SLUG,
+    PASSWORD,
+    PROFILES,
+    WRONG_PASSWORD,
+    CpuTimer,
+    FlowBrowser,
+    User,
+    csrf_on,
+    db,
+    flows_app,
+    flows_state,
+    interleaved,
+    median,
+)
+from flask import Flask, render_template, request
+from fst_app import EMAIL, fst_app
+from sqlalchemy import event
+
+from flask_flows import Flow
+from flask_flows.stages.password import WRONG_CREDENTIALS, PasswordForm
+
+LOGGED_IN = "home: alice"
+
+
+# -- 1. stage request overhead ------------------------------------------------------------
+
+
+def add_baseline_view(app: Flask) -> None:
+    """``/baseline/password``: what an app would write by hand for the same step. It
+    renders the same template with the same form, validates it (CSRF included), loads
+    the user and runs the same argon2 verification on a wrong password."""
+    state = flows_state(app)
+    with app.app_context():
+        flow = state.load_flow(LOGIN_SLUG)
+        assert flow is not None
+        stage = flow.bindings[1].stage
+        page = {
+            "flow": flow,
+            "layout": "flows/base.html",
+            "cancel_url": "/",
+            "stage": stage,
+            "stage_type": state.stage_type(stage.type),
+            "stage_config": state.stage_config(stage),
+            "messages": [],
+            "history": True,
+            "action_url": "/baseline/password",
+            "identifier": "alice",
+        }
+        user_id = db.session.scalar(sa.select(User.id).where(User.username == "alice"))
+
+    @app.route("/baseline/password", methods=["GET", "POST"])
+    def baseline_password() -> str:
+        form = PasswordForm()
+        if form.validate_on_submit():
+            user = db.session.get(User, user_id)
+            if state.hashing.verify(user.password_hash, form.password.data or ""):
+                return "logged in"
+            form.password.errors = [WRONG_CREDENTIALS]
+        form.flow_step.data = request.form.get("flow_step", "")
+        return render_template("flows/stages/password.html", form=form, **page)
+
+
+def stage_overhead(workdir: Path, rounds: int, requests: int) -> dict[str, Any]:
+    app = flows_app(f"sqlite:///{workdir / 'overhead.sqlite3'}", CHEAP)
+    add_baseline_view(app)
+    timer = CpuTimer(app)
+    browser = FlowBrowser(app.test_client())
+    client = browser.client
+    browser.start(LOGIN_SLUG)
+    browser.step(LOGIN_SLUG, uid_field="alice")
+    assert browser.stage_type == "password"
+    flows_post = {
+        "csrf_token": browser.csrf_token(),
+        "flow_step": browser.step_token(),
+        "password": WRONG_PASSWORD,
+    }
+    baseline_post = {**flows_post, "csrf_token": csrf_on(client.get("/baseline/password").text)}
+
+    def repeat(call: Callable[[], Any], expect: str) -> Callable[[], float]:
+        def case() -> float:
+            timer.take()
+            for _ in range(requests):
+                response = call()
+                assert response.status_code == 200 and expect in response.text
+            return timer.take() / requests
+
+        return case
+
+    stage_marker = 'data-stage-type="password"'
+    cases = {
+        "flows GET": repeat(lambda: client.get(f"/flows/{LOGIN_SLUG}/"), stage_marker),
+        "baseline GET": repeat(lambda: client.get("/baseline/password"), stage_marker),
+        "flows POST": repeat(
+            lambda: client.post(f"/flows/{LOGIN_SLUG}/", data=flows_post), WRONG_CREDENTIALS
+        ),
+        "baseline POST": repeat(
+            lambda: client.post("/baseline/password", data=baseline_post), WRONG_CREDENTIALS
+        ),
+    }
+    for case in cases.values():  # warm up: templates compiled, definition cache filled
+        case()
+    medians = interleaved(rounds, cases)
+    return {
+        "seconds": medians,
+        "ratio": {
+            "GET": medians["flows GET"] / medians["baseline GET"],
+            "POST": medians["flows POST"] / medians["baseline POST"],
+        },
+        "rounds": rounds,
+        "requests_per_round": requests,
+    }
+
+
+# -- 2. whole login, 3. ceiling ---------------------------------------------------------------
+
+
+def flows_login(app: Flask, timer: CpuTimer, htmx: bool) -> float:
+    """One complete login with a fresh browser; returns its server-side CPU time."""
+    browser = FlowBrowser(app.test_client(), htmx=htmx)
+    timer.take()
+    browser.start(LOGIN_SLUG)
+    browser.step(LOGIN_SLUG, uid_field="alice")
+    assert browser.stage_type == "password"
+    response = browser.step(LOGIN_SLUG, password=PASSWORD)
+    assert browser.redirect_target == "/", response.status
+    spent = timer.take()
+    timer.recording = False
+    assert browser.client.get("/").text == LOGGED_IN
+    timer.recording = True
+    return spent
+
+
+def fst_login(app: Flask, timer: CpuTimer) -> float:
+    client = app.test_client()
+    timer.take()
+    token = csrf_on(client.get("/login").text)
+    form = {"email": EMAIL, "password": PASSWORD, "csrf_token": token}
+    response = client.post("/login", data=form)
+    assert response.status_code == 302 and response.headers["Location"] == "/", response.status
+    spent = timer.take()
+    timer.recording = False
+    assert client.get("/protected").status_code == 200
+    assert app.test_client().get("/protected").status_code != 200
+    timer.recording = True
+    return spent
+
+
+def whole_login(workdir: Path, rounds: dict[str, int], logins: dict[str, int]) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    for name, profile in PROFILES.items():
+        ours = flows_app(f"sqlite:///{workdir / f'login-{name}.sqlite3'}", profile)
+        peer = fst_app(f"sqlite:///{workdir / f'fst-{name}.sqlite3'}", profile)
+        ours_timer, peer_timer = CpuTimer(ours), CpuTimer(peer)
+        count = logins[name]
+
+        def per_login(login: Callable[[], float], count: int = count) -> Callable[[], float]:
+            return lambda: sum(login() for _ in range(count)) / count
+
+        def ours_login(htmx: bool, app: Flask = ours, timer: CpuTimer = ours_timer) -> float:
+            return flows_login(app, timer, htmx=htmx)
+
+        def peer_login(app: Flask = peer, timer: CpuTimer = peer_timer) -> float:
+            return fst_login(app, timer)
+
+        cases = {
+            "flows htmx": per_login(lambda: ours_login(True)),
+            "flows no-JS": per_login(lambda: ours_login(False)),
+            "Flask-Security-Too": per_login(peer_login),
+        }
+        for case in cases.values():
+            case()
+        medians = interleaved(rounds[name], cases)
+        peer_time = medians["Flask-Security-Too"]
+        results[name] = {
+            "seconds": medians,
+            "ratio": {
+                "htmx": medians["flows htmx"] / peer_time,
+                "no-JS": medians["flows no-JS"] / peer_time,
+            },
+            "rounds": rounds[name],
+            "logins_per_round": count,
+        }
+    return results
+
+
+def argon2_verify_seconds(profile: dict[str, int], rounds: int, verifies: int) -> float:
+    hasher = PasswordHasher(**profile)
+    stored = hasher.hash(PASSWORD)
+
+    def case() -> float:
+        start = time.process_time()
+        for _ in range(verifies):
+            hasher.verify(stored, PASSWORD)
+        return (time.process_time() - start) / verifies
+
+    return median(case() for _ in range(rounds))
+
+
+def ceiling(login: dict[str, Any], rounds: int, verifies: int) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    for name, profile in PROFILES.items():
+        verify = argon2_verify_seconds(profile, rounds, verifies)
+        per_login = login[name]["seconds"]["flows htmx"]
+        results[name] = {
+            "verify_seconds": verify,
+            "login_seconds": per_login,
+            "logins_per_core": 1 / per_login,
+            "hash_limit_per_core": 1 / verify,
+            "share_of_limit": verify / per_login,
+        }
+    return results
+
+
+# -- 5. SQL queries per request -----------------------------------------------------------------
+
+
+def queries_per_request(workdir: Path, flow_counts: tuple[int, ...]) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    for flow_count in flow_counts:
+        app = flows_app(f"sqlite:///{workdir / f'queries-{flow_count}.sqlite3'}", CHEAP)
+        with app.app_context():
+            # Other flows of the same designation: the worst case for the default-flow lookup.
+            db.session.add_all(
+                Flow(slug=f"zz-other-{i:04}", name=f"Other {i}", designation="authentication")
+                for i in range(flow_count - 1)
+            )
+            db.session.commit()
+            assert db.session.scalar(sa.select(sa.func.count()).select_from(Flow)) == flow_count
+            engine = db.engine
+        counted: list[str] = []
+
+        def count(*args: Any, counted: list[str] = counted) -> None:
+            counted.append(args[2])
+
+        event.listen(engine, "before_cursor_execute", count)
+        walk = _login_walk(app)
+        walk()  # warm: the first request of a process loads the flow definition
+        counts: dict[str, list[int]] = {}
+        for _ in range(3):
+            for label, queries in walk(counted).items():
+                counts.setdefault(label, []).append(queries)
+        event.remove(engine, "before_cursor_execute", count)
+        results[str(flow_count)] = {label: max(values) for label, values in counts.items()}
+    return results
+
+
+def _login_walk(app: Flask) -> Callable[..., dict[str, int]]:
+    def walk(counted: list[str] | None = None) -> dict[str, int]:
+        seen: dict[str, int] = {}
+        browser = FlowBrowser(app.test_client())
+
+        def measure(label: str, call: Callable[[], Any]) -> None:
+            if counted is not None:
+                counted.clear()
+            call()
+            if counted is not None:
+                seen[label] = len(counted)
+
+        measure("GET /flows/-/login/ (default flow)", lambda: browser.get("/flows/-/login/"))
+        assert browser.redirect_target and browser.redirect_target.startswith("/flows/login/")
+        measure("GET identification (start)", lambda: browser.start(LOGIN_SLUG))
+        measure("POST identification", lambda: browser.submit(LOGIN_SLUG, uid_field="alice"))
+        measure("GET password", lambda: browser.follow())
+        assert browser.stage_type == "password"
+        measure(
+            "POST password (wrong)", lambda: browser.submit(LOGIN_SLUG, password=WRONG_PASSWORD)
+        )
+        measure("POST password + login", lambda: browser.submit(LOGIN_SLUG, password=PASSWORD))
+        assert browser.redirect_target == "/"
+        measure("GET / (logged in)", lambda: browser.get("/"))
+        assert browser.last is not None and browser.last.text == LOGGED_IN
+        return seen
+
+    return walk
