@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 from weakref import WeakKeyDictionary
@@ -14,7 +14,6 @@ from flask_login import LoginManager, current_user
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import generate_csrf
 from sqlalchemy import event
-from sqlalchemy.orm import selectinload
 
 from . import (
     devices,  # noqa: F401  (authenticator tables share the metadata)
@@ -217,15 +216,18 @@ class FlowsState:
         """The flow with its whole definition graph, detached and read-only (cached by revision)."""
         return self.definitions.load(self.db.session, slug)
 
-    def flows_of(self, designation: str) -> list[Flow]:
-        return list(
+    def flows_of(self, designation: str) -> Iterator[Flow]:
+        """The flows of ``designation`` by slug, each loaded only when the caller asks
+        for it: picking the default flow costs the same however many flows there are."""
+        slugs = list(
             self.db.session.scalars(
-                sa.select(Flow)
-                .where(Flow.designation == designation)
-                .order_by(Flow.slug)
-                .options(selectinload(Flow.policy_bindings))
+                sa.select(Flow.slug).where(Flow.designation == designation).order_by(Flow.slug)
             )
         )
+        for slug in slugs:
+            flow = self.load_flow(slug)
+            if flow is not None:
+                yield flow
 
     def create_tables(self) -> None:
         """Create flask-flows' tables (and the app's) if they do not exist."""

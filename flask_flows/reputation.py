@@ -6,10 +6,11 @@ to ``FLOWS_REPUTATION_MAX_SCORE`` so a good history cannot bank unlimited credit
 score not changed for ``FLOWS_REPUTATION_EXPIRY`` seconds counts as 0 and starts from 0
 on its next change.
 
-Counters change with a single ``UPDATE … SET score = score + :delta`` (or an insert
-when the row is missing, retried as an update when a parallel request inserted it
-first), on a connection of its own: parallel guesses all count (ASVS 6.3.1), and the
-request's session, with whatever it has pending, is left alone.
+Counters change atomically in the database, with one ``INSERT … ON CONFLICT DO UPDATE``
+for all the scores an attempt touches (PostgreSQL, SQLite), or elsewhere an ``UPDATE …
+SET score = score + :delta`` per score with an insert when the row is missing, on a
+connection of their own: parallel guesses all count (ASVS 6.3.1), and the request's
+session, with whatever it has pending, is left alone.
 
 The client IP is ``request.remote_addr``: behind a reverse proxy, configure Werkzeug's
 ``ProxyFix`` so that it is the client's address rather than the proxy's.
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import sqlalchemy as sa
 from flask import Flask, has_request_context, request
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Mapped, mapped_column
@@ -99,7 +101,16 @@ def scores(
 
 
 def adjust(state: FlowsState, pairs: list[tuple[ReputationKind, str]], delta: int) -> None:
-    """Add ``delta`` to each score atomically, capped at ``FLOWS_REPUTATION_MAX_SCORE``."""
+    """Add ``delta`` to each score atomically, capped at ``FLOWS_REPUTATION_MAX_SCORE``.
+
+    On PostgreSQL and SQLite all pairs change in one ``INSERT … ON CONFLICT DO UPDATE``
+    (one statement per failed or successful attempt); elsewhere pair by pair.
+    """
+    if not pairs:
+        return
+    if state.db.engine.dialect.name in _UPSERT_DIALECTS:
+        _upsert(state, pairs, delta)
+        return
     for kind, key in pairs:
         _adjust_one(state, kind, key, delta)
 
@@ -143,14 +154,50 @@ def _pretends(app: Flask, stage: Any) -> bool:
     return bool(state.stage_config(stage)["pretend_user_exists"])
 
 
+_UPSERT_DIALECTS = frozenset({"postgresql", "sqlite"})
+
+
+def _new_score(state: FlowsState, delta: int, now: datetime) -> tuple[Any, datetime]:
+    """The SET expression for a score (an expired one restarts from 0; capped) and the
+    new expiry. SET expressions read the row as it was before the change."""
+    row = ReputationScore
+    cap = state.config["FLOWS_REPUTATION_MAX_SCORE"]
+    current = sa.case((row.expires <= now, 0), else_=row.score)
+    new_score = sa.case((current + delta > cap, cap), else_=current + delta)
+    return new_score, now + timedelta(seconds=state.config["FLOWS_REPUTATION_EXPIRY"])
+
+
+def _upsert(state: FlowsState, pairs: list[tuple[ReputationKind, str]], delta: int) -> None:
+    row = ReputationScore
+    now = utcnow()
+    new_score, expires = _new_score(state, delta, now)
+    cap = state.config["FLOWS_REPUTATION_MAX_SCORE"]
+    dialect = state.db.engine.dialect.name
+    insert = (postgresql.insert(row) if dialect == "postgresql" else sqlite.insert(row)).values(
+        [
+            {
+                "kind": kind.value,
+                "key": key,
+                "score": min(delta, cap),
+                "updated": now,
+                "expires": expires,
+            }
+            for kind, key in pairs
+        ]
+    )
+    statement = insert.on_conflict_do_update(
+        index_elements=[row.kind, row.key],
+        set_={"score": new_score, "updated": now, "expires": expires},
+    )
+    with state.db.engine.begin() as connection:
+        connection.execute(statement)
+
+
 def _adjust_one(state: FlowsState, kind: ReputationKind, key: str, delta: int) -> None:
     row = ReputationScore
     now = utcnow()
-    expires = now + timedelta(seconds=state.config["FLOWS_REPUTATION_EXPIRY"])
+    new_score, expires = _new_score(state, delta, now)
     cap = state.config["FLOWS_REPUTATION_MAX_SCORE"]
-    # SET expressions read the row as it was, so an expired score restarts from 0.
-    current = sa.case((row.expires <= now, 0), else_=row.score)
-    new_score = sa.case((current + delta > cap, cap), else_=current + delta)
     update = (
         sa.update(row)
         .where(row.kind == kind.value, row.key == key)

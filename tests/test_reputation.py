@@ -262,3 +262,21 @@ def test_parallel_failures_all_count(
     with app.app_context():
         rows = db.session.scalar(sa.select(sa.func.count()).select_from(ReputationScore))
     assert rows == 2
+
+
+@pytest.mark.parametrize("upsert", [True, False], ids=["upsert", "update-then-insert"])
+def test_both_ways_of_writing_scores_agree(
+    app: Flask, state: FlowsState, monkeypatch: pytest.MonkeyPatch, upsert: bool
+) -> None:
+    """One INSERT … ON CONFLICT for PostgreSQL and SQLite, row by row for other databases."""
+    if not upsert:
+        monkeypatch.setattr(reputation_module, "_UPSERT_DIALECTS", frozenset())
+    pairs = [(ReputationKind.ip, "10.0.0.9"), (ReputationKind.identifier, "zed")]
+    with app.app_context():
+        adjust(state, pairs, -1)
+        adjust(state, pairs, -1)
+        adjust(state, pairs[:1], +1)
+        assert scores(state, pairs) == {("ip", "10.0.0.9"): -1, ("identifier", "zed"): -2}
+        for _ in range(10):
+            adjust(state, pairs, +1)
+        assert set(scores(state, pairs).values()) == {state.config["FLOWS_REPUTATION_MAX_SCORE"]}

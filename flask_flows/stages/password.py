@@ -55,7 +55,8 @@ class PasswordStage(StageType):
             run.context[AUTH_METHOD] = "password"
             run.context.pop(FAILED_ATTEMPTS, None)
             run.context[PENDING_USER] = store.user_id(user)
-            store.session.commit()  # persists a re-hash made with new parameters
+            if store.session.is_modified(user):
+                store.session.commit()  # persists a re-hash made with new parameters
             return ok()
 
         attempts = int(run.context.get(FAILED_ATTEMPTS, 0)) + 1
