@@ -65,6 +65,13 @@ def log_in(browser: FlowBrowser, username: str = "alice") -> None:
     assert browser.client.get("/").text == f"home: {username}"
 
 
+def open_setup(browser: FlowBrowser, slug: str) -> TestResponse:
+    """Start a shipped setup flow and pass its re-authentication (the password first)."""
+    browser.start(slug)
+    assert browser.stage_type == "password"
+    return browser.step(slug, password=PASSWORD)
+
+
 def secret_on(page: TestResponse) -> str:
     match = _SECRET.search(page.text)
     assert match, "no TOTP secret on the page"
@@ -141,7 +148,7 @@ def added_authenticators(app: Flask) -> Iterator[list[tuple[int, int, str]]]:
 @pytest.mark.usefixtures("setup_flows", "login_flow")
 def test_totp_setup_end_to_end(app: Flask, browser: FlowBrowser, alice: User) -> None:
     log_in(browser)
-    page = browser.start(TOTP_FLOW)
+    page = open_setup(browser, TOTP_FLOW)
     assert browser.stage_type == "authenticator_totp"
     assert 'value="Authenticator app"' in page.text  # the name field is prefilled
     secret = secret_on(page)
@@ -164,9 +171,26 @@ def test_totp_setup_end_to_end(app: Flask, browser: FlowBrowser, alice: User) ->
     assert SETUP_DEVICE not in repr(session_contents(app, browser))
 
 
+@pytest.mark.usefixtures("setup_flows", "login_flow")
+@pytest.mark.parametrize("slug", [TOTP_FLOW, STATIC_FLOW])
+def test_the_shipped_setup_flows_ask_for_the_password_first(
+    app: Flask, browser: FlowBrowser, alice: User, slug: str
+) -> None:
+    """Changing a second factor needs full re-authentication (ASVS 7.5.1)."""
+    log_in(browser)
+    browser.start(slug)
+    assert browser.stage_type == "password"
+    browser.step(slug, password="not my password")
+    assert browser.stage_type == "password"
+    assert "Invalid username or password." in browser.last.text
+    assert totp_devices(app) == []
+    browser.step(slug, password=PASSWORD)
+    assert browser.stage_type in ("authenticator_totp", "authenticator_static")
+
+
 @pytest.mark.usefixtures("setup_flows")
 def test_anonymous_users_are_sent_to_the_login_flow(app: Flask, browser: FlowBrowser) -> None:
-    browser.start(TOTP_FLOW)
+    browser.start(TOTP_FLOW)  # anonymous: no password step
     assert browser.redirect_target is not None
     assert browser.redirect_target.startswith("/flows/-/login/?next=")
     assert unquote(browser.redirect_target).endswith(f"/flows/{TOTP_FLOW}/")
@@ -178,7 +202,7 @@ def test_wrong_and_old_codes_are_refused_until_the_current_one(
     app: Flask, browser: FlowBrowser
 ) -> None:
     log_in(browser)
-    secret = secret_on(browser.start(TOTP_FLOW))
+    secret = secret_on(open_setup(browser, TOTP_FLOW))
     generator = pyotp.TOTP(secret)
 
     for code in (not_a_valid_code(secret), generator.at(time.time() - 60), "12ab56", "1234567"):
@@ -198,7 +222,7 @@ def test_wrong_and_old_codes_are_refused_until_the_current_one(
 @pytest.mark.usefixtures("setup_flows", "login_flow", "alice")
 def test_reloading_keeps_the_secret_of_the_pending_device(app: Flask, browser: FlowBrowser) -> None:
     log_in(browser)
-    first = secret_on(browser.start(TOTP_FLOW))
+    first = secret_on(open_setup(browser, TOTP_FLOW))
     again = secret_on(browser.get(f"/flows/{TOTP_FLOW}/"))
     assert again == first
     assert len(totp_devices(app)) == 1
@@ -215,7 +239,7 @@ def test_a_device_id_of_another_user_is_not_used(
         db.session.commit()
         theirs_id, theirs_secret = theirs.id, theirs.secret
     log_in(browser)
-    browser.start(TOTP_FLOW)
+    open_setup(browser, TOTP_FLOW)
     with browser.client.session_transaction() as stored:
         plans = stored[PLANS_KEY]
         plans[TOTP_FLOW]["c"][SETUP_DEVICE] = theirs_id
@@ -248,7 +272,7 @@ def test_abandoned_setups_older_than_an_hour_are_removed(
             )
         db.session.commit()
     log_in(browser)
-    browser.start(TOTP_FLOW)
+    open_setup(browser, TOTP_FLOW)
 
     left = totp_devices(app)
     assert len(left) == 3  # the 2-hour-old unconfirmed one went; a new one came
@@ -261,7 +285,7 @@ def test_the_qr_code_is_inline_svg_and_nothing_loads_from_elsewhere(
     browser: FlowBrowser,
 ) -> None:
     log_in(browser)
-    page = browser.start(TOTP_FLOW).text
+    page = open_setup(browser, TOTP_FLOW).text
 
     svg = re.search(r"<svg [^>]*>.*?</svg>", page, re.S)
     assert svg, "no inline SVG"
@@ -286,7 +310,7 @@ def test_the_account_name_is_escaped_everywhere_on_the_page(
 ) -> None:
     make_user('eve"<i>', email="eve@example.com", password=PASSWORD)
     log_in(browser, 'eve"<i>')
-    page = browser.start(TOTP_FLOW).text
+    page = open_setup(browser, TOTP_FLOW).text
     assert "<i>" not in page
     assert 'aria-label="QR code to add eve&#34;&lt;i&gt; at Test App' in page
     assert '<title>QR code to add eve"&lt;i&gt; at Test App' in page
@@ -295,7 +319,7 @@ def test_the_account_name_is_escaped_everywhere_on_the_page(
 @pytest.mark.usefixtures("setup_flows", "login_flow", "alice")
 def test_the_totp_page_stays_out_of_htmx_history(browser: FlowBrowser) -> None:
     log_in(browser)
-    page = browser.start(TOTP_FLOW)
+    page = open_setup(browser, TOTP_FLOW)
     assert 'hx-history="false"' in page.text
     assert page.headers["Cache-Control"] == "no-store"
 
@@ -306,7 +330,7 @@ def test_the_totp_secret_is_neither_in_the_cookie_nor_in_the_logs(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     log_in(browser)
-    secret = secret_on(browser.start(TOTP_FLOW))
+    secret = secret_on(open_setup(browser, TOTP_FLOW))
     stored = repr(session_contents(app, browser))
     assert SETUP_DEVICE in stored  # the id is there: this is the plan we looked for
     assert secret not in stored
@@ -379,7 +403,7 @@ def test_recovery_codes_are_shown_once_and_stored_hashed(
     app: Flask, state: FlowsState, browser: FlowBrowser, alice: User
 ) -> None:
     log_in(browser)
-    page = browser.start(STATIC_FLOW)
+    page = open_setup(browser, STATIC_FLOW)
     assert browser.stage_type == "authenticator_static"
     codes = codes_on(page)
     assert len(codes) == 10
@@ -417,7 +441,7 @@ def test_token_count_sets_how_many_codes(
 @pytest.mark.usefixtures("setup_flows", "login_flow", "alice")
 def test_the_download_link_holds_the_codes(browser: FlowBrowser) -> None:
     log_in(browser)
-    page = browser.start(STATIC_FLOW)
+    page = open_setup(browser, STATIC_FLOW)
     link = _DOWNLOAD.search(page.text)
     assert link, "no download link"
     href = html.unescape(link.group(1))
@@ -435,7 +459,7 @@ def test_reloading_makes_a_new_set_and_drops_the_shown_one(
     app: Flask, browser: FlowBrowser
 ) -> None:
     log_in(browser)
-    first = codes_on(browser.start(STATIC_FLOW))
+    first = codes_on(open_setup(browser, STATIC_FLOW))
     page = browser.get(f"/flows/{STATIC_FLOW}/")
 
     second = codes_on(page)
@@ -453,7 +477,7 @@ def test_reloading_makes_a_new_set_and_drops_the_shown_one(
 @pytest.mark.usefixtures("setup_flows", "login_flow", "alice")
 def test_saving_needs_the_checkbox(app: Flask, browser: FlowBrowser) -> None:
     log_in(browser)
-    first = codes_on(browser.start(STATIC_FLOW))
+    first = codes_on(open_setup(browser, STATIC_FLOW))
     page = browser.step(STATIC_FLOW)
     assert browser.stage_type == "authenticator_static"
     assert NOT_SAVED in page.text
@@ -467,7 +491,7 @@ def test_a_new_set_replaces_the_old_one(
     app: Flask, state: FlowsState, browser: FlowBrowser, alice: User
 ) -> None:
     log_in(browser)
-    first = codes_on(browser.start(STATIC_FLOW))
+    first = codes_on(open_setup(browser, STATIC_FLOW))
     with added_authenticators(app) as sent:
         browser.step(STATIC_FLOW, saved="y")
     assert browser.redirect_target == "/"
@@ -476,7 +500,7 @@ def test_a_new_set_replaces_the_old_one(
     assert sent == [(alice.id, old.id, "static")]
     assert recovery_code_works(app, state, alice, first[0])
 
-    second = codes_on(browser.start(STATIC_FLOW))
+    second = codes_on(open_setup(browser, STATIC_FLOW))
     assert recovery_code_works(app, state, alice, first[1])  # still, until confirmed
     browser.step(STATIC_FLOW, saved="y")
 
@@ -496,7 +520,7 @@ def test_recovery_codes_are_neither_in_the_cookie_nor_in_the_logs(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     log_in(browser)
-    codes = codes_on(browser.start(STATIC_FLOW))
+    codes = codes_on(open_setup(browser, STATIC_FLOW))
     stored = repr(session_contents(app, browser))
     browser.step(STATIC_FLOW, saved="y")
 
@@ -533,12 +557,18 @@ def test_install_default_flows_adds_both_setup_flows(app: Flask, state: FlowsSta
             "stage_configuration",
             "require_authenticated",
             "Authenticator app",
-            [("default-authenticator-totp-setup-stage", "authenticator_totp")],
+            [
+                ("default-authenticator-totp-setup-password", "password"),
+                ("default-authenticator-totp-setup-stage", "authenticator_totp"),
+            ],
         ),
         STATIC_FLOW: (
             "stage_configuration",
             "require_authenticated",
             "Recovery codes",
-            [("default-authenticator-static-setup-stage", "authenticator_static")],
+            [
+                ("default-authenticator-static-setup-password", "password"),
+                ("default-authenticator-static-setup-stage", "authenticator_static"),
+            ],
         ),
     }

@@ -474,4 +474,6 @@ def test_the_shipped_setup_flows_start_from_the_page(
     assert set(links.values()) == {"Add an authenticator app", "Create recovery codes"}
     for url in links:
         browser.get(url)
+        assert browser.stage_type == "password"  # re-authentication first (ASVS 7.5.1)
+        browser.step(url.split("/")[2], password=PASSWORD)
         assert browser.stage_type in {"authenticator_totp", "authenticator_static"}

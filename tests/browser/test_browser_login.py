@@ -117,9 +117,14 @@ def test_double_click_submits_once(walker: Callable[..., Walker], user: str) -> 
     me.stage.get_by_role("button", name="Continue").dblclick()
     me.page.wait_for_selector("#flow-stage [data-stage-type='password']")
     me.page.wait_for_load_state()
-    # htmx disables the button while its request is in flight; without JS, Chromium
-    # does not submit a form again while its submission is loading.
-    assert len(me.posts) == 1
+    # htmx disables the button while its request is in flight. Without JS, Chromium
+    # usually does not submit again while the first submission loads, but on a busy
+    # machine the second click can leave before the first answer arrives: it then
+    # carries the same (old) session cookie and step, and simply repeats the step.
+    if me.js:
+        assert len(me.posts) == 1
+    else:
+        assert len(me.posts) in (1, 2)
     me.stage_loaded("password")
     assert not me.stage.locator(".flows-message").count()
     me.finish("/", password=PASSWORD)
