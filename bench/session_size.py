@@ -106,7 +106,10 @@ class Walk:
         assert alice.redirect_target == "/"
         self.record(alice, "password change: done")
 
-        page = alice.start(TOTP)
+        alice.start(TOTP)
+        assert alice.stage_type == "password"
+        self.record(alice, "TOTP setup: password shown")
+        page = alice.step(TOTP, password=NEW_PASSWORD)
         assert alice.stage_type == "authenticator_totp"
         self.record(alice, "TOTP setup: QR code shown")
         match = _SECRET.search(page.text)
@@ -116,6 +119,9 @@ class Walk:
         self.record(alice, "TOTP setup: done")
 
         alice.start(CODES)
+        assert alice.stage_type == "password"
+        self.record(alice, "recovery codes: password shown")
+        alice.step(CODES, password=NEW_PASSWORD)
         assert alice.stage_type == "authenticator_static"
         self.record(alice, "recovery codes: codes shown")
         alice.step(CODES, saved="y")
