@@ -20,9 +20,10 @@ from wtforms.validators import DataRequired
 
 from .. import signals
 from ..devices import StaticDevice, StaticToken
-from ..options import ConfigError, Option
+from ..options import Option
 from ..otp import new_recovery_codes, store_recovery_codes
-from .base import StageForm, StageResult, StageRun, StageType, deny, invalid, ok
+from .authenticator_setup import AuthenticatorSetupStage
+from .base import StageForm, StageResult, StageRun, deny, invalid, ok
 
 #: Plan context key holding the id of the unconfirmed set being shown.
 SETUP_DEVICE = "static_setup_device"
@@ -31,7 +32,6 @@ NO_USER = "Sign in before creating recovery codes."
 NEW_SET = "These are new codes: the ones shown before will not work."
 NOT_SAVED = "Confirm that you have saved these codes."
 SETUP_EXPIRED = "Those codes expired. Save these new ones instead."
-_NAME_MAX = 128
 
 
 class StaticSetupForm(StageForm):
@@ -42,22 +42,13 @@ class StaticSetupForm(StageForm):
     )
 
 
-class AuthenticatorStaticStage(StageType):
+class AuthenticatorStaticStage(AuthenticatorSetupStage):
     name = "authenticator_static"
     template = "flows/stages/authenticator_static.html"
-    history = False
     options = {
         "token_count": Option(int, default=10, minimum=1),
         "device_name": Option(str, default="Recovery codes"),
     }
-
-    def check_config(self, config: dict[str, Any], where: str) -> None:
-        if not config["device_name"].strip() or len(config["device_name"]) > _NAME_MAX:
-            raise ConfigError(f"{where}, field 'device_name': 1 to {_NAME_MAX} characters")
-
-    def is_interactive(self, run: StageRun) -> bool:
-        # Without a user there is nothing to show: respond() denies at once.
-        return run.pending_user() is not None
 
     def form_class(self, run: StageRun) -> type[StageForm]:
         return StaticSetupForm

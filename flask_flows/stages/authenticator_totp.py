@@ -23,9 +23,10 @@ from wtforms.validators import DataRequired, Length
 from .. import signals
 from ..devices import TOTPDevice
 from ..models import utcnow
-from ..options import ConfigError, Option
+from ..options import Option
 from ..otp import new_totp_secret, provisioning_uri, verify_totp
-from .base import StageForm, StageResult, StageRun, StageType, deny, invalid, ok
+from .authenticator_setup import NAME_MAX, AuthenticatorSetupStage
+from .base import StageForm, StageResult, StageRun, deny, invalid, ok
 
 #: Plan context key holding the id of the unconfirmed device being set up.
 SETUP_DEVICE = "totp_setup_device"
@@ -35,7 +36,6 @@ ABANDONED_AFTER = timedelta(hours=1)
 NO_USER = "Sign in before setting up an authenticator app."
 WRONG_CODE = "That code is not valid. Check the time on your phone and enter the current code."
 SETUP_EXPIRED = "This setup expired. Scan the new QR code and enter the code it shows."
-_NAME_MAX = 128
 
 
 def _strip(value: str | None) -> str | None:
@@ -48,9 +48,9 @@ class TOTPSetupForm(StageForm):
         filters=[_strip],
         validators=[
             DataRequired("Give this authenticator a name, such as the phone it is on."),
-            Length(max=_NAME_MAX, message=f"Use at most {_NAME_MAX} characters."),
+            Length(max=NAME_MAX, message=f"Use at most {NAME_MAX} characters."),
         ],
-        render_kw={"autocomplete": "off", "maxlength": _NAME_MAX},
+        render_kw={"autocomplete": "off", "maxlength": NAME_MAX},
     )
     code = StringField(
         "Code from the app",
@@ -68,10 +68,9 @@ class TOTPSetupForm(StageForm):
     )
 
 
-class AuthenticatorTOTPStage(StageType):
+class AuthenticatorTOTPStage(AuthenticatorSetupStage):
     name = "authenticator_totp"
     template = "flows/stages/authenticator_totp.html"
-    history = False
     options = {
         "issuer": Option(
             str,
@@ -89,14 +88,6 @@ class AuthenticatorTOTPStage(StageType):
         ),
         "device_name": Option(str, default="Authenticator app"),
     }
-
-    def check_config(self, config: dict[str, Any], where: str) -> None:
-        if not config["device_name"].strip() or len(config["device_name"]) > _NAME_MAX:
-            raise ConfigError(f"{where}, field 'device_name': 1 to {_NAME_MAX} characters")
-
-    def is_interactive(self, run: StageRun) -> bool:
-        # Without a user there is nothing to show: respond() denies at once.
-        return run.pending_user() is not None
 
     def form_class(self, run: StageRun) -> type[StageForm]:
         return TOTPSetupForm

@@ -1,0 +1,27 @@
+"""What the authenticator setup stages share: a named device for the plan's user.
+
+Both stages show secrets (``history = False`` keeps them out of htmx's history cache),
+check their ``device_name`` option the same way, and act at once, without a form, when
+there is no user to set anything up for (their ``respond`` then denies).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..options import ConfigError
+from .base import StageRun, StageType
+
+#: Longest device name, as the ``name`` columns of the device tables allow.
+NAME_MAX = 128
+
+
+class AuthenticatorSetupStage(StageType):
+    history = False
+
+    def check_config(self, config: dict[str, Any], where: str) -> None:
+        if not config["device_name"].strip() or len(config["device_name"]) > NAME_MAX:
+            raise ConfigError(f"{where}, field 'device_name': 1 to {NAME_MAX} characters")
+
+    def is_interactive(self, run: StageRun) -> bool:
+        return run.pending_user() is not None
