@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import yaml
-from flask import Flask
+from flask import Flask, request
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy.orm import Mapped, mapped_column
 
-from flask_flows import Flows, FlowsUserMixin
+from flask_flows import FlowPlan, FlowPlanner, Flows, FlowsUserMixin
 from flask_flows.blueprints import DEFAULT_BLUEPRINTS
+from flask_flows.extension import FlowsState
 
 db = SQLAlchemy()
 
@@ -60,3 +61,19 @@ def default_definitions() -> dict[str, int]:
         kind: sum(len(d.get(kind, [])) for d in documents)
         for kind in ("groups", "policies", "stages", "flows")
     }
+
+
+def plan_flow(
+    app: Flask, state: FlowsState, slug: str, user: User | None = None, **kwargs: Any
+) -> FlowPlan:
+    """Plan ``slug`` directly, as the executor does, for ``user`` (logged in) or anonymous."""
+    with app.test_request_context():
+        flow = state.load_flow(slug)
+        assert flow is not None
+        subject = state.user_store.get(user.id) if user is not None else None
+        return FlowPlanner(state, flow).plan(
+            user=subject,
+            authenticated_user=subject,
+            request=request._get_current_object(),  # type: ignore[attr-defined]
+            **kwargs,
+        )

@@ -13,12 +13,11 @@ from typing import Any, ClassVar
 import pytest
 import sqlalchemy as sa
 from browsing import FlowBrowser
-from factory import User, db
+from factory import db, plan_flow
 from flask import Flask, request
 
 from flask_flows import (
     Flow,
-    FlowPlan,
     FlowPlanner,
     Flows,
     FlowStageBinding,
@@ -28,7 +27,6 @@ from flask_flows import (
     PolicyType,
     Stage,
 )
-from flask_flows.extension import FlowsState
 from flask_flows.options import Option
 from flask_flows.planner import PlanCache
 
@@ -53,21 +51,6 @@ def spy(flows: Flows) -> Iterator[list[str]]:
     SpyPolicy.calls.clear()
     yield SpyPolicy.calls
     SpyPolicy.calls.clear()
-
-
-def plan_flow(
-    app: Flask, state: FlowsState, slug: str, user: User | None = None, **kwargs: Any
-) -> FlowPlan:
-    with app.test_request_context():
-        flow = state.load_flow(slug)
-        assert flow is not None
-        subject = state.user_store.get(user.id) if user is not None else None
-        return FlowPlanner(state, flow).plan(
-            user=subject,
-            authenticated_user=subject,
-            request=request._get_current_object(),  # type: ignore[attr-defined]
-            **kwargs,
-        )
 
 
 def bind(

@@ -11,40 +11,21 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from browsing import FlowBrowser
-from factory import User, db
-from flask import Flask, request
+from factory import db, plan_flow
+from flask import Flask
 
 from flask_flows import (
     Flow,
-    FlowPlan,
-    FlowPlanner,
     Flows,
     Group,
     GroupMembership,
     Policy,
     PolicyBinding,
 )
-from flask_flows.extension import FlowsState
 from flask_flows.planner import EmptyFlow, FlowNonApplicable
 
 _names = count()
 _HEADING = re.compile(r'id="flows-stage-heading">([^<]*)<')
-
-
-def plan_flow(
-    app: Flask, state: FlowsState, slug: str, user: User | None = None, **kwargs: Any
-) -> FlowPlan:
-    """Plan ``slug`` directly, as the executor does, for ``user`` (logged in) or anonymous."""
-    with app.test_request_context():
-        flow = state.load_flow(slug)
-        assert flow is not None
-        subject = state.user_store.get(user.id) if user is not None else None
-        return FlowPlanner(state, flow).plan(
-            user=subject,
-            authenticated_user=subject,
-            request=request._get_current_object(),  # type: ignore[attr-defined]
-            **kwargs,
-        )
 
 
 def bind_python(
