@@ -119,14 +119,11 @@ class FlowExecutor:
             target = safe_next(request.args.get("next"))
             if target:
                 context[REDIRECT] = target
-        authenticated = self.state.current_user()
-        pending = context.get(PENDING_USER)
-        user = self.state.user_store.get(pending) if pending is not None else authenticated
         planner = FlowPlanner(self.state, self.flow)
         try:
             plan = planner.plan(
-                user=user,
-                authenticated_user=authenticated,
+                user=self._plan_user(context),
+                authenticated_user=self.state.current_user(),
                 request=request._get_current_object(),  # type: ignore[attr-defined]
                 context=context,
                 use_cache=use_cache,
@@ -267,7 +264,7 @@ class FlowExecutor:
             if isinstance(binding, FlowStageBinding) and plan.needs_reevaluation(binding.id):
                 policy_request = PolicyRequest(
                     state=self.state,
-                    user=self._plan_user(plan),
+                    user=self._plan_user(plan.context),
                     context=plan.context,
                     request=request._get_current_object(),  # type: ignore[attr-defined]
                     authenticated_user=self.state.current_user(),
@@ -289,9 +286,10 @@ class FlowExecutor:
             self.bindings[entry] = InjectedBinding(id=entry, stage=stage)
         return self.bindings.get(entry)
 
-    def _plan_user(self, plan: FlowPlan) -> Any | None:
-        if plan.context.get(PENDING_USER) is not None:
-            return self.state.user_store.get(plan.context[PENDING_USER])
+    def _plan_user(self, context: dict[str, Any]) -> Any | None:
+        """The plan's pending user if set, else the logged-in user (DESIGN §1)."""
+        if context.get(PENDING_USER) is not None:
+            return self.state.user_store.get(context[PENDING_USER])
         return self.state.current_user()
 
     def _run_for(self, plan: FlowPlan, binding: PlanBinding) -> StageRun:
