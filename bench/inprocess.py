@@ -36,6 +36,7 @@ from fst_app import EMAIL, fst_app
 from sqlalchemy import event
 
 from flask_flows import Flow
+from flask_flows.blueprints import install_default_flows
 from flask_flows.stages.password import WRONG_CREDENTIALS, PasswordForm
 
 LOGGED_IN = "home: alice"
@@ -233,37 +234,55 @@ def ceiling(login: dict[str, Any], rounds: int, verifies: int) -> dict[str, Any]
 # -- 5. SQL queries per request -----------------------------------------------------------------
 
 
+DEFAULT_LOGIN_SLUG = "default-authentication-flow"
+
+
 def queries_per_request(workdir: Path, flow_counts: tuple[int, ...]) -> dict[str, Any]:
-    results: dict[str, Any] = {}
-    for flow_count in flow_counts:
-        app = flows_app(f"sqlite:///{workdir / f'queries-{flow_count}.sqlite3'}", CHEAP)
-        with app.app_context():
-            # Other flows of the same designation: the worst case for the default-flow lookup.
-            db.session.add_all(
-                Flow(slug=f"zz-other-{i:04}", name=f"Other {i}", designation="authentication")
-                for i in range(flow_count - 1)
-            )
-            db.session.commit()
-            assert db.session.scalar(sa.select(sa.func.count()).select_from(Flow)) == flow_count
-            engine = db.engine
-        counted: list[str] = []
-
-        def count(*args: Any, counted: list[str] = counted) -> None:
-            counted.append(args[2])
-
-        event.listen(engine, "before_cursor_execute", count)
-        walk = _login_walk(app)
-        walk()  # warm: the first request of a process loads the flow definition
-        counts: dict[str, list[int]] = {}
-        for _ in range(3):
-            for label, queries in walk(counted).items():
-                counts.setdefault(label, []).append(queries)
-        event.remove(engine, "before_cursor_execute", count)
-        results[str(flow_count)] = {label: max(values) for label, values in counts.items()}
-    return results
+    """Statements per request of a login: with ``flow_counts`` flows in the database; with
+    the most flows and the flow's revision checked on every request (what each request
+    costs once per ``FLOWS_DEFINITION_CHECK_SECONDS``); and through the default login
+    flow, whose throttle reads and writes reputation scores and which checks for MFA."""
+    most = max(flow_counts)
+    return {
+        "scaling": {str(n): _count_login_queries(workdir, n) for n in flow_counts},
+        "every_request": _count_login_queries(workdir, most, FLOWS_DEFINITION_CHECK_SECONDS=0),
+        "default_flows": _count_login_queries(workdir, 1, default_flows=True),
+    }
 
 
-def _login_walk(app: Flask) -> Callable[..., dict[str, int]]:
+def _count_login_queries(
+    workdir: Path, flow_count: int, default_flows: bool = False, **config: Any
+) -> dict[str, int]:
+    name = f"queries-{flow_count}-{int(default_flows)}-{len(config)}.sqlite3"
+    app = flows_app(f"sqlite:///{workdir / name}", CHEAP, **config)
+    with app.app_context():
+        if default_flows:
+            install_default_flows(flows_state(app))
+        # Other flows of the same designation: the worst case for the default-flow lookup.
+        db.session.add_all(
+            Flow(slug=f"zz-other-{i:04}", name=f"Other {i}", designation="authentication")
+            for i in range(flow_count - 1)
+        )
+        db.session.commit()
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Flow)) >= flow_count
+        engine = db.engine
+    counted: list[str] = []
+
+    def count(*args: Any) -> None:
+        counted.append(args[2])
+
+    event.listen(engine, "before_cursor_execute", count)
+    walk = _login_walk(app, DEFAULT_LOGIN_SLUG if default_flows else LOGIN_SLUG)
+    walk()  # warm: the first request of a process loads the flow definition
+    counts: dict[str, list[int]] = {}
+    for _ in range(3):
+        for step, queries in walk(counted).items():
+            counts.setdefault(step, []).append(queries)
+    event.remove(engine, "before_cursor_execute", count)
+    return {step: max(values) for step, values in counts.items()}
+
+
+def _login_walk(app: Flask, slug: str) -> Callable[..., dict[str, int]]:
     def walk(counted: list[str] | None = None) -> dict[str, int]:
         seen: dict[str, int] = {}
         browser = FlowBrowser(app.test_client())
@@ -276,15 +295,13 @@ def _login_walk(app: Flask) -> Callable[..., dict[str, int]]:
                 seen[label] = len(counted)
 
         measure("GET /flows/-/login/ (default flow)", lambda: browser.get("/flows/-/login/"))
-        assert browser.redirect_target and browser.redirect_target.startswith("/flows/login/")
-        measure("GET identification (start)", lambda: browser.start(LOGIN_SLUG))
-        measure("POST identification", lambda: browser.submit(LOGIN_SLUG, uid_field="alice"))
+        assert browser.redirect_target and browser.redirect_target.startswith(f"/flows/{slug}/")
+        measure("GET identification (start)", lambda: browser.start(slug))
+        measure("POST identification", lambda: browser.submit(slug, uid_field="alice"))
         measure("GET password", lambda: browser.follow())
         assert browser.stage_type == "password"
-        measure(
-            "POST password (wrong)", lambda: browser.submit(LOGIN_SLUG, password=WRONG_PASSWORD)
-        )
-        measure("POST password + login", lambda: browser.submit(LOGIN_SLUG, password=PASSWORD))
+        measure("POST password (wrong)", lambda: browser.submit(slug, password=WRONG_PASSWORD))
+        measure("POST password + login", lambda: browser.submit(slug, password=PASSWORD))
         assert browser.redirect_target == "/"
         measure("GET / (logged in)", lambda: browser.get("/"))
         assert browser.last is not None and browser.last.text == LOGGED_IN

@@ -15,6 +15,11 @@ DEFAULTS: dict[str, Any] = {
     "FLOWS_PLAN_MAX_AGE": 3600,
     # How long a cached plan lives (seconds); 0 turns the plan cache off.
     "FLOWS_PLAN_CACHE_TTL": 300,
+    # How often (seconds) a process re-reads a cached flow's revision (and which policy
+    # types exist). Changes committed in this process are seen at once; changes made by
+    # other processes (another worker, `flask flows apply`) within this many seconds.
+    # 0 checks on every request.
+    "FLOWS_DEFINITION_CHECK_SECONDS": 5.0,
     # An empty plan (no stage applies) finishes the flow at once instead of failing.
     "FLOWS_ALLOW_EMPTY_FLOWS": True,
     # argon2id parameters; the defaults are argon2-cffi's (RFC 9106 low-memory profile).

@@ -2,49 +2,112 @@
 
 Every flow request needs the flow, its bindings, their stages and all policy bindings.
 Loading that graph costs several queries; checking that a cached copy is current costs
-one small one (slug → id, revision). Cached graphs are fully loaded and detached from
-any session, and treated as read-only by the planner, executor and stages.
+one small one (slug → id, revision), and even that is needed at most once every
+``FLOWS_DEFINITION_CHECK_SECONDS`` per flow: a change committed through the ORM in this
+process (admin views, ``flask flows apply``, tests) bumps a process-wide generation that
+invalidates every cached answer at once, so only changes made by other processes wait
+for the interval. Cached graphs are fully loaded and detached from any session, and
+treated as read-only by the planner, executor and stages.
 """
 
 from __future__ import annotations
 
+import itertools
+import time
+from dataclasses import dataclass
 from threading import Lock
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, joinedload, scoped_session, selectinload
 
-from .models import Flow, FlowStageBinding, PolicyBinding
+from .models import Flow, FlowStageBinding, Policy, PolicyBinding
+
+Value = TypeVar("Value")
+AnySession = Session | scoped_session[Any]
+
+_generations = itertools.count(1)
+_generation = 0
+
+
+def definitions_changed() -> None:
+    """Invalidate every cached definition answer in this process (called after a commit
+    that changed a flow, binding, stage, policy or policy binding)."""
+    global _generation
+    _generation = next(_generations)
+
+
+@dataclass(frozen=True)
+class _Entry(Generic[Value]):
+    value: Value
+    generation: int
+    checked: float
 
 
 class FlowDefinitions:
-    """Loads flows by slug, re-reading the graph only when its revision changed."""
+    """Loads flows by slug, re-reading the graph only when its revision changed, and
+    answers which policy types exist; both at most one query per check interval."""
 
-    def __init__(self, max_entries: int = 1000) -> None:
+    def __init__(self, max_entries: int = 1000, check_seconds: float = 0.0) -> None:
         self.max_entries = max_entries
-        self._entries: dict[str, Flow] = {}
+        self.check_seconds = check_seconds
+        self._flows: dict[str, _Entry[Flow]] = {}
+        self._policy_types: dict[str, _Entry[bool]] = {}
         self._lock = Lock()
 
-    def load(self, session: Session | scoped_session[Any], slug: str) -> Flow | None:
+    def load(self, session: AnySession, slug: str) -> Flow | None:
+        cached = self._flows.get(slug)
+        if cached is not None and self._fresh(cached):
+            return cached.value
+        generation = _generation  # before the query: a change committed meanwhile wins
         row = session.execute(sa.select(Flow.id, Flow.revision).where(Flow.slug == slug)).first()
         if row is None:
+            self._flows.pop(slug, None)
             return None
-        cached = self._entries.get(slug)
-        if cached is not None and cached.id == row.id and cached.revision == row.revision:
-            return cached
-        flow = self._load_graph(session, row.id)
-        with self._lock:
-            if len(self._entries) >= self.max_entries:
-                self._entries.clear()
-            self._entries[slug] = flow
+        if (
+            cached is not None
+            and cached.value.id == row.id
+            and cached.value.revision == row.revision
+        ):
+            flow = cached.value
+        else:
+            flow = self._load_graph(session, row.id)
+        self._store(self._flows, slug, _Entry(flow, generation, time.monotonic()))
         return flow
+
+    def uses_policy_type(self, engine: sa.Engine, type_name: str) -> bool:
+        """Whether any policy of ``type_name`` exists (for example: is anything reading
+        reputation scores, so that they are worth writing). Asked on a connection of its
+        own, so the caller's session is neither flushed nor joined."""
+        cached = self._policy_types.get(type_name)
+        if cached is not None and self._fresh(cached):
+            return cached.value
+        generation = _generation
+        query = sa.select(Policy.id).where(Policy.type == type_name).limit(1)
+        with engine.connect() as connection:
+            found = connection.execute(query).first() is not None
+        self._store(self._policy_types, type_name, _Entry(found, generation, time.monotonic()))
+        return found
 
     def clear(self) -> None:
         with self._lock:
-            self._entries.clear()
+            self._flows.clear()
+            self._policy_types.clear()
+
+    def _fresh(self, entry: _Entry[Any]) -> bool:
+        return (
+            entry.generation == _generation
+            and time.monotonic() - entry.checked < self.check_seconds
+        )
+
+    def _store(self, entries: dict[str, _Entry[Any]], key: str, entry: _Entry[Any]) -> None:
+        with self._lock:
+            if len(entries) >= self.max_entries and key not in entries:
+                entries.clear()
+            entries[key] = entry
 
     @staticmethod
-    def _load_graph(session: Session | scoped_session[Any], flow_id: int) -> Flow:
+    def _load_graph(session: AnySession, flow_id: int) -> Flow:
         policy_binding_options = (
             joinedload(PolicyBinding.policy),
             joinedload(PolicyBinding.group),

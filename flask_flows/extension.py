@@ -154,7 +154,7 @@ class FlowsState:
         )
         self.user_store: UserStore = flows.user_store_class(db, user_model, self.hashing)
         self.plan_cache = PlanCache(ttl=config["FLOWS_PLAN_CACHE_TTL"])
-        self.definitions = FlowDefinitions()
+        self.definitions = FlowDefinitions(check_seconds=config["FLOWS_DEFINITION_CHECK_SECONDS"])
         self._stage_instances: dict[str, StageType] = {}
         self._stage_configs: WeakKeyDictionary[Stage, tuple[Any, dict[str, Any]]] = (
             WeakKeyDictionary()
@@ -214,7 +214,8 @@ class FlowsState:
         return user if getattr(user, "is_authenticated", False) else None
 
     def load_flow(self, slug: str) -> Flow | None:
-        """The flow with its whole definition graph, detached and read-only (cached by revision)."""
+        """The flow with its whole definition graph, detached and read-only (cached by
+        revision, see :mod:`flask_flows.definitions`)."""
         return self.definitions.load(self.db.session, slug)
 
     def flows_of(self, designation: str) -> Iterator[Flow]:

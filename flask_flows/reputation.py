@@ -12,6 +12,9 @@ SET score = score + :delta`` per score with an insert when the row is missing, o
 connection of their own: parallel guesses all count (ASVS 6.3.1), and the request's
 session, with whatever it has pending, is left alone.
 
+Scores are only written while some ``reputation`` policy exists: nothing else reads
+them, and an app that throttles no logins should not pay a write per failed attempt.
+
 The client IP is ``request.remote_addr``: behind a reverse proxy, configure Werkzeug's
 ``ProxyFix`` so that it is the client's address rather than the proxy's.
 """
@@ -19,13 +22,14 @@ The client IP is ``request.remote_addr``: behind a reverse proxy, configure Werk
 from __future__ import annotations
 
 import enum
+import functools
 import logging
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
 import sqlalchemy as sa
-from flask import Flask, has_request_context, request
+from flask import Flask, g, has_app_context, has_request_context, request
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -40,6 +44,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger("flask_flows.reputation")
 
 KEY_LENGTH = 255
+#: ``g`` key of the scores read in this request.
+_SCORES_MEMO = "_flows_reputation_scores"
 
 
 class ReputationKind(enum.StrEnum):
@@ -85,9 +91,28 @@ def subjects(ip: str | None, identifiers: Iterable[str | None]) -> list[tuple[Re
 def scores(
     state: FlowsState, pairs: list[tuple[ReputationKind, str]]
 ) -> dict[tuple[str, str], int]:
-    """Current scores of ``pairs``; missing and expired ones are 0."""
+    """Current scores of ``pairs``; missing and expired ones are 0.
+
+    Within a request the answer is kept until a score changes: the default login flow
+    asks twice per step (one policy for the IP, one for the identifier), and both ask
+    for the same pairs (see :class:`~flask_flows.policies.reputation.ReputationPolicy`).
+    """
     if not pairs:
         return {}
+    memo: dict[tuple[tuple[ReputationKind, str], ...], dict[tuple[str, str], int]] | None = None
+    if has_app_context():
+        memo = g.setdefault(_SCORES_MEMO, {})
+        if tuple(pairs) in memo:
+            return dict(memo[tuple(pairs)])
+    found = _read_scores(state, pairs)
+    if memo is not None:
+        memo[tuple(pairs)] = dict(found)
+    return found
+
+
+def _read_scores(
+    state: FlowsState, pairs: list[tuple[ReputationKind, str]]
+) -> dict[tuple[str, str], int]:
     row = ReputationScore
     clause = sa.or_(*(sa.and_(row.kind == kind.value, row.key == key) for kind, key in pairs))
     now = utcnow()
@@ -108,6 +133,8 @@ def adjust(state: FlowsState, pairs: list[tuple[ReputationKind, str]], delta: in
     """
     if not pairs:
         return
+    if has_app_context():
+        g.pop(_SCORES_MEMO, None)
     if state.db.engine.dialect.name in _UPSERT_DIALECTS:
         _upsert(state, pairs, delta)
         return
@@ -137,9 +164,11 @@ def _on_user_logged_in(app: Flask, user: Any = None, **_: Any) -> None:
 
 
 def _record(app: Flask, identifiers: list[str | None], delta: int) -> None:
-    ip = request.remote_addr if has_request_context() else None
     state: FlowsState = app.extensions["flows"]
+    ip = request.remote_addr if has_request_context() else None
     try:
+        if not state.definitions.uses_policy_type(state.db.engine, "reputation"):
+            return
         adjust(state, subjects(ip, identifiers), delta)
     except SQLAlchemyError:
         # Scoring must not turn a login attempt into an error page; the log says it failed.
@@ -157,64 +186,87 @@ def _pretends(app: Flask, stage: Any) -> bool:
 _UPSERT_DIALECTS = frozenset({"postgresql", "sqlite"})
 
 
-def _new_score(state: FlowsState, delta: int, now: datetime) -> tuple[Any, datetime]:
-    """The SET expression for a score (an expired one restarts from 0; capped) and the
-    new expiry. SET expressions read the row as it was before the change."""
+def _new_score() -> Any:
+    """The SET expression for a score: an expired one restarts from 0, and the result is
+    capped. Its parameters are ``now``, ``delta`` and ``cap``; SET expressions read the
+    row as it was before the change."""
     row = ReputationScore
-    cap = state.config["FLOWS_REPUTATION_MAX_SCORE"]
+    now = sa.bindparam("now", type_=row.updated.type)
+    delta = sa.bindparam("delta", type_=sa.Integer())
+    cap = sa.bindparam("cap", type_=sa.Integer())
     current = sa.case((row.expires <= now, 0), else_=row.score)
-    new_score = sa.case((current + delta > cap, cap), else_=current + delta)
-    return new_score, now + timedelta(seconds=state.config["FLOWS_REPUTATION_EXPIRY"])
+    return sa.case((current + delta > cap, cap), else_=current + delta)
+
+
+@functools.cache
+def _upsert_statement(dialect: str) -> Any:
+    """One ``INSERT … ON CONFLICT DO UPDATE`` per dialect, built once with bound
+    parameters: SQLAlchemy compiles it once, not on every failed attempt."""
+    row = ReputationScore
+    insert = postgresql.insert(row) if dialect == "postgresql" else sqlite.insert(row)
+    insert = insert.values(
+        kind=sa.bindparam("p_kind"),
+        key=sa.bindparam("p_key"),
+        score=sa.bindparam("initial", type_=sa.Integer()),
+        updated=sa.bindparam("now", type_=row.updated.type),
+        expires=sa.bindparam("p_expires", type_=row.expires.type),
+    )
+    return insert.on_conflict_do_update(
+        index_elements=[row.kind, row.key],
+        set_={
+            "score": _new_score(),
+            "updated": sa.bindparam("now", type_=row.updated.type),
+            "expires": sa.bindparam("p_expires", type_=row.expires.type),
+        },
+    )
+
+
+def _parameters(state: FlowsState, delta: int) -> dict[str, Any]:
+    now = utcnow()
+    cap = state.config["FLOWS_REPUTATION_MAX_SCORE"]
+    return {
+        "now": now,
+        "delta": delta,
+        "cap": cap,
+        "initial": min(delta, cap),
+        "p_expires": now + timedelta(seconds=state.config["FLOWS_REPUTATION_EXPIRY"]),
+    }
 
 
 def _upsert(state: FlowsState, pairs: list[tuple[ReputationKind, str]], delta: int) -> None:
-    row = ReputationScore
-    now = utcnow()
-    new_score, expires = _new_score(state, delta, now)
-    cap = state.config["FLOWS_REPUTATION_MAX_SCORE"]
-    dialect = state.db.engine.dialect.name
-    insert = (postgresql.insert(row) if dialect == "postgresql" else sqlite.insert(row)).values(
-        [
-            {
-                "kind": kind.value,
-                "key": key,
-                "score": min(delta, cap),
-                "updated": now,
-                "expires": expires,
-            }
-            for kind, key in pairs
-        ]
-    )
-    statement = insert.on_conflict_do_update(
-        index_elements=[row.kind, row.key],
-        set_={"score": new_score, "updated": now, "expires": expires},
-    )
+    shared = _parameters(state, delta)
+    rows = [{**shared, "p_kind": kind.value, "p_key": key} for kind, key in pairs]
     with state.db.engine.begin() as connection:
-        connection.execute(statement)
+        connection.execute(_upsert_statement(state.db.engine.dialect.name), rows)
 
 
 def _adjust_one(state: FlowsState, kind: ReputationKind, key: str, delta: int) -> None:
     row = ReputationScore
-    now = utcnow()
-    new_score, expires = _new_score(state, delta, now)
-    cap = state.config["FLOWS_REPUTATION_MAX_SCORE"]
+    parameters = {**_parameters(state, delta), "p_kind": kind.value, "p_key": key}
     update = (
         sa.update(row)
-        .where(row.kind == kind.value, row.key == key)
-        .values(score=new_score, updated=now, expires=expires)
+        .where(row.kind == sa.bindparam("p_kind"), row.key == sa.bindparam("p_key"))
+        .values(
+            score=_new_score(),
+            updated=sa.bindparam("now", type_=row.updated.type),
+            expires=sa.bindparam("p_expires", type_=row.expires.type),
+        )
+    )
+    insert = sa.insert(row).values(
+        kind=sa.bindparam("p_kind"),
+        key=sa.bindparam("p_key"),
+        score=sa.bindparam("initial", type_=sa.Integer()),
+        updated=sa.bindparam("now", type_=row.updated.type),
+        expires=sa.bindparam("p_expires", type_=row.expires.type),
     )
     engine = state.db.engine
     with engine.begin() as connection:
-        if cast(CursorResult[Any], connection.execute(update)).rowcount:
+        if cast(CursorResult[Any], connection.execute(update, parameters)).rowcount:
             return
     try:
         with engine.begin() as connection:
-            connection.execute(
-                sa.insert(row).values(
-                    kind=kind.value, key=key, score=min(delta, cap), updated=now, expires=expires
-                )
-            )
+            connection.execute(insert, parameters)
     except IntegrityError:
         # A parallel request inserted the row between our update and insert: add to it.
         with engine.begin() as connection:
-            connection.execute(update)
+            connection.execute(update, parameters)

@@ -3,7 +3,9 @@
 Running plans and cached plans carry the revision they were built from; bumping it on
 every change to the flow, its bindings, their stages or the policies bound to them is
 what lets the executor restart stale plans and the planner drop stale cache entries
-without any explicit invalidation call.
+without any explicit invalidation call. A commit that changed any of them also tells
+this process's definition caches (:func:`~flask_flows.definitions.definitions_changed`),
+so that the change is seen by the very next request.
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import ORMExecuteState, Session
 
+from .definitions import definitions_changed
 from .models import Flow, FlowStageBinding, Policy, PolicyBinding, Stage
 
 
@@ -77,13 +80,37 @@ def _flows_touched(session: Session) -> set[Flow]:
     return {flow for flow in touched if flow not in session.deleted and flow not in session.new}
 
 
+_DEFINITION_MODELS = (Flow, FlowStageBinding, Stage, Policy, PolicyBinding)
+_CHANGED = "flows_definitions_changed"
+
+
 @event.listens_for(Session, "before_flush")
 def _bump_revisions(session: Session, _context: Any, _instances: Any) -> None:
     if not any(
-        isinstance(obj, Flow | FlowStageBinding | Stage | Policy | PolicyBinding)
+        isinstance(obj, _DEFINITION_MODELS)
         for obj in chain(session.new, session.dirty, session.deleted)
     ):
         return
+    session.info[_CHANGED] = True
     with session.no_autoflush:
         for flow in _flows_touched(session):
             flow.revision = (flow.revision or 1) + 1
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _note_bulk_changes(state: ORMExecuteState) -> None:
+    """ORM-enabled ``update()``/``delete()``/``insert()`` of definition rows skip the flush;
+    they still count as a change for the caches (not for revisions: nothing to bump)."""
+    if not (state.is_update or state.is_delete or state.is_insert):
+        return
+    mapper = state.bind_mapper
+    if mapper is not None and issubclass(mapper.class_, _DEFINITION_MODELS):
+        state.session.info[_CHANGED] = True
+
+
+# A rolled-back change keeps the mark until the session's next commit: at worst one
+# needless check, never a missed one.
+@event.listens_for(Session, "after_commit")
+def _announce_changes(session: Session) -> None:
+    if session.info.pop(_CHANGED, False):
+        definitions_changed()

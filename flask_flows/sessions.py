@@ -63,7 +63,7 @@ def log_in(
                 AuthenticatedSession.id != record.id,
             )
         )
-    db_session.commit()
+    _commit_keeping_loaded_state(state)
     session.permanent = persistent
     login_user(user, remember=False, fresh=True)
     session[SESSION_KEY] = key
@@ -137,6 +137,18 @@ def _end_current(state: FlowsState) -> None:
         )
         state.db.session.commit()
     g.pop("_flows_session", None)
+
+
+def _commit_keeping_loaded_state(state: FlowsState) -> None:
+    """Commit without expiring what this request has loaded: the user was read moments
+    ago and is logged in right after, so re-reading it would only repeat that SELECT."""
+    db_session = state.db.session()
+    expire_on_commit = db_session.expire_on_commit
+    db_session.expire_on_commit = False
+    try:
+        db_session.commit()
+    finally:
+        db_session.expire_on_commit = expire_on_commit
 
 
 def _clear_session() -> None:

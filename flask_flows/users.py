@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
+from flask import g, has_app_context
 from flask_login import UserMixin
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -67,27 +68,33 @@ class UserStore:
             key = pk_type(user_id)
         except (TypeError, ValueError):
             return None
-        return self.session.get(self.model, key)
+        return _kept(self.session.get(self.model, key))
 
     def find_by_identifier(
         self, identifier: str, fields: tuple[str, ...] | list[str], case_insensitive: bool = True
     ) -> Any | None:
-        """The first user whose ``fields`` equal ``identifier`` (each field tried in order)."""
+        """The first user whose ``fields`` equal ``identifier`` (each field tried in order).
+
+        One query for all fields: the database ranks a match on an earlier field first.
+        """
         identifier = identifier.strip()
-        if not identifier:
+        if not identifier or not fields:
             return None
+        clauses = []
         for field in fields:
             if field not in self.identifier_fields:
                 raise ValueError(f"user field {field!r} cannot identify a user")
             column = getattr(self.model, field)
             if case_insensitive:
-                clause = sa.func.lower(column) == identifier.lower()
+                clauses.append(sa.func.lower(column) == identifier.lower())
             else:
-                clause = column == identifier
-            user = self.session.scalars(sa.select(self.model).where(clause).limit(1)).first()
-            if user is not None:
-                return user
-        return None
+                clauses.append(column == identifier)
+        rank = sa.case(*((clause, index) for index, clause in enumerate(clauses)))
+        return _kept(
+            self.session.scalars(
+                sa.select(self.model).where(sa.or_(*clauses)).order_by(rank).limit(1)
+            ).first()
+        )
 
     def create(self, password: str | None = None, **attributes: Any) -> Any:
         """Create and flush (not commit) a user; the caller owns the transaction."""
@@ -193,3 +200,12 @@ class UserStore:
             key = mapper.get_property_by_column(primary_key).key
             query = query.where(primary_key != getattr(exclude, key))
         return bool(self.session.scalar(query))
+
+
+def _kept(user: Any | None) -> Any | None:
+    """Hold ``user`` until the request ends. The session's identity map holds objects
+    weakly: without this, a user read by one stage is gone, and read again, by the next
+    stage of the same request. Lookups still go through the session, so deletions show."""
+    if user is not None and has_app_context():
+        g.setdefault("_flows_users", {})[id(user)] = user
+    return user

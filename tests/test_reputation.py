@@ -70,6 +70,14 @@ def guard_with_reputation(app: Flask, slug: str, order: int, **config: Any) -> N
 
 
 @pytest.fixture
+def scored(app: Flask) -> None:
+    """A reputation policy exists (bound nowhere): scores are written only while one does."""
+    with app.app_context():
+        db.session.add(Policy(name="reputation-in-use", type="reputation", config={}))
+        db.session.commit()
+
+
+@pytest.fixture
 def guarded_flow(app: Flask, make_flow: Callable[..., Flow]) -> Flow:
     """identification → deny (while reputation ≤ -3) → password → user_login."""
     flow = make_flow(
@@ -85,7 +93,12 @@ def guarded_flow(app: Flask, make_flow: Callable[..., Flow]) -> Flow:
 
 @pytest.mark.parametrize("htmx", [False, True], ids=["plain", "htmx"])
 def test_failures_lower_and_a_login_raises_the_scores(
-    app: Flask, state: FlowsState, make_user: Callable[..., User], login_flow: Flow, htmx: bool
+    app: Flask,
+    state: FlowsState,
+    make_user: Callable[..., User],
+    login_flow: Flow,
+    htmx: bool,
+    scored: None,
 ) -> None:
     make_user("alice", password=PASSWORD)
     browser = client_from(app, htmx=htmx)
@@ -104,7 +117,7 @@ def test_failures_lower_and_a_login_raises_the_scores(
 
 
 def test_unknown_and_known_accounts_lose_reputation_alike(
-    app: Flask, state: FlowsState, make_user: Callable[..., User], login_flow: Flow
+    app: Flask, state: FlowsState, make_user: Callable[..., User], login_flow: Flow, scored: None
 ) -> None:
     make_user("alice", password=PASSWORD)
     attempt(client_from(app, "198.51.100.1"), "alice", "wrong")
@@ -115,12 +128,30 @@ def test_unknown_and_known_accounts_lose_reputation_alike(
 
 
 def test_without_pretending_an_unknown_identifier_counts_at_identification(
-    app: Flask, state: FlowsState, make_flow: Callable[..., Flow]
+    app: Flask, state: FlowsState, make_flow: Callable[..., Flow], scored: None
 ) -> None:
     make_flow("login", ("identification", {"pretend_user_exists": False}), "password")
     text = attempt(client_from(app), "nobody", "unused")
     assert "No account matches" in text
     assert score(app, state, "identifier", "nobody") == -1
+    assert score(app, state, "ip", IP) == -1
+
+
+def test_nothing_is_written_until_a_reputation_policy_exists(
+    app: Flask, state: FlowsState, make_user: Callable[..., User], login_flow: Flow
+) -> None:
+    """No policy reads scores, so failed attempts write none; the policy created in this
+    process is noticed by the very next attempt, not after the definition check interval."""
+    assert app.config["FLOWS_DEFINITION_CHECK_SECONDS"] > 0
+    make_user("alice", password=PASSWORD)
+    browser = client_from(app)
+    attempt(browser, "alice", "wrong")
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(ReputationScore)) == 0
+        db.session.add(Policy(name="throttle", type="reputation", config={}))
+        db.session.commit()
+    attempt(browser, "alice", "wrong")
+    assert score(app, state, "identifier", "alice") == -1
     assert score(app, state, "ip", IP) == -1
 
 
@@ -191,7 +222,7 @@ def test_a_good_history_is_capped(app: Flask, state: FlowsState) -> None:
         assert scores(state, [pair]) == {("identifier", "alice"): 4}
 
 
-def test_keys_are_normalised_and_bounded(app: Flask, state: FlowsState) -> None:
+def test_keys_are_normalised_and_bounded(app: Flask, state: FlowsState, scored: None) -> None:
     with app.test_request_context(environ_base={"REMOTE_ADDR": IP}):
         signals.login_failed.send(app, identifier="  Alice@Example.COM ", stage=None, reason="x")
         signals.login_failed.send(app, identifier="x" * 400, stage=None, reason="x")
@@ -200,7 +231,9 @@ def test_keys_are_normalised_and_bounded(app: Flask, state: FlowsState) -> None:
     assert keys == {IP, "alice@example.com", "x" * 255}
 
 
-def test_recording_leaves_the_request_session_alone(app: Flask, state: FlowsState) -> None:
+def test_recording_leaves_the_request_session_alone(
+    app: Flask, state: FlowsState, scored: None
+) -> None:
     with app.test_request_context(environ_base={"REMOTE_ADDR": IP}):
         db.session.add(User(username="pending", email="pending@example.com"))
         signals.login_failed.send(app, identifier="alice", stage=None, reason="invalid_password")
@@ -231,7 +264,7 @@ def test_the_policy_outside_a_request_checks_the_identifier_only(
 
 
 def test_parallel_failures_all_count(
-    app: Flask, state: FlowsState, make_user: Callable[..., User], login_flow: Flow
+    app: Flask, state: FlowsState, make_user: Callable[..., User], login_flow: Flow, scored: None
 ) -> None:
     make_user("alice", password=PASSWORD)
     workers = 12

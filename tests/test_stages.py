@@ -119,6 +119,27 @@ def test_identification_honours_user_fields(
     assert (NO_ACCOUNT in browser.last.text) is not found  # type: ignore[union-attr]
 
 
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [(["username", "email"], "shared@example.com"), (["email", "username"], "second")],
+)
+def test_an_earlier_user_field_wins(
+    app: Flask,
+    state: FlowsState,
+    make_user: Callable[..., User],
+    fields: list[str],
+    expected: str,
+) -> None:
+    """One query looks at every field; a match on an earlier field still comes first."""
+    make_user("shared@example.com", email="first@example.com")  # username = the identifier
+    make_user("second", email="Shared@Example.com")  # email = the identifier
+    with app.app_context():
+        user = state.user_store.find_by_identifier(" SHARED@example.com ", fields)
+        assert user is not None and user.username == expected
+        assert state.user_store.find_by_identifier("nobody", fields) is None
+        assert state.user_store.find_by_identifier("   ", fields) is None
+
+
 def test_identification_requires_a_value(browser: FlowBrowser, login_flow: Flow) -> None:
     browser.start("login")
     response = browser.step("login", uid_field="   ")

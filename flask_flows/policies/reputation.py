@@ -30,11 +30,14 @@ class ReputationPolicy(PolicyType):
     def evaluate(self, config: Mapping[str, Any], request: PolicyRequest) -> PolicyResult:
         ip = request.request.remote_addr if request.request is not None else None
         identifier = request.context.get(PENDING_USER_IDENTIFIER)
-        pairs = subjects(
+        identifier = identifier if isinstance(identifier, str) else None
+        # Read both subjects even when checking one: the policy for the other, usually
+        # bound beside this one, then finds them in the request's memo (one query).
+        found = scores(request.state, subjects(ip, [identifier]))
+        checked = subjects(
             ip if config["check_ip"] else None,
-            [identifier if config["check_identifier"] and isinstance(identifier, str) else None],
+            [identifier if config["check_identifier"] else None],
         )
-        found = scores(request.state, pairs)
-        if all(score > config["threshold"] for score in found.values()):
+        if all(found[(kind.value, key)] > config["threshold"] for kind, key in checked):
             return PolicyResult(True)
         return PolicyResult(False, (config["message"],))

@@ -72,6 +72,9 @@ class StageRun:
     plan: FlowPlan
     request: Request
     messages: list[str] = field(default_factory=list)
+    #: What a stage works out once per run and needs in more than one method (for
+    #: example ``is_interactive`` and ``respond``); gone with the request.
+    memo: dict[str, Any] = field(default_factory=dict)
 
     @property
     def context(self) -> dict[str, Any]:

@@ -1,0 +1,260 @@
+"""What one flow request costs the database and the cookie, and how cached definitions
+stay correct: a change committed in this process is seen by the next request, a change
+made elsewhere within ``FLOWS_DEFINITION_CHECK_SECONDS``.
+
+Statement counts are contracts here, not timings: a login must not grow a query per
+stage, per flow in the database, or per re-read of an object the request already has.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from browsing import FlowBrowser
+from factory import User, db
+from flask import Flask
+from sqlalchemy import event
+
+from flask_flows import Flow, Policy
+from flask_flows import definitions as definitions_module
+from flask_flows.blueprints import install_default_flows
+from flask_flows.extension import FlowsState
+
+PASSWORD = "correct horse battery"
+
+
+@contextmanager
+def statements(app: Flask) -> Iterator[list[str]]:
+    """The SQL statements the app's engine runs inside the block."""
+    seen: list[str] = []
+
+    def record(*args: Any) -> None:
+        seen.append(args[2])
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+def walk_login(browser: FlowBrowser, app: Flask) -> dict[str, list[str]]:
+    """One login with a wrong password first; the statements of each request."""
+    steps: dict[str, list[str]] = {}
+
+    def step(label: str, call: Callable[[], Any]) -> None:
+        with statements(app) as seen:
+            call()
+        steps[label] = seen
+
+    step("start", lambda: browser.start("login"))
+    step("identification", lambda: browser.submit("login", uid_field="alice"))
+    if not browser.htmx:
+        step("password shown", browser.follow)
+    assert browser.stage_type == "password"
+    step("wrong password", lambda: browser.submit("login", password="wrong"))
+    step("right password", lambda: browser.submit("login", password=PASSWORD))
+    assert browser.redirect_target == "/"
+    step("home", lambda: browser.get("/"))
+    assert browser.last is not None and browser.last.text == "home: alice"
+    return steps
+
+
+def test_a_login_takes_at_most_three_statements_per_request(
+    app: Flask, browser: FlowBrowser, make_user: Callable[..., User], login_flow: Flow
+) -> None:
+    make_user("alice", password=PASSWORD)
+    walk_login(FlowBrowser(app.test_client(), htmx=browser.htmx), app)  # fills the caches
+    steps = walk_login(browser, app)
+    assert {label: len(seen) for label, seen in steps.items() if len(seen) > 3} == {}
+    # The user is read once, although the password and the login stage both need it,
+    # and not again after the login's commit.
+    user_reads = [s for s in steps["right password"] if s.startswith("SELECT") and "app_user" in s]
+    assert len(user_reads) == 1, steps["right password"]
+    # Within the check interval nothing asks for the flow's revision again.
+    assert not any("flows_flow" in s for seen in steps.values() for s in seen)
+
+
+def test_the_default_login_flow_reads_reputation_once_per_request(
+    app: Flask, state: FlowsState, make_user: Callable[..., User]
+) -> None:
+    """Its throttle has two reputation policies (IP, identifier) on a re-evaluated deny
+    stage; both are answered by one read, and the user is read once per request."""
+    with app.app_context():
+        install_default_flows(state)
+        db.session.commit()
+    make_user("alice", password=PASSWORD)
+    slug = "default-authentication-flow"
+    warm = FlowBrowser(app.test_client(), htmx=True)  # whether reputation is in use: cached
+    warm.start(slug)
+    warm.step(slug, uid_field="alice")
+    warm.step(slug, password=PASSWORD)
+    assert warm.redirect_target == "/"
+    browser = FlowBrowser(app.test_client(), htmx=True)
+    browser.start(slug)
+    with statements(app) as seen:
+        browser.submit(slug, uid_field="alice")
+    assert browser.stage_type == "password"
+    assert len([s for s in seen if "FROM flows_reputation_score" in s]) == 1, seen
+    assert len([s for s in seen if "FROM app_user" in s]) == 1, seen
+    with statements(app) as seen:
+        browser.submit(slug, password=PASSWORD)
+    assert browser.redirect_target == "/"
+    # password, MFA check (no device: one query for both kinds), login, reputation raise.
+    assert len(seen) <= 4, seen
+    assert len([s for s in seen if "flows_totp_device" in s]) == 1, seen
+
+
+def test_the_count_does_not_grow_with_the_number_of_flows(
+    app: Flask, make_user: Callable[..., User], login_flow: Flow
+) -> None:
+    make_user("alice", password=PASSWORD)
+    walk_login(FlowBrowser(app.test_client()), app)
+    few = {
+        label: len(seen) for label, seen in walk_login(FlowBrowser(app.test_client()), app).items()
+    }
+    with app.app_context():
+        db.session.add_all(
+            Flow(slug=f"other-{i}", name=f"Other {i}", designation="authentication")
+            for i in range(200)
+        )
+        db.session.commit()
+    walk_login(FlowBrowser(app.test_client()), app)  # the commit above invalidated the caches
+    many = {
+        label: len(seen) for label, seen in walk_login(FlowBrowser(app.test_client()), app).items()
+    }
+    assert many == few
+
+
+def test_a_stage_shown_again_sends_no_new_session_cookie(
+    app: Flask, make_user: Callable[..., User], login_flow: Flow
+) -> None:
+    make_user("alice", password=PASSWORD)
+    browser = FlowBrowser(app.test_client())
+    browser.start("login")
+    # Flask-Login marks a session without a login "not fresh" once, on the next request.
+    browser.client.get("/flows/login/")
+    again = browser.client.get("/flows/login/")
+    assert 'data-stage-type="identification"' in again.text
+    assert "Set-Cookie" not in again.headers
+    # A step that changes the plan does send one.
+    browser.submit("login", uid_field="alice")
+    assert browser.last is not None and "session=" in browser.last.headers.get("Set-Cookie", "")
+
+
+# -- definitions: committed here → next request; elsewhere → within the interval ------------
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    now = [1000.0]
+    monkeypatch.setattr(definitions_module.time, "monotonic", lambda: now[0])
+    return now
+
+
+def retitle_elsewhere(app: Flask, slug: str, title: str) -> None:
+    """Change a flow the way another process would: a Core UPDATE on a connection of its
+    own, which this process's ORM session never sees."""
+    with app.app_context(), db.engine.begin() as connection:
+        connection.execute(
+            sa.update(Flow).where(Flow.slug == slug).values(title=title, revision=Flow.revision + 1)
+        )
+
+
+def shown_title(app: Flask) -> str:
+    with app.test_request_context():
+        flow = app.extensions["flows"].load_flow("login")
+        assert flow is not None
+        return str(flow.title)
+
+
+def test_a_change_from_another_process_is_seen_within_the_interval(
+    app: Flask, login_flow: Flow, clock: list[float]
+) -> None:
+    interval = app.config["FLOWS_DEFINITION_CHECK_SECONDS"]
+    assert shown_title(app) == "Login"
+    retitle_elsewhere(app, "login", "Sign in")
+    clock[0] += interval / 2
+    assert shown_title(app) == "Login"
+    clock[0] += interval / 2 + 0.01
+    assert shown_title(app) == "Sign in"
+
+
+def test_a_change_committed_in_this_process_is_seen_at_once(
+    app: Flask, login_flow: Flow, clock: list[float]
+) -> None:
+    assert shown_title(app) == "Login"
+    with app.app_context():
+        flow = db.session.scalar(sa.select(Flow).where(Flow.slug == "login"))
+        assert flow is not None
+        flow.title = "Sign in"
+        db.session.commit()
+    assert shown_title(app) == "Sign in"
+
+
+def test_a_bulk_orm_update_counts_as_a_change(
+    app: Flask, login_flow: Flow, clock: list[float]
+) -> None:
+    """Bulk statements skip the flush hook that bumps revisions, so they bump it
+    themselves; committing one still reaches this process's caches at once."""
+    assert shown_title(app) == "Login"
+    with app.app_context():
+        db.session.execute(
+            sa.update(Flow)
+            .where(Flow.slug == "login")
+            .values(title="Sign in", revision=Flow.revision + 1)
+        )
+        db.session.commit()
+    assert shown_title(app) == "Sign in"
+
+
+def test_a_rolled_back_change_is_not_announced_until_the_next_commit(
+    app: Flask, login_flow: Flow, clock: list[float]
+) -> None:
+    """A rolled-back change is never shown; at worst it costs one extra check later."""
+    assert shown_title(app) == "Login"
+    with app.app_context():
+        flow = db.session.scalar(sa.select(Flow).where(Flow.slug == "login"))
+        assert flow is not None
+        flow.title = "Never"
+        db.session.flush()
+        db.session.rollback()
+    assert shown_title(app) == "Login"
+
+
+@pytest.mark.parametrize("app_config", [{"FLOWS_DEFINITION_CHECK_SECONDS": 0}])
+def test_interval_zero_checks_every_time(app: Flask, login_flow: Flow, clock: list[float]) -> None:
+    assert shown_title(app) == "Login"
+    retitle_elsewhere(app, "login", "Sign in")
+    assert shown_title(app) == "Sign in"
+
+
+def test_a_deleted_flow_is_gone_for_the_next_request(
+    app: Flask, state: FlowsState, login_flow: Flow, clock: list[float]
+) -> None:
+    assert shown_title(app) == "Login"
+    with app.app_context():
+        db.session.delete(db.session.get(Flow, login_flow.id))
+        db.session.commit()
+    assert app.test_client().get("/flows/login/").status_code == 404
+
+
+def test_which_policy_types_exist_is_cached_the_same_way(
+    app: Flask, state: FlowsState, clock: list[float]
+) -> None:
+    with app.app_context():
+        engine = db.engine
+        assert not state.definitions.uses_policy_type(engine, "reputation")
+        with engine.begin() as connection:  # another process adds one
+            connection.execute(
+                sa.insert(Policy).values(name="elsewhere", type="reputation", config={})
+            )
+        assert not state.definitions.uses_policy_type(engine, "reputation")
+        clock[0] += app.config["FLOWS_DEFINITION_CHECK_SECONDS"]
+        assert state.definitions.uses_policy_type(engine, "reputation")
