@@ -178,7 +178,8 @@ def markdown(r: dict[str, Any]) -> str:
         "default login flow, whose throttle reads the reputation scores and writes them on",
         "every failure and login, and which checks for MFA devices.",
         "",
-        "| request | " + " | ".join(f"{n} flows" for n in queries["scaling"])
+        "| request | "
+        + " | ".join(f"{n} flows" for n in queries["scaling"])
         + " | 1,000 flows, revision checked every request | default login flow |",
         "|---|" + "---|" * (len(queries["scaling"]) + 2),
     ]
@@ -217,21 +218,25 @@ def markdown(r: dict[str, Any]) -> str:
 
 
 NOTES = [
-    "## Where the targets are missed, and why",
+    "## Where the remaining cost is",
     "",
-    "Profiled with pyinstrument (see bench/README.md for the command). Not fixed here:",
-    "the causes below are in flask_flows/, and the first trials did not yet move the ratios.",
+    "Profiled with pyinstrument (see bench/README.md for the command).",
     "",
-    "- **Failing password POST.** The largest part of the profile is the reputation score:",
-    "  `reputation._on_login_failed` runs an UPDATE and a COMMIT per failed attempt (and",
-    "  `_on_user_logged_in` more on success), which the hand-written view does not do. It",
-    "  is also why a wrong-password POST takes 4 queries and a login 8.",
-    "- **GET of a stage.** Every request reads the flow's revision (one query, how edits",
-    "  reach running plans), builds the stage's config again and saves the plan into the",
-    "  session; the rest is the same template rendering as the baseline.",
+    "- **Stage GET.** The same template rendering as the baseline, plus reading the plan",
+    "  from the cookie. The flow's definition comes from the per-process cache, whose",
+    "  revision is re-read once per `FLOWS_DEFINITION_CHECK_SECONDS` (5 s); a plan that did",
+    "  not change is not signed into a new cookie.",
+    "- **Failing password POST.** The same work as the baseline plus the failed-attempt",
+    "  counter in the plan, which makes Flask sign and send a new session cookie (the",
+    "  counter is what cancels the flow after `failed_attempts_before_cancel` tries).",
+    "  Reputation scores are written only while a `reputation` policy exists; with the",
+    "  default flows installed that is one `INSERT … ON CONFLICT` on a connection of its",
+    "  own per failed attempt and per login, not counted in section 1 (the bench flow binds",
+    "  no reputation policy, like the hand-written view).",
     "- **Whole login at production parameters** is dominated by the single argon2",
     "  verification both sides do, so the ratio is close to 1; at cheap parameters the",
-    "  framework cost shows (section 2).",
+    "  framework cost shows (section 2): flask-flows spends three or four requests (page,",
+    "  identification, password) where Flask-Security-Too's single form spends two.",
 ]
 
 RERUN = [
