@@ -14,7 +14,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, cast
 
 import sqlalchemy as sa
-from flask import current_app, g, request, session
+from flask import Response, after_this_request, current_app, g, request, session
 from flask_login import login_user, logout_user
 from sqlalchemy.engine import CursorResult
 
@@ -27,6 +27,9 @@ if TYPE_CHECKING:
 SESSION_KEY = "_flows_sid"
 #: Flask-Login's own session key for the user id.
 _LOGIN_KEY = "_user_id"
+#: Cookie of a passed MFA check (``authenticator_validate``'s ``last_auth_threshold``);
+#: it belongs to the login and is deleted with it.
+MFA_COOKIE = "flows_mfa"
 #: How stale ``last_seen`` may get before a request writes it again.
 _LAST_SEEN_RESOLUTION = timedelta(minutes=1)
 
@@ -76,6 +79,13 @@ def log_out(state: FlowsState) -> None:
     _end_current(state)
     logout_user()
     _clear_session()
+
+    @after_this_request
+    def forget_mfa(response: Response) -> Response:
+        # On a shared computer the next person must not skip MFA with the password alone.
+        if MFA_COOKIE in request.cookies:
+            response.delete_cookie(MFA_COOKIE, httponly=True, samesite="Lax")
+        return response
 
 
 def current_record(state: FlowsState) -> AuthenticatedSession | None:

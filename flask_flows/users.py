@@ -7,6 +7,7 @@ writes users, so an app with an unusual model can subclass it and pass its own.
 
 from __future__ import annotations
 
+import hashlib
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -156,6 +157,13 @@ class UserStore:
         if ok and password_hash and self.hashing.needs_rehash(password_hash):
             self.set_password(user, password)
         return ok
+
+    def password_fingerprint(self, user: Any) -> str:
+        """A short digest that changes whenever the user's password changes (the stored
+        hash is salted afresh each time); what a remembered MFA check is bound to. It
+        reveals nothing usable about the password: the hash's salt is not in it."""
+        password_hash = getattr(user, "password_hash", None) or ""
+        return hashlib.sha256(password_hash.encode()).hexdigest()[:16]
 
     def is_active(self, user: Any) -> bool:
         return bool(getattr(user, "is_active", True))

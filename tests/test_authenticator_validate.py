@@ -490,7 +490,8 @@ def mfa_cookie(app: Flask, user: User, age: int = 0) -> str:
             return int(time.time()) - age
 
     serializer = URLSafeTimedSerializer(str(app.secret_key), salt=MFA_COOKIE_SALT, signer=Issued)
-    return serializer.dumps({"u": str(user.id)})
+    fingerprint = app.extensions["flows"].user_store.password_fingerprint(user)
+    return serializer.dumps({"u": str(user.id), "p": fingerprint})
 
 
 def with_cookie(app: Flask, browser: FlowBrowser, value: str) -> FlowBrowser:
@@ -592,6 +593,54 @@ def test_passed_mfa_cookie_is_checked(
 
     assert finished(later) is skips
     assert (later.stage_type == VALIDATE) is not skips
+
+
+def test_a_password_change_voids_the_passed_mfa_cookie(
+    app: Flask,
+    state: FlowsState,
+    browser: FlowBrowser,
+    make_user: Callable[..., User],
+    make_flow: Callable[..., Flow],
+) -> None:
+    alice = make_user("alice")
+    add_totp(app, alice)
+    mfa_flow(make_flow, last_auth_threshold=600)
+    value = mfa_cookie(app, alice)
+    before = with_cookie(app, browser, value)
+    to_second_factor(before)
+    assert finished(before)
+
+    with app.app_context():
+        user = db.session.get(User, alice.id)
+        state.user_store.set_password(user, "correct horse battery")  # same text, new salt
+        db.session.commit()
+    later = with_cookie(app, browser, value)
+    to_second_factor(later)
+    assert later.stage_type == VALIDATE
+
+
+def test_logging_out_deletes_the_passed_mfa_cookie(
+    app: Flask,
+    state: FlowsState,
+    browser: FlowBrowser,
+    make_user: Callable[..., User],
+    make_flow: Callable[..., Flow],
+) -> None:
+    secret = add_totp(app, make_user("alice"))
+    mfa_flow(make_flow, last_auth_threshold=600)
+    make_flow("logout", "user_logout", designation="invalidation")
+    to_second_factor(browser)
+    browser.step("login", code=code_for(secret))
+    assert whoami(browser) == "home: alice"
+    assert browser.client.get_cookie(MFA_COOKIE) is not None
+
+    browser.start("logout")
+    browser.step("logout")  # "Log out?" — yes
+    assert whoami(browser) == "home: anonymous"
+    assert browser.client.get_cookie(MFA_COOKIE) is None
+    # The same browser, the password alone: the code is asked for again.
+    to_second_factor(browser)
+    assert browser.stage_type == VALIDATE
 
 
 def test_tampered_payload_with_a_kept_signature_is_ignored(

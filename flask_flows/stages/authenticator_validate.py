@@ -13,7 +13,9 @@ failure is a ``login_failed`` signal (so a reputation policy can count it) and c
 towards ``failed_attempts_before_cancel``.
 
 With ``last_auth_threshold`` set, a success leaves a signed ``flows_mfa`` cookie naming the
-user; while it is younger than the threshold, the same user's next login skips this stage.
+user and a fingerprint of their password hash; while it is younger than the threshold, the
+same user's next login skips this stage. Changing the password (anywhere) voids it, and
+logging out deletes it from that browser.
 """
 
 from __future__ import annotations
@@ -32,13 +34,13 @@ from ..models import Stage, utcnow
 from ..options import ConfigError, Option
 from ..otp import match_recovery_code, verify_totp
 from ..plan import AUTH_METHOD, PENDING_USER_IDENTIFIER
+from ..sessions import MFA_COOKIE
 from .base import StageForm, StageResult, StageRun, StageType, deny, invalid, ok
 
 #: Plan context: every method the user proved in this flow, in order ("password", "totp", …).
 AUTH_METHODS = "auth_methods"
 FAILED_ATTEMPTS = "failed_mfa_attempts"
 #: The "this browser passed MFA" cookie and its signing salt.
-MFA_COOKIE = "flows_mfa"
 MFA_COOKIE_SALT = "flask-flows-mfa"
 
 TOTP = "totp"
@@ -355,7 +357,8 @@ def _serializer() -> URLSafeTimedSerializer:
 
 
 def _remember(run: StageRun, user: Any, threshold: int) -> None:
-    value = _serializer().dumps({"u": run.state.user_store.user_id(user)})
+    store = run.state.user_store
+    value = _serializer().dumps({"u": store.user_id(user), "p": store.password_fingerprint(user)})
     secure = run.request.is_secure
 
     @after_this_request
@@ -376,7 +379,12 @@ def _remembered(run: StageRun, user: Any) -> bool:
         data = _serializer().loads(value, max_age=threshold)
     except BadSignature:  # also SignatureExpired
         return False
-    return isinstance(data, dict) and data.get("u") == run.state.user_store.user_id(user)
+    store = run.state.user_store
+    return (
+        isinstance(data, dict)
+        and data.get("u") == store.user_id(user)
+        and data.get("p") == store.password_fingerprint(user)
+    )
 
 
 def _execute(session: Any, statement: sa.Executable) -> sa.CursorResult[Any]:
