@@ -3,9 +3,10 @@
 The email stage keeps a copy of its plan, already advanced past itself, in a
 :class:`FlowToken` row and mails a link carrying a random token. Only the token's SHA-256
 is stored, so the database alone cannot produce a working link, and the token never
-enters the session or a log. Opening the link (``GET /flows/-/resume/<token>/``) claims the
-row with a conditional UPDATE, so exactly one request wins even when two race, and writes
-the plan into *that* browser's session: the flow goes on where the link was opened, and a
+enters the session or a log. Opening the link (``GET /flows/-/resume/<token>/``) shows a
+page with a "Continue" button; its POST claims the row with a conditional UPDATE, so
+exactly one request wins even when two race, and writes the plan into *that* browser's
+session: the flow goes on where the link was opened, and a
 second browser or device needs nothing from the first.
 
 .. versionadded:: 0.1
@@ -17,15 +18,18 @@ import copy
 import hashlib
 import secrets
 import time
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
 import sqlalchemy as sa
-from flask import Response, make_response, render_template, session, url_for
+from flask import Response, current_app, make_response, render_template, request, session, url_for
+from flask_wtf.csrf import validate_csrf
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Mapped, mapped_column
+from wtforms.validators import ValidationError
 
-from .models import FlowsModel, utcnow
+from .models import Flow, FlowsModel, utcnow
 from .plan import FlowPlan
 
 if TYPE_CHECKING:
@@ -39,6 +43,7 @@ MSG_EXPIRED = "This link has expired. Please start again."
 MSG_NO_ACCOUNT = "This account no longer exists."
 MSG_CHANGED = "This form was changed since the link was sent. Please start again."
 MSG_GONE = "The form this link belongs to no longer exists."
+MSG_CSRF = "The form expired. Please try again."
 
 
 class FlowToken(FlowsModel):
@@ -125,17 +130,41 @@ def store_plan(plan: FlowPlan) -> None:
     session[PLANS_KEY] = plans
 
 
-def resume(token: str) -> Response:
-    """``GET /flows/-/resume/<token>/``: continue the flow a mailed link stands for.
+@dataclass
+class _Link:
+    """A link that may still be used: its row, flow, stored plan and account."""
 
-    A GET changes state here on purpose: the token in the URL is what authorises it, the
-    way a CSRF token would, and the link must work from a mail client without a form.
+    record: FlowToken
+    flow: Flow
+    plan: FlowPlan
+    user: Any | None
+
+
+def resume(token: str) -> Response:
+    """``/flows/-/resume/<token>/``: continue the flow a mailed link stands for.
+
+    GET only shows what the link is for and a "Continue" button; the POST it sends (CSRF
+    protected, in the browser that opened the link) claims the link. Mail scanners and
+    link previews that fetch every URL in a message therefore cannot spend it.
     """
     from .extension import get_state
 
     state = get_state()
-    db_session = state.db.session
-    record = db_session.scalar(
+    link = _usable_link(state, token)
+    if isinstance(link, Response):
+        return link
+    if request.method != "POST":
+        return _continue_page(link)
+    try:
+        validate_csrf(request.form.get(current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token")))
+    except ValidationError:
+        return _continue_page(link, MSG_CSRF, 400)
+    return _claim(state, link)
+
+
+def _usable_link(state: FlowsState, token: str) -> _Link | Response:
+    """The link behind ``token``, or the page that says why it cannot be used."""
+    record = state.db.session.scalar(
         sa.select(FlowToken).where(FlowToken.token_hash == hash_token(token))
     )
     if record is None or record.used_at is not None:
@@ -154,32 +183,49 @@ def resume(token: str) -> Response:
         user = state.user_store.get(record.user_id)
         if user is None:
             return _link_error(MSG_NO_ACCOUNT, 410)
+    return _Link(record, flow, plan, user)
 
+
+def _claim(state: FlowsState, link: _Link) -> Response:
+    """Spend the link (exactly one request wins a race) and put its plan in this browser."""
+    db_session = state.db.session
     claimed = cast(
         "CursorResult[Any]",
         db_session.execute(
             sa.update(FlowToken)
-            .where(FlowToken.id == record.id, FlowToken.used_at.is_(None))
+            .where(FlowToken.id == link.record.id, FlowToken.used_at.is_(None))
             .values(used_at=utcnow())
         ),
     )
     if claimed.rowcount != 1:
         db_session.rollback()
         return _link_error(MSG_INVALID, 404)
-    if record.activate_user and user is not None:
-        state.user_store.update(user, active=True)
+    if link.record.activate_user and link.user is not None:
+        state.user_store.update(link.user, active=True)
     db_session.commit()
 
+    plan = link.plan
     plan.context[IS_RESTORED] = True
     # The link's own expiry was the limit so far; the plan's age counts from now.
     plan.created = time.time()
     store_plan(plan)
-    state.log.info("email link %s: flow %s continued in this browser", record.id, flow.slug)
+    state.log.info(
+        "email link %s: flow %s continued in this browser", link.record.id, link.flow.slug
+    )
     response = make_response("", 303)
-    response.headers["Location"] = url_for("flows.execute", slug=flow.slug)
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["Referrer-Policy"] = "no-referrer"
-    return response
+    response.headers["Location"] = url_for("flows.execute", slug=link.flow.slug)
+    return _private(response)
+
+
+def _continue_page(link: _Link, message: str | None = None, code: int = 200) -> Response:
+    html = render_template(
+        "flows/link_continue.html",
+        layout="flows/base.html",
+        flow=link.flow,
+        messages=[message] if message else [],
+        action_url=request.path,
+    )
+    return _private(make_response(html, code))
 
 
 def _link_error(message: str, code: int, start_url: str | None = None) -> Response:
@@ -191,7 +237,10 @@ def _link_error(message: str, code: int, start_url: str | None = None) -> Respon
         code=code,
         start_url=start_url,
     )
-    response = make_response(html, code)
+    return _private(make_response(html, code))
+
+
+def _private(response: Response) -> Response:
     response.headers["Cache-Control"] = "no-store"
     # The URL holds the token: keep it out of Referer headers sent from this page.
     response.headers["Referrer-Policy"] = "no-referrer"

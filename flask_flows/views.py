@@ -30,7 +30,9 @@ def register_views(blueprint: Blueprint) -> None:
     blueprint.add_url_rule("/<slug>/", view_func=execute, methods=["GET", "POST"])
     blueprint.add_url_rule("/<slug>/cancel/", view_func=cancel, methods=["POST"])
     blueprint.add_url_rule("/-/default/<designation>/", view_func=default_flow)
-    blueprint.add_url_rule("/-/resume/<token>/", endpoint="resume", view_func=resume)
+    blueprint.add_url_rule(
+        "/-/resume/<token>/", endpoint="resume", view_func=resume, methods=["GET", "POST"]
+    )
     blueprint.add_url_rule(
         "/-/login/",
         endpoint="login",

@@ -64,6 +64,17 @@ class FlowBrowser:
         self.step(slug, uid_field=username)
         return self.step(slug, password=password)
 
+    def open_link(self, url: str) -> TestResponse:
+        """Open an emailed link as its reader does: the page it shows, then a click on its
+        "Continue" button (a plain form POST, htmx or not). Returns the POST's response
+        (the 303 into the flow), or the GET's when the link cannot be used."""
+        self.last = self.client.get(url)
+        if self.last.status_code != 200:
+            return self.last
+        assert "Continue from your email" in self.last.text, self.last.text
+        self.last = self.client.post(url, data={"csrf_token": self.csrf_token()})
+        return self.last
+
     def follow(self) -> TestResponse:
         """Follow the redirect (303 or HX-Redirect) of the last response."""
         assert self.last is not None

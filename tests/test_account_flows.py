@@ -73,7 +73,7 @@ def test_sign_up_confirm_by_email_in_another_browser_and_log_in(
     message = mailbox.wait_for_message()
     assert message["To"] == "carol@example.com"
     phone = another(app, browser)
-    phone.client.get(link_in(message))
+    phone.open_link(link_in(message))
     landing = phone.client.get(f"/flows/{ENROLL}/")
     assert landing.status_code in (200, 303)
     assert phone.get("/").text == "home: carol"
@@ -118,7 +118,7 @@ def test_recovery_from_another_browser_sets_the_password_and_ends_other_sessions
     assert message["To"] == "erin@example.com"
 
     phone = another(app, browser)
-    phone.client.get(link_in(message))
+    phone.open_link(link_in(message))
     phone.get(f"/flows/{RECOVER}/")
     assert phone.stage_type == "prompt"
     phone.step(RECOVER, password=NEW_PASSWORD, password_repeat=NEW_PASSWORD)
@@ -229,7 +229,7 @@ def test_recovery_asks_for_the_second_factor_before_the_new_password(
     browser.start(RECOVER)
     browser.step(RECOVER, uid_field="jack")
     phone = another(app, browser)
-    phone.client.get(link_in(mailbox.wait_for_message()))
+    phone.open_link(link_in(mailbox.wait_for_message()))
     phone.get(f"/flows/{RECOVER}/")
     assert phone.stage_type == "authenticator_validate"
     phone.step(

@@ -87,10 +87,9 @@ def ask_for_link(browser: FlowBrowser, identifier: str = "alice", slug: str = SL
 
 
 def open_link(app: Flask, link: str, htmx: bool = False) -> tuple[FlowBrowser, TestResponse]:
-    """Open ``link`` in a new browser with no cookies, as a mail client would (plain GET)."""
+    """Open ``link`` in a new browser with no cookies and press "Continue" there."""
     other = FlowBrowser(app.test_client(), htmx=htmx)
-    response = other.client.get(link)
-    other.last = response
+    response = other.open_link(link)
     return other, response
 
 
@@ -205,6 +204,45 @@ def test_a_link_works_only_once(app: Flask, make_user, recovery_flow, mailbox: M
     )
 
 
+def test_opening_a_link_spends_nothing_until_continue(
+    app: Flask, make_user, recovery_flow, mailbox: Mailbox
+) -> None:
+    """Mail scanners and link previews fetch every URL in a message: their GETs (and
+    HEADs) must leave the link for its reader."""
+    make_user("alice")
+    ask_for_link(FlowBrowser(app.test_client()))
+    link = link_in(mailbox.wait_for_message())
+    scanner = app.test_client()
+    for _ in range(3):
+        page = scanner.get(link)
+        assert page.status_code == 200
+        assert "Continue from your email" in page.text
+        assert page.headers["Cache-Control"] == "no-store"
+        assert page.headers["Referrer-Policy"] == "no-referrer"
+        assert scanner.head(link).status_code == 200
+    assert tokens(app)[0].used_at is None
+
+    reader, response = open_link(app, link)
+    assert response.status_code == 303
+    reader.follow()
+    assert reader.stage_type == "dummy"  # recovery_flow's stage after the email
+    assert tokens(app)[0].used_at is not None
+
+
+def test_continue_without_a_csrf_token_spends_nothing(
+    app: Flask, make_user, recovery_flow, mailbox: Mailbox
+) -> None:
+    make_user("alice")
+    ask_for_link(FlowBrowser(app.test_client()))
+    link = link_in(mailbox.wait_for_message())
+    forged = app.test_client().post(link, data={"csrf_token": "forged"})
+    assert forged.status_code == 400
+    assert "The form expired. Please try again." in forged.text
+    assert "Continue from your email" in forged.text
+    assert tokens(app)[0].used_at is None
+    assert open_link(app, link)[1].status_code == 303
+
+
 def test_two_browsers_racing_for_one_link_get_one_plan(
     app: Flask, make_user, recovery_flow, mailbox: Mailbox
 ) -> None:
@@ -215,9 +253,11 @@ def test_two_browsers_racing_for_one_link_get_one_plan(
     statuses: list[int] = []
 
     def race() -> None:
-        client = app.test_client()
+        browser = FlowBrowser(app.test_client())
+        browser.get(link)
+        token = browser.csrf_token()
         barrier.wait()
-        statuses.append(client.get(link).status_code)
+        statuses.append(browser.client.post(link, data={"csrf_token": token}).status_code)
 
     threads = [threading.Thread(target=race) for _ in range(4)]
     for thread in threads:

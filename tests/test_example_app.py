@@ -256,7 +256,8 @@ def test_sign_up_from_the_home_page_with_the_mail_on_the_terminal(
     assert resume, printed
 
     phone = FlowBrowser(example.test_client(), htmx=browser.htmx)
-    phone.client.get(resume.group(0), follow_redirects=True)
+    phone.open_link(resume.group(0))
+    phone.client.get(phone.last.headers["Location"], follow_redirects=True)
     home = phone.get("/").text
     assert "Hello, <strong>zoe</strong>" in home
     assert "Change your password" in home and "Delete your account" in home

@@ -214,6 +214,17 @@ class Walker:
         self.stage_loaded()
         return self
 
+    def open_link(self, url: str) -> Walker:
+        """Open an emailed link and press the "Continue" button of the page it shows."""
+        self.page.goto(url)
+        button = self.page.get_by_role("button", name="Continue")
+        button.wait_for()
+        if self.js:
+            self.check_a11y()
+        with self.page.expect_navigation():
+            button.click()
+        return self
+
     def stage_loaded(self, stage_type: str | None = None) -> None:
         """A stage page has just been loaded (not swapped): set the marker that every later
         htmx swap must keep."""

@@ -45,7 +45,7 @@ def test_sign_up_with_the_emailed_link(
         assert me.marker_kept()
 
     phone = walker()
-    phone.page.goto(link_in(mailbox.wait_for_message()))
+    phone.open_link(link_in(mailbox.wait_for_message()))
     phone.wait_for_path("/")
     assert phone.logged_in_as() == username
 
@@ -60,7 +60,7 @@ def test_recover_a_forgotten_password(
     me.submit("email", uid_field=f"{user}@example.com")
 
     phone = walker()
-    phone.page.goto(link_in(mailbox.wait_for_message()))
+    phone.open_link(link_in(mailbox.wait_for_message()))
     phone.stage_loaded("prompt")
     phone.finish("/", password=NEW_PASSWORD, password_repeat=NEW_PASSWORD)
     assert phone.logged_in_as() == user
