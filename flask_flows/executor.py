@@ -83,6 +83,9 @@ class FlowExecutor:
 
     def get(self) -> Response:
         plan = self._stored_plan()
+        if plan is not None and self._opens_a_link():
+            self._drop_plan()  # its `next` is carried over to the new plan
+            plan = None
         if plan is None:
             return self._start()
         return self._proceed(plan, submitted=False)
@@ -163,6 +166,14 @@ class FlowExecutor:
         if plan is None:
             self._drop_plan()
         return plan
+
+    def _opens_a_link(self) -> bool:
+        """Whether this GET carries a link argument one of the flow's stages reads."""
+        return any(
+            arg in request.args
+            for binding in self.flow.bindings
+            for arg in self.state.stage_type(binding.stage.type).link_args
+        )
 
     def _save_plan(self, plan: FlowPlan) -> None:
         stored = _stored_plans()

@@ -59,10 +59,11 @@ def fresh(app: Flask, browser: FlowBrowser) -> FlowBrowser:
 
 
 def open_link(browser: FlowBrowser, url: str) -> TestResponse:
-    """Open an invitation link; a plain browser follows the 303 to the next stage."""
+    """Open an invitation link and press "Continue" on the page it shows (a plain browser
+    then follows the 303 to the next stage)."""
     response = browser.get(url)
-    if response.status_code == 303 and urlsplit(response.headers["Location"]).query == "":
-        return browser.follow()
+    if browser.stage_type == "invitation":
+        response = browser.step(urlsplit(url).path.strip("/").split("/")[-1])
     return response
 
 
@@ -166,12 +167,60 @@ def test_fixed_data_is_merged_over_existing_prompt_data_only_for_its_keys(
     )
     if not browser.htmx:
         browser.follow()
+    assert browser.stage_type == "invitation"
+    browser.step("second")  # "Continue"
 
     assert browser.stage_type == "dummy"
     assert plan_context(browser, "second")[PROMPT_DATA] == {
         "username": "carol",
         "email": "carol@example.com",
     }
+
+
+def test_opening_a_link_spends_nothing_until_continue(
+    app: Flask, browser: FlowBrowser, invited_flow: Flow, invite: Callable[..., str]
+) -> None:
+    """Mail scanners fetch every URL in a message, GET and HEAD: the invitation stays."""
+    token = invite()
+    url = f"/flows/invited/?itoken={token}"
+    scanner = fresh(app, browser)
+    for _ in range(3):
+        page = scanner.get(url)
+        assert scanner.stage_type == "invitation"
+        assert "You are invited" in page.text
+        assert scanner.client.head(url).status_code == 200
+    assert invitation_row(app, token).used_at is None
+    assert INVITATION not in plan_context(scanner)
+
+    open_link(browser, url)
+    assert browser.stage_type == "dummy"
+    assert invitation_row(app, token).used_at is not None
+    # The scanner's own "Continue" now finds the invitation spent.
+    assert_denied(scanner.step("invited"), scanner, MSG_USED)
+
+
+def test_a_new_link_starts_afresh_over_an_older_plan(
+    app: Flask, browser: FlowBrowser, invited_flow: Flow, invite: Callable[..., str]
+) -> None:
+    first = invite(fixed_data={"email": "first@example.com"})
+    second = invite(fixed_data={"email": "second@example.com"})
+    open_link(browser, f"/flows/invited/?itoken={first}")
+    assert plan_context(browser)[PROMPT_DATA] == {"email": "first@example.com"}
+
+    open_link(browser, f"/flows/invited/?itoken={second}")
+    assert browser.stage_type == "dummy"
+    assert plan_context(browser)[PROMPT_DATA] == {"email": "second@example.com"}
+    assert plan_context(browser)[INVITATION] == invitation_row(app, second).id
+
+
+def test_continue_without_a_csrf_token_accepts_nothing(
+    app: Flask, browser: FlowBrowser, invited_flow: Flow, invite: Callable[..., str]
+) -> None:
+    token = invite()
+    browser.get(f"/flows/invited/?itoken={token}")
+    browser.post("/flows/invited/", {"flow_step": browser.step_token()})
+    assert browser.stage_type == "invitation"
+    assert invitation_row(app, token).used_at is None
 
 
 def test_an_expired_link_is_refused(

@@ -96,6 +96,9 @@ class StageType:
     template: ClassVar[str]
     #: Pages showing secrets set this so htmx keeps them out of its history cache.
     history: ClassVar[bool] = True
+    #: Query arguments of a link this stage reads (an invitation's token): a GET that
+    #: carries one starts the flow afresh instead of resuming an older plan.
+    link_args: ClassVar[tuple[str, ...]] = ()
 
     def check_config(self, config: dict[str, Any], where: str) -> None:
         """Cross-field checks beyond :class:`Option`; raise ``ConfigError`` naming ``where``."""

@@ -1,14 +1,16 @@
 """Invitation: lets the flow continue only for someone holding a valid invitation link.
 
-The link carries the token as ``?itoken=…``. The stage acts in the request that opens
-the link (it shows nothing), so bind it before any stage that asks the user something:
-later requests post to the bare flow URL and no longer carry the token. Only the
-invitation's id reaches the plan, never the token.
+The link carries the token as ``?itoken=…``. Opening it (GET) checks the invitation and
+shows a "Continue" page, spending nothing: mail scanners and link previews fetch every
+URL in a message. Pressing "Continue" (a POST with CSRF and step tokens) accepts it. Only
+the invitation's id reaches the plan, never the token, so bind this stage first: later
+requests post to the bare flow URL and no longer carry the token. A GET that carries a
+token always starts the flow afresh, so a new link is never ignored for an older plan.
 
-A single-use invitation is spent the moment the stage accepts it, by a conditional
-``UPDATE … WHERE used_at IS NULL``: of two browsers opening the same link at once, exactly
-one gets through. Its ``fixed_data`` is merged into ``prompt_data``, so a following
-prompt stage shows those values and user_write stores them.
+A single-use invitation is spent on acceptance by a conditional ``UPDATE … WHERE
+used_at IS NULL``: of two browsers pressing "Continue" at once, exactly one gets
+through. Its ``fixed_data`` is merged into ``prompt_data``, so a following prompt stage
+shows those values and user_write stores them.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from .base import StageForm, StageResult, StageRun, StageType, deny, ok
 
 #: Plan context key holding the accepted invitation's id.
 INVITATION = "invitation"
+#: Plan context key holding the id of the invitation checked on GET, until "Continue".
+OFFERED = "invitation_offered"
 #: The query parameter of an invitation link.
 LINK_ARG = "itoken"
 
@@ -36,7 +40,8 @@ MSG_USED = "This invitation link has already been used. Please ask for a new inv
 
 class InvitationStage(StageType):
     name = "invitation"
-    template = ""
+    template = "flows/stages/invitation.html"
+    link_args = (LINK_ARG,)
     options = {
         "continue_flow_without_invitation": Option(
             bool,
@@ -46,10 +51,19 @@ class InvitationStage(StageType):
     }
 
     def is_interactive(self, run: StageRun) -> bool:
-        return False
+        """Shown ("Continue") while a valid invitation waits to be accepted; otherwise the
+        stage acts at once: it refuses, or lets the flow go on without an invitation."""
+        if LINK_ARG in run.request.args:
+            found = _check_link(run)
+            if isinstance(found, Invitation):
+                run.context[OFFERED] = found.id
+            else:
+                run.context.pop(OFFERED, None)
+                run.memo["refusal"] = found
+        return OFFERED in run.context
 
     def respond(self, run: StageRun, form: StageForm | None) -> StageResult:
-        refusal = self._accept(run)
+        refusal = run.memo.get("refusal", MSG_MISSING) if form is None else _accept(run)
         if refusal is None:
             return ok()
         run.state.log.info("invitation: refused in flow %s: %s", run.flow.slug, refusal)
@@ -57,32 +71,52 @@ class InvitationStage(StageType):
             return ok()
         return deny(refusal)
 
-    def _accept(self, run: StageRun) -> str | None:
-        """Accept the link's invitation into the plan; return why not, or ``None``."""
-        token = run.request.args.get(LINK_ARG, "")
-        if not token:
-            return MSG_MISSING
-        if len(token) > MAX_TOKEN_LENGTH:
-            return MSG_INVALID
-        session = run.state.db.session
-        invitation = session.scalar(
-            sa.select(Invitation).where(Invitation.token_hash == hash_token(token))
-        )
-        if invitation is None or invitation.flow_slug not in (None, run.flow.slug):
-            return MSG_INVALID
-        now = utcnow()
-        if invitation.is_expired(now):
-            return MSG_EXPIRED
-        if not _spend(session, invitation, now):
-            session.rollback()
-            return MSG_USED
-        fixed_data = dict(invitation.fixed_data or {})
-        invitation_id = invitation.id
-        session.commit()
-        run.context[INVITATION] = invitation_id
-        if fixed_data:
-            run.context[PROMPT_DATA] = {**(run.context.get(PROMPT_DATA) or {}), **fixed_data}
-        return None
+
+def _check_link(run: StageRun) -> Invitation | str:
+    """The link's invitation if it may still be accepted in this flow, else why not."""
+    token = run.request.args.get(LINK_ARG, "")
+    if not token:
+        return MSG_MISSING
+    if len(token) > MAX_TOKEN_LENGTH:
+        return MSG_INVALID
+    invitation = run.state.db.session.scalar(
+        sa.select(Invitation).where(Invitation.token_hash == hash_token(token))
+    )
+    refusal = _refusal(run, invitation)
+    if refusal is not None:
+        return refusal
+    assert invitation is not None
+    return invitation
+
+
+def _refusal(run: StageRun, invitation: Invitation | None) -> str | None:
+    if invitation is None or invitation.flow_slug not in (None, run.flow.slug):
+        return MSG_INVALID
+    if invitation.is_expired(utcnow()):
+        return MSG_EXPIRED
+    if invitation.single_use and invitation.used_at is not None:
+        return MSG_USED
+    return None
+
+
+def _accept(run: StageRun) -> str | None:
+    """Accept the offered invitation into the plan; return why not, or ``None``."""
+    session = run.state.db.session
+    invitation = session.get(Invitation, run.context.pop(OFFERED))
+    refusal = _refusal(run, invitation)
+    if refusal is not None:
+        return refusal
+    assert invitation is not None
+    if not _spend(session, invitation, utcnow()):
+        session.rollback()
+        return MSG_USED
+    fixed_data = dict(invitation.fixed_data or {})
+    invitation_id = invitation.id
+    session.commit()
+    run.context[INVITATION] = invitation_id
+    if fixed_data:
+        run.context[PROMPT_DATA] = {**(run.context.get(PROMPT_DATA) or {}), **fixed_data}
+    return None
 
 
 def _spend(session: DbSession, invitation: Invitation, now: datetime) -> bool:
