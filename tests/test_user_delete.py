@@ -16,6 +16,7 @@ from werkzeug.test import TestResponse
 from flask_flows import Flow, FlowsModel, PolicyBinding, signals
 from flask_flows.devices import StaticDevice, StaticToken, TOTPDevice
 from flask_flows.extension import FlowsState
+from flask_flows.reputation import ReputationKind, ReputationScore, adjust
 from flask_flows.stages.user_delete import MSG_NO_USER, MSG_NOT_DELETED
 
 PASSWORD = "correct horse battery"
@@ -126,6 +127,31 @@ def test_deleting_removes_every_row_and_logs_out(
     assert browser.client.get("/").text == "home: anonymous"
     assert elsewhere.client.get("/").text == "home: anonymous"
     assert watch_deletions == [{"user_id": str(alice.id)}]
+
+
+def test_deleting_forgets_the_reputation_of_the_user_identifiers(
+    app: Flask,
+    state: FlowsState,
+    browser: FlowBrowser,
+    make_user: Callable[..., User],
+    login_flow: Flow,
+    unenroll_flow: Flow,
+) -> None:
+    make_user("Alice", password=PASSWORD)
+    pairs = [
+        (ReputationKind.identifier, "alice"),
+        (ReputationKind.identifier, "alice@example.com"),
+        (ReputationKind.identifier, "bob"),
+        (ReputationKind.ip, "203.0.113.7"),
+    ]
+    with app.app_context():
+        adjust(state, pairs, -2)
+    log_in(browser, "Alice")
+    unenroll(browser)
+    assert browser.redirect_target == "/"
+    with app.app_context():
+        left = set(db.session.execute(sa.select(ReputationScore.kind, ReputationScore.key)))
+    assert left == {("identifier", "bob"), ("ip", "203.0.113.7")}
 
 
 def test_a_refused_deletion_keeps_everything(
