@@ -22,6 +22,7 @@ from flask_flows.stages.user_write import (
     MSG_NO_USER,
     MSG_USERNAME_TAKEN,
     UserWriteStage,
+    identifier_lock,
 )
 
 OLD = "correct horse battery"
@@ -259,8 +260,53 @@ def test_a_failed_write_keeps_nothing_and_says_why(
     assert whoami(browser) == "home: anonymous"
 
 
-def test_two_sign_ups_racing_for_one_username_make_one_user(
+def test_a_sign_up_waits_for_a_parallel_write_of_the_name_in_another_case(
     app: Flask, make_flow: Callable[..., Flow]
+) -> None:
+    """Deterministic form of the race below: another transaction is writing "Bob" (and,
+    on PostgreSQL, holds the name's lock as user_write does) when "bob" is written. The
+    sign-up must wait for it, then see it, however the unique constraint compares."""
+    signup_flow(make_flow)
+    browser = FlowBrowser(app.test_client())
+    responses: list[TestResponse] = []
+    with app.app_context():
+        engine = db.engine
+    with engine.connect() as other:
+        transaction = other.begin()
+        if engine.dialect.name == "postgresql":
+            key = identifier_lock("username", "Bob")
+            other.execute(
+                sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtextextended(key, 0)))
+            )
+        other.execute(
+            sa.insert(User).values(username="Bob", email="other@example.com", active=True)
+        )
+        thread = threading.Thread(target=lambda: responses.append(sign_up(browser)))
+        thread.start()
+        thread.join(timeout=1.0)
+        assert thread.is_alive(), "the sign-up did not wait for the other write"
+        transaction.commit()
+    thread.join(timeout=30)
+    assert len(responses) == 1
+    assert MSG_USERNAME_TAKEN in responses[0].text
+    assert [u.username for u in users(app)] == ["Bob"]
+
+
+@pytest.mark.parametrize(
+    ("field", "values", "message"),
+    [
+        ("username", ("bob", "bob"), MSG_USERNAME_TAKEN),
+        ("username", ("Bob", "bOB"), MSG_USERNAME_TAKEN),
+        ("email", ("Bob@Example.com", "bob@example.COM"), MSG_EMAIL_TAKEN),
+    ],
+    ids=["same", "username-other-case", "email-other-case"],
+)
+def test_two_sign_ups_racing_for_one_username_make_one_user(
+    app: Flask,
+    make_flow: Callable[..., Flow],
+    field: str,
+    values: tuple[str, str],
+    message: str,
 ) -> None:
     # A dummy stage between prompt and write lets both pass the prompt's own check first.
     make_flow(
@@ -272,7 +318,9 @@ def test_two_sign_ups_racing_for_one_username_make_one_user(
     )
     browsers = [FlowBrowser(app.test_client()) for _ in range(2)]
     for index, browser in enumerate(browsers):
-        sign_up(browser, email=f"bob{index}@example.com")
+        # Each differs in the other field, so only `field` can clash.
+        other = {"username": f"bob{index}", "email": f"bob{index}@example.com"}
+        sign_up(browser, **{**other, field: values[index]})
         assert browser.stage_type == "dummy"
 
     barrier = threading.Barrier(2)
@@ -293,4 +341,4 @@ def test_two_sign_ups_racing_for_one_username_make_one_user(
     statuses = sorted(r.status_code for r in responses)
     assert statuses == [200, 303]
     (refused,) = [r for r in responses if r.status_code == 200]
-    assert MSG_USERNAME_TAKEN in refused.text
+    assert message in refused.text

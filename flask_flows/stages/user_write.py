@@ -76,6 +76,7 @@ class UserWriteStage(StageType):
         attributes = _attributes(run, data)
         new_hash = password_hash(data.get(PASSWORD_KEY))
         try:
+            _lock_identifiers(run, attributes)
             if create:
                 user = store.model(**attributes)
                 user.active = not run.config["create_users_as_inactive"]
@@ -85,6 +86,10 @@ class UserWriteStage(StageType):
             if new_hash is not None:
                 store.set_password_hash(user, new_hash)
             store.session.flush()
+            taken = _taken_ignoring_case(run, attributes, user)
+            if taken is not None:
+                store.session.rollback()
+                return invalid(taken)
             if create and run.config["create_users_group"]:
                 store.add_to_group(user, run.config["create_users_group"])
             store.session.commit()
@@ -115,6 +120,50 @@ class UserWriteStage(StageType):
                 run.state.log.info("user_write: ended %d other sessions of %s", ended, user_id)
             signals.password_changed.send(app, user=user)
         return ok()
+
+
+#: Identifying attributes that must be unique ignoring case.
+_IDENTIFIERS = ("username", "email")
+
+
+def _given(value: Any) -> bool:
+    return isinstance(value, str) and bool(value.strip())
+
+
+def _lock_identifiers(run: StageRun, attributes: dict[str, Any]) -> None:
+    """On PostgreSQL, serialise writes of the same username or email (ignoring case) with
+    transaction-scoped advisory locks, so that the check after the flush sees a parallel
+    sign-up as "Bob" which the unique constraint (case-sensitive) lets through beside
+    "bob". SQLite needs none: its writers take the database lock in turn, at the flush."""
+    session = run.state.user_store.session
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    keys = sorted(
+        identifier_lock(name, attributes[name])
+        for name in _IDENTIFIERS
+        if _given(attributes.get(name))
+    )
+    for key in keys:  # in a fixed order, so two writers cannot deadlock on them
+        session.execute(sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtextextended(key, 0))))
+
+
+def identifier_lock(name: str, value: str) -> str:
+    """The name of the PostgreSQL advisory lock a write of ``name`` = ``value`` holds
+    (hashed with ``hashtextextended(…, 0)``): the same for every case of ``value``."""
+    return f"flask-flows:{name}:{value.strip().lower()}"
+
+
+def _taken_ignoring_case(run: StageRun, attributes: dict[str, Any], user: Any) -> str | None:
+    """After the flush, in the same transaction: is a written username or email another
+    user's in another case? (The database's unique constraint usually compares
+    case-sensitively; the store ignores case.)"""
+    store = run.state.user_store
+    username, email = attributes.get("username"), attributes.get("email")
+    if _given(username) and store.username_taken(username, exclude=user):
+        return MSG_USERNAME_TAKEN
+    if _given(email) and store.email_taken(email, exclude=user):
+        return MSG_EMAIL_TAKEN
+    return None
 
 
 def _attributes(run: StageRun, data: dict[str, Any]) -> dict[str, Any]:
