@@ -15,7 +15,7 @@ kept and the stage says why. After a password change the user's other sessions e
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any
+from typing import Any, TypeGuard
 
 import sqlalchemy as sa
 from flask import current_app
@@ -126,7 +126,7 @@ class UserWriteStage(StageType):
 _IDENTIFIERS = ("username", "email")
 
 
-def _given(value: Any) -> bool:
+def _given(value: Any) -> TypeGuard[str]:
     return isinstance(value, str) and bool(value.strip())
 
 
