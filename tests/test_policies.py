@@ -27,6 +27,7 @@ from flask_flows import (
 from flask_flows.extension import FlowsState
 from flask_flows.options import validate_options
 from flask_flows.planner import FlowNonApplicable
+from flask_flows.policies import engine as engine_module
 
 _names = count()
 
@@ -187,6 +188,28 @@ def test_raising_policy_uses_failure_result_and_is_logged(
     assert applies is failure_result
     [record] = [r for r in caplog.records if r.name == "flask_flows.policies"]
     assert record.exc_info is not None and "boom" in str(record.exc_info[1])
+
+
+@pytest.mark.parametrize("failure_result", [False, True])
+@pytest.mark.parametrize(
+    ("timeout", "seconds", "overran"), [(30, 31, True), (30, 29, False), (0, 999, False)]
+)
+def test_a_policy_slower_than_its_timeout_uses_failure_result(
+    app, state, flows, guarded, caplog, monkeypatch, failure_result, timeout, seconds, overran
+) -> None:
+    now = [1000.0]
+    monkeypatch.setattr(engine_module, "monotonic", lambda: now[0])
+
+    @flows.policy("slow")
+    def slow(policy_request: Any) -> bool:
+        now[0] += seconds
+        return not failure_result  # its own answer differs from the fallback
+
+    bind(app, "guarded", policy=python("slow"), failure_result=failure_result, timeout=timeout)
+    with caplog.at_level(logging.ERROR, logger="flask_flows.policies"):
+        applies, _messages = decide(app, state, "guarded")
+    assert applies is (failure_result if overran else not failure_result)
+    assert ("more than its timeout of 30 s" in caplog.text) is overran
 
 
 @pytest.mark.parametrize("failure_result", [False, True])

@@ -4,12 +4,18 @@ Semantics follow authentik: an object without enabled bindings passes; a binding
 policy runs it (an exception yields the binding's ``failure_result``), a user binding
 matches that user, a group binding matches members; ``negate`` flips the outcome but
 keeps the messages.
+
+A policy that takes longer than its binding's ``timeout`` (seconds) counts as if it had
+raised: its answer is discarded for ``failure_result`` and the overrun is logged.
+authentik kills a policy process at the timeout; flask-flows evaluates in-process, where
+Python code cannot be interrupted safely, so the evaluation finishes first.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from time import monotonic
 
 from ..models import PolicyBinding, PolicyEngineMode
 from .base import PolicyRequest, PolicyResult
@@ -61,6 +67,7 @@ def _raw_result(binding: PolicyBinding, request: PolicyRequest) -> PolicyResult:
     policy = binding.policy
     if policy is None:
         return PolicyResult(bool(binding.failure_result))
+    started = monotonic()
     try:
         policy_type = request.state.policy_type(policy.type)
         config = request.state.policy_config(policy)
@@ -68,6 +75,16 @@ def _raw_result(binding: PolicyBinding, request: PolicyRequest) -> PolicyResult:
     except Exception:
         logger.exception(
             "policy %r raised; using failure_result=%s", policy.name, binding.failure_result
+        )
+        return PolicyResult(bool(binding.failure_result))
+    spent = monotonic() - started
+    if binding.timeout and spent > binding.timeout:
+        logger.error(
+            "policy %r took %.1f s, more than its timeout of %s s; using failure_result=%s",
+            policy.name,
+            spent,
+            binding.timeout,
+            binding.failure_result,
         )
         return PolicyResult(bool(binding.failure_result))
     if policy.execution_logging:
