@@ -83,7 +83,7 @@ class FlowExecutor:
 
     def get(self) -> Response:
         plan = self._stored_plan()
-        if plan is not None and self._opens_a_link():
+        if plan is not None and self._opens_another_link(plan):
             self._drop_plan()  # its `next` is carried over to the new plan
             plan = None
         if plan is None:
@@ -167,12 +167,14 @@ class FlowExecutor:
             self._drop_plan()
         return plan
 
-    def _opens_a_link(self) -> bool:
-        """Whether this GET carries a link argument one of the flow's stages reads."""
+    def _opens_another_link(self, plan: FlowPlan) -> bool:
+        """Whether a stage of the flow finds a link in this GET other than the plan's."""
+        current = request._get_current_object()  # type: ignore[attr-defined]
         return any(
-            arg in request.args
+            self.state.stage_type(binding.stage.type).opens_another_link(
+                self.state, current, plan.context
+            )
             for binding in self.flow.bindings
-            for arg in self.state.stage_type(binding.stage.type).link_args
         )
 
     def _save_plan(self, plan: FlowPlan) -> None:

@@ -186,16 +186,32 @@ def _pretends(app: Flask, stage: Any) -> bool:
 _UPSERT_DIALECTS = frozenset({"postgresql", "sqlite"})
 
 
-def _new_score() -> Any:
-    """The SET expression for a score: an expired one restarts from 0, and the result is
-    capped. Its parameters are ``now``, ``delta`` and ``cap``; SET expressions read the
-    row as it was before the change."""
+def _new_values() -> dict[str, Any]:
+    """A new row's columns, as bound parameters (see :func:`_parameters`)."""
+    row = ReputationScore
+    return {
+        "kind": sa.bindparam("p_kind"),
+        "key": sa.bindparam("p_key"),
+        "score": sa.bindparam("initial", type_=sa.Integer()),
+        "updated": sa.bindparam("now", type_=row.updated.type),
+        "expires": sa.bindparam("p_expires", type_=row.expires.type),
+    }
+
+
+def _changes() -> dict[str, Any]:
+    """What a change sets on an existing row: the score (an expired one restarts from 0,
+    and the result is capped; SET expressions read the row as it was), its time and its
+    new expiry."""
     row = ReputationScore
     now = sa.bindparam("now", type_=row.updated.type)
     delta = sa.bindparam("delta", type_=sa.Integer())
     cap = sa.bindparam("cap", type_=sa.Integer())
     current = sa.case((row.expires <= now, 0), else_=row.score)
-    return sa.case((current + delta > cap, cap), else_=current + delta)
+    return {
+        "score": sa.case((current + delta > cap, cap), else_=current + delta),
+        "updated": now,
+        "expires": sa.bindparam("p_expires", type_=row.expires.type),
+    }
 
 
 @functools.cache
@@ -204,21 +220,21 @@ def _upsert_statement(dialect: str) -> Any:
     parameters: SQLAlchemy compiles it once, not on every failed attempt."""
     row = ReputationScore
     insert = postgresql.insert(row) if dialect == "postgresql" else sqlite.insert(row)
-    insert = insert.values(
-        kind=sa.bindparam("p_kind"),
-        key=sa.bindparam("p_key"),
-        score=sa.bindparam("initial", type_=sa.Integer()),
-        updated=sa.bindparam("now", type_=row.updated.type),
-        expires=sa.bindparam("p_expires", type_=row.expires.type),
+    return insert.values(**_new_values()).on_conflict_do_update(
+        index_elements=[row.kind, row.key], set_=_changes()
     )
-    return insert.on_conflict_do_update(
-        index_elements=[row.kind, row.key],
-        set_={
-            "score": _new_score(),
-            "updated": sa.bindparam("now", type_=row.updated.type),
-            "expires": sa.bindparam("p_expires", type_=row.expires.type),
-        },
+
+
+@functools.cache
+def _update_and_insert() -> tuple[Any, Any]:
+    """The pair of statements for databases without an upsert, built once."""
+    row = ReputationScore
+    update = (
+        sa.update(row)
+        .where(row.kind == sa.bindparam("p_kind"), row.key == sa.bindparam("p_key"))
+        .values(**_changes())
     )
+    return update, sa.insert(row).values(**_new_values())
 
 
 def _parameters(state: FlowsState, delta: int) -> dict[str, Any]:
@@ -241,24 +257,8 @@ def _upsert(state: FlowsState, pairs: list[tuple[ReputationKind, str]], delta: i
 
 
 def _adjust_one(state: FlowsState, kind: ReputationKind, key: str, delta: int) -> None:
-    row = ReputationScore
     parameters = {**_parameters(state, delta), "p_kind": kind.value, "p_key": key}
-    update = (
-        sa.update(row)
-        .where(row.kind == sa.bindparam("p_kind"), row.key == sa.bindparam("p_key"))
-        .values(
-            score=_new_score(),
-            updated=sa.bindparam("now", type_=row.updated.type),
-            expires=sa.bindparam("p_expires", type_=row.expires.type),
-        )
-    )
-    insert = sa.insert(row).values(
-        kind=sa.bindparam("p_kind"),
-        key=sa.bindparam("p_key"),
-        score=sa.bindparam("initial", type_=sa.Integer()),
-        updated=sa.bindparam("now", type_=row.updated.type),
-        expires=sa.bindparam("p_expires", type_=row.expires.type),
-    )
+    update, insert = _update_and_insert()
     engine = state.db.engine
     with engine.begin() as connection:
         if cast(CursorResult[Any], connection.execute(update, parameters)).rowcount:

@@ -213,6 +213,24 @@ def test_a_new_link_starts_afresh_over_an_older_plan(
     assert plan_context(browser)[INVITATION] == invitation_row(app, second).id
 
 
+def test_the_same_link_opened_again_resumes_the_plan(
+    app: Flask, make_flow: Callable[..., Flow], invite: Callable[..., str]
+) -> None:
+    """Someone who accepted, went on, then clicked the link in the mail again keeps their
+    progress (a single-use link would otherwise now be refused as used)."""
+    make_flow("invited", "invitation", "dummy", "dummy", designation="enrollment")
+    token = invite()
+    browser = FlowBrowser(app.test_client())
+    open_link(browser, f"/flows/invited/?itoken={token}")
+    browser.step("invited")  # past the first dummy
+    step = browser.step_token()
+
+    browser.get(f"/flows/invited/?itoken={token}")
+    assert browser.stage_type == "dummy"
+    assert browser.step_token() == step
+    assert "already been used" not in browser.last.text  # type: ignore[union-attr]
+
+
 def test_continue_without_a_csrf_token_accepts_nothing(
     app: Flask, browser: FlowBrowser, invited_flow: Flow, invite: Callable[..., str]
 ) -> None:

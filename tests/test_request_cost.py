@@ -186,15 +186,24 @@ def test_a_change_from_another_process_is_seen_within_the_interval(
     assert shown_title(app) == "Sign in"
 
 
+def retitle_here(app: Flask, title: str, *, commit: bool) -> None:
+    """Change the flow through this process's ORM session, then commit or roll back."""
+    with app.app_context():
+        flow = db.session.scalar(sa.select(Flow).where(Flow.slug == "login"))
+        assert flow is not None
+        flow.title = title
+        db.session.flush()
+        if commit:
+            db.session.commit()
+        else:
+            db.session.rollback()
+
+
 def test_a_change_committed_in_this_process_is_seen_at_once(
     app: Flask, login_flow: Flow, clock: list[float]
 ) -> None:
     assert shown_title(app) == "Login"
-    with app.app_context():
-        flow = db.session.scalar(sa.select(Flow).where(Flow.slug == "login"))
-        assert flow is not None
-        flow.title = "Sign in"
-        db.session.commit()
+    retitle_here(app, "Sign in", commit=True)
     assert shown_title(app) == "Sign in"
 
 
@@ -219,12 +228,7 @@ def test_a_rolled_back_change_is_not_announced_until_the_next_commit(
 ) -> None:
     """A rolled-back change is never shown; at worst it costs one extra check later."""
     assert shown_title(app) == "Login"
-    with app.app_context():
-        flow = db.session.scalar(sa.select(Flow).where(Flow.slug == "login"))
-        assert flow is not None
-        flow.title = "Never"
-        db.session.flush()
-        db.session.rollback()
+    retitle_here(app, "Never", commit=False)
     assert shown_title(app) == "Login"
 
 

@@ -96,9 +96,6 @@ class StageType:
     template: ClassVar[str]
     #: Pages showing secrets set this so htmx keeps them out of its history cache.
     history: ClassVar[bool] = True
-    #: Query arguments of a link this stage reads (an invitation's token): a GET that
-    #: carries one starts the flow afresh instead of resuming an older plan.
-    link_args: ClassVar[tuple[str, ...]] = ()
 
     def check_config(self, config: dict[str, Any], where: str) -> None:
         """Cross-field checks beyond :class:`Option`; raise ``ConfigError`` naming ``where``."""
@@ -107,6 +104,14 @@ class StageType:
         """False for stages that act at once (deny, redirect, login without a choice):
         the executor runs them without showing a form, in the request that reached them."""
         return True
+
+    def opens_another_link(
+        self, state: FlowsState, request: Request, context: dict[str, Any]
+    ) -> bool:
+        """Whether this GET carries a link (an invitation's token) other than the one the
+        plan in the session was started from: the flow then starts afresh, so a newer
+        link is never ignored for an older plan."""
+        return False
 
     def form_class(self, run: StageRun) -> type[StageForm]:
         """The form for this stage; the default has only CSRF and the step token."""

@@ -4,8 +4,9 @@ The link carries the token as ``?itoken=…``. Opening it (GET) checks the invit
 shows a "Continue" page, spending nothing: mail scanners and link previews fetch every
 URL in a message. Pressing "Continue" (a POST with CSRF and step tokens) accepts it. Only
 the invitation's id reaches the plan, never the token, so bind this stage first: later
-requests post to the bare flow URL and no longer carry the token. A GET that carries a
-token always starts the flow afresh, so a new link is never ignored for an older plan.
+requests post to the bare flow URL and no longer carry the token. A GET with the token
+of another invitation than the running plan's starts the flow afresh, so a newer link is
+never ignored for an older plan; the same link opened again resumes where it was.
 
 A single-use invitation is spent on acceptance by a conditional ``UPDATE … WHERE
 used_at IS NULL``: of two browsers pressing "Continue" at once, exactly one gets
@@ -16,6 +17,7 @@ shows those values and user_write stores them.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
@@ -24,6 +26,11 @@ from ..models import utcnow
 from ..options import Option
 from ..plan import PROMPT_DATA
 from .base import StageForm, StageResult, StageRun, StageType, deny, ok
+
+if TYPE_CHECKING:
+    from flask import Request
+
+    from ..extension import FlowsState
 
 #: Plan context key holding the accepted invitation's id.
 INVITATION = "invitation"
@@ -41,7 +48,6 @@ MSG_USED = "This invitation link has already been used. Please ask for a new inv
 class InvitationStage(StageType):
     name = "invitation"
     template = "flows/stages/invitation.html"
-    link_args = (LINK_ARG,)
     options = {
         "continue_flow_without_invitation": Option(
             bool,
@@ -49,6 +55,24 @@ class InvitationStage(StageType):
             help="Let the flow go on (without fixed data) when there is no valid invitation.",
         ),
     }
+
+    def opens_another_link(
+        self, state: FlowsState, request: Request, context: dict[str, Any]
+    ) -> bool:
+        """A token for another invitation than the plan's (accepted or waiting) starts the
+        flow afresh; the same link opened again resumes the plan where it is."""
+        token = request.args.get(LINK_ARG)
+        if not token:
+            return False
+        if len(token) > MAX_TOKEN_LENGTH:
+            return True  # refused afresh
+        invitation_id = state.db.session.scalar(
+            sa.select(Invitation.id).where(Invitation.token_hash == hash_token(token))
+        )
+        return invitation_id is None or invitation_id not in (
+            context.get(INVITATION),
+            context.get(OFFERED),
+        )
 
     def is_interactive(self, run: StageRun) -> bool:
         """Shown ("Continue") while a valid invitation waits to be accepted; otherwise the
