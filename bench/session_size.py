@@ -4,7 +4,7 @@ The default flows are installed with ``install_default_flows`` and walked as
 ``tests/test_account_flows.py`` and ``tests/test_authenticator_setup.py`` do, once as a
 plain browser and once as htmx; each step keeps the larger of the two. Mail goes to a
 ``FLOWS_MAIL_BACKEND`` function that keeps the messages, and links are opened in a
-second browser.
+second browser (its "Continue" pressed).
 """
 
 from __future__ import annotations
@@ -89,7 +89,8 @@ class Walk:
         assert browser.stage_type == "email"
         self.record(browser, "enrollment: email sent")
         phone = self.browser()
-        phone.client.get(self.link_in_last_mail(f"{carol}@example.com"))
+        phone.open_link(self.link_in_last_mail(f"{carol}@example.com"))
+        assert phone.last is not None and phone.last.status_code == 303
         self.record(phone, "enrollment: link opened")
         phone.get(f"/flows/{ENROLL}/")
         self.record(phone, "enrollment: account written, logged in")
@@ -142,7 +143,8 @@ class Walk:
         assert stranger.stage_type == "email"
         self.record(stranger, "recovery: email sent")
         phone = self.browser()
-        phone.client.get(self.link_in_last_mail(f"{erin}@example.com"))
+        phone.open_link(self.link_in_last_mail(f"{erin}@example.com"))
+        assert phone.last is not None and phone.last.status_code == 303
         self.record(phone, "recovery: link opened")
         phone.get(f"/flows/{RECOVER}/")
         assert phone.stage_type == "prompt"
