@@ -55,9 +55,9 @@ class FlowDefinitions:
         self._policy_types: dict[str, _Entry[bool]] = {}
         self._lock = Lock()
 
-    def load(self, session: AnySession, slug: str) -> Flow | None:
+    def load(self, session: AnySession, slug: str, *, recheck: bool = False) -> Flow | None:
         cached = self._flows.get(slug)
-        if cached is not None and self._fresh(cached):
+        if cached is not None and not recheck and self._fresh(cached):
             return cached.value
         generation = _generation  # before the query: a change committed meanwhile wins
         row = session.execute(sa.select(Flow.id, Flow.revision).where(Flow.slug == slug)).first()

@@ -36,7 +36,7 @@ from .plan import PENDING_USER, REDIRECT, FlowPlan, injected_stage_id
 from .planner import EmptyFlow, FlowNonApplicable, FlowPlanner
 from .policies import PolicyRequest
 from .redirects import safe_next
-from .stages.base import StageForm, StageResult, StageRun, invalid
+from .stages.base import StageForm, StageResult, StageRun, StageType, invalid
 
 #: Session key of the mapping slug → stored plan.
 PLANS_KEY = "_flows_plans"
@@ -153,6 +153,13 @@ class FlowExecutor:
         plan = FlowPlan.from_session(self.flow.slug, stored)
         if plan is not None and plan.context.get(REDIRECT):
             self.carried = {REDIRECT: plan.context[REDIRECT]}
+        if plan is not None and plan.revision != self.flow.revision:
+            # Another process may have planned on a newer revision than this process's
+            # cached copy: read the revision now rather than call its plan stale.
+            current = self.state.load_flow(self.flow.slug, recheck=True)
+            if current is not None:
+                self.flow = current
+                self.bindings = {b.id: b for b in current.bindings}
         if plan is None:
             self.messages.append(MSG_EXPIRED)
         elif plan.revision != self.flow.revision or any(
@@ -169,13 +176,19 @@ class FlowExecutor:
 
     def _opens_another_link(self, plan: FlowPlan) -> bool:
         """Whether a stage of the flow finds a link in this GET other than the plan's."""
+        if not request.args:
+            return False
         current = request._get_current_object()  # type: ignore[attr-defined]
-        return any(
-            self.state.stage_type(binding.stage.type).opens_another_link(
+        for binding in self.flow.bindings:
+            cls = self.state.flows.stage_types.get(binding.stage.type)
+            # Only types that read links; an unknown one fails when (if) it is reached.
+            if cls is None or cls.opens_another_link is StageType.opens_another_link:
+                continue
+            if self.state.stage_type(binding.stage.type).opens_another_link(
                 self.state, current, plan.context
-            )
-            for binding in self.flow.bindings
-        )
+            ):
+                return True
+        return False
 
     def _save_plan(self, plan: FlowPlan) -> None:
         stored = _stored_plans()

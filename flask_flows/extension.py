@@ -213,10 +213,11 @@ class FlowsState:
         user = current_user._get_current_object()  # type: ignore[attr-defined]
         return user if getattr(user, "is_authenticated", False) else None
 
-    def load_flow(self, slug: str) -> Flow | None:
+    def load_flow(self, slug: str, *, recheck: bool = False) -> Flow | None:
         """The flow with its whole definition graph, detached and read-only (cached by
-        revision, see :mod:`flask_flows.definitions`)."""
-        return self.definitions.load(self.db.session, slug)
+        revision, see :mod:`flask_flows.definitions`). ``recheck`` reads the revision
+        now, whatever the check interval: for a plan newer than this process's copy."""
+        return self.definitions.load(self.db.session, slug, recheck=recheck)
 
     def flows_of(self, designation: str) -> Iterator[Flow]:
         """The flows of ``designation`` by slug, each loaded only when the caller asks

@@ -154,11 +154,11 @@ def resume(token: str) -> Response:
     if isinstance(link, Response):
         return link
     if request.method != "POST":
-        return _continue_page(link)
+        return _continue_page(link, token)
     try:
         validate_csrf(request.form.get(current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token")))
     except ValidationError:
-        return _continue_page(link, MSG_CSRF, 400)
+        return _continue_page(link, token, MSG_CSRF, 400)
     return _claim(state, link)
 
 
@@ -173,9 +173,11 @@ def _usable_link(state: FlowsState, token: str) -> _Link | Response:
     if record.expires <= utcnow():
         return _link_error(MSG_EXPIRED, 410, start_url)
     flow = state.load_flow(record.flow_slug)
+    plan = FlowPlan.from_session(record.flow_slug, record.plan)
+    if flow is not None and plan is not None and plan.revision != flow.revision:
+        flow = state.load_flow(record.flow_slug, recheck=True)  # this process may lag behind
     if flow is None:
         return _link_error(MSG_GONE, 404)
-    plan = FlowPlan.from_session(record.flow_slug, record.plan)
     if plan is None or plan.revision != flow.revision:
         return _link_error(MSG_CHANGED, 409, start_url)
     user = None
@@ -217,13 +219,15 @@ def _claim(state: FlowsState, link: _Link) -> Response:
     return _private(response)
 
 
-def _continue_page(link: _Link, message: str | None = None, code: int = 200) -> Response:
+def _continue_page(
+    link: _Link, token: str, message: str | None = None, code: int = 200
+) -> Response:
     html = render_template(
         "flows/link_continue.html",
         layout="flows/base.html",
         flow=link.flow,
         messages=[message] if message else [],
-        action_url=request.path,
+        action_url=url_for("flows.resume", token=token),
     )
     return _private(make_response(html, code))
 

@@ -126,7 +126,8 @@ class FlowPlanner:
                     flow_result.messages or ("You are not allowed to use this flow.",)
                 )
             bindings, markers = self._select_bindings(policy_request)
-            if cache_key:
+            # A policy that raised or timed out may answer otherwise next time.
+            if cache_key and not policy_request.fallbacks:
                 self.state.plan_cache.put(cache_key, bindings, markers)
 
         if not bindings and not self.state.config["FLOWS_ALLOW_EMPTY_FLOWS"]:

@@ -99,8 +99,10 @@ def _bump_revisions(session: Session, _context: Any, _instances: Any) -> None:
 
 @event.listens_for(Session, "do_orm_execute")
 def _note_bulk_changes(state: ORMExecuteState) -> None:
-    """ORM-enabled ``update()``/``delete()``/``insert()`` of definition rows skip the flush;
-    they still count as a change for the caches (not for revisions: nothing to bump)."""
+    """ORM-enabled ``update()``/``delete()``/``insert()`` of definition rows skip the flush
+    hook, so they bump no revision; committing one still makes this process's caches
+    re-check at once. A cached flow is re-read only when its revision changed, so bulk
+    statements that change a flow must bump ``Flow.revision`` themselves."""
     if not (state.is_update or state.is_delete or state.is_insert):
         return
     mapper = state.bind_mapper

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from email.message import EmailMessage
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import sqlalchemy as sa
@@ -227,6 +228,24 @@ def test_opening_a_link_spends_nothing_until_continue(
     reader.follow()
     assert reader.stage_type == "dummy"  # recovery_flow's stage after the email
     assert tokens(app)[0].used_at is not None
+
+
+def test_the_continue_page_posts_back_under_the_app_s_mount_point(
+    app: Flask, make_user, recovery_flow, mailbox: Mailbox
+) -> None:
+    """Behind a proxy that mounts the app at /app (SCRIPT_NAME), the button must post to
+    /app/flows/-/resume/…, not to /flows/-/resume/…."""
+    make_user("alice")
+    ask_for_link(FlowBrowser(app.test_client()))
+    path = urlsplit(link_in(mailbox.wait_for_message())).path
+    client = app.test_client()
+    page = client.get(path, base_url="http://localhost/app")
+    assert f'action="/app{path}"' in page.text
+    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page.text)
+    assert token is not None
+    done = client.post(path, data={"csrf_token": token.group(1)}, base_url="http://localhost/app")
+    assert done.status_code == 303
+    assert done.headers["Location"].startswith("/app/flows/")
 
 
 def test_continue_without_a_csrf_token_spends_nothing(

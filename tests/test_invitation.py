@@ -231,6 +231,20 @@ def test_the_same_link_opened_again_resumes_the_plan(
     assert "already been used" not in browser.last.text  # type: ignore[union-attr]
 
 
+def test_a_forged_link_does_not_discard_a_running_plan(
+    app: Flask, make_flow: Callable[..., Flow], invite: Callable[..., str]
+) -> None:
+    make_flow("invited", "invitation", "dummy", "dummy", designation="enrollment")
+    browser = FlowBrowser(app.test_client())
+    open_link(browser, f"/flows/invited/?itoken={invite()}")
+    browser.step("invited")
+    step = browser.step_token()
+    for forged in ("x" * 43, "x" * 1000):
+        browser.get(f"/flows/invited/?itoken={forged}")
+        assert browser.stage_type == "dummy"
+        assert browser.step_token() == step
+
+
 def test_continue_without_a_csrf_token_accepts_nothing(
     app: Flask, browser: FlowBrowser, invited_flow: Flow, invite: Callable[..., str]
 ) -> None:

@@ -114,6 +114,37 @@ def test_second_plan_for_same_user_evaluates_no_policies(
     assert len(state.plan_cache) == 1
 
 
+class FlakyPolicy(PolicyType):
+    """Raises on its first evaluation (a database hiccup), passes afterwards."""
+
+    name = "flaky"
+    calls: ClassVar[list[str]] = []
+
+    def evaluate(self, config: Any, policy_request: Any) -> PolicyResult:
+        FlakyPolicy.calls.append("flaky")
+        if len(FlakyPolicy.calls) == 1:
+            raise RuntimeError("database hiccup")
+        return PolicyResult(True)
+
+
+def test_a_plan_built_on_a_failed_policy_is_not_cached(
+    app, state, flows, make_flow, make_user
+) -> None:
+    """A policy that raised (or overran its timeout) got its binding's failure_result;
+    caching that plan would keep the stage wrongly out for FLOWS_PLAN_CACHE_TTL."""
+    flows.register_policy_type(FlakyPolicy)
+    FlakyPolicy.calls.clear()
+    flow = make_flow("cached", "dummy", "dummy")
+    bind(app, "cached", "flaky", order=10, evaluate_on_plan=True, re_evaluate_policies=False)
+    alice = make_user("alice")
+    ids = [b.id for b in flow.bindings]
+    assert plan_flow(app, state, "cached", alice).bindings == ids[1:]  # raised: left out
+    assert len(state.plan_cache) == 0
+    assert plan_flow(app, state, "cached", alice).bindings == ids  # asked again: passes
+    assert plan_flow(app, state, "cached", alice).bindings == ids  # now from the cache
+    assert FlakyPolicy.calls == ["flaky", "flaky"]
+
+
 def test_cached_plan_keeps_filtered_bindings_and_markers(app, state, make_flow, spy) -> None:
     flow = make_flow("cached", "dummy", "dummy", "dummy")
     bind(app, "cached", "spy", {"passing": False}, order=10, evaluate_on_plan=True)

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from browsing import FlowBrowser
-from factory import User, db
+from factory import User, create_test_app, db
 from flask import Flask
 from sqlalchemy import event
 
@@ -230,6 +230,33 @@ def test_a_rolled_back_change_is_not_announced_until_the_next_commit(
     assert shown_title(app) == "Login"
     retitle_here(app, "Never", commit=False)
     assert shown_title(app) == "Login"
+
+
+def test_a_plan_from_a_worker_that_saw_a_change_first_is_not_called_stale(
+    app: Flask, database_url: str, login_flow: Flow, clock: list[float]
+) -> None:
+    """Two workers (two apps, one database) whose caches last checked at different times.
+    After a change made elsewhere, the first to notice plans on the new revision; the
+    other, still within its interval, must re-read the revision rather than restart the
+    visitor's flow with "This form was changed" (and so on, back and forth)."""
+    other, _ = create_test_app(database_url)
+    first = app.test_client()
+    second = other.test_client()
+    shown_title(app)  # A checks at 1000
+    clock[0] += 3
+    shown_title(other)  # B checks at 1003
+    retitle_elsewhere(app, "login", "Sign in")
+    clock[0] += 3  # 1006: A's copy is due for a check, B's is not
+
+    browser = FlowBrowser(first)
+    browser.start("login")
+    assert "Sign in" in browser.last.text  # type: ignore[union-attr]
+    cookie = first.get_cookie("session")
+    assert cookie is not None
+    second.set_cookie("session", cookie.value)
+    page = second.get("/flows/login/")
+    assert "This form was changed" not in page.text
+    assert 'data-stage-type="identification"' in page.text and "Sign in" in page.text
 
 
 @pytest.mark.parametrize("app_config", [{"FLOWS_DEFINITION_CHECK_SECONDS": 0}])

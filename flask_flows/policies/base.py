@@ -46,6 +46,9 @@ class PolicyRequest:
     context: Mapping[str, Any] = dataclass_field(default_factory=dict)
     request: Request | None = None
     authenticated_user: Any | None = None
+    #: Names of policies whose answer was replaced by their binding's ``failure_result``
+    #: (they raised or overran their timeout): a plan built on that is not cached.
+    fallbacks: list[str] = dataclass_field(default_factory=list)
 
 
 class PolicyType:

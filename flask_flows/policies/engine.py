@@ -76,6 +76,7 @@ def _raw_result(binding: PolicyBinding, request: PolicyRequest) -> PolicyResult:
         logger.exception(
             "policy %r raised; using failure_result=%s", policy.name, binding.failure_result
         )
+        request.fallbacks.append(policy.name)
         return PolicyResult(bool(binding.failure_result))
     spent = monotonic() - started
     if binding.timeout and spent > binding.timeout:
@@ -86,6 +87,7 @@ def _raw_result(binding: PolicyBinding, request: PolicyRequest) -> PolicyResult:
             binding.timeout,
             binding.failure_result,
         )
+        request.fallbacks.append(policy.name)
         return PolicyResult(bool(binding.failure_result))
     if policy.execution_logging:
         logger.info("policy %r -> %s %s", policy.name, result.passing, list(result.messages))

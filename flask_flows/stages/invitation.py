@@ -59,17 +59,17 @@ class InvitationStage(StageType):
     def opens_another_link(
         self, state: FlowsState, request: Request, context: dict[str, Any]
     ) -> bool:
-        """A token for another invitation than the plan's (accepted or waiting) starts the
-        flow afresh; the same link opened again resumes the plan where it is."""
+        """A token of another invitation than the plan's (accepted or waiting) starts the
+        flow afresh; the same link opened again resumes the plan where it is, and so does
+        a token that names no invitation (a forged link must not discard a visitor's
+        progress)."""
         token = request.args.get(LINK_ARG)
-        if not token:
+        if not token or len(token) > MAX_TOKEN_LENGTH:
             return False
-        if len(token) > MAX_TOKEN_LENGTH:
-            return True  # refused afresh
         invitation_id = state.db.session.scalar(
             sa.select(Invitation.id).where(Invitation.token_hash == hash_token(token))
         )
-        return invitation_id is None or invitation_id not in (
+        return invitation_id is not None and invitation_id not in (
             context.get(INVITATION),
             context.get(OFFERED),
         )
