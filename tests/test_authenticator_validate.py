@@ -620,11 +620,7 @@ def test_a_password_change_voids_the_passed_mfa_cookie(
 
 
 def test_logging_out_deletes_the_passed_mfa_cookie(
-    app: Flask,
-    state: FlowsState,
-    browser: FlowBrowser,
-    make_user: Callable[..., User],
-    make_flow: Callable[..., Flow],
+    app: Flask, browser: FlowBrowser, make_user: Callable[..., User], make_flow: Callable[..., Flow]
 ) -> None:
     secret = add_totp(app, make_user("alice"))
     mfa_flow(make_flow, last_auth_threshold=600)
