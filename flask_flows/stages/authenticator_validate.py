@@ -28,14 +28,13 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from wtforms import RadioField, SelectChoice, StringField
 from wtforms.validators import DataRequired, Length
 
-from .. import signals
 from ..devices import StaticDevice, StaticToken, TOTPDevice
 from ..models import Stage, utcnow
 from ..options import ConfigError, Option
 from ..otp import match_recovery_code, verify_totp
-from ..plan import AUTH_METHOD, PENDING_USER_IDENTIFIER
+from ..plan import AUTH_METHOD
 from ..sessions import MFA_COOKIE
-from .base import StageForm, StageResult, StageRun, StageType, deny, invalid, ok
+from .base import StageForm, StageResult, StageRun, StageType, count_failure, deny, invalid, ok
 
 #: Plan context: every method the user proved in this flow, in order ("password", "totp", …).
 AUTH_METHODS = "auth_methods"
@@ -196,18 +195,7 @@ class AuthenticatorValidateStage(StageType):
         return ok()
 
     def _failed(self, run: StageRun, form: AuthenticatorValidateForm, error: str) -> StageResult:
-        attempts = int(run.context.get(FAILED_ATTEMPTS, 0)) + 1
-        run.context[FAILED_ATTEMPTS] = attempts
-        signals.login_failed.send(
-            current_app._get_current_object(),  # type: ignore[attr-defined]
-            identifier=run.context.get(PENDING_USER_IDENTIFIER),
-            stage=run.stage,
-            reason="invalid_mfa_code",
-        )
-        run.state.log.info(
-            "authenticator_validate: failed attempt %d in flow %s", attempts, run.flow.slug
-        )
-        if attempts >= run.config["failed_attempts_before_cancel"]:
+        if count_failure(run, FAILED_ATTEMPTS, "invalid_mfa_code"):
             return deny(TOO_MANY)
         form.code.errors = [error]
         # A code is typed afresh each time; do not echo the refused one into the page.

@@ -10,11 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
+from flask import current_app
 from flask_wtf import FlaskForm
 from wtforms import HiddenField
 
+from .. import signals
 from ..options import Option
-from ..plan import PENDING_USER
+from ..plan import PENDING_USER, PENDING_USER_IDENTIFIER
 
 if TYPE_CHECKING:
     from flask import Request
@@ -124,3 +126,19 @@ class StageType:
     def respond(self, run: StageRun, form: StageForm | None) -> StageResult:
         """Act on a valid submission (``form`` is ``None`` for non-interactive stages)."""
         return ok()
+
+
+def count_failure(run: StageRun, counter: str, reason: str) -> bool:
+    """One more failed check in this plan: counted under ``counter`` in the plan context,
+    sent as ``login_failed`` (the reputation policy scores it) and logged. True once the
+    stage's ``failed_attempts_before_cancel`` is reached."""
+    attempts = int(run.context.get(counter, 0)) + 1
+    run.context[counter] = attempts
+    signals.login_failed.send(
+        current_app._get_current_object(),  # type: ignore[attr-defined]
+        identifier=run.context.get(PENDING_USER_IDENTIFIER),
+        stage=run.stage,
+        reason=reason,
+    )
+    run.state.log.info("%s: failed attempt %d in flow %s", run.stage.type, attempts, run.flow.slug)
+    return attempts >= int(run.config["failed_attempts_before_cancel"])

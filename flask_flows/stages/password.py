@@ -9,14 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app
 from wtforms import PasswordField
 from wtforms.validators import DataRequired, Length
 
-from .. import signals
 from ..options import Option
 from ..plan import AUTH_METHOD, PENDING_USER, PENDING_USER_IDENTIFIER
-from .base import StageForm, StageResult, StageRun, StageType, deny, invalid, ok
+from .base import StageForm, StageResult, StageRun, StageType, count_failure, deny, invalid, ok
 
 FAILED_ATTEMPTS = "failed_password_attempts"
 WRONG_CREDENTIALS = "Invalid username or password."
@@ -59,16 +57,7 @@ class PasswordStage(StageType):
                 store.session.commit()  # persists a re-hash made with new parameters
             return ok()
 
-        attempts = int(run.context.get(FAILED_ATTEMPTS, 0)) + 1
-        run.context[FAILED_ATTEMPTS] = attempts
-        signals.login_failed.send(
-            current_app._get_current_object(),  # type: ignore[attr-defined]
-            identifier=run.context.get(PENDING_USER_IDENTIFIER),
-            stage=run.stage,
-            reason="invalid_password",
-        )
-        run.state.log.info("password: failed attempt %d in flow %s", attempts, run.flow.slug)
-        if attempts >= run.config["failed_attempts_before_cancel"]:
+        if count_failure(run, FAILED_ATTEMPTS, "invalid_password"):
             return deny("Too many failed attempts. Please start again later.")
         form.password.errors = [WRONG_CREDENTIALS]
         return invalid()
