@@ -114,9 +114,9 @@ def create_user_command(username: str, email: str | None, password: str, superus
     if not password:
         raise click.ClickException("the password must not be empty")
     # Identification matches case-insensitively, so 'Alice' and 'alice' would collide.
-    if store.find_by_identifier(username, ["username"]) is not None:
+    if store.username_taken(username):
         raise click.ClickException(f"a user with the username {username!r} already exists")
-    if email and store.find_by_identifier(email, ["email"]) is not None:
+    if email and store.email_taken(email):
         raise click.ClickException(f"a user with the email address {email!r} already exists")
     attributes: dict[str, object] = {"username": username, "email": email}
     if superuser:

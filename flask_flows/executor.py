@@ -16,13 +16,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Response, current_app, g, render_template, request, session, url_for
-from flask_wtf.csrf import validate_csrf
+from flask import Response, current_app, render_template, request, session, url_for
 from htmx_flask import make_response as htmx_response
 from htmx_flask.requests import HtmxHeaders
-from wtforms.validators import ValidationError
 
 from . import signals
+from .csrf import MSG_CSRF, csrf_valid
 from .extension import FlowsState
 from .models import (
     DeniedAction,
@@ -44,7 +43,6 @@ PLANS_KEY = "_flows_plans"
 MSG_EXPIRED = "Your session for this form expired, so it started again."
 MSG_CHANGED = "This form was changed while you were using it, so it started again."
 MSG_STALE = "That page was out of date, so the form started again from the beginning."
-MSG_CSRF = "The form expired. Please try again."
 MSG_RESTARTED = "Please start again."
 
 
@@ -96,7 +94,7 @@ class FlowExecutor:
             if not self.messages:
                 self.messages.append(MSG_EXPIRED)
             return self._start()
-        if not _csrf_valid():
+        if not csrf_valid():
             # Before the step check: a forged POST must not even restart the flow.
             self.messages.append(MSG_CSRF)
             return self._proceed(plan, submitted=False)
@@ -249,10 +247,8 @@ class FlowExecutor:
             return self._handle_failure(plan, run, form, result)
 
     def _validate_and_respond(self, run: StageRun, form: StageForm) -> StageResult:
-        if form.validate():
+        if form.validate():  # CSRF was checked before (csrf_valid), so not again here
             return self.state.stage_type(run.stage.type).respond(run, form)
-        if "csrf_token" in form.errors:
-            run.messages.append(MSG_CSRF)
         return invalid()
 
     def _handle_failure(
@@ -417,16 +413,3 @@ def _stored_plans() -> dict[str, Any]:
     """The session's plans by slug; anything else stored there (an old format) counts as none."""
     plans = session.get(PLANS_KEY)
     return plans if isinstance(plans, dict) else {}
-
-
-def _csrf_valid() -> bool:
-    if not current_app.config.get("WTF_CSRF_ENABLED", True):
-        return True
-    field_name = current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token")
-    try:
-        validate_csrf(request.form.get(field_name))
-    except ValidationError:
-        return False
-    # What CSRFProtect sets: the stage form's own CSRF field then skips the same check.
-    g.csrf_valid = True
-    return True

@@ -95,7 +95,7 @@ class Flows:
         app.register_blueprint(_build_blueprint(), url_prefix=app.config["FLOWS_URL_PREFIX"])
         if app.config["FLOWS_ENFORCE_SESSIONS"]:
             app.before_request(lambda: sessions.enforce(state))
-        app.context_processor(_template_globals)
+        app.add_template_global(generate_csrf, "flows_csrf_token")
         reputation.connect_signals(app)
         if app.config["FLOWS_SQLITE_FOREIGN_KEYS"]:
             _enforce_sqlite_foreign_keys(app, db)
@@ -292,7 +292,3 @@ def _sqlite_foreign_keys_on(connection: Any, _record: Any) -> None:
     cursor = connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
-
-
-def _template_globals() -> dict[str, Any]:
-    return {"flows_csrf_token": generate_csrf}

@@ -23,12 +23,11 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
 import sqlalchemy as sa
-from flask import Response, current_app, make_response, render_template, request, session, url_for
-from flask_wtf.csrf import validate_csrf
+from flask import Response, make_response, render_template, request, session, url_for
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Mapped, mapped_column
-from wtforms.validators import ValidationError
 
+from .csrf import MSG_CSRF, csrf_valid
 from .models import Flow, FlowsModel, utcnow
 from .plan import FlowPlan
 
@@ -43,7 +42,6 @@ MSG_EXPIRED = "This link has expired. Please start again."
 MSG_NO_ACCOUNT = "This account no longer exists."
 MSG_CHANGED = "This form was changed since the link was sent. Please start again."
 MSG_GONE = "The form this link belongs to no longer exists."
-MSG_CSRF = "The form expired. Please try again."
 
 
 class FlowToken(FlowsModel):
@@ -155,9 +153,7 @@ def resume(token: str) -> Response:
         return link
     if request.method != "POST":
         return _continue_page(link, token)
-    try:
-        validate_csrf(request.form.get(current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token")))
-    except ValidationError:
+    if not csrf_valid():
         return _continue_page(link, token, MSG_CSRF, 400)
     return _claim(state, link)
 

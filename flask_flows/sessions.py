@@ -43,7 +43,7 @@ def log_in(
     end_other_sessions: bool = False,
 ) -> AuthenticatedSession:
     """Log ``user`` in on a fresh session and record it server-side."""
-    _end_current(state)
+    _end_current(state, commit=False)  # in the same transaction as the new row
     _clear_session()
     key = secrets.token_urlsafe(32)
     now = utcnow()
@@ -137,7 +137,7 @@ def end_sessions(state: FlowsState, user_id: str, *, keep_current: bool) -> int:
     return count
 
 
-def _end_current(state: FlowsState) -> None:
+def _end_current(state: FlowsState, *, commit: bool = True) -> None:
     """Delete this login's row by its key: a Core delete does not mind a row that is
     already gone (two tabs logging out at once, or the user deleted in this request)."""
     key = session.get(SESSION_KEY)
@@ -145,7 +145,8 @@ def _end_current(state: FlowsState) -> None:
         state.db.session.execute(
             sa.delete(AuthenticatedSession).where(AuthenticatedSession.key_hash == _hash(key))
         )
-        state.db.session.commit()
+        if commit:
+            state.db.session.commit()
     g.pop("_flows_session", None)
 
 

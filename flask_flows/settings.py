@@ -36,8 +36,8 @@ from wtforms import Label, PasswordField
 from wtforms.validators import DataRequired, Length
 
 from . import sessions, signals
+from .csrf import MSG_CSRF
 from .devices import StaticDevice, TOTPDevice
-from .executor import MSG_CSRF
 from .extension import FlowsState, get_state
 from .models import AuthenticatedSession, utcnow
 from .user_agents import describe_user_agent

@@ -12,11 +12,11 @@ from flask import (
     request,
     url_for,
 )
-from flask_wtf.csrf import CSRFError, validate_csrf
+from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
-from wtforms.validators import ValidationError
 
+from .csrf import csrf_valid
 from .executor import MSG_CSRF, FlowExecutor
 from .extension import FlowsState, get_state
 from .flow_tokens import resume
@@ -63,9 +63,7 @@ def cancel(slug: str) -> Response:
     state = get_state()
     flow = _flow_or_404(state, slug)
     executor = FlowExecutor(state, flow)
-    try:
-        validate_csrf(request.form.get("csrf_token"))
-    except ValidationError:
+    if not csrf_valid():
         executor.messages.append(MSG_CSRF)
         return executor.get()
     return executor.cancel(restart=request.form.get("restart") == "1")

@@ -38,7 +38,7 @@ from typing import Any
 from flask import url_for
 
 from .. import mail
-from ..flow_tokens import hash_address, new_token, save_token, store_plan, tokens_sent_since
+from ..flow_tokens import hash_address, new_token, save_token, tokens_sent_since
 from ..options import ConfigError, Option
 from ..plan import PENDING_USER_IDENTIFIER, PROMPT_DATA, FlowPlan
 from .base import StageForm, StageResult, StageRun, StageType, invalid
@@ -89,9 +89,7 @@ class EmailStage(StageType):
         if not run.context.get(EMAIL_SENT):
             if not self._send(run, recipient):
                 run.messages.append(RATE_LIMITED)
-            run.context[EMAIL_SENT] = True
-            # The executor saved the plan before asking for the page: save the flag too.
-            store_plan(run.plan)
+            run.context[EMAIL_SENT] = True  # the executor saves the plan after challenge()
         return {"address": recipient.shown, "expires_in": _duration(run.config["token_expiry"])}
 
     def respond(self, run: StageRun, form: StageForm | None) -> StageResult:

@@ -38,7 +38,7 @@ class UserDeleteStage(StageType):
         # once the bulk deletion below has removed that row in the same transaction.
         sessions.log_out(run.state)
         try:
-            store.delete(store.get(user_id))
+            store.delete(user)  # a row gone meanwhile raises here, as an SQLAlchemyError
             store.session.commit()
         except SQLAlchemyError:
             store.session.rollback()

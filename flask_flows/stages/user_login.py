@@ -16,8 +16,6 @@ from .. import sessions, signals
 from ..options import Option
 from .base import StageForm, StageResult, StageRun, StageType, deny, ok
 
-REMEMBER_ME = "remember_me"
-
 
 class UserLoginForm(StageForm):
     remember_me = BooleanField("Stay signed in on this device")

@@ -211,13 +211,9 @@ def _column_value(model: type[Any], attribute: str, value: Any) -> Any:
 
 def _failure_message(run: StageRun, error: SQLAlchemyError, attributes: dict[str, Any]) -> str:
     """Say which value is taken when a unique constraint failed; log anything else."""
-    store = run.state.user_store
     if isinstance(error, IntegrityError):
-        username, email = attributes.get("username"), attributes.get("email")
-        exclude = run.pending_user()
-        if isinstance(username, str) and store.username_taken(username, exclude=exclude):
-            return MSG_USERNAME_TAKEN
-        if isinstance(email, str) and email and store.email_taken(email, exclude=exclude):
-            return MSG_EMAIL_TAKEN
+        taken = _taken_ignoring_case(run, attributes, run.pending_user())
+        if taken is not None:
+            return taken
     run.state.log.exception("user_write: writing the user failed in flow %s", run.flow.slug)
     return MSG_NOT_SAVED
