@@ -184,7 +184,7 @@ def remove_device(kind: str, device_id: int) -> Response:
         return _page(state, user, failed=(kind, device_id, form))
     if not state.user_store.check_password(user, form.password.data or ""):
         return _wrong_password(state, user, (kind, device_id, form))
-    session.pop(FAILURES_KEY, None)
+    _forget_wrong_passwords(state)
     name = device.name or KIND_LABELS[kind]
     state.db.session.delete(device)  # a recovery-code set's tokens go by ON DELETE CASCADE
     state.db.session.commit()  # also keeps a re-hash check_password made
@@ -355,7 +355,7 @@ def _flow_url(state: FlowsState, slug: str) -> str | None:
 def _wrong_password(
     state: FlowsState, user: Any, failed: tuple[str, int, RemoveDeviceForm]
 ) -> Response:
-    failures = int(session.get(FAILURES_KEY, 0)) + 1
+    failures = _count_wrong_password(state, user)
     user_id = state.user_store.user_id(user)
     state.log.info("settings: wrong password %d for user %s", failures, user_id)
     if failures >= MAX_PASSWORD_FAILURES:
@@ -364,9 +364,35 @@ def _wrong_password(
         )
         _log_out(state, user)
         return _logged_out_page(MSG_TOO_MANY_FAILURES)
-    session[FAILURES_KEY] = failures
     failed[2].password.errors = [MSG_WRONG_PASSWORD]
     return _page(state, user, failed=failed)
+
+
+def _count_wrong_password(state: FlowsState, user: Any) -> int:
+    """Count one more wrong password for this login, on its server-side row (atomically,
+    so parallel guesses all count); the reputation policy hears of it as a failed login.
+    A login without a row (the app logged the user in itself) counts in the cookie."""
+    signals.login_failed.send(
+        current_app._get_current_object(),  # type: ignore[attr-defined]
+        identifier=getattr(user, "username", None),
+        stage=None,
+        reason="invalid_password",
+    )
+    record = sessions.current_record(state)
+    if record is None:
+        failures = int(session.get(FAILURES_KEY, 0)) + 1
+        session[FAILURES_KEY] = failures
+        return failures
+    record.password_failures = AuthenticatedSession.password_failures + 1
+    state.db.session.commit()
+    return int(record.password_failures)
+
+
+def _forget_wrong_passwords(state: FlowsState) -> None:
+    session.pop(FAILURES_KEY, None)
+    record = sessions.current_record(state)
+    if record is not None:
+        record.password_failures = 0  # committed with the action it confirmed
 
 
 def _log_out(state: FlowsState, user: Any) -> None:

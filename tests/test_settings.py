@@ -371,6 +371,29 @@ def test_too_many_wrong_passwords_end_the_session(
     assert replayed.get("/").text == "home: anonymous"
 
 
+def test_replaying_an_older_cookie_does_not_reset_the_wrong_password_count(
+    app: Flask, browser: FlowBrowser, make_user: Callable[..., User], login_flow: Flow
+) -> None:
+    """Someone with a stolen cookie sends the copy from before each guess: the count is
+    kept on the server, so the fifth wrong password still ends the session."""
+    alice = make_user("alice")
+    device_id = add_totp(app, alice)
+    log_in(browser)
+    open_settings(browser)
+    stolen = browser.client.get_cookie("session")
+    assert stolen is not None
+    token = browser.csrf_token()
+    url = f"/flows/-/settings/authenticators/totp/{device_id}/remove/"
+    statuses = []
+    for _ in range(MAX_PASSWORD_FAILURES):
+        browser.client.set_cookie("session", stolen.value)
+        response = browser.client.post(url, data={"csrf_token": token, "password": "guess"})
+        statuses.append(response.status_code)
+    assert statuses == [200] * (MAX_PASSWORD_FAILURES - 1) + [403]
+    assert session_rows(app) == []
+    assert device_exists(app, TOTPDevice, device_id)
+
+
 # -- CSRF and secrets --------------------------------------------------------------------------
 
 
