@@ -228,9 +228,12 @@ class FlowExecutor:
             elif submitted:
                 form = stage_type.form_class(run)(formdata=request.form)
                 result = self._validate_and_respond(run, form)
-            elif advanced and not self.htmx and request.method == "POST":
+            elif advanced and (
+                (not self.htmx and request.method == "POST") or (self.htmx and stage_type.full_page)
+            ):
                 # Post/redirect/get: after a POST a plain browser reloads the flow URL to see
                 # the next stage (a GET that passed non-interactive stages just renders it).
+                # htmx is sent there too when the next stage must load as a whole page.
                 self._save_plan(plan)
                 return self._redirect(url_for("flows.execute", slug=self.flow.slug))
             else:

@@ -111,6 +111,25 @@ def test_the_page_shows_the_widget_and_never_the_secret(
     assert SECRET not in page
 
 
+def test_an_htmx_step_to_the_challenge_loads_it_as_a_whole_page(
+    app: Flask, make_flow: Callable[..., Flow], endpoint: VerifyEndpoint
+) -> None:
+    """htmx runs no scripts it swaps in, so the widget's script would never load: the
+    step that reaches the captcha sends the browser to the flow URL instead, and the
+    captcha form posts without htmx."""
+    options = {"public_key": SITE_KEY, "private_key": SECRET, "verify_url": endpoint.url}
+    make_flow("human", "dummy", ("captcha", options), "dummy")
+    browser = FlowBrowser(app.test_client(), htmx=True)
+    browser.start("human")
+    response = browser.submit("human")
+    assert response.headers["HX-Redirect"] == "/flows/human/"
+    page = FlowBrowser(browser.client).get("/flows/human/")  # the full page load
+    assert 'data-stage-type="captcha"' in page.text
+    assert '<script src="https://challenges.cloudflare.com/turnstile/v0/api.js"' in page.text
+    form = page.text[page.text.index('<form class="flows-form"') :]
+    assert "hx-post" not in form[: form.index(">")]
+
+
 def test_a_passed_challenge_continues_and_sends_secret_response_and_ip(
     browser: FlowBrowser, make_flow: Callable[..., Flow], endpoint: VerifyEndpoint
 ) -> None:

@@ -98,6 +98,9 @@ class StageType:
     template: ClassVar[str]
     #: Pages showing secrets set this so htmx keeps them out of its history cache.
     history: ClassVar[bool] = True
+    #: Pages that need their own scripts to run (a captcha widget) set this: htmx runs
+    #: no scripts it swaps in, so an htmx step that reaches the stage loads it whole.
+    full_page: ClassVar[bool] = False
 
     def check_config(self, config: dict[str, Any], where: str) -> None:
         """Cross-field checks beyond :class:`Option`; raise ``ConfigError`` naming ``where``."""

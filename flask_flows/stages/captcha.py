@@ -34,6 +34,7 @@ _MAX_RESPONSE = 8 * 1024
 class CaptchaStage(StageType):
     name = "captcha"
     template = "flows/stages/captcha.html"
+    full_page = True
     options = {
         "public_key": Option(str, help="The site key, shown to the browser."),
         "private_key": Option(str, help="The secret key, sent only to verify_url."),
