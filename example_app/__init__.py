@@ -51,19 +51,19 @@ def create_app(
     app.config.update(
         SQLALCHEMY_DATABASE_URI=database_url(app.instance_path),
         # Flask already sets HttpOnly; Lax keeps the session cookie off cross-site POSTs.
-        SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         # Off so the app works on http://localhost; set FLASK_SESSION_COOKIE_SECURE=true
         # behind HTTPS.
         SESSION_COOKIE_SECURE=False,
         FLOWS_BRAND_NAME="flask-flows example",
-        # With no mail server configured, sign-up and recovery mails are printed to the
-        # terminal so the links can be followed; set FLASK_FLOWS_MAIL_SERVER (and
-        # FLASK_FLOWS_MAIL_BACKEND=null) to send real mail.
-        FLOWS_MAIL_BACKEND=print_mail,
     )
     app.config.from_prefixed_env()
     app.config.update(config or {})
+    # With no mail server configured, sign-up and recovery mails are printed to the
+    # terminal so the links can be followed; with FLASK_FLOWS_MAIL_SERVER set they go
+    # there, and working links never reach the terminal or its logs.
+    if "FLOWS_MAIL_SERVER" not in app.config:
+        app.config.setdefault("FLOWS_MAIL_BACKEND", print_mail)
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = instance_secret_key(Path(app.instance_path))
 

@@ -15,7 +15,7 @@ from factory import FAST_ARGON2
 from flask import Flask
 
 import example_app
-from example_app import create_app, db
+from example_app import create_app, db, print_mail
 from flask_flows import Flow, FlowsModel
 
 LOGIN_FLOW = "default-authentication-flow"
@@ -159,6 +159,17 @@ def test_session_cookie_is_httponly_and_lax(example: Flask) -> None:
     assert "HttpOnly" in cookie
     assert "SameSite=Lax" in cookie
     assert "Secure" not in cookie  # off by default so http://localhost works
+
+
+def test_mail_is_printed_only_without_a_mail_server(
+    make_example: MakeExample, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Printed mails carry working recovery links: never once a real server is set."""
+    assert make_example("printing").config["FLOWS_MAIL_BACKEND"] is print_mail
+    monkeypatch.setenv("FLASK_FLOWS_MAIL_SERVER", "smtp.example.com")
+    sending = make_example("sending")
+    assert sending.config["FLOWS_MAIL_SERVER"] == "smtp.example.com"
+    assert sending.config["FLOWS_MAIL_BACKEND"] is None
 
 
 def test_flask_env_vars_reach_config(
