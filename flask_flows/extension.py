@@ -17,6 +17,7 @@ from sqlalchemy import event
 
 from . import (
     devices,  # noqa: F401  (authenticator tables share the metadata)
+    mail,
     reputation,
     revisions,  # noqa: F401  (registers the revision-bumping flush hook)
     sessions,
@@ -89,6 +90,7 @@ class Flows:
         if user_model is None:
             raise ConfigError("Flows needs the app's user model: pass user_model=")
         apply_defaults(app.config, app.name)
+        mail.check_config(app.config)
         state = FlowsState(self, app, db, user_model)
         app.extensions["flows"] = state
         self._setup_login(app, state)

@@ -58,6 +58,14 @@ class RateLimit:
         return cls(count, seconds)
 
 
+def check_config(config: Mapping[str, Any]) -> None:
+    """Refuse a mail configuration that could only fail later, at start-up (init_app):
+    a bad rate limit would otherwise be an error page on the email stage, and a backend
+    that does not import a failure logged from the mail thread."""
+    RateLimit.from_config(config)
+    _backend(config)
+
+
 def build_message(*, to: str, subject: str, template: str, **context: Any) -> EmailMessage:
     """A multipart text + HTML message from ``<template>.txt`` and ``<template>.html``.
 
@@ -116,10 +124,18 @@ def wait_for_outgoing_mail(timeout: float | None = None) -> bool:
 
 def deliver(message: EmailMessage, config: Mapping[str, Any]) -> None:
     """Hand ``message`` to ``FLOWS_MAIL_BACKEND``, or to the SMTP server; raises on failure."""
-    backend = config["FLOWS_MAIL_BACKEND"]
+    backend = _backend(config)
     if backend is None:
         _send_smtp(message, config)
-        return
+    else:
+        backend(message)
+
+
+def _backend(config: Mapping[str, Any]) -> MailBackend | None:
+    """``FLOWS_MAIL_BACKEND`` as a callable (imported when named by a string), or None."""
+    backend = config["FLOWS_MAIL_BACKEND"]
+    if backend is None:
+        return None
     if isinstance(backend, str):
         try:
             backend = import_string(backend)
@@ -129,7 +145,7 @@ def deliver(message: EmailMessage, config: Mapping[str, Any]) -> None:
             ) from None
     if not callable(backend):
         raise ConfigError(f"FLOWS_MAIL_BACKEND must be callable, got {backend!r}")
-    backend(message)
+    return backend  # type: ignore[no-any-return]
 
 
 def _deliver_logged(app: Flask, message: EmailMessage, prepare: Callable[[], None] | None) -> None:

@@ -92,6 +92,25 @@ def test_missing_db_or_user_model_is_a_clear_error(tmp_path: Path) -> None:
         Flows(other, db=db)
 
 
+@pytest.mark.parametrize(
+    ("setting", "value", "message"),
+    [
+        ("FLOWS_MAIL_RATE_LIMIT", "five per hour", "expected 'count/seconds'"),
+        ("FLOWS_MAIL_RATE_LIMIT", "0/3600", "must be positive"),
+        ("FLOWS_MAIL_BACKEND", "no_such_module:send", "cannot be imported"),
+        ("FLOWS_MAIL_BACKEND", 42, "must be callable"),
+    ],
+)
+def test_a_bad_mail_setting_fails_at_start_up(
+    tmp_path: Path, setting: str, value: object, message: str
+) -> None:
+    """Not later, as an error page on the email stage or a log line from a mail thread."""
+    app = bare_app(tmp_path)
+    app.config[setting] = value
+    with pytest.raises(ConfigError, match=f"{setting}.*{message}|{message}"):
+        Flows(app, db=db, user_model=User)
+
+
 def test_db_is_found_in_app_extensions(tmp_path: Path) -> None:
     app = bare_app(tmp_path)
     Flows(app, user_model=User)
