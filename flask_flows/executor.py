@@ -31,14 +31,19 @@ from .models import (
     PolicyBinding,
     Stage,
 )
-from .plan import PENDING_USER, REDIRECT, FlowPlan, injected_stage_id
+from .plan import (
+    PENDING_USER,
+    PLANS_KEY,
+    REDIRECT,
+    FlowPlan,
+    injected_stage_id,
+    store_plan,
+    stored_plans,
+)
 from .planner import EmptyFlow, FlowNonApplicable, FlowPlanner
 from .policies import PolicyRequest
 from .redirects import safe_next
 from .stages.base import StageForm, StageResult, StageRun, StageType, invalid
-
-#: Session key of the mapping slug → stored plan.
-PLANS_KEY = "_flows_plans"
 
 MSG_EXPIRED = "Your session for this form expired, so it started again."
 MSG_CHANGED = "This form was changed while you were using it, so it started again."
@@ -145,7 +150,7 @@ class FlowExecutor:
         return self._start(context, use_cache=False)
 
     def _stored_plan(self) -> FlowPlan | None:
-        stored = _stored_plans().get(self.flow.slug)
+        stored = stored_plans().get(self.flow.slug)
         if stored is None:
             return None
         plan = FlowPlan.from_session(self.flow.slug, stored)
@@ -188,15 +193,8 @@ class FlowExecutor:
                 return True
         return False
 
-    def _save_plan(self, plan: FlowPlan) -> None:
-        stored = _stored_plans()
-        data = plan.to_session()
-        if stored.get(self.flow.slug) == data:
-            return  # unchanged (a stage shown again): no new cookie to sign and send
-        session[PLANS_KEY] = {**stored, self.flow.slug: data}
-
     def _drop_plan(self) -> None:
-        plans = _stored_plans()
+        plans = stored_plans()
         if self.flow.slug in plans:
             plans = dict(plans)
             del plans[self.flow.slug]
@@ -234,7 +232,7 @@ class FlowExecutor:
                 # Post/redirect/get: after a POST a plain browser reloads the flow URL to see
                 # the next stage (a GET that passed non-interactive stages just renders it).
                 # htmx is sent there too when the next stage must load as a whole page.
-                self._save_plan(plan)
+                store_plan(plan)
                 return self._redirect(url_for("flows.execute", slug=self.flow.slug))
             else:
                 form = stage_type.form_class(run)(formdata=None)
@@ -337,7 +335,7 @@ class FlowExecutor:
         form.flow_step.data = run.plan.token
         stage_type = self.state.stage_type(run.stage.type)
         extra = stage_type.challenge(run, form)
-        self._save_plan(run.plan)  # after challenge(), which may note things in the context
+        store_plan(run.plan)  # after challenge(), which may note things in the context
         html = render_template(
             stage_type.template,
             **self._page_context(),
@@ -410,9 +408,3 @@ class FlowExecutor:
     @staticmethod
     def _app() -> Any:
         return current_app._get_current_object()  # type: ignore[attr-defined]
-
-
-def _stored_plans() -> dict[str, Any]:
-    """The session's plans by slug; anything else stored there (an old format) counts as none."""
-    plans = session.get(PLANS_KEY)
-    return plans if isinstance(plans, dict) else {}

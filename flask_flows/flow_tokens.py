@@ -16,20 +16,20 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import secrets
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
 import sqlalchemy as sa
-from flask import Response, make_response, render_template, request, session, url_for
+from flask import Response, make_response, render_template, request, url_for
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .csrf import MSG_CSRF, csrf_valid
 from .models import Flow, FlowsModel, utcnow
-from .plan import FlowPlan
+from .plan import FlowPlan, store_plan
+from .tokens import hash_token
 
 if TYPE_CHECKING:
     from .extension import FlowsState
@@ -61,11 +61,6 @@ class FlowToken(FlowsModel):
     created: Mapped[datetime] = mapped_column(default=utcnow)
     expires: Mapped[datetime] = mapped_column()
     used_at: Mapped[datetime | None] = mapped_column(default=None)
-
-
-def new_token() -> str:
-    """A fresh link token (256 bits from the OS CSPRNG)."""
-    return secrets.token_urlsafe(32)
 
 
 def save_token(
@@ -108,24 +103,8 @@ def tokens_sent_since(state: FlowsState, address_hash: str, seconds: int) -> int
     )
 
 
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
-
-
 def hash_address(address: str) -> str:
     return hashlib.sha256(address.strip().lower().encode("utf-8", "surrogatepass")).hexdigest()
-
-
-def store_plan(plan: FlowPlan) -> None:
-    """Write ``plan`` into this browser's session, where the executor looks for it."""
-    # Imported here: the executor imports the extension, which imports the stage
-    # registry, which imports this module through the email stage.
-    from .executor import PLANS_KEY
-
-    plans = session.get(PLANS_KEY)
-    plans = dict(plans) if isinstance(plans, dict) else {}
-    plans[plan.flow_slug] = plan.to_session()
-    session[PLANS_KEY] = plans
 
 
 @dataclass

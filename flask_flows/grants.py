@@ -9,8 +9,6 @@ not ask again.
 
 from __future__ import annotations
 
-import hashlib
-import secrets
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -18,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, Session, mapped_column, scoped_session
 
 from .models import FlowsModel, utcnow
+from .tokens import hash_token, new_token
 
 #: A plain session or Flask-SQLAlchemy's scoped ``db.session``.
 DbSession = Session | scoped_session[Any]
@@ -70,10 +69,6 @@ class UserConsent(FlowsModel):
         return set(permissions) <= set(self.permissions.splitlines())
 
 
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()
-
-
 def create_invitation(
     session: DbSession,
     *,
@@ -87,7 +82,7 @@ def create_invitation(
 
     The token goes into the link as ``?itoken=``; lose it and the invitation cannot be used.
     """
-    token = secrets.token_urlsafe(32)
+    token = new_token()
     invitation = Invitation(
         token_hash=hash_token(token),
         flow_slug=flow_slug,

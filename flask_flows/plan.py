@@ -19,6 +19,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from flask import session
+
+#: Session key of the mapping slug → stored plan.
+PLANS_KEY = "_flows_plans"
+
 #: Context keys shared across stages (authentik's names where they exist).
 PENDING_USER = "pending_user"
 PENDING_USER_IDENTIFIER = "pending_user_identifier"
@@ -98,3 +103,20 @@ class FlowPlan:
 def injected_stage_id(entry: int) -> int | None:
     """The ``Stage`` id of a plan entry added by :meth:`FlowPlan.inject_stages`, else ``None``."""
     return -entry if entry < 0 else None
+
+
+def stored_plans() -> dict[str, Any]:
+    """The session's plans by slug; anything else stored there (an old format) counts as none."""
+    plans = session.get(PLANS_KEY)
+    return plans if isinstance(plans, dict) else {}
+
+
+def store_plan(plan: FlowPlan) -> bool:
+    """Write ``plan`` into this browser's session; ``False`` when it was there unchanged
+    (a stage shown again), so that no new cookie is signed and sent."""
+    stored = stored_plans()
+    data = plan.to_session()
+    if stored.get(plan.flow_slug) == data:
+        return False
+    session[PLANS_KEY] = {**stored, plan.flow_slug: data}
+    return True

@@ -8,8 +8,6 @@ other sessions" and expiry end the session for real (ASVS 7.4.1, 7.4.3).
 
 from __future__ import annotations
 
-import hashlib
-import secrets
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, cast
 
@@ -19,6 +17,7 @@ from flask_login import login_user, logout_user
 from sqlalchemy.engine import CursorResult
 
 from .models import AuthenticatedSession, utcnow
+from .tokens import hash_token, new_token
 
 if TYPE_CHECKING:
     from .extension import FlowsState
@@ -45,10 +44,10 @@ def log_in(
     """Log ``user`` in on a fresh session and record it server-side."""
     _end_current(state, commit=False)  # in the same transaction as the new row
     _clear_session()
-    key = secrets.token_urlsafe(32)
+    key = new_token()
     now = utcnow()
     record = AuthenticatedSession(
-        key_hash=_hash(key),
+        key_hash=hash_token(key),
         user_id=state.user_store.user_id(user),
         created=now,
         last_seen=now,
@@ -96,7 +95,7 @@ def current_record(state: FlowsState) -> AuthenticatedSession | None:
     key = session.get(SESSION_KEY)
     if isinstance(key, str):
         record = state.db.session.scalar(
-            sa.select(AuthenticatedSession).where(AuthenticatedSession.key_hash == _hash(key))
+            sa.select(AuthenticatedSession).where(AuthenticatedSession.key_hash == hash_token(key))
         )
         if record is not None and record.is_expired():
             state.db.session.delete(record)
@@ -143,7 +142,7 @@ def _end_current(state: FlowsState, *, commit: bool = True) -> None:
     key = session.get(SESSION_KEY)
     if isinstance(key, str):
         state.db.session.execute(
-            sa.delete(AuthenticatedSession).where(AuthenticatedSession.key_hash == _hash(key))
+            sa.delete(AuthenticatedSession).where(AuthenticatedSession.key_hash == hash_token(key))
         )
         if commit:
             state.db.session.commit()
@@ -168,7 +167,3 @@ def _clear_session() -> None:
     (htmx) response must carry a token for the new session."""
     session.clear()
     g.pop(current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token"), None)
-
-
-def _hash(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()

@@ -38,9 +38,10 @@ from typing import Any
 from flask import url_for
 
 from .. import mail
-from ..flow_tokens import hash_address, new_token, save_token, tokens_sent_since
+from ..flow_tokens import hash_address, save_token, tokens_sent_since
 from ..options import ConfigError, Option
 from ..plan import PENDING_USER_IDENTIFIER, PROMPT_DATA, FlowPlan
+from ..tokens import new_token
 from .base import StageForm, StageResult, StageRun, StageType, invalid
 
 #: Plan context: the first mail for this plan went out (or was skipped); how many were asked for.

@@ -21,10 +21,11 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from ..grants import MAX_TOKEN_LENGTH, DbSession, Invitation, hash_token
+from ..grants import MAX_TOKEN_LENGTH, DbSession, Invitation
 from ..models import utcnow
 from ..options import Option
 from ..plan import PROMPT_DATA
+from ..tokens import hash_token
 from .base import StageForm, StageResult, StageRun, StageType, deny, ok
 
 if TYPE_CHECKING:
