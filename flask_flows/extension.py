@@ -158,7 +158,7 @@ class FlowsState:
         self.plan_cache = PlanCache(ttl=config["FLOWS_PLAN_CACHE_TTL"])
         self.definitions = FlowDefinitions(check_seconds=config["FLOWS_DEFINITION_CHECK_SECONDS"])
         self._stage_instances: dict[str, StageType] = {}
-        self._stage_configs: WeakKeyDictionary[Stage, tuple[Any, dict[str, Any]]] = (
+        self._configs: WeakKeyDictionary[Stage | Policy, tuple[Any, dict[str, Any]]] = (
             WeakKeyDictionary()
         )
         self._policy_instances: dict[str, PolicyType] = {}
@@ -168,47 +168,33 @@ class FlowsState:
         return self.flows.python_policies
 
     def stage_type(self, name: str) -> StageType:
-        if name not in self._stage_instances:
-            cls = self.flows.stage_types.get(name)
-            if cls is None:
-                known = ", ".join(sorted(self.flows.stage_types))
-                raise ConfigError(f"unknown stage type {name!r} (known: {known})")
-            self._stage_instances[name] = cls()
-        return self._stage_instances[name]
+        return _instance(self.flows.stage_types, self._stage_instances, "stage", name)
 
     def policy_type(self, name: str) -> PolicyType:
-        if name not in self._policy_instances:
-            cls = self.flows.policy_types.get(name)
-            if cls is None:
-                known = ", ".join(sorted(self.flows.policy_types))
-                raise ConfigError(f"unknown policy type {name!r} (known: {known})")
-            self._policy_instances[name] = cls()
-        return self._policy_instances[name]
+        return _instance(self.flows.policy_types, self._policy_instances, "policy", name)
 
     def stage_config(self, stage: Stage) -> dict[str, Any]:
-        """The stage's validated options (a fresh dict each call).
-
-        Validation runs once per stage object and raw config: the cached flow
-        definitions keep their Stage objects for a whole revision, so a stage request
-        does not re-check options it checked before.
-        """
-        cached = self._stage_configs.get(stage)
-        if cached is not None and cached[0] is stage.config:
-            return dict(cached[1])
-        stage_type = self.stage_type(stage.type)
-        config = validate_options(
-            stage_type.options, stage.config, f"stage {stage.name!r} ({stage.type})"
-        )
-        stage_type.check_config(config, f"stage {stage.name!r} ({stage.type})")
-        self._stage_configs[stage] = (stage.config, config)
-        return dict(config)
+        """The stage's validated options (a fresh dict each call); see :meth:`_config`."""
+        return self._config(stage, self.stage_type(stage.type), "stage")
 
     def policy_config(self, policy: Policy) -> dict[str, Any]:
-        return validate_options(
-            self.policy_type(policy.type).options,
-            policy.config,
-            f"policy {policy.name!r} ({policy.type})",
-        )
+        """The policy's validated options (a fresh dict each call); see :meth:`_config`."""
+        return self._config(policy, self.policy_type(policy.type), "policy")
+
+    def _config(
+        self, obj: Stage | Policy, typed: StageType | PolicyType, kind: str
+    ) -> dict[str, Any]:
+        """Validation runs once per object and raw config: the cached flow definitions
+        keep their Stage and Policy objects for a whole revision, so a request does not
+        re-check options checked before."""
+        cached = self._configs.get(obj)
+        if cached is not None and cached[0] is obj.config:
+            return dict(cached[1])
+        where = f"{kind} {obj.name!r} ({obj.type})"
+        config = validate_options(typed.options, obj.config, where)
+        typed.check_config(config, where)
+        self._configs[obj] = (obj.config, config)
+        return dict(config)
 
     def current_user(self) -> Any | None:
         """The logged-in user, or ``None`` for anonymous requests."""
@@ -238,6 +224,23 @@ class FlowsState:
         """Create flask-flows' tables (and the app's) if they do not exist."""
         self.db.create_all()
         FlowsModel.metadata.create_all(self.db.engine)
+
+
+Registered = TypeVar("Registered")
+
+
+def _instance(
+    registry: dict[str, type[Registered]], instances: dict[str, Registered], kind: str, name: str
+) -> Registered:
+    """The one instance of the registered ``kind`` type ``name`` (created on first use)."""
+    if name not in instances:
+        cls = registry.get(name)
+        if cls is None:
+            raise ConfigError(
+                f"unknown {kind} type {name!r} (known: {', '.join(sorted(registry))})"
+            )
+        instances[name] = cls()
+    return instances[name]
 
 
 def get_state() -> FlowsState:

@@ -454,6 +454,22 @@ def test_custom_stage_types_are_checked_with_their_own_options(
         apply_text(app, state, ok.replace("{greeting: hi}", "{greeting: 3}"))
 
 
+def test_a_policy_config_its_type_refuses_is_refused_on_apply(
+    app: Flask, state: FlowsState
+) -> None:
+    """Cross-field checks of policy types run when the blueprint is applied, as those of
+    stage types do, rather than on every evaluation at login time."""
+    text = (
+        "version: 1\npolicies:\n  - name: strict\n    type: password\n"
+        "    config: {min_length: 100, max_length: 80}\n"
+    )
+    with pytest.raises(
+        BlueprintError, match=r"policies\[0\] \(name 'strict'\), config, field 'min_length'"
+    ):
+        apply_text(app, state, text)
+    assert apply_text(app, state, text.replace("100", "12")).created["policies"] == 1
+
+
 def test_install_default_flows_is_idempotent(app: Flask, state: FlowsState) -> None:
     names = sorted(p.name for p in DEFAULT_BLUEPRINTS.glob("*.yaml"))
     assert "default-authentication-flow.yaml" in names

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -258,36 +258,39 @@ def _check_group(
 def _check_policy(
     entry: dict[str, Any], index: int, source: str, types: TypeRegistry
 ) -> dict[str, Any]:
-    where = f"{source}: {entry_label('policies', index, entry)}"
-    policy = _fields(entry, _POLICY_FIELDS, where)
-    policy["config"] = policy["config"] or {}
-    try:
-        policy_type = types.policy_type(policy["type"])
-    except ConfigError as error:
-        raise BlueprintError(f"{where}, field 'type': {error}") from error
-    _config_error(
-        lambda: validate_options(policy_type.options, policy["config"], f"{where}, config")
+    return _check_typed(
+        entry,
+        _POLICY_FIELDS,
+        f"{source}: {entry_label('policies', index, entry)}",
+        types.policy_type,
     )
-    return policy
 
 
 def _check_stage(
     entry: dict[str, Any], index: int, source: str, types: TypeRegistry
 ) -> dict[str, Any]:
-    where = f"{source}: {entry_label('stages', index, entry)}"
-    stage = _fields(entry, _STAGE_FIELDS, where)
-    stage["config"] = stage["config"] or {}
+    return _check_typed(
+        entry, _STAGE_FIELDS, f"{source}: {entry_label('stages', index, entry)}", types.stage_type
+    )
+
+
+def _check_typed(
+    entry: dict[str, Any], fields: Any, where: str, lookup: Callable[[str], StageType | PolicyType]
+) -> dict[str, Any]:
+    """A stage or policy entry: its fields, a known type, and a config that type accepts."""
+    checked = _fields(entry, fields, where)
+    checked["config"] = checked["config"] or {}
     try:
-        stage_type = types.stage_type(stage["type"])
+        typed = lookup(checked["type"])
     except ConfigError as error:
         raise BlueprintError(f"{where}, field 'type': {error}") from error
 
     def check() -> None:
-        config = validate_options(stage_type.options, stage["config"], f"{where}, config")
-        stage_type.check_config(config, f"{where}, config")
+        config = validate_options(typed.options, checked["config"], f"{where}, config")
+        typed.check_config(config, f"{where}, config")
 
     _config_error(check)
-    return stage
+    return checked
 
 
 def _check_flow(

@@ -61,5 +61,9 @@ class PolicyType:
     #: plans of flows bound to such a policy are never cached.
     request_dependent: ClassVar[bool] = False
 
+    def check_config(self, config: Mapping[str, Any], where: str) -> None:
+        """Cross-field checks beyond :class:`Option`; raise ``ConfigError`` naming ``where``
+        (run when a blueprint is applied and once per policy object at run time)."""
+
     def evaluate(self, config: Mapping[str, Any], request: PolicyRequest) -> PolicyResult:
         raise NotImplementedError

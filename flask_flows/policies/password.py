@@ -68,8 +68,14 @@ class PasswordPolicy(PolicyType):
         "hibp_allowed_count": Option(int, default=0, minimum=0),
     }
 
+    def check_config(self, config: Mapping[str, Any], where: str) -> None:
+        if config["min_length"] > config["max_length"]:
+            raise ConfigError(
+                f"{where}, field 'min_length': {config['min_length']} is above "
+                f"max_length ({config['max_length']})"
+            )
+
     def evaluate(self, config: Mapping[str, Any], request: PolicyRequest) -> PolicyResult:
-        check_config(config)
         field_key = config["field_key"]
         prompt_data = request.context.get(PROMPT_DATA) or {}
         raw = prompt_data.get(field_key)
@@ -90,15 +96,6 @@ class PasswordPolicy(PolicyType):
         if messages:
             return PolicyResult(False, tuple(messages), field=field_key)
         return PolicyResult(True, field=field_key)
-
-
-def check_config(config: Mapping[str, Any]) -> None:
-    """Cross-field checks :class:`~flask_flows.options.Option` cannot express."""
-    if config["min_length"] > config["max_length"]:
-        raise ConfigError(
-            f"password policy: min_length ({config['min_length']}) is above "
-            f"max_length ({config['max_length']})"
-        )
 
 
 def is_common(password: str, path: Path = COMMON_PASSWORDS_FILE) -> bool:
