@@ -136,7 +136,12 @@ def resolve_initial(spec: PromptField, run: StageRun) -> Any:
 
 
 def _fields(run: StageRun) -> list[PromptField]:
-    return parse_fields(run.config["fields"], f"stage {run.stage.name!r} (prompt)")
+    """The parsed fields, once per run (form_class and challenge or respond all ask)."""
+    if "fields" not in run.memo:
+        run.memo["fields"] = parse_fields(
+            run.config["fields"], f"stage {run.stage.name!r} (prompt)"
+        )
+    return list(run.memo["fields"])
 
 
 def _unique_username(run: StageRun) -> Any:
