@@ -64,6 +64,15 @@ class FlowBrowser:
         self.step(slug, uid_field=username)
         return self.step(slug, password=password)
 
+    def fresh(self) -> FlowBrowser:
+        """Another browser of the same kind on the same app, with no cookies (another
+        device, or someone else)."""
+        return FlowBrowser(self.client.application.test_client(), htmx=self.htmx)
+
+    def whoami(self) -> str:
+        """The test app's home page, which names the logged-in user (``last`` untouched)."""
+        return self.client.get("/").text
+
     def open_link(self, url: str) -> TestResponse:
         """Open an emailed link as its reader does: the page it shows, then a click on its
         "Continue" button (a plain form POST, htmx or not). Returns the POST's response

@@ -38,11 +38,6 @@ def default_flows(app: Flask, state: FlowsState) -> None:
         install_default_flows(state)
 
 
-def another(app: Flask, browser: FlowBrowser) -> FlowBrowser:
-    """A second browser of the same kind, with no cookies (another device)."""
-    return FlowBrowser(app.test_client(), htmx=browser.htmx)
-
-
 def user_named(app: Flask, username: str) -> User | None:
     with app.app_context():
         return db.session.scalar(sa.select(User).where(User.username == username))
@@ -72,7 +67,7 @@ def test_sign_up_confirm_by_email_in_another_browser_and_log_in(
 
     message = mailbox.wait_for_message()
     assert message["To"] == "carol@example.com"
-    phone = another(app, browser)
+    phone = browser.fresh()
     phone.open_link(link_in(message))
     landing = phone.client.get(f"/flows/{ENROLL}/")
     assert landing.status_code in (200, 303)
@@ -81,7 +76,7 @@ def test_sign_up_confirm_by_email_in_another_browser_and_log_in(
     assert carol is not None and carol.email == "carol@example.com" and carol.active
     assert PASSWORD not in (carol.password_hash or "")
 
-    fresh = another(app, browser)
+    fresh = browser.fresh()
     fresh.log_in("carol", PASSWORD, slug=LOGIN)
     assert fresh.get("/").text == "home: carol"
 
@@ -107,7 +102,7 @@ def test_recovery_from_another_browser_sets_the_password_and_ends_other_sessions
     app: Flask, browser: FlowBrowser, make_user: Any, mailbox: Any
 ) -> None:
     make_user("erin", password=PASSWORD)
-    laptop = another(app, browser)
+    laptop = browser.fresh()
     laptop.log_in("erin", PASSWORD, slug=LOGIN)
     assert laptop.get("/").text == "home: erin"
 
@@ -117,7 +112,7 @@ def test_recovery_from_another_browser_sets_the_password_and_ends_other_sessions
     message = mailbox.wait_for_message()
     assert message["To"] == "erin@example.com"
 
-    phone = another(app, browser)
+    phone = browser.fresh()
     phone.open_link(link_in(message))
     phone.get(f"/flows/{RECOVER}/")
     assert phone.stage_type == "prompt"
@@ -125,10 +120,10 @@ def test_recovery_from_another_browser_sets_the_password_and_ends_other_sessions
     assert phone.get("/").text == "home: erin"
 
     assert laptop.get("/").text == "home: anonymous"
-    old = another(app, browser)
+    old = browser.fresh()
     old.log_in("erin", PASSWORD, slug=LOGIN)
     assert "Invalid username or password." in old.last.text
-    new = another(app, browser)
+    new = browser.fresh()
     new.log_in("erin", NEW_PASSWORD, slug=LOGIN)
     assert new.get("/").text == "home: erin"
 
@@ -143,7 +138,7 @@ def test_recovery_answers_the_same_for_known_and_unknown_accounts(
     app: Flask, browser: FlowBrowser, make_user: Any, mailbox: Any
 ) -> None:
     make_user("frank", password=PASSWORD)
-    known, unknown = another(app, browser), another(app, browser)
+    known, unknown = browser.fresh(), browser.fresh()
     for client, address in ((known, "frank@example.com"), (unknown, "nobody@example.com")):
         client.start(RECOVER)
         client.step(RECOVER, uid_field=address)
@@ -158,7 +153,7 @@ def test_change_password_needs_the_current_one_and_ends_other_sessions(
     app: Flask, browser: FlowBrowser, make_user: Any
 ) -> None:
     make_user("gina", password=PASSWORD)
-    laptop = another(app, browser)
+    laptop = browser.fresh()
     laptop.log_in("gina", PASSWORD, slug=LOGIN)
     browser.log_in("gina", PASSWORD, slug=LOGIN)
 
@@ -173,7 +168,7 @@ def test_change_password_needs_the_current_one_and_ends_other_sessions(
 
     assert browser.get("/").text == "home: gina"
     assert laptop.get("/").text == "home: anonymous"
-    again = another(app, browser)
+    again = browser.fresh()
     again.log_in("gina", NEW_PASSWORD, slug=LOGIN)
     assert again.get("/").text == "home: gina"
 
@@ -228,7 +223,7 @@ def test_recovery_asks_for_the_second_factor_before_the_new_password(
 
     browser.start(RECOVER)
     browser.step(RECOVER, uid_field="jack")
-    phone = another(app, browser)
+    phone = browser.fresh()
     phone.open_link(link_in(mailbox.wait_for_message()))
     phone.get(f"/flows/{RECOVER}/")
     assert phone.stage_type == "authenticator_validate"
@@ -255,11 +250,11 @@ def test_the_default_login_slows_down_password_guessing(
     from elsewhere until fifty (so a few wrong guesses cannot lock its owner out)."""
     make_user("kate", password=PASSWORD)
     for _ in range(10):
-        guesser = another(app, browser)
+        guesser = browser.fresh()
         guesser.log_in("kate", "a wrong guess", slug=LOGIN)
         assert "Invalid username or password." in guesser.last.text
 
-    blocked = another(app, browser)
+    blocked = browser.fresh()
     blocked.start(LOGIN)
     blocked.step(LOGIN, uid_field="kate")
     assert "Too many failed sign-in attempts." in blocked.last.text

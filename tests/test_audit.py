@@ -45,11 +45,6 @@ def log_in(browser: FlowBrowser, identifier: str, password: str) -> None:
     browser.submit("login", password=password)
 
 
-def fresh(app: Flask, browser: FlowBrowser) -> FlowBrowser:
-    """Another client of the same kind: a separate browser with no cookies."""
-    return FlowBrowser(app.test_client(), htmx=browser.htmx)
-
-
 def test_a_successful_login_sends_the_flow_signals(
     app: Flask, browser: FlowBrowser, make_user, login_flow
 ) -> None:
@@ -84,8 +79,8 @@ def test_failures_and_logout_are_signalled(
 ) -> None:
     make_user("alice", password=PASSWORD)
     with recording(app, signals.login_failed, signals.user_logged_out) as events:
-        log_in(fresh(app, browser), "nobody", "whatever-password")
-        log_in(fresh(app, browser), "alice", "wrong-password")
+        log_in(browser.fresh(), "nobody", "whatever-password")
+        log_in(browser.fresh(), "alice", "wrong-password")
         log_in(browser, "alice", PASSWORD)
         browser.start("logout")
         browser.submit("logout")
@@ -108,7 +103,7 @@ def test_no_secret_reaches_the_logs_or_the_session_cookie(
 ) -> None:
     make_user("alice", password=PASSWORD)
     caplog.set_level(logging.DEBUG)
-    log_in(fresh(app, browser), "alice", "a-wrong-secret-value")
+    log_in(browser.fresh(), "alice", "a-wrong-secret-value")
     log_in(browser, "alice", PASSWORD)
 
     assert "flask_flows" in {record.name.split(".")[0] for record in caplog.records}

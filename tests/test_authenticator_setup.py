@@ -79,7 +79,11 @@ def secret_on(page: TestResponse) -> str:
 
 
 def codes_on(page: TestResponse) -> list[str]:
-    return _CODES.findall(page.text)
+    """The recovery codes shown on ``page``; there must be some, or a test comparing or
+    looping over them would pass without checking anything."""
+    codes = _CODES.findall(page.text)
+    assert codes, "no recovery codes on the page"
+    return codes
 
 
 def not_a_valid_code(secret: str) -> str:

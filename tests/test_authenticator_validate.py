@@ -90,15 +90,6 @@ def finished(browser: FlowBrowser) -> bool:
     return browser.redirect_target == "/after"
 
 
-def whoami(browser: FlowBrowser) -> str:
-    return browser.client.get("/").text
-
-
-def fresh(app: Flask, browser: FlowBrowser) -> FlowBrowser:
-    """Another browser of the same kind, without cookies."""
-    return FlowBrowser(app.test_client(), htmx=browser.htmx)
-
-
 def code_error(browser: FlowBrowser) -> str | None:
     assert browser.last is not None
     marker = 'class="flows-error" id="code-error">'
@@ -156,13 +147,13 @@ def test_totp_code_logs_in_and_spends_its_step(
     assert 'autocomplete="one-time-code"' in page
     assert 'inputmode="numeric"' in page
     assert 'name="device_class"' not in page  # one kind of device: nothing to choose
-    assert whoami(browser) == "home: anonymous"
+    assert browser.whoami() == "home: anonymous"
 
     with recording(app, signals.flow_completed) as completed:
         browser.step("login", code=code_for(secret))
 
     assert finished(browser)
-    assert whoami(browser) == "home: alice"
+    assert browser.whoami() == "home: alice"
     context = completed[0]["plan"].context
     assert context["auth_method"] == "totp"
     assert context["auth_methods"] == ["password", "totp"]
@@ -186,7 +177,7 @@ def test_wrong_code_is_refused_and_reported(
     assert code_error(browser) == INVALID_CODE
     assert f'value="{wrong}"' not in browser.last.text  # type: ignore[union-attr]
     assert [(f["identifier"], f["reason"]) for f in failures] == [("alice", "invalid_mfa_code")]
-    assert whoami(browser) == "home: anonymous"
+    assert browser.whoami() == "home: anonymous"
     assert totp_device(app).last_step == 0
 
 
@@ -200,7 +191,7 @@ def test_a_code_from_two_steps_ago_fails(
     browser.step("login", code=code_for(secret, STEP - 2))
 
     assert code_error(browser) == INVALID_CODE
-    assert whoami(browser) == "home: anonymous"
+    assert browser.whoami() == "home: anonymous"
 
 
 def test_a_code_is_accepted_once_per_step(
@@ -215,16 +206,16 @@ def test_a_code_is_accepted_once_per_step(
     code = code_for(secret)
     to_second_factor(browser)
     browser.step("login", code=code)
-    assert whoami(browser) == "home: alice"
+    assert browser.whoami() == "home: alice"
 
     caplog.set_level(logging.INFO, logger="flask_flows")
-    other = fresh(app, browser)
+    other = browser.fresh()
     to_second_factor(other)
     with recording(app, signals.login_failed) as failures:
         other.step("login", code=code)
 
     assert code_error(other) == REPLAYED_CODE
-    assert whoami(other) == "home: anonymous"
+    assert other.whoami() == "home: anonymous"
     assert failures and failures[0]["reason"] == "invalid_mfa_code"
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert any("replayed TOTP code" in r.getMessage() for r in warnings)
@@ -241,16 +232,16 @@ def test_a_code_from_the_previous_step_passes_once(
 
     to_second_factor(browser)
     browser.step("login", code=previous)
-    assert whoami(browser) == "home: alice"
+    assert browser.whoami() == "home: alice"
     assert totp_device(app).last_step == STEP - 1
 
-    other = fresh(app, browser)
+    other = browser.fresh()
     to_second_factor(other)
     other.step("login", code=previous)
     assert code_error(other) == REPLAYED_CODE
     # The current step is still unspent.
     other.step("login", code=code_for(secret))
-    assert whoami(other) == "home: alice"
+    assert other.whoami() == "home: alice"
 
 
 def test_too_many_wrong_codes_end_the_login(
@@ -267,7 +258,7 @@ def test_too_many_wrong_codes_end_the_login(
     assert TOO_MANY in response.text
     assert response.status_code == (200 if browser.htmx else 403)
     assert browser.stage_type is None
-    assert whoami(browser) == "home: anonymous"
+    assert browser.whoami() == "home: anonymous"
 
 
 def test_unconfirmed_devices_do_not_count(
@@ -301,17 +292,17 @@ def test_a_recovery_code_works_once(
     assert 'inputmode="numeric"' not in page  # recovery codes have letters
     with recording(app, signals.flow_completed) as completed:
         browser.step("login", code=codes[0].lower())
-    assert whoami(browser) == "home: alice"
+    assert browser.whoami() == "home: alice"
     assert completed[0]["plan"].context["auth_method"] == "static"
     assert token_count(app) == len(codes) - 1
     with app.app_context():
         assert db.session.scalars(sa.select(StaticDevice)).one().last_used is not None
 
-    other = fresh(app, browser)
+    other = browser.fresh()
     to_second_factor(other)
     other.step("login", code=codes[0])
     assert code_error(other) == INVALID_CODE
-    assert whoami(other) == "home: anonymous"
+    assert other.whoami() == "home: anonymous"
     assert token_count(app) == len(codes) - 1
 
 
@@ -339,7 +330,7 @@ def test_a_user_with_both_kinds_picks_one(
     assert token_count(app) == len(codes)
 
     browser.step("login", device_class="static", code=codes[1])
-    assert whoami(browser) == "home: alice"
+    assert browser.whoami() == "home: alice"
     assert token_count(app) == len(codes) - 1
     assert totp_device(app).last_step == 0
 
@@ -371,7 +362,7 @@ def test_skip_logs_in_without_showing_the_stage(
     to_second_factor(browser)
 
     assert finished(browser)
-    assert whoami(browser) == "home: alice"
+    assert browser.whoami() == "home: alice"
 
 
 def test_deny_refuses_a_user_without_devices(
@@ -384,7 +375,7 @@ def test_deny_refuses_a_user_without_devices(
 
     assert NOT_CONFIGURED in browser.last.text  # type: ignore[union-attr]
     assert browser.last.status_code == (200 if browser.htmx else 403)  # type: ignore[union-attr]
-    assert whoami(browser) == "home: anonymous"
+    assert browser.whoami() == "home: anonymous"
 
 
 def binding_count(app: Flask) -> int:
@@ -420,11 +411,11 @@ def test_configure_runs_the_setup_stages_inside_the_plan(
     assert MSG_CHANGED not in browser.last.text  # type: ignore[union-attr]
     browser.step("login")
     assert "Second setup step." in browser.last.text  # type: ignore[union-attr]
-    assert whoami(browser) == "home: anonymous"  # setup runs before the login
+    assert browser.whoami() == "home: anonymous"  # setup runs before the login
     browser.step("login")
 
     assert finished(browser)
-    assert whoami(browser) == "home: alice"
+    assert browser.whoami() == "home: alice"
     assert binding_count(app) == bindings  # nothing was bound to the flow
 
 
@@ -461,11 +452,11 @@ def test_configure_sets_up_totp_before_login(
     browser.step("login", code=code_for(device.secret), name="Phone")
 
     assert finished(browser)
-    assert whoami(browser) == "home: alice"
+    assert browser.whoami() == "home: alice"
     assert totp_device(app).confirmed
 
     # Next time the new device is asked for.
-    other = fresh(app, browser)
+    other = browser.fresh()
     to_second_factor(other)
     assert other.stage_type == VALIDATE
 
@@ -495,7 +486,7 @@ def mfa_cookie(app: Flask, user: User, age: int = 0) -> str:
 
 
 def with_cookie(app: Flask, browser: FlowBrowser, value: str) -> FlowBrowser:
-    other = fresh(app, browser)
+    other = browser.fresh()
     other.client.set_cookie(MFA_COOKIE, value)
     return other
 
@@ -507,7 +498,7 @@ def test_passed_mfa_cookie_skips_the_stage_within_the_threshold(
     mfa_flow(make_flow, last_auth_threshold=3600)
     to_second_factor(browser)
     browser.step("login", code=code_for(secret))
-    assert whoami(browser) == "home: alice"
+    assert browser.whoami() == "home: alice"
 
     set_cookie = next(
         h
@@ -527,7 +518,7 @@ def test_passed_mfa_cookie_skips_the_stage_within_the_threshold(
     with recording(app, signals.flow_completed) as completed:
         to_second_factor(later)
     assert finished(later)
-    assert whoami(later) == "home: alice"
+    assert later.whoami() == "home: alice"
     assert completed[0]["plan"].context["auth_methods"] == ["password", "remembered"]
 
 
@@ -627,12 +618,12 @@ def test_logging_out_deletes_the_passed_mfa_cookie(
     make_flow("logout", "user_logout", designation="invalidation")
     to_second_factor(browser)
     browser.step("login", code=code_for(secret))
-    assert whoami(browser) == "home: alice"
+    assert browser.whoami() == "home: alice"
     assert browser.client.get_cookie(MFA_COOKIE) is not None
 
     browser.start("logout")
     browser.step("logout")  # "Log out?" — yes
-    assert whoami(browser) == "home: anonymous"
+    assert browser.whoami() == "home: anonymous"
     assert browser.client.get_cookie(MFA_COOKIE) is None
     # The same browser, the password alone: the code is asked for again.
     to_second_factor(browser)
@@ -678,7 +669,7 @@ def test_no_code_or_secret_in_the_session_cookie_or_logs(
     browser.step("login", device_class="static", code="ABCD-EFGH-JKMN")
     mid_flow = session_data(app, browser)
     browser.step("login", device_class="static", code=codes[0])
-    assert whoami(browser) == "home: alice"
+    assert browser.whoami() == "home: alice"
 
     secrets = [secret, code_for(secret), "123456", "ABCD-EFGH-JKMN", *codes]
     for value in secrets:

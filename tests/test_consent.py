@@ -22,10 +22,6 @@ PASSWORD = "correct horse battery"
 PERMISSIONS = ["Read your profile", "See your email address"]
 
 
-def fresh(app: Flask, browser: FlowBrowser) -> FlowBrowser:
-    return FlowBrowser(app.test_client(), htmx=browser.htmx)
-
-
 def log_in(browser: FlowBrowser, username: str) -> None:
     browser.start("login")
     browser.step("login", uid_field=username)
@@ -166,7 +162,7 @@ def test_consent_is_per_user(
     assert asked(browser)
     allow(browser)
 
-    bob = fresh(app, browser)
+    bob = browser.fresh()
     log_in(bob, "bob")
     assert asked(bob)
     assert not asked(browser)

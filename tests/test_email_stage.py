@@ -94,10 +94,6 @@ def open_link(app: Flask, link: str, htmx: bool = False) -> tuple[FlowBrowser, T
     return other, response
 
 
-def whoami(browser: FlowBrowser) -> str:
-    return browser.client.get("/").text
-
-
 def tokens(app: Flask) -> list[FlowToken]:
     with app.app_context():
         rows = list(db.session.scalars(sa.select(FlowToken).order_by(FlowToken.id)))
@@ -156,8 +152,8 @@ def test_the_link_continues_the_flow_in_another_browser(
     assert other.stage_type == "dummy"
     other.step(SLUG)
     assert other.redirect_target == "/"
-    assert whoami(other) == "home: alice"
-    assert whoami(browser) == "home: anonymous"
+    assert other.whoami() == "home: alice"
+    assert browser.whoami() == "home: anonymous"
     [token] = tokens(app)
     assert token.used_at is not None
     assert token.flow_slug == SLUG
@@ -412,7 +408,7 @@ def test_the_link_can_activate_the_user(
         assert db.session.get(User, user.id).active is activate
     if activate:
         assert other.redirect_target == "/"
-        assert whoami(other) == "home: alice"
+        assert other.whoami() == "home: alice"
     else:
         assert response.status_code == 403
         assert "This account is disabled." in response.text
@@ -525,7 +521,7 @@ def test_a_logged_in_user_sees_a_masked_address(
     browser.start("login")
     browser.step("login", uid_field="alice")
     browser.step("login", password=PASSWORD)
-    assert whoami(browser) == "home: alice"
+    assert browser.whoami() == "home: alice"
     response = browser.start("verify")
     assert "We sent an email to <strong>a***@example.com</strong>" in response.text
     assert mailbox.wait_for_message()["To"] == "alice@example.com"

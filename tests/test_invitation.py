@@ -54,10 +54,6 @@ def invite(app: Flask) -> Callable[..., str]:
     return make
 
 
-def fresh(app: Flask, browser: FlowBrowser) -> FlowBrowser:
-    return FlowBrowser(app.test_client(), htmx=browser.htmx)
-
-
 def open_link(browser: FlowBrowser, url: str) -> TestResponse:
     """Open an invitation link and press "Continue" on the page it shows (a plain browser
     then follows the 303 to the next stage)."""
@@ -183,7 +179,7 @@ def test_opening_a_link_spends_nothing_until_continue(
     """Mail scanners fetch every URL in a message, GET and HEAD: the invitation stays."""
     token = invite()
     url = f"/flows/invited/?itoken={token}"
-    scanner = fresh(app, browser)
+    scanner = browser.fresh()
     for _ in range(3):
         page = scanner.get(url)
         assert scanner.stage_type == "invitation"
@@ -269,11 +265,11 @@ def test_a_single_use_link_works_once(
     open_link(browser, f"/flows/invited/?itoken={token}")
     assert browser.stage_type == "dummy"
 
-    other = fresh(app, browser)
+    other = browser.fresh()
     assert_denied(other.get(f"/flows/invited/?itoken={token}"), other, MSG_USED)
     # The same browser starting over cannot use it again either.
     browser.client.post("/flows/invited/cancel/", data={"csrf_token": browser.csrf_token()})
-    again = fresh(app, browser)
+    again = browser.fresh()
     assert_denied(again.get(f"/flows/invited/?itoken={token}"), again, MSG_USED)
 
 
@@ -296,7 +292,7 @@ def test_a_multi_use_link_works_more_than_once(
     app: Flask, browser: FlowBrowser, invited_flow: Flow, invite: Callable[..., str]
 ) -> None:
     token = invite(single_use=False)
-    for client in (browser, fresh(app, browser), fresh(app, browser)):
+    for client in (browser, browser.fresh(), browser.fresh()):
         open_link(client, f"/flows/invited/?itoken={token}")
         assert client.stage_type == "dummy"
         assert plan_context(client)[PROMPT_DATA] == FIXED
@@ -337,7 +333,7 @@ def test_a_refused_link_does_not_spend_the_invitation(
     token = invite()
     browser.get(f"/flows/elsewhere/?itoken={token}")
     assert invitation_row(app, token).used_at is None
-    open_link(fresh(app, browser), f"/flows/invited/?itoken={token}")
+    open_link(browser.fresh(), f"/flows/invited/?itoken={token}")
     assert invitation_row(app, token).used_at is not None
 
 
@@ -389,7 +385,7 @@ def test_the_token_stays_out_of_the_logs(
     caplog.set_level(logging.DEBUG)
     token = invite()
     open_link(browser, f"/flows/invited/?itoken={token}")
-    fresh(app, browser).get(f"/flows/invited/?itoken={token}")
+    browser.fresh().get(f"/flows/invited/?itoken={token}")
     assert "invitation: refused" in caplog.text
     assert token not in caplog.text
 
@@ -419,7 +415,7 @@ def test_cli_prints_a_working_link(app: Flask, browser: FlowBrowser, invited_flo
     open_link(browser, f"{parts.path}?{parts.query}")
     assert browser.stage_type == "dummy"
     assert plan_context(browser)[PROMPT_DATA] == {"email": "dan@example.com", "x": ""}
-    other = fresh(app, browser)
+    other = browser.fresh()
     assert_denied(other.get(f"{parts.path}?{parts.query}"), other, MSG_USED)
 
 

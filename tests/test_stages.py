@@ -38,10 +38,6 @@ def log_in(
     return response
 
 
-def whoami(browser: FlowBrowser) -> str:
-    return browser.client.get("/").text
-
-
 def auth_sessions(app: Flask) -> list[AuthenticatedSession]:
     with app.app_context():
         rows = list(db.session.scalars(sa.select(AuthenticatedSession)))
@@ -67,7 +63,7 @@ def test_identification_is_case_insensitive(
     browser.step("ident", uid_field=identifier)
     assert browser.stage_type == "password"
     browser.step("ident", password=PASSWORD)
-    assert whoami(browser) == "home: alice"
+    assert browser.whoami() == "home: alice"
 
 
 def test_identification_case_sensitive_when_configured(
@@ -226,7 +222,7 @@ def test_password_rehashed_when_parameters_change(
         db.session.commit()
 
     log_in(browser)
-    assert whoami(browser) == "home: alice"
+    assert browser.whoami() == "home: alice"
     with app.app_context():
         new_hash = db.session.get(User, user.id).password_hash
     assert new_hash != old_hash
@@ -265,7 +261,7 @@ def test_failed_attempts_cancel_the_plan(
     # The right password cannot be tried on the cancelled plan: it starts over.
     browser.get("/flows/strict/")
     assert browser.stage_type == "identification"
-    assert whoami(browser) == "home: anonymous"
+    assert browser.whoami() == "home: anonymous"
 
 
 def test_wrong_password_then_right_one(
@@ -277,7 +273,7 @@ def test_wrong_password_then_right_one(
     browser.step("login", password="nope")
     browser.step("login", password=PASSWORD)
     assert browser.redirect_target == "/after"
-    assert whoami(browser) == "home: alice"
+    assert browser.whoami() == "home: alice"
 
 
 # -- user_login -----------------------------------------------------------------------------
@@ -290,7 +286,7 @@ def test_user_login_refuses_inactive_user(
     response = log_in(browser)
     assert "This account is disabled." in response.text
     assert browser.redirect_target is None
-    assert whoami(browser) == "home: anonymous"
+    assert browser.whoami() == "home: anonymous"
 
 
 def test_login_drops_pre_login_session_state(
@@ -306,7 +302,7 @@ def test_login_drops_pre_login_session_state(
         session["marker"] = "set before login"
         assert "other" in session[PLANS_KEY]
     log_in(browser)
-    assert whoami(browser) == "home: alice"
+    assert browser.whoami() == "home: alice"
     with browser.client.session_transaction() as session:
         assert "marker" not in session
         assert "other" not in session.get(PLANS_KEY, {})
@@ -333,12 +329,12 @@ def test_remember_me(
     browser.step("remember", password=PASSWORD)
     assert browser.stage_type == "user_login"
     assert 'name="remember_me"' in browser.last.text  # type: ignore[union-attr]
-    assert whoami(browser) == "home: anonymous"
+    assert browser.whoami() == "home: anonymous"
 
     before = utcnow()
     browser.step("remember", **({"remember_me": "y"} if remember else {}))
     assert browser.redirect_target == "/"
-    assert whoami(browser) == "home: alice"
+    assert browser.whoami() == "home: alice"
     cookie = browser.client.get_cookie("session")
     assert cookie is not None
     (record,) = auth_sessions(app)
@@ -361,7 +357,7 @@ def test_no_remember_me_toggle_without_offset(
     browser.step("login", password=PASSWORD)
     assert browser.stage_type is None
     assert browser.redirect_target == "/"
-    assert whoami(browser) == "home: alice"
+    assert browser.whoami() == "home: alice"
 
 
 def test_session_duration(
@@ -371,7 +367,7 @@ def test_session_duration(
     make_flow("timed", "identification", "password", ("user_login", {"session_duration": 3600}))
     before = utcnow()
     log_in(browser, slug="timed")
-    assert whoami(browser) == "home: alice"
+    assert browser.whoami() == "home: alice"
     (record,) = auth_sessions(app)
     assert record.expires is not None
     assert before + timedelta(seconds=3595) <= record.expires <= utcnow() + timedelta(seconds=3605)
@@ -396,11 +392,11 @@ def test_terminate_other_sessions(
     )
     first = FlowBrowser(app.test_client(), htmx=browser.htmx)
     log_in(first, slug="exclusive")
-    assert whoami(first) == "home: alice"
+    assert first.whoami() == "home: alice"
 
     log_in(browser, slug="exclusive")
-    assert whoami(browser) == "home: alice"
-    assert whoami(first) == ("home: anonymous" if terminate else "home: alice")
+    assert browser.whoami() == "home: alice"
+    assert first.whoami() == ("home: anonymous" if terminate else "home: alice")
     assert len(auth_sessions(app)) == (1 if terminate else 2)
 
 
@@ -421,7 +417,7 @@ def test_stage_after_login_accepts_its_form(
     browser.step("then-more", uid_field="alice")
     browser.step("then-more", password=PASSWORD)
     assert "after login" in browser.last.text  # type: ignore[union-attr]
-    assert whoami(browser) == "home: alice"
+    assert browser.whoami() == "home: alice"
     response = browser.submit("then-more")
     assert MSG_CSRF not in response.text
     assert browser.redirect_target == "/done"
@@ -439,16 +435,16 @@ def test_logout_only_by_post(
     assert page.status_code == 200
     assert browser.stage_type == "user_logout"
     assert "alice" in page.text
-    assert whoami(browser) == "home: alice"
+    assert browser.whoami() == "home: alice"
     # The designation shortcut is a GET too: it must not log out either.
     default = browser.client.get("/flows/-/logout/")
     assert default.headers["Location"] == "/flows/logout/"
     browser.get("/flows/logout/")
-    assert whoami(browser) == "home: alice"
+    assert browser.whoami() == "home: alice"
 
     browser.submit("logout")
     assert browser.redirect_target == "/"
-    assert whoami(browser) == "home: anonymous"
+    assert browser.whoami() == "home: anonymous"
 
 
 def test_logout_without_csrf_keeps_user(
@@ -459,7 +455,7 @@ def test_logout_without_csrf_keeps_user(
     browser.start("logout")
     response = browser.post("/flows/logout/", {"flow_step": browser.step_token()})
     assert MSG_CSRF in response.text
-    assert whoami(browser) == "home: alice"
+    assert browser.whoami() == "home: alice"
 
 
 def test_stage_after_logout_accepts_its_form(
@@ -476,7 +472,7 @@ def test_stage_after_logout_accepts_its_form(
     browser.start("bye")
     browser.step("bye")
     assert "goodbye page" in browser.last.text  # type: ignore[union-attr]
-    assert whoami(browser) == "home: anonymous"
+    assert browser.whoami() == "home: anonymous"
     response = browser.submit("bye")
     assert MSG_CSRF not in response.text
     assert browser.redirect_target == "/"

@@ -55,10 +55,6 @@ def users(app: Flask) -> list[User]:
         return rows
 
 
-def whoami(browser: FlowBrowser) -> str:
-    return browser.client.get("/").text
-
-
 @contextmanager
 def recording(app: Flask, *watched: Any) -> Iterator[list[tuple[str, dict[str, Any]]]]:
     events: list[tuple[str, dict[str, Any]]] = []
@@ -106,7 +102,7 @@ def test_sign_up_creates_the_user_and_logs_them_in(
     (user,) = users(app)
     assert (user.username, user.email, user.active) == ("bob", "bob@example.com", True)
     assert user.password_hash and PasswordHasher().verify(user.password_hash, NEW)
-    assert whoami(browser) == "home: bob"
+    assert browser.whoami() == "home: bob"
     assert [name for name, _ in events] == ["user-created"]
     assert events[0][1]["user"].username == "bob"
 
@@ -124,7 +120,7 @@ def test_users_can_be_created_inactive_and_in_a_group(
         assert app.extensions["flows"].user_store.group_names(db.session.get(User, user.id)) == {
             "members"
         }
-    assert whoami(browser) == "home: anonymous"
+    assert browser.whoami() == "home: anonymous"
 
 
 def test_attribute_mapping_writes_other_prompt_keys(
@@ -184,7 +180,7 @@ def test_password_change_updates_the_hash_and_ends_other_sessions(
     elsewhere = FlowBrowser(app.test_client(), htmx=browser.htmx)
     log_in(elsewhere)
     log_in(browser)
-    assert whoami(elsewhere) == whoami(browser) == "home: alice"
+    assert elsewhere.whoami() == browser.whoami() == "home: alice"
 
     with recording(app, signals.password_changed, signals.user_created) as events:
         browser.start("change")
@@ -193,8 +189,8 @@ def test_password_change_updates_the_hash_and_ends_other_sessions(
     (user,) = users(app)
     assert PasswordHasher().verify(user.password_hash, NEW)  # type: ignore[arg-type]
     assert [name for name, _ in events] == ["password-changed"]
-    assert whoami(browser) == "home: alice"
-    assert whoami(elsewhere) == "home: anonymous"
+    assert browser.whoami() == "home: alice"
+    assert elsewhere.whoami() == "home: anonymous"
 
 
 def test_other_sessions_may_be_kept(
@@ -215,7 +211,7 @@ def test_other_sessions_may_be_kept(
     log_in(browser)
     browser.start("change")
     browser.step("change", password=NEW, password_repeat=NEW)
-    assert whoami(elsewhere) == "home: alice"
+    assert elsewhere.whoami() == "home: alice"
 
 
 def test_a_profile_update_changes_username_and_email(
@@ -257,7 +253,7 @@ def test_a_failed_write_keeps_nothing_and_says_why(
     assert [u.username for u in users(app)] == ["carol"]
     with app.app_context():
         assert db.session.scalar(sa.select(sa.func.count()).select_from(GroupMembership)) == 0
-    assert whoami(browser) == "home: anonymous"
+    assert browser.whoami() == "home: anonymous"
 
 
 def test_a_sign_up_waits_for_a_parallel_write_of_the_name_in_another_case(
