@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from itertools import count
 from typing import Any
 
+import sqlalchemy as sa
 import yaml
 from flask import Flask, request
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy.orm import Mapped, mapped_column
 
-from flask_flows import FlowPlan, FlowPlanner, Flows, FlowsUserMixin
+from flask_flows import Flow, FlowPlan, FlowPlanner, Flows, FlowsUserMixin, Policy, PolicyBinding
 from flask_flows.blueprints import DEFAULT_BLUEPRINTS
 from flask_flows.extension import FlowsState
 
@@ -77,3 +79,34 @@ def plan_flow(
             request=request._get_current_object(),  # type: ignore[attr-defined]
             **kwargs,
         )
+
+
+_policy_names = count()
+
+
+def bind_policy(
+    app: Flask,
+    slug: str,
+    policy_type: str,
+    config: dict[str, Any] | None = None,
+    *,
+    order: int | None = None,
+    **binding_fields: Any,
+) -> None:
+    """Bind a new policy to flow ``slug``, or to its stage binding at ``order`` (whose
+    ``binding_fields``, such as ``evaluate_on_plan``, are set too), and commit."""
+    with app.app_context():
+        flow = db.session.scalar(sa.select(Flow).where(Flow.slug == slug))
+        name = f"{policy_type}-{next(_policy_names)}"
+        policy_binding = PolicyBinding(
+            policy=Policy(name=name, type=policy_type, config=config or {})
+        )
+        if order is None:
+            policy_binding.flow = flow
+        else:
+            binding = next(b for b in flow.bindings if b.order == order)
+            for field_name, value in binding_fields.items():
+                setattr(binding, field_name, value)
+            policy_binding.binding = binding
+        db.session.add(policy_binding)
+        db.session.commit()

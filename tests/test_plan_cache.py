@@ -7,13 +7,12 @@ so plans of flows bound to it are cacheable; a cache hit evaluates nothing.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from itertools import count
 from typing import Any, ClassVar
 
 import pytest
 import sqlalchemy as sa
 from browsing import FlowBrowser
-from factory import db, plan_flow
+from factory import bind_policy, db, plan_flow
 from flask import Flask, request
 
 from flask_flows import (
@@ -29,8 +28,6 @@ from flask_flows import (
 )
 from flask_flows.options import Option
 from flask_flows.planner import PlanCache
-
-_names = count()
 
 
 class SpyPolicy(PolicyType):
@@ -53,31 +50,6 @@ def spy(flows: Flows) -> Iterator[list[str]]:
     SpyPolicy.calls.clear()
 
 
-def bind(
-    app: Flask,
-    slug: str,
-    policy_type: str,
-    config: dict[str, Any] | None = None,
-    *,
-    order: int | None = None,
-    **binding_fields: Any,
-) -> None:
-    """Bind a new policy to flow ``slug`` or to its stage binding at ``order``."""
-    with app.app_context():
-        flow = db.session.scalar(sa.select(Flow).where(Flow.slug == slug))
-        policy = Policy(name=f"{policy_type}-{next(_names)}", type=policy_type, config=config or {})
-        policy_binding = PolicyBinding(policy=policy)
-        if order is None:
-            policy_binding.flow = flow
-        else:
-            binding = next(b for b in flow.bindings if b.order == order)
-            for name, value in binding_fields.items():
-                setattr(binding, name, value)
-            policy_binding.binding = binding
-        db.session.add(policy_binding)
-        db.session.commit()
-
-
 def flow_revision(app: Flask, slug: str) -> int:
     with app.app_context():
         return db.session.scalar(sa.select(Flow.revision).where(Flow.slug == slug))  # type: ignore[return-value]
@@ -94,8 +66,8 @@ def edit(app: Flask, change: Callable[[Flow], None], slug: str = "cached") -> No
 def cached_flow(app: Flask, make_flow: Callable[..., Flow], spy: list[str]) -> Flow:
     """Two dummy stages; the flow and its first binding (evaluated on plan only) bound to spies."""
     flow = make_flow("cached", "dummy", "dummy")
-    bind(app, "cached", "spy")
-    bind(app, "cached", "spy", order=10, evaluate_on_plan=True, re_evaluate_policies=False)
+    bind_policy(app, "cached", "spy")
+    bind_policy(app, "cached", "spy", order=10, evaluate_on_plan=True, re_evaluate_policies=False)
     return flow
 
 
@@ -135,7 +107,7 @@ def test_a_plan_built_on_a_failed_policy_is_not_cached(
     flows.register_policy_type(FlakyPolicy)
     FlakyPolicy.calls.clear()
     flow = make_flow("cached", "dummy", "dummy")
-    bind(app, "cached", "flaky", order=10, evaluate_on_plan=True, re_evaluate_policies=False)
+    bind_policy(app, "cached", "flaky", order=10, evaluate_on_plan=True, re_evaluate_policies=False)
     alice = make_user("alice")
     ids = [b.id for b in flow.bindings]
     assert plan_flow(app, state, "cached", alice).bindings == ids[1:]  # raised: left out
@@ -147,8 +119,10 @@ def test_a_plan_built_on_a_failed_policy_is_not_cached(
 
 def test_cached_plan_keeps_filtered_bindings_and_markers(app, state, make_flow, spy) -> None:
     flow = make_flow("cached", "dummy", "dummy", "dummy")
-    bind(app, "cached", "spy", {"passing": False}, order=10, evaluate_on_plan=True)
-    bind(app, "cached", "spy", order=20)  # re-evaluated: a marker, not evaluated at plan time
+    bind_policy(app, "cached", "spy", {"passing": False}, order=10, evaluate_on_plan=True)
+    bind_policy(
+        app, "cached", "spy", order=20
+    )  # re-evaluated: a marker, not evaluated at plan time
     ids = [b.id for b in flow.bindings]
     first = plan_flow(app, state, "cached")
     second = plan_flow(app, state, "cached")
@@ -190,7 +164,7 @@ def test_pending_user_and_logged_in_user_both_key_the_cache(
 
 def test_flow_refusals_are_not_cached(app, state, make_flow, spy) -> None:
     make_flow("cached", "dummy")
-    bind(app, "cached", "spy", {"passing": False})
+    bind_policy(app, "cached", "spy", {"passing": False})
     for _ in range(2):
         with pytest.raises(Exception, match="Spied."):
             plan_flow(app, state, "cached")
@@ -208,7 +182,7 @@ def test_request_dependent_flow_policy_is_never_cached(app, state, flows, make_f
     calls: list[int] = []
     flows.policy("counted")(lambda policy_request: calls.append(1) is None)
     make_flow("live", "dummy")
-    bind(app, "live", "python", {"function": "counted"})
+    bind_policy(app, "live", "python", {"function": "counted"})
     plan_flow(app, state, "live")
     plan_flow(app, state, "live")
     assert len(calls) == 2
@@ -221,8 +195,8 @@ def test_request_dependent_evaluate_on_plan_policy_is_never_cached(
     calls: list[int] = []
     flows.policy("counted")(lambda policy_request: calls.append(1) is None)
     make_flow("live", "dummy", "dummy")
-    bind(app, "live", "spy")
-    bind(app, "live", "python", {"function": "counted"}, order=20, evaluate_on_plan=True)
+    bind_policy(app, "live", "spy")
+    bind_policy(app, "live", "python", {"function": "counted"}, order=20, evaluate_on_plan=True)
     plan_flow(app, state, "live")
     plan_flow(app, state, "live")
     assert (len(calls), len(spy)) == (2, 2)
@@ -233,8 +207,8 @@ def test_request_dependent_policy_only_re_evaluated_at_run_time_does_not_stop_ca
 ) -> None:
     flows.policy("yes")(lambda policy_request: True)
     make_flow("cached", "dummy", "dummy")
-    bind(app, "cached", "spy")
-    bind(app, "cached", "python", {"function": "yes"}, order=20)  # not evaluate_on_plan
+    bind_policy(app, "cached", "spy")
+    bind_policy(app, "cached", "python", {"function": "yes"}, order=20)  # not evaluate_on_plan
     plan_flow(app, state, "cached")
     plan_flow(app, state, "cached")
     assert len(spy) == 1
@@ -242,7 +216,7 @@ def test_request_dependent_policy_only_re_evaluated_at_run_time_does_not_stop_ca
 
 def test_stage_configuration_flows_are_never_cached(app, state, make_flow, spy) -> None:
     make_flow("setup", "dummy", designation="stage_configuration")
-    bind(app, "setup", "spy")
+    bind_policy(app, "setup", "spy")
     plan_flow(app, state, "setup")
     plan_flow(app, state, "setup")
     assert len(spy) == 2
@@ -328,8 +302,8 @@ def test_definition_changes_rebuild_the_plan(
 def test_stale_entries_of_other_flows_survive(app, state, make_flow, spy) -> None:
     make_flow("cached", "dummy")
     make_flow("other", "dummy")
-    bind(app, "cached", "spy")
-    bind(app, "other", "spy")
+    bind_policy(app, "cached", "spy")
+    bind_policy(app, "other", "spy")
     plan_flow(app, state, "cached")
     plan_flow(app, state, "other")
     edit(app, _edit_flow)
@@ -394,7 +368,7 @@ def test_plan_cache_full_is_cleared_not_unbounded(clock) -> None:
 def test_unknown_policy_type_does_not_break_planning(app, state, make_flow, caplog) -> None:
     """A policy of an unregistered type fails closed (failure_result) instead of a 500."""
     make_flow("odd", "dummy")
-    bind(app, "odd", "no-such-type")
+    bind_policy(app, "odd", "no-such-type")
     with pytest.raises(Exception, match="not allowed"):
         plan_flow(app, state, "odd")
     assert "no-such-type" in caplog.text
@@ -409,7 +383,7 @@ def test_stage_of_two_flows_drops_both_cached_plans(app, state, spy) -> None:
             db.session.add(flow)
         db.session.commit()
     for slug in ("one", "two"):
-        bind(app, slug, "spy")
+        bind_policy(app, slug, "spy")
         plan_flow(app, state, slug)
     with app.app_context():
         stage = db.session.scalar(sa.select(Stage).where(Stage.name == "shared"))
@@ -423,7 +397,7 @@ def test_stage_of_two_flows_drops_both_cached_plans(app, state, spy) -> None:
 def test_restart_plans_without_the_cache(browser: FlowBrowser, app, make_flow, spy) -> None:
     make_flow("retry", ("dummy", {"fail": True}))
     edit(app, lambda flow: setattr(flow.bindings[0], "invalid_response_action", "restart"), "retry")
-    bind(app, "retry", "spy")
+    bind_policy(app, "retry", "spy")
     browser.start("retry")
     browser.submit("retry")  # rejected: the binding's action restarts the flow
     assert browser.stage_type == "dummy" or browser.redirect_target == "/flows/retry/"

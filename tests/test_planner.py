@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from itertools import count
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from browsing import FlowBrowser
-from factory import db, plan_flow
+from factory import bind_policy, db, plan_flow
 from flask import Flask
 
 from flask_flows import (
@@ -19,12 +18,9 @@ from flask_flows import (
     Flows,
     Group,
     GroupMembership,
-    Policy,
-    PolicyBinding,
 )
 from flask_flows.planner import EmptyFlow, FlowNonApplicable
 
-_names = count()
 _HEADING = re.compile(r'id="flows-stage-heading">([^<]*)<')
 
 
@@ -32,19 +28,7 @@ def bind_python(
     app: Flask, slug: str, function: str, *, order: int | None = None, **fields: Any
 ) -> None:
     """Bind a ``python`` policy ``function`` to flow ``slug`` (or its binding at ``order``)."""
-    with app.app_context():
-        flow = db.session.scalar(sa.select(Flow).where(Flow.slug == slug))
-        policy = Policy(name=f"policy-{next(_names)}", type="python", config={"function": function})
-        policy_binding = PolicyBinding(policy=policy)
-        if order is None:
-            policy_binding.flow = flow
-        else:
-            binding = next(b for b in flow.bindings if b.order == order)
-            for name, value in fields.items():
-                setattr(binding, name, value)
-            policy_binding.binding = binding
-        db.session.add(policy_binding)
-        db.session.commit()
+    bind_policy(app, slug, "python", {"function": function}, order=order, **fields)
 
 
 def stage_heading(browser: FlowBrowser) -> str | None:
