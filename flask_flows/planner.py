@@ -56,6 +56,9 @@ class PlanCache:
         self.ttl = ttl
         self.max_entries = max_entries
         self._entries: dict[tuple[int, int, str], _CachedPlan] = {}
+        #: The revision entries of each flow were last stored for: only a change of it
+        #: needs the scan for stale entries.
+        self._revisions: dict[int, int] = {}
         self._lock = Lock()
 
     def get(self, key: tuple[int, int, str]) -> _CachedPlan | None:
@@ -69,9 +72,11 @@ class PlanCache:
             return
         flow_id, revision, _user = key
         with self._lock:
-            stale = [k for k in self._entries if k[0] == flow_id and k[1] != revision]
-            for k in stale:
-                del self._entries[k]
+            if self._revisions.get(flow_id, revision) != revision:
+                stale = [k for k in self._entries if k[0] == flow_id and k[1] != revision]
+                for k in stale:
+                    del self._entries[k]
+            self._revisions[flow_id] = revision
             if len(self._entries) >= self.max_entries:
                 self._entries.clear()
             self._entries[key] = _CachedPlan(
@@ -81,6 +86,7 @@ class PlanCache:
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+            self._revisions.clear()
 
     def __len__(self) -> int:
         return len(self._entries)
