@@ -1,6 +1,9 @@
 VENV := .venv
 BIN := $(VENV)/bin
 CODE := flask_flows tests example_app bench
+# Written after a successful set-up; older than pyproject.toml or package-lock.json means
+# the dependencies changed and the set-up runs again.
+INSTALLED := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
 .PHONY: help install run test lint bench
@@ -8,23 +11,29 @@ CODE := flask_flows tests example_app bench
 help: ## Show this help.
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
 
-install: ## Create .venv, install htmx with npm and flask-flows in editable mode with test tools.
+$(INSTALLED): pyproject.toml package-lock.json
+	@echo 'Setting up $(VENV) and node_modules (once, and again when the dependencies change)'
 	test -x $(BIN)/python || python3 -m venv $(VENV)
-	$(BIN)/python -m pip install --upgrade pip
+	$(BIN)/python -m pip install --quiet --upgrade pip
 	npm ci --no-audit --no-fund --ignore-scripts
-	$(BIN)/pip install -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
 
-run: ## Run the example app with the debugger and reloader.
+install: ## Set up (again): .venv, htmx with npm, flask-flows in editable mode with test tools.
+	rm -f $(INSTALLED)
+	$(MAKE) $(INSTALLED)
+
+run: $(INSTALLED) ## Run the example app with the debugger and reloader (sets up first if needed).
 	$(BIN)/flask --app example_app run --debug
 
-test: ## Run the test suite.
-	$(BIN)/pytest
+test: $(INSTALLED) ## Run the test suite (sets up first if needed).
+	$(BIN)/pytest -n auto
 
-lint: ## Check lint, formatting and types.
+lint: $(INSTALLED) ## Check lint, formatting and types.
 	$(BIN)/ruff check $(CODE)
 	$(BIN)/ruff format --check $(CODE)
 	$(BIN)/mypy
 
-bench: ## Install the peers and run the benchmarks; writes docs/performance.md and .png.
+bench: $(INSTALLED) ## Install the peers and run the benchmarks; writes docs/performance.md and .png.
 	$(BIN)/pip install -r bench/requirements.txt
 	cd bench && ../$(BIN)/python run.py

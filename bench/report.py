@@ -241,8 +241,7 @@ NOTES = [
 
 RERUN = [
     "```console",
-    "make install   # once",
-    "make bench     # installs bench/requirements.txt into .venv, then runs bench/run.py",
+    "make bench   # sets up .venv if needed, installs bench/requirements.txt, runs bench/run.py",
     "```",
     "",
     "It needs the PostgreSQL server binaries (Debian's `postgresql` package); the run starts",
