@@ -1,21 +1,22 @@
-"""Fixtures: a fresh app per test on SQLite and on a throwaway PostgreSQL server."""
+"""Fixtures: a fresh app per test, on SQLite and on a throwaway PostgreSQL server whose
+schema is built once per session and emptied before each test."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from browsing import FlowBrowser
-from factory import User, create_test_app, db
+from databases import TestDatabase
+from factory import MakeApp, User, create_test_app, db
 from flask import Flask
 from flask.testing import FlaskClient
 from postgres import PostgresServer, PostgresUnavailable, start_postgres
 from smtp_sink import Mailbox
 
-from flask_flows import Flow, Flows, FlowsModel, FlowStageBinding, Stage
+from flask_flows import Flow, Flows, FlowStageBinding, Stage
 from flask_flows.extension import FlowsState
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -30,6 +31,7 @@ def unavailable(reason: str) -> None:
 
 @pytest.fixture(scope="session")
 def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer | str]:
+    """One PostgreSQL server per session (per pytest-xdist worker), or why there is none."""
     try:
         server = start_postgres(tmp_path_factory.mktemp("postgres"))
     except PostgresUnavailable as error:
@@ -39,14 +41,28 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgr
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def sqlite_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestDatabase]:
+    database = TestDatabase(f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'flows.sqlite3'}")
+    yield database
+    database.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgresql_database(postgres_server: PostgresServer | str) -> Iterator[TestDatabase]:
+    if isinstance(postgres_server, str):
+        unavailable(f"PostgreSQL is not available: {postgres_server}")
+    assert isinstance(postgres_server, PostgresServer)
+    database = TestDatabase(postgres_server.url)
+    yield database
+    database.dispose()
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'flows.sqlite3'}"
-    server = request.getfixturevalue("postgres_server")
-    if isinstance(server, str):
-        unavailable(f"PostgreSQL is not available: {server}")
-    return str(server.url)
+def database_url(request: pytest.FixtureRequest) -> str:
+    """The session's database of this backend, with every table empty."""
+    database: TestDatabase = request.getfixturevalue(f"{request.param}_database")
+    return database.prepare()
 
 
 @pytest.fixture
@@ -56,18 +72,28 @@ def app_config() -> dict[str, Any]:
 
 
 @pytest.fixture
-def app_and_flows(database_url: str, app_config: dict[str, Any]) -> Iterator[tuple[Flask, Flows]]:
-    """A fresh app with empty tables. No app context stays pushed while the test runs:
+def make_app(database_url: str) -> Iterator[MakeApp]:
+    """``make_app(**config)`` builds a test app on the test database (several apps on one
+    database stand for several workers); their connections are closed after the test."""
+    apps: list[Flask] = []
+
+    def make(**config: Any) -> tuple[Flask, Flows]:
+        app, flows = create_test_app(database_url, **config)
+        apps.append(app)
+        return app, flows
+
+    yield make
+    for app in apps:
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+
+
+@pytest.fixture
+def app_and_flows(make_app: MakeApp, app_config: dict[str, Any]) -> tuple[Flask, Flows]:
+    """A fresh app on empty tables. No app context stays pushed while the test runs:
     each request must get its own, as in production (``g`` is per app context)."""
-    app, flows = create_test_app(database_url, **app_config)
-    with app.app_context():
-        app.extensions["flows"].create_tables()
-    yield app, flows
-    with app.app_context():
-        db.session.remove()
-        FlowsModel.metadata.drop_all(db.engine)
-        db.drop_all()
-        db.engine.dispose()
+    return make_app(**app_config)
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from factory import FAST_ARGON2, User, create_test_app, db
+from factory import FAST_ARGON2, MakeApp, User, db
 from flask import Flask, Request
 from flask_login import LoginManager
 from flask_sqlalchemy import SQLAlchemy
@@ -123,10 +123,10 @@ def test_get_state_outside_an_initialised_app() -> None:
         get_state()
 
 
-def test_login_required_views_redirect_into_the_login_flow(database_url: str) -> None:
+def test_login_required_views_redirect_into_the_login_flow(make_app: MakeApp) -> None:
     from flask_login import login_required
 
-    app, _ = create_test_app(database_url)
+    app, _ = make_app()
 
     @app.route("/private")
     @login_required
@@ -139,17 +139,16 @@ def test_login_required_views_redirect_into_the_login_flow(database_url: str) ->
     assert "%2Fprivate" in response.headers["Location"]
 
 
-def test_flows_work_beside_an_app_wide_csrf_protect(database_url: str) -> None:
+def test_flows_work_beside_an_app_wide_csrf_protect(make_app: MakeApp) -> None:
     from browsing import FlowBrowser
     from flask_wtf.csrf import CSRFProtect
 
     from flask_flows import Flow, FlowStageBinding, Stage
 
-    app, _ = create_test_app(database_url)
+    app, _ = make_app()
     CSRFProtect(app)
     with app.app_context():
         state = app.extensions["flows"]
-        state.create_tables()
         state.user_store.create(username="alice", email="a@example.com", password="pw-123456")
         flow = Flow(slug="login", name="login", designation="authentication")
         flow.bindings = [
@@ -159,22 +158,14 @@ def test_flows_work_beside_an_app_wide_csrf_protect(database_url: str) -> None:
         ]
         db.session.add(flow)
         db.session.commit()
-    try:
-        browser = FlowBrowser(app.test_client(), htmx=True)
-        browser.start("login")
-        assert browser.post("/flows/login/", {"uid_field": "alice"}).status_code == 400
-        browser.start("login")
-        browser.submit("login", uid_field="alice")
-        browser.submit("login", password="pw-123456")
-        assert browser.redirect_target == "/"
-        assert browser.get("/").text == "home: alice"
-    finally:
-        with app.app_context():
-            from flask_flows import FlowsModel
-
-            db.session.remove()
-            FlowsModel.metadata.drop_all(db.engine)
-            db.drop_all()
+    browser = FlowBrowser(app.test_client(), htmx=True)
+    browser.start("login")
+    assert browser.post("/flows/login/", {"uid_field": "alice"}).status_code == 400
+    browser.start("login")
+    browser.submit("login", uid_field="alice")
+    browser.submit("login", password="pw-123456")
+    assert browser.redirect_target == "/"
+    assert browser.get("/").text == "home: alice"
 
 
 def test_a_missing_link_host_setting_is_warned_about(

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from browsing import FlowBrowser
+from databases import TestDatabase
 from factory import db
 from flask import Flask, request
 from werkzeug.test import TestResponse
@@ -41,9 +42,9 @@ STRONG = "vX7-kettle-Quorum-94"
 
 
 @pytest.fixture
-def database_url(tmp_path: Path) -> str:
+def database_url(sqlite_database: TestDatabase) -> str:
     """These checks never touch the database: SQLite alone is enough."""
-    return f"sqlite:///{tmp_path / 'flows.sqlite3'}"
+    return sqlite_database.prepare()
 
 
 def check(

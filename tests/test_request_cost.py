@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from browsing import FlowBrowser
-from factory import User, create_test_app, db
+from factory import MakeApp, User, db
 from flask import Flask
 from sqlalchemy import event
 
@@ -233,13 +233,13 @@ def test_a_rolled_back_change_is_not_announced_until_the_next_commit(
 
 
 def test_a_plan_from_a_worker_that_saw_a_change_first_is_not_called_stale(
-    app: Flask, database_url: str, login_flow: Flow, clock: list[float]
+    app: Flask, make_app: MakeApp, login_flow: Flow, clock: list[float]
 ) -> None:
     """Two workers (two apps, one database) whose caches last checked at different times.
     After a change made elsewhere, the first to notice plans on the new revision; the
     other, still within its interval, must re-read the revision rather than restart the
     visitor's flow with "This form was changed" (and so on, back and forth)."""
-    other, _ = create_test_app(database_url)
+    other, _ = make_app()
     first = app.test_client()
     second = other.test_client()
     shown_title(app)  # A checks at 1000
