@@ -19,6 +19,9 @@ from smtp_sink import Mailbox
 from flask_flows import Flow, Flows, FlowStageBinding, Stage
 from flask_flows.extension import FlowsState
 
+#: pytester runs the recipe of docs/testing.md as an app's own test suite.
+pytest_plugins = ["pytester"]
+
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
