@@ -106,7 +106,7 @@ class FlowBrowser:
         self.htmx = htmx
         #: The response to the last request made through this browser.
         self.last: TestResponse | None = None
-        self._page: _Page | None = None
+        self._parsed: _Page | None = None
 
     @property
     def app(self) -> Flask:
@@ -141,7 +141,7 @@ class FlowBrowser:
     def submit(self, slug: str | None = None, **fields: Any) -> TestResponse:
         """Submit the form of the page shown last, with its CSRF token, its plan step and
         ``fields``. The form's own ``action`` is the target unless ``slug`` names a flow."""
-        page = self.page
+        page = self._page
         data = {**page.hidden, **fields}
         if slug is not None:
             target = self.url("flows.execute", slug=slug)
@@ -154,7 +154,7 @@ class FlowBrowser:
         """Submit the current stage. A plain browser then follows the post/redirect/get 303
         back to the same flow (not a redirect that leaves the flow), so the response is the
         next stage either way."""
-        flow_url = self.page.action
+        flow_url = self._page.action
         response = self.submit(slug, **fields)
         if (
             not self.htmx
@@ -187,9 +187,9 @@ class FlowBrowser:
         into the flow), or the page when it is not the link's own "Continue" page (a used
         or expired link)."""
         page_response = self._remember(self.client.get(url))
-        if page_response.status_code != 200 or self.page.action != urlsplit(url).path:
+        if page_response.status_code != 200 or self._page.action != urlsplit(url).path:
             return page_response
-        return self._remember(self.client.post(self.page.action, data=self.page.hidden))
+        return self._remember(self.client.post(self._page.action, data=self._page.hidden))
 
     def follow(self) -> TestResponse:
         """Follow the redirect (303 or ``HX-Redirect``) of the last response."""
@@ -204,19 +204,19 @@ class FlowBrowser:
 
     def csrf_token(self) -> str:
         """The CSRF token of the page shown last."""
-        token = self.page.hidden.get("csrf_token") or self.page.any_csrf_token
+        token = self._page.hidden.get("csrf_token") or self._page.any_csrf_token
         assert token, "no CSRF token on the last page"
         return token
 
     def step_token(self) -> str:
         """The plan step (``flow_step``) of the stage shown last."""
-        assert "flow_step" in self.page.hidden, "no flow_step on the last page"
-        return self.page.hidden["flow_step"]
+        assert "flow_step" in self._page.hidden, "no flow_step on the last page"
+        return self._page.hidden["flow_step"]
 
     @property
     def stage_type(self) -> str | None:
         """The stage type the last response shows (``None`` if it shows no stage)."""
-        return self.page.stage_type
+        return self._page.stage_type
 
     @property
     def redirect_target(self) -> str | None:
@@ -225,15 +225,15 @@ class FlowBrowser:
         return last.headers.get("HX-Redirect") or last.headers.get("Location")
 
     @property
-    def page(self) -> _Page:
+    def _page(self) -> _Page:
         """The stage form, hidden fields and stage type of the last response."""
-        if self._page is None:
-            self._page = _Page.parse(self._last().get_data(as_text=True))
-        return self._page
+        if self._parsed is None:
+            self._parsed = _Page.parse(self._last().get_data(as_text=True))
+        return self._parsed
 
     def _remember(self, response: TestResponse) -> TestResponse:
         self.last = response
-        self._page = None
+        self._parsed = None
         return response
 
     def _last(self) -> TestResponse:
