@@ -37,14 +37,6 @@ def recording(app: Flask, *watched: Signal) -> Iterator[list[tuple[str, dict[str
             signal.disconnect(receiver, sender=app)
 
 
-def log_in(browser: FlowBrowser, identifier: str, password: str) -> None:
-    browser.start("login")
-    browser.submit("login", uid_field=identifier)
-    if not browser.htmx:
-        browser.follow()
-    browser.submit("login", password=password)
-
-
 def test_a_successful_login_sends_the_flow_signals(
     app: Flask, browser: FlowBrowser, make_user, login_flow
 ) -> None:
@@ -57,7 +49,7 @@ def test_a_successful_login_sends_the_flow_signals(
         signals.login_failed,
     )
     with recording(app, *watched) as events:
-        log_in(browser, "alice", PASSWORD)
+        browser.log_in("alice", PASSWORD, slug="login")
 
     names = [name for name, _ in events]
     assert names == [
@@ -79,9 +71,9 @@ def test_failures_and_logout_are_signalled(
 ) -> None:
     make_user("alice", password=PASSWORD)
     with recording(app, signals.login_failed, signals.user_logged_out) as events:
-        log_in(browser.fresh(), "nobody", "whatever-password")
-        log_in(browser.fresh(), "alice", "wrong-password")
-        log_in(browser, "alice", PASSWORD)
+        browser.fresh().log_in("nobody", "whatever-password", slug="login")
+        browser.fresh().log_in("alice", "wrong-password", slug="login")
+        browser.log_in("alice", PASSWORD, slug="login")
         browser.start("logout")
         browser.submit("logout")
 
@@ -103,8 +95,8 @@ def test_no_secret_reaches_the_logs_or_the_session_cookie(
 ) -> None:
     make_user("alice", password=PASSWORD)
     caplog.set_level(logging.DEBUG)
-    log_in(browser.fresh(), "alice", "a-wrong-secret-value")
-    log_in(browser, "alice", PASSWORD)
+    browser.fresh().log_in("alice", "a-wrong-secret-value", slug="login")
+    browser.log_in("alice", PASSWORD, slug="login")
 
     assert "flask_flows" in {record.name.split(".")[0] for record in caplog.records}
     assert PASSWORD not in caplog.text

@@ -58,13 +58,6 @@ def alice(make_user: Callable[..., User]) -> User:
     return make_user("alice", password=PASSWORD)
 
 
-def log_in(browser: FlowBrowser, username: str = "alice") -> None:
-    browser.start("login")
-    browser.step("login", uid_field=username)
-    browser.step("login", password=PASSWORD)
-    assert browser.client.get("/").text == f"home: {username}"
-
-
 def open_setup(browser: FlowBrowser, slug: str) -> TestResponse:
     """Start a shipped setup flow and pass its re-authentication (the password first)."""
     browser.start(slug)
@@ -151,7 +144,7 @@ def added_authenticators(app: Flask) -> Iterator[list[tuple[int, int, str]]]:
 
 @pytest.mark.usefixtures("setup_flows", "login_flow")
 def test_totp_setup_end_to_end(app: Flask, browser: FlowBrowser, alice: User) -> None:
-    log_in(browser)
+    browser.log_in("alice", PASSWORD, slug="login")
     page = open_setup(browser, TOTP_FLOW)
     assert browser.stage_type == "authenticator_totp"
     assert 'value="Authenticator app"' in page.text  # the name field is prefilled
@@ -181,7 +174,7 @@ def test_the_shipped_setup_flows_ask_for_the_password_first(
     app: Flask, browser: FlowBrowser, alice: User, slug: str
 ) -> None:
     """Changing a second factor needs full re-authentication (ASVS 7.5.1)."""
-    log_in(browser)
+    browser.log_in("alice", PASSWORD, slug="login")
     browser.start(slug)
     assert browser.stage_type == "password"
     browser.step(slug, password="not my password")
@@ -205,7 +198,7 @@ def test_anonymous_users_are_sent_to_the_login_flow(app: Flask, browser: FlowBro
 def test_wrong_and_old_codes_are_refused_until_the_current_one(
     app: Flask, browser: FlowBrowser
 ) -> None:
-    log_in(browser)
+    browser.log_in("alice", PASSWORD, slug="login")
     secret = secret_on(open_setup(browser, TOTP_FLOW))
     generator = pyotp.TOTP(secret)
 
@@ -225,7 +218,7 @@ def test_wrong_and_old_codes_are_refused_until_the_current_one(
 
 @pytest.mark.usefixtures("setup_flows", "login_flow", "alice")
 def test_reloading_keeps_the_secret_of_the_pending_device(app: Flask, browser: FlowBrowser) -> None:
-    log_in(browser)
+    browser.log_in("alice", PASSWORD, slug="login")
     first = secret_on(open_setup(browser, TOTP_FLOW))
     again = secret_on(browser.get(f"/flows/{TOTP_FLOW}/"))
     assert again == first
@@ -242,7 +235,7 @@ def test_a_device_id_of_another_user_is_not_used(
         db.session.add(theirs)
         db.session.commit()
         theirs_id, theirs_secret = theirs.id, theirs.secret
-    log_in(browser)
+    browser.log_in("alice", PASSWORD, slug="login")
     open_setup(browser, TOTP_FLOW)
     with browser.client.session_transaction() as stored:
         plans = stored[PLANS_KEY]
@@ -275,7 +268,7 @@ def test_abandoned_setups_older_than_an_hour_are_removed(
                 )
             )
         db.session.commit()
-    log_in(browser)
+    browser.log_in("alice", PASSWORD, slug="login")
     open_setup(browser, TOTP_FLOW)
 
     left = totp_devices(app)
@@ -288,7 +281,7 @@ def test_abandoned_setups_older_than_an_hour_are_removed(
 def test_the_qr_code_is_inline_svg_and_nothing_loads_from_elsewhere(
     browser: FlowBrowser,
 ) -> None:
-    log_in(browser)
+    browser.log_in("alice", PASSWORD, slug="login")
     page = open_setup(browser, TOTP_FLOW).text
 
     svg = re.search(r"<svg [^>]*>.*?</svg>", page, re.S)
@@ -313,7 +306,7 @@ def test_the_account_name_is_escaped_everywhere_on_the_page(
     browser: FlowBrowser, make_user: Callable[..., User]
 ) -> None:
     make_user('eve"<i>', email="eve@example.com", password=PASSWORD)
-    log_in(browser, 'eve"<i>')
+    browser.log_in('eve"<i>', PASSWORD, slug="login")
     page = open_setup(browser, TOTP_FLOW).text
     assert "<i>" not in page
     assert 'aria-label="QR code to add eve&#34;&lt;i&gt; at Test App' in page
@@ -322,7 +315,7 @@ def test_the_account_name_is_escaped_everywhere_on_the_page(
 
 @pytest.mark.usefixtures("setup_flows", "login_flow", "alice")
 def test_the_totp_page_stays_out_of_htmx_history(browser: FlowBrowser) -> None:
-    log_in(browser)
+    browser.log_in("alice", PASSWORD, slug="login")
     page = open_setup(browser, TOTP_FLOW)
     assert 'hx-history="false"' in page.text
     assert page.headers["Cache-Control"] == "no-store"
@@ -333,7 +326,7 @@ def test_the_totp_secret_is_neither_in_the_cookie_nor_in_the_logs(
     app: Flask, browser: FlowBrowser, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    log_in(browser)
+    browser.log_in("alice", PASSWORD, slug="login")
     secret = secret_on(open_setup(browser, TOTP_FLOW))
     stored = repr(session_contents(app, browser))
     assert SETUP_DEVICE in stored  # the id is there: this is the plan we looked for
@@ -356,7 +349,7 @@ def test_digits_algorithm_and_issuer_are_configurable(
 ) -> None:
     config = {"digits": 8, "algorithm": "sha256", "issuer": "Acme", "device_name": "Token"}
     make_flow("totp8", ("authenticator_totp", config), designation="stage_configuration")
-    log_in(browser)
+    browser.log_in("alice", PASSWORD, slug="login")
     page = browser.start("totp8")
     secret = secret_on(page)
     uri = html.unescape(re.search(r'href="(otpauth://[^"]+)"', page.text).group(1))  # type: ignore[union-attr]
@@ -406,7 +399,7 @@ def test_bad_configuration_names_the_stage_and_field(
 def test_recovery_codes_are_shown_once_and_stored_hashed(
     app: Flask, state: FlowsState, browser: FlowBrowser, alice: User
 ) -> None:
-    log_in(browser)
+    browser.log_in("alice", PASSWORD, slug="login")
     page = open_setup(browser, STATIC_FLOW)
     assert browser.stage_type == "authenticator_static"
     codes = codes_on(page)
@@ -438,13 +431,13 @@ def test_token_count_sets_how_many_codes(
     make_flow(
         "codes", ("authenticator_static", {"token_count": 3}), designation="stage_configuration"
     )
-    log_in(browser)
+    browser.log_in("alice", PASSWORD, slug="login")
     assert len(codes_on(browser.start("codes"))) == 3
 
 
 @pytest.mark.usefixtures("setup_flows", "login_flow", "alice")
 def test_the_download_link_holds_the_codes(browser: FlowBrowser) -> None:
-    log_in(browser)
+    browser.log_in("alice", PASSWORD, slug="login")
     page = open_setup(browser, STATIC_FLOW)
     link = _DOWNLOAD.search(page.text)
     assert link, "no download link"
@@ -462,7 +455,7 @@ def test_the_download_link_holds_the_codes(browser: FlowBrowser) -> None:
 def test_reloading_makes_a_new_set_and_drops_the_shown_one(
     app: Flask, browser: FlowBrowser
 ) -> None:
-    log_in(browser)
+    browser.log_in("alice", PASSWORD, slug="login")
     first = codes_on(open_setup(browser, STATIC_FLOW))
     page = browser.get(f"/flows/{STATIC_FLOW}/")
 
@@ -480,7 +473,7 @@ def test_reloading_makes_a_new_set_and_drops_the_shown_one(
 
 @pytest.mark.usefixtures("setup_flows", "login_flow", "alice")
 def test_saving_needs_the_checkbox(app: Flask, browser: FlowBrowser) -> None:
-    log_in(browser)
+    browser.log_in("alice", PASSWORD, slug="login")
     first = codes_on(open_setup(browser, STATIC_FLOW))
     page = browser.step(STATIC_FLOW)
     assert browser.stage_type == "authenticator_static"
@@ -494,7 +487,7 @@ def test_saving_needs_the_checkbox(app: Flask, browser: FlowBrowser) -> None:
 def test_a_new_set_replaces_the_old_one(
     app: Flask, state: FlowsState, browser: FlowBrowser, alice: User
 ) -> None:
-    log_in(browser)
+    browser.log_in("alice", PASSWORD, slug="login")
     first = codes_on(open_setup(browser, STATIC_FLOW))
     with added_authenticators(app) as sent:
         browser.step(STATIC_FLOW, saved="y")
@@ -523,7 +516,7 @@ def test_recovery_codes_are_neither_in_the_cookie_nor_in_the_logs(
     app: Flask, browser: FlowBrowser, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    log_in(browser)
+    browser.log_in("alice", PASSWORD, slug="login")
     codes = codes_on(open_setup(browser, STATIC_FLOW))
     stored = repr(session_contents(app, browser))
     browser.step(STATIC_FLOW, saved="y")

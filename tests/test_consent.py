@@ -22,13 +22,6 @@ PASSWORD = "correct horse battery"
 PERMISSIONS = ["Read your profile", "See your email address"]
 
 
-def log_in(browser: FlowBrowser, username: str) -> None:
-    browser.start("login")
-    browser.step("login", uid_field=username)
-    browser.step("login", password=PASSWORD)
-    assert browser.client.get("/").text == f"home: {username}"
-
-
 def consent_flow(make_flow: Callable[..., Flow], slug: str = "authorize", **config: Any) -> Flow:
     config.setdefault("permissions", PERMISSIONS)
     return make_flow(slug, ("consent", config), designation="authorization")
@@ -65,7 +58,7 @@ def test_the_page_shows_the_target_and_each_permission(
     browser: FlowBrowser, make_flow: Callable[..., Flow], alice: User
 ) -> None:
     consent_flow(make_flow, target="Photo Printer", mode="permanent")
-    log_in(browser, "alice")
+    browser.log_in("alice", PASSWORD, slug="login")
     assert asked(browser)
     page = browser.last.text  # type: ignore[union-attr]
     assert "Allow Photo Printer?" in page
@@ -80,7 +73,7 @@ def test_the_target_defaults_to_the_flow_slug(
     app: Flask, browser: FlowBrowser, make_flow: Callable[..., Flow], alice: User
 ) -> None:
     consent_flow(make_flow, mode="permanent", permissions=[])
-    log_in(browser, "alice")
+    browser.log_in("alice", PASSWORD, slug="login")
     assert asked(browser)
     assert "<strong>authorize</strong> asks for your consent" in browser.last.text  # type: ignore[union-attr]
     allow(browser)
@@ -91,7 +84,7 @@ def test_permanent_consent_is_asked_once(
     app: Flask, browser: FlowBrowser, make_flow: Callable[..., Flow], alice: User
 ) -> None:
     consent_flow(make_flow, target="Photo Printer", mode="permanent")
-    log_in(browser, "alice")
+    browser.log_in("alice", PASSWORD, slug="login")
     assert asked(browser)
     allow(browser)
     assert consents(app) == [(str(alice.id), "Photo Printer", "\n".join(PERMISSIONS), None)]
@@ -104,7 +97,7 @@ def test_expiring_consent_is_asked_again_once_expired(
     app: Flask, browser: FlowBrowser, make_flow: Callable[..., Flow], alice: User
 ) -> None:
     consent_flow(make_flow, target="Photo Printer", mode="expiring", consent_expire_in=3600)
-    log_in(browser, "alice")
+    browser.log_in("alice", PASSWORD, slug="login")
     assert asked(browser)
     assert "remembered for 1 hour." in browser.last.text  # type: ignore[union-attr]
     allow(browser)
@@ -127,7 +120,7 @@ def test_always_require_asks_every_time_and_stores_nothing(
     app: Flask, browser: FlowBrowser, make_flow: Callable[..., Flow], alice: User
 ) -> None:
     consent_flow(make_flow, target="Photo Printer")
-    log_in(browser, "alice")
+    browser.log_in("alice", PASSWORD, slug="login")
     for _ in range(2):
         assert asked(browser)
         allow(browser)
@@ -145,7 +138,7 @@ def test_a_stored_consent_does_not_skip_always_require(
             )
         )
         db.session.commit()
-    log_in(browser, "alice")
+    browser.log_in("alice", PASSWORD, slug="login")
     assert asked(browser)
 
 
@@ -158,12 +151,12 @@ def test_consent_is_per_user(
 ) -> None:
     make_user("bob", password=PASSWORD)
     consent_flow(make_flow, target="Photo Printer", mode="permanent")
-    log_in(browser, "alice")
+    browser.log_in("alice", PASSWORD, slug="login")
     assert asked(browser)
     allow(browser)
 
     bob = browser.fresh()
-    log_in(bob, "bob")
+    bob.log_in("bob", PASSWORD, slug="login")
     assert asked(bob)
     assert not asked(browser)
 
@@ -173,7 +166,7 @@ def test_consent_is_per_target(
 ) -> None:
     consent_flow(make_flow, "printer", target="Photo Printer", mode="permanent")
     consent_flow(make_flow, "calendar", target="Calendar", mode="permanent")
-    log_in(browser, "alice")
+    browser.log_in("alice", PASSWORD, slug="login")
     assert asked(browser, "printer")
     allow(browser, "printer")
 
@@ -188,7 +181,7 @@ def test_asking_for_more_permissions_asks_again(
     consent_flow(
         make_flow, "wide", target="Photo Printer", mode="permanent", permissions=["A", "B"]
     )
-    log_in(browser, "alice")
+    browser.log_in("alice", PASSWORD, slug="login")
     assert asked(browser, "narrow")
     allow(browser, "narrow")
     assert asked(browser, "wide")
@@ -202,7 +195,7 @@ def test_cancel_declines_and_stores_nothing(
     app: Flask, browser: FlowBrowser, make_flow: Callable[..., Flow], alice: User
 ) -> None:
     consent_flow(make_flow, target="Photo Printer", mode="permanent")
-    log_in(browser, "alice")
+    browser.log_in("alice", PASSWORD, slug="login")
     assert asked(browser)
     browser.post("/flows/authorize/cancel/", {"csrf_token": browser.csrf_token()})
     assert browser.redirect_target == "/"

@@ -82,20 +82,6 @@ def link(page: str, label: str) -> str:
     return match.group(1).replace("&amp;", "&")
 
 
-def log_in_through_flow(browser: FlowBrowser, username: str = "alice") -> None:
-    """Follow redirects into the login flow, then complete its stages."""
-    while browser.last is not None and browser.last.status_code in (302, 303):
-        browser.follow()
-    assert browser.stage_type == "identification"
-    browser.submit(LOGIN_FLOW, uid_field=username)
-    if browser.last is not None and browser.last.status_code == 303:
-        browser.follow()
-    assert browser.stage_type == "password"
-    browser.submit(LOGIN_FLOW, password=PASSWORD)
-    if browser.stage_type == "user_login":  # shown only when "stay signed in" is offered
-        browser.submit(LOGIN_FLOW)
-
-
 def flow_revisions(app: Flask) -> dict[str, int]:
     with app.app_context():
         return {flow.slug: flow.revision for flow in db.session.scalars(sa.select(Flow))}
@@ -124,7 +110,11 @@ def test_home_shows_who_is_logged_in(browser: FlowBrowser, example: Flask) -> No
     assert login_url == "/flows/-/login/?next=/"
 
     browser.get(login_url)
-    log_in_through_flow(browser)
+    browser.follow()
+    assert browser.stage_type == "identification"
+    browser.step(LOGIN_FLOW, uid_field="alice")
+    assert browser.stage_type == "password"
+    browser.step(LOGIN_FLOW, password=PASSWORD)
     assert browser.redirect_target == "/"
     home = browser.get("/")
     assert "Signed in as <strong>alice</strong>" in home.text
@@ -145,7 +135,12 @@ def test_account_page_sends_anonymous_users_through_login_and_back(
     assert response.status_code == 302
     assert response.headers["Location"] == "/flows/-/login/?next=%2Faccount"
 
-    log_in_through_flow(browser, "bob")
+    browser.follow()  # to /flows/-/login/, which sends on to the login flow
+    browser.follow()
+    assert browser.stage_type == "identification"
+    browser.step(LOGIN_FLOW, uid_field="bob")
+    assert browser.stage_type == "password"
+    browser.step(LOGIN_FLOW, password=PASSWORD)
     assert browser.redirect_target == "/account"
     account = browser.get("/account")
     assert account.status_code == 200

@@ -43,14 +43,6 @@ POLICY_MESSAGE = "The policy said no."
 # -- helpers ---------------------------------------------------------------------------
 
 
-def log_in(browser: FlowBrowser, username: str = "alice", slug: str = "login") -> None:
-    browser.start(slug)
-    browser.step(slug, uid_field=username)
-    browser.step(slug, password=PASSWORD)
-    assert browser.redirect_target == "/", browser.last.text if browser.last else None
-    assert browser.client.get("/").text == f"home: {username}"
-
-
 def plan_in_session(client: FlaskClient, slug: str) -> dict[str, Any] | None:
     with client.session_transaction() as session:
         return session.get(PLANS_KEY, {}).get(slug)  # type: ignore[no-any-return]
@@ -595,7 +587,7 @@ def test_require_unauthenticated_denies_logged_in(
     )
     browser.start("signup")
     assert browser.stage_type == "dummy"
-    log_in(browser)
+    browser.log_in("alice", PASSWORD, slug="login")
     response = browser.start("signup")
     assert response.status_code == (200 if browser.htmx else 403)
     assert "You are already logged in." in response.text
@@ -620,13 +612,13 @@ def test_require_superuser(
     browser.start("admin")
     assert (browser.redirect_target or "").startswith("/flows/-/login/?next=")
 
-    log_in(browser, "alice")
+    browser.log_in("alice", PASSWORD, slug="login")
     response = browser.start("admin")
     assert "You need administrator rights to use this." in response.text
     assert browser.stage_type is None
 
     other = FlowBrowser(browser.client.application.test_client(), htmx=browser.htmx)
-    log_in(other, "root")
+    other.log_in("root", PASSWORD, slug="login")
     assert "admin area" in other.start("admin").text
 
 

@@ -20,16 +20,6 @@ from flask_flows.models import utcnow
 PASSWORD = "correct horse battery"
 
 
-def log_in(browser: FlowBrowser, username: str = "alice") -> None:
-    browser.start("login")
-    browser.submit("login", uid_field=username)
-    if not browser.htmx:
-        browser.follow()
-    browser.submit("login", password=PASSWORD)
-    assert browser.redirect_target == "/"
-    assert browser.client.get("/").text == f"home: {username}"
-
-
 def session_cookie(client: FlaskClient) -> str:
     cookie = client.get_cookie("session")
     assert cookie is not None
@@ -64,7 +54,7 @@ def test_login_records_a_session(
     app: Flask, browser: FlowBrowser, make_user: Callable[..., User], login_flow: Flow
 ) -> None:
     user = make_user("alice")
-    log_in(browser)
+    browser.log_in("alice", PASSWORD, slug="login")
     (record,) = records(app)
     assert record.user_id == str(user.id)
     assert record.expires is None
@@ -78,7 +68,7 @@ def test_replayed_cookie_after_logout_is_anonymous(
     logout_flow: Flow,
 ) -> None:
     make_user("alice")
-    log_in(browser)
+    browser.log_in("alice", PASSWORD, slug="login")
     stolen = session_cookie(browser.client)
     assert replay(app, stolen).get("/").text == "home: alice"
 
@@ -93,7 +83,8 @@ def test_deleted_session_row_logs_out(
     app: Flask, browser: FlowBrowser, make_user: Callable[..., User], login_flow: Flow
 ) -> None:
     make_user("alice")
-    log_in(browser)
+    browser.log_in("alice", PASSWORD, slug="login")
+    assert browser.whoami() == "home: alice"
     with app.app_context():
         db.session.execute(sa.delete(AuthenticatedSession))
         db.session.commit()
@@ -108,7 +99,8 @@ def test_other_users_row_does_not_count(
     """A session key recorded for one user does not vouch for another user id."""
     make_user("alice")
     bob = make_user("bob")
-    log_in(browser)
+    browser.log_in("alice", PASSWORD, slug="login")
+    assert browser.whoami() == "home: alice"
     with browser.client.session_transaction() as session:
         session["_user_id"] = str(bob.id)
     assert browser.client.get("/").text == "home: anonymous"
@@ -118,7 +110,8 @@ def test_expired_session_is_anonymous(
     app: Flask, browser: FlowBrowser, make_user: Callable[..., User], login_flow: Flow
 ) -> None:
     make_user("alice")
-    log_in(browser)
+    browser.log_in("alice", PASSWORD, slug="login")
+    assert browser.whoami() == "home: alice"
     with app.app_context():
         record = db.session.scalars(sa.select(AuthenticatedSession)).one()
         record.expires = utcnow() - timedelta(seconds=1)
@@ -131,7 +124,7 @@ def test_unexpired_session_stays(
     app: Flask, browser: FlowBrowser, make_user: Callable[..., User], login_flow: Flow
 ) -> None:
     make_user("alice")
-    log_in(browser)
+    browser.log_in("alice", PASSWORD, slug="login")
     with app.app_context():
         record = db.session.scalars(sa.select(AuthenticatedSession)).one()
         record.expires = utcnow() + timedelta(minutes=5)
@@ -143,7 +136,7 @@ def test_last_seen_is_refreshed(
     app: Flask, browser: FlowBrowser, make_user: Callable[..., User], login_flow: Flow
 ) -> None:
     make_user("alice")
-    log_in(browser)
+    browser.log_in("alice", PASSWORD, slug="login")
     long_ago = utcnow() - timedelta(hours=2)
     with app.app_context():
         record = db.session.scalars(sa.select(AuthenticatedSession)).one()

@@ -27,15 +27,6 @@ FIREFOX_UA = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/1
 _END_SESSION = re.compile(r'action="(/flows/-/settings/sessions/(\d+)/end/)"')
 
 
-def log_in(browser: FlowBrowser, username: str = "alice") -> None:
-    browser.start("login")
-    browser.submit("login", uid_field=username)
-    if not browser.htmx:
-        browser.follow()
-    browser.submit("login", password=PASSWORD)
-    assert browser.client.get("/").text == f"home: {username}"
-
-
 def another(app: Flask, user_agent: str | None = None) -> FlowBrowser:
     """A second, separate browser (own cookies), optionally with its own User-Agent."""
     client = app.test_client()
@@ -144,8 +135,8 @@ def test_the_page_lists_devices_and_sessions(
     add_totp(app, alice, "Half-done setup", confirmed=False)
     add_totp(app, bob, "Bob's phone")
     add_static(app, state, alice, codes=3)
-    log_in(browser)
-    log_in(another(app, FIREFOX_UA))
+    browser.log_in("alice", PASSWORD, slug="login")
+    another(app, FIREFOX_UA).log_in("alice", PASSWORD, slug="login")
 
     page = open_settings(browser)
     assert '<h1 class="flows-stage-heading flows-stage-heading--page"' in page
@@ -171,7 +162,7 @@ def test_the_page_has_no_other_sessions_button_alone(
     browser: FlowBrowser, make_user: Callable[..., User], login_flow: Flow
 ) -> None:
     make_user("alice")
-    log_in(browser)
+    browser.log_in("alice", PASSWORD, slug="login")
     page = open_settings(browser)
     assert "End all other sessions" not in page
     assert "You have no authenticators yet." in page
@@ -184,7 +175,7 @@ def test_setup_and_account_links_appear_only_when_their_flows_exist(
     login_flow: Flow,
 ) -> None:
     make_user("alice")
-    log_in(browser)
+    browser.log_in("alice", PASSWORD, slug="login")
     labels = (
         "Add an authenticator app",
         "Create recovery codes",
@@ -212,9 +203,9 @@ def test_ending_another_session_logs_that_client_out(
     app: Flask, browser: FlowBrowser, make_user: Callable[..., User], login_flow: Flow
 ) -> None:
     make_user("alice")
-    log_in(browser)
+    browser.log_in("alice", PASSWORD, slug="login")
     laptop = another(app, FIREFOX_UA)
-    log_in(laptop)
+    laptop.log_in("alice", PASSWORD, slug="login")
     laptop_session = session_rows(app)[-1]
 
     open_settings(browser)
@@ -235,12 +226,12 @@ def test_end_all_other_sessions(
 ) -> None:
     make_user("alice")
     make_user("bob")
-    log_in(browser)
+    browser.log_in("alice", PASSWORD, slug="login")
     others = [another(app), another(app)]
     for other in others:
-        log_in(other)
+        other.log_in("alice", PASSWORD, slug="login")
     bob = another(app)
-    log_in(bob, "bob")
+    bob.log_in("bob", PASSWORD, slug="login")
 
     open_settings(browser)
     assert post_action(browser, "/flows/-/settings/sessions/end-others/") == 303
@@ -257,9 +248,9 @@ def test_a_session_of_another_user_cannot_be_ended(
     make_user("alice")
     make_user("bob")
     bob = another(app)
-    log_in(bob, "bob")
+    bob.log_in("bob", PASSWORD, slug="login")
     (bob_session,) = session_rows(app)
-    log_in(browser)
+    browser.log_in("alice", PASSWORD, slug="login")
 
     open_settings(browser)
     assert post_action(browser, f"/flows/-/settings/sessions/{bob_session.id}/end/") == 404
@@ -271,7 +262,7 @@ def test_ending_this_session_from_the_list_logs_out(
     app: Flask, browser: FlowBrowser, make_user: Callable[..., User], login_flow: Flow
 ) -> None:
     make_user("alice")
-    log_in(browser)
+    browser.log_in("alice", PASSWORD, slug="login")
     (mine,) = session_rows(app)
     open_settings(browser)
     assert post_action(browser, f"/flows/-/settings/sessions/{mine.id}/end/") == 303
@@ -288,7 +279,7 @@ def test_removing_a_device_needs_the_right_password(
 ) -> None:
     alice = make_user("alice")
     device_id = add_totp(app, alice, "Work phone")
-    log_in(browser)
+    browser.log_in("alice", PASSWORD, slug="login")
     url = f"/flows/-/settings/authenticators/totp/{device_id}/remove/"
 
     open_settings(browser)
@@ -326,7 +317,7 @@ def test_removing_recovery_codes_deletes_their_tokens(
 ) -> None:
     alice = make_user("alice")
     device_id = add_static(app, state, alice, codes=4)
-    log_in(browser)
+    browser.log_in("alice", PASSWORD, slug="login")
     open_settings(browser)
     url = f"/flows/-/settings/authenticators/static/{device_id}/remove/"
     assert post_action(browser, url, password=PASSWORD) == 303
@@ -340,7 +331,7 @@ def test_a_device_of_another_user_cannot_be_removed(
     make_user("alice")
     bob = make_user("bob")
     device_id = add_totp(app, bob)
-    log_in(browser)
+    browser.log_in("alice", PASSWORD, slug="login")
     open_settings(browser)
     url = f"/flows/-/settings/authenticators/totp/{device_id}/remove/"
     assert post_action(browser, url, password=PASSWORD) == 404
@@ -354,7 +345,7 @@ def test_too_many_wrong_passwords_end_the_session(
 ) -> None:
     alice = make_user("alice")
     device_id = add_totp(app, alice)
-    log_in(browser)
+    browser.log_in("alice", PASSWORD, slug="login")
     open_settings(browser)
     stolen = browser.client.get_cookie("session")
     assert stolen is not None
@@ -378,7 +369,7 @@ def test_replaying_an_older_cookie_does_not_reset_the_wrong_password_count(
     kept on the server, so the fifth wrong password still ends the session."""
     alice = make_user("alice")
     device_id = add_totp(app, alice)
-    log_in(browser)
+    browser.log_in("alice", PASSWORD, slug="login")
     open_settings(browser)
     stolen = browser.client.get_cookie("session")
     assert stolen is not None
@@ -402,9 +393,9 @@ def test_posts_without_csrf_change_nothing(
 ) -> None:
     alice = make_user("alice")
     device_id = add_totp(app, alice)
-    log_in(browser)
+    browser.log_in("alice", PASSWORD, slug="login")
     laptop = another(app)
-    log_in(laptop)
+    laptop.log_in("alice", PASSWORD, slug="login")
     rows = session_rows(app)
     client = browser.client
 
@@ -430,7 +421,7 @@ def test_the_password_never_reaches_the_session_cookie(
 ) -> None:
     alice = make_user("alice")
     device_id = add_totp(app, alice)
-    log_in(browser)
+    browser.log_in("alice", PASSWORD, slug="login")
     open_settings(browser)
     url = f"/flows/-/settings/authenticators/totp/{device_id}/remove/"
     post_action(browser, url, password="wrong but secret")
@@ -489,7 +480,7 @@ def test_the_shipped_setup_flows_start_from_the_page(
         install_default_flows(state)
         db.session.commit()
     make_user("alice")
-    log_in(browser)
+    browser.log_in("alice", PASSWORD, slug="login")
     page = open_settings(browser)
     links = dict(
         re.findall(r'href="(/flows/default-authenticator-[a-z]+-setup/[^"]*)">([^<]+)<', page)

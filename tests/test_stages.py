@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -14,7 +13,6 @@ from argon2 import PasswordHasher
 from browsing import FlowBrowser
 from factory import User, db
 from flask import Flask
-from werkzeug.test import TestResponse
 
 from flask_flows import AuthenticatedSession, Flow
 from flask_flows.executor import MSG_CSRF, PLANS_KEY
@@ -25,17 +23,6 @@ from flask_flows.stages.password import WRONG_CREDENTIALS
 PASSWORD = "correct horse battery"
 NO_ACCOUNT = "No account matches that username or email address."
 TOO_MANY = "Too many failed attempts. Please start again later."
-
-
-def log_in(
-    browser: FlowBrowser, username: str = "alice", slug: str = "login", **login_fields: Any
-) -> TestResponse:
-    browser.start(slug)
-    browser.step(slug, uid_field=username)
-    response = browser.step(slug, password=PASSWORD)
-    if browser.stage_type == "user_login":
-        response = browser.step(slug, **login_fields)
-    return response
 
 
 def auth_sessions(app: Flask) -> list[AuthenticatedSession]:
@@ -221,7 +208,7 @@ def test_password_rehashed_when_parameters_change(
         db.session.get(User, user.id).password_hash = old_hash
         db.session.commit()
 
-    log_in(browser)
+    browser.log_in("alice", PASSWORD, slug="login")
     assert browser.whoami() == "home: alice"
     with app.app_context():
         new_hash = db.session.get(User, user.id).password_hash
@@ -234,7 +221,8 @@ def test_no_rehash_when_parameters_match(
     app: Flask, browser: FlowBrowser, make_user: Callable[..., User], login_flow: Flow
 ) -> None:
     user = make_user("alice")
-    log_in(browser)
+    browser.log_in("alice", PASSWORD, slug="login")
+    assert browser.whoami() == "home: alice"
     with app.app_context():
         assert db.session.get(User, user.id).password_hash == user.password_hash
 
@@ -283,7 +271,7 @@ def test_user_login_refuses_inactive_user(
     browser: FlowBrowser, make_user: Callable[..., User], login_flow: Flow
 ) -> None:
     make_user("alice", active=False)
-    response = log_in(browser)
+    response = browser.log_in("alice", PASSWORD, slug="login")
     assert "This account is disabled." in response.text
     assert browser.redirect_target is None
     assert browser.whoami() == "home: anonymous"
@@ -301,7 +289,7 @@ def test_login_drops_pre_login_session_state(
     with browser.client.session_transaction() as session:
         session["marker"] = "set before login"
         assert "other" in session[PLANS_KEY]
-    log_in(browser)
+    browser.log_in("alice", PASSWORD, slug="login")
     assert browser.whoami() == "home: alice"
     with browser.client.session_transaction() as session:
         assert "marker" not in session
@@ -366,7 +354,7 @@ def test_session_duration(
     make_user("alice")
     make_flow("timed", "identification", "password", ("user_login", {"session_duration": 3600}))
     before = utcnow()
-    log_in(browser, slug="timed")
+    browser.log_in("alice", PASSWORD, slug="timed")
     assert browser.whoami() == "home: alice"
     (record,) = auth_sessions(app)
     assert record.expires is not None
@@ -391,10 +379,10 @@ def test_terminate_other_sessions(
         ("user_login", {"terminate_other_sessions": terminate}),
     )
     first = FlowBrowser(app.test_client(), htmx=browser.htmx)
-    log_in(first, slug="exclusive")
+    first.log_in("alice", PASSWORD, slug="exclusive")
     assert first.whoami() == "home: alice"
 
-    log_in(browser, slug="exclusive")
+    browser.log_in("alice", PASSWORD, slug="exclusive")
     assert browser.whoami() == "home: alice"
     assert first.whoami() == ("home: anonymous" if terminate else "home: alice")
     assert len(auth_sessions(app)) == (1 if terminate else 2)
@@ -430,7 +418,7 @@ def test_logout_only_by_post(
     browser: FlowBrowser, make_user: Callable[..., User], login_flow: Flow, logout_flow: Flow
 ) -> None:
     make_user("alice")
-    log_in(browser)
+    browser.log_in("alice", PASSWORD, slug="login")
     page = browser.start("logout")
     assert page.status_code == 200
     assert browser.stage_type == "user_logout"
@@ -451,7 +439,7 @@ def test_logout_without_csrf_keeps_user(
     browser: FlowBrowser, make_user: Callable[..., User], login_flow: Flow, logout_flow: Flow
 ) -> None:
     make_user("alice")
-    log_in(browser)
+    browser.log_in("alice", PASSWORD, slug="login")
     browser.start("logout")
     response = browser.post("/flows/logout/", {"flow_step": browser.step_token()})
     assert MSG_CSRF in response.text
@@ -468,7 +456,8 @@ def test_stage_after_logout_accepts_its_form(
     make_flow(
         "bye", "user_logout", ("dummy", {"message": "goodbye page"}), designation="invalidation"
     )
-    log_in(browser)
+    browser.log_in("alice", PASSWORD, slug="login")
+    assert browser.whoami() == "home: alice"
     browser.start("bye")
     browser.step("bye")
     assert "goodbye page" in browser.last.text  # type: ignore[union-attr]

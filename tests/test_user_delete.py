@@ -22,13 +22,6 @@ from flask_flows.stages.user_delete import MSG_NO_USER, MSG_NOT_DELETED
 PASSWORD = "correct horse battery"
 
 
-def log_in(browser: FlowBrowser, username: str) -> None:
-    browser.start("login")
-    browser.step("login", uid_field=username)
-    browser.step("login", password=PASSWORD)
-    assert browser.client.get("/").text == f"home: {username}"
-
-
 def unenroll(browser: FlowBrowser) -> TestResponse:
     browser.start("unenroll")
     return browser.step("unenroll", password=PASSWORD)
@@ -104,9 +97,10 @@ def test_deleting_removes_every_row_and_logs_out(
     for user in (alice, bob):
         give_everything(app, state, user.id, members_only)
     elsewhere = FlowBrowser(app.test_client(), htmx=browser.htmx)
-    log_in(elsewhere, "alice")
-    log_in(browser, "alice")
-    log_in(FlowBrowser(app.test_client()), "bob")
+    elsewhere.log_in("alice", PASSWORD, slug="login")
+    assert elsewhere.whoami() == "home: alice"
+    browser.log_in("alice", PASSWORD, slug="login")
+    FlowBrowser(app.test_client()).log_in("bob", PASSWORD, slug="login")
     before = rows_of(app, str(alice.id))
     assert set(before) >= {
         "flows_authenticated_session",
@@ -146,7 +140,7 @@ def test_deleting_forgets_the_reputation_of_the_user_identifiers(
     ]
     with app.app_context():
         adjust(state, pairs, -2)
-    log_in(browser, "Alice")
+    browser.log_in("Alice", PASSWORD, slug="login")
     unenroll(browser)
     assert browser.redirect_target == "/"
     with app.app_context():
@@ -164,8 +158,8 @@ def test_a_refused_deletion_keeps_everything(
 ) -> None:
     alice = make_user("alice", password=PASSWORD)
     elsewhere = FlowBrowser(app.test_client())
-    log_in(elsewhere, "alice")
-    log_in(browser, "alice")
+    elsewhere.log_in("alice", PASSWORD, slug="login")
+    browser.log_in("alice", PASSWORD, slug="login")
 
     def refuse(mapper: Any, connection: Any, target: Any) -> None:
         # What the app's own foreign key to its users would do.
@@ -186,7 +180,9 @@ def test_a_refused_deletion_keeps_everything(
     assert watch_deletions == []
     # The login that asked is over; the account can be used again.
     assert browser.client.get("/").text == "home: anonymous"
-    log_in(FlowBrowser(app.test_client()), "alice")
+    again = FlowBrowser(app.test_client())
+    again.log_in("alice", PASSWORD, slug="login")
+    assert again.whoami() == "home: alice"
 
 
 def test_without_a_user_nothing_is_deleted(

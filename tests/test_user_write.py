@@ -83,12 +83,6 @@ def signup_flow(make_flow: Callable[..., Flow], *after: Any, **write: Any) -> Fl
     )
 
 
-def log_in(browser: FlowBrowser, username: str = "alice", password: str = OLD) -> None:
-    browser.start("login")
-    browser.step("login", uid_field=username)
-    browser.step("login", password=password)
-
-
 # -- creating -----------------------------------------------------------------------------
 
 
@@ -178,8 +172,8 @@ def test_password_change_updates_the_hash_and_ends_other_sessions(
         authentication="require_authenticated",
     )
     elsewhere = FlowBrowser(app.test_client(), htmx=browser.htmx)
-    log_in(elsewhere)
-    log_in(browser)
+    elsewhere.log_in("alice", OLD, slug="login")
+    browser.log_in("alice", OLD, slug="login")
     assert elsewhere.whoami() == browser.whoami() == "home: alice"
 
     with recording(app, signals.password_changed, signals.user_created) as events:
@@ -207,8 +201,9 @@ def test_other_sessions_may_be_kept(
         ("user_write", {"terminate_other_sessions_on_password_change": False}),
     )
     elsewhere = FlowBrowser(app.test_client(), htmx=browser.htmx)
-    log_in(elsewhere)
-    log_in(browser)
+    elsewhere.log_in("alice", OLD, slug="login")
+    browser.log_in("alice", OLD, slug="login")
+    assert browser.whoami() == "home: alice"
     browser.start("change")
     browser.step("change", password=NEW, password_repeat=NEW)
     assert elsewhere.whoami() == "home: alice"
@@ -227,7 +222,7 @@ def test_a_profile_update_changes_username_and_email(
         {"field_key": "email", "type": "email", "initial_value": "user.email"},
     ]
     make_flow("profile", ("prompt", {"fields": fields}), "user_write")
-    log_in(browser)
+    browser.log_in("alice", OLD, slug="login")
     browser.start("profile")
     browser.step("profile", username="alicia", email="alicia@example.com")
     (user,) = users(app)
