@@ -16,12 +16,6 @@ pytestmark = pytest.mark.browser
 NEW_PASSWORD = "a whole new passphrase"
 
 
-def log_in(me: Walker, username: str, password: str = PASSWORD) -> None:
-    me.start("default-authentication-flow")
-    me.submit("password", uid_field=username)
-    me.finish("/", password=password)
-
-
 def test_sign_up_with_the_emailed_link(
     walker: Callable[..., Walker], mailbox: Any, js: bool
 ) -> None:
@@ -66,13 +60,13 @@ def test_recover_a_forgotten_password(
     assert phone.logged_in_as() == user
 
     again = walker()
-    log_in(again, user, NEW_PASSWORD)
+    again.log_in(user, NEW_PASSWORD)
     assert again.logged_in_as() == user
 
 
 def test_change_the_password(walker: Callable[..., Walker], user: str) -> None:
     me = walker()
-    log_in(me, user)
+    me.log_in(user)
     me.page.get_by_role("link", name="Change your password").click()
     me.stage_loaded("password")
     me.submit("password", password="not my password")
@@ -82,13 +76,13 @@ def test_change_the_password(walker: Callable[..., Walker], user: str) -> None:
     assert me.logged_in_as() == user
 
     again = walker()
-    log_in(again, user, NEW_PASSWORD)
+    again.log_in(user, NEW_PASSWORD)
     assert again.logged_in_as() == user
 
 
 def test_delete_the_account(walker: Callable[..., Walker], user: str) -> None:
     me = walker()
-    log_in(me, user)
+    me.log_in(user)
     me.page.get_by_role("link", name="Delete your account").click()
     me.stage_loaded("password")
     me.submit("prompt", password=PASSWORD)

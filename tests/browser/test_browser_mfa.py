@@ -19,17 +19,11 @@ def log_in_to_second_factor(me: Walker, username: str) -> None:
     me.submit("authenticator_validate", password=PASSWORD)
 
 
-def log_in(me: Walker, username: str) -> None:
-    me.start("default-authentication-flow")
-    me.submit("password", uid_field=username)
-    me.finish("/", password=PASSWORD)
-
-
 def test_set_up_an_authenticator_app_and_log_in_with_a_code(
     walker: Callable[..., Walker], user: str
 ) -> None:
     me = walker()
-    log_in(me, user)
+    me.log_in(user)
     me.page.get_by_role("link", name="Set up an authenticator app").click()
     me.stage_loaded("password")  # re-authentication first (ASVS 7.5.1)
     me.submit("authenticator_totp", password=PASSWORD)
@@ -52,7 +46,7 @@ def test_create_recovery_codes_and_log_in_with_one(
     walker: Callable[..., Walker], user: str
 ) -> None:
     me = walker()
-    log_in(me, user)
+    me.log_in(user)
     me.page.get_by_role("link", name="Create recovery codes").click()
     me.stage_loaded("password")  # re-authentication first (ASVS 7.5.1)
     me.submit("authenticator_static", password=PASSWORD)

@@ -5,21 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from conftest import PASSWORD, Walker
+from conftest import Walker
 
 pytestmark = pytest.mark.browser
 
 
-def log_in(me: Walker, username: str) -> None:
-    me.start("default-authentication-flow")
-    me.submit("password", uid_field=username)
-    me.finish("/", password=PASSWORD)
-
-
 def test_end_the_session_of_another_device(walker: Callable[..., Walker], user: str) -> None:
     laptop, phone = walker(), walker()
-    log_in(laptop, user)
-    log_in(phone, user)
+    laptop.log_in(user)
+    phone.log_in(user)
 
     phone.page.locator(".bar nav").get_by_role("link", name="Settings").click()
     phone.wait_for_path("/flows/-/settings/")
