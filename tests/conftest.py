@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from browsing import FlowBrowser
 from databases import TestDatabase
-from factory import MakeApp, User, create_test_app, db
+from factory import MakeApp, User, close_connections, create_test_app, db
 from flask import Flask
 from flask.testing import FlaskClient
 from postgres import PostgresServer, PostgresUnavailable, start_postgres
@@ -86,10 +86,7 @@ def make_app(database_url: str) -> Iterator[MakeApp]:
         return app, flows
 
     yield make
-    for app in apps:
-        with app.app_context():
-            db.session.remove()
-            db.engine.dispose()
+    close_connections(apps)
 
 
 @pytest.fixture

@@ -84,6 +84,16 @@ def create_test_app(database_url: str, **config: Any) -> tuple[Flask, Flows]:
     return app, flows
 
 
+def close_connections(apps: list[Flask]) -> None:
+    """Close the database connections of the apps a test built: each app has an engine
+    of its own, and the PostgreSQL server takes a limited number of connections."""
+    for app in apps:
+        with app.app_context():
+            database = app.extensions["sqlalchemy"]
+            database.session.remove()
+            database.engine.dispose()
+
+
 def default_definitions() -> dict[str, int]:
     """How many of each kind the shipped default blueprints define."""
     documents = [yaml.safe_load(p.read_text()) for p in DEFAULT_BLUEPRINTS.glob("*.yaml")]

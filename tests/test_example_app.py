@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from browsing import FlowBrowser
-from factory import FAST_ARGON2
+from factory import FAST_ARGON2, close_connections
 from flask import Flask
 
 import example_app
@@ -44,10 +44,7 @@ def make_example(
         return app
 
     yield make
-    for app in apps:
-        with app.app_context():
-            db.session.remove()
-            db.engine.dispose()
+    close_connections(apps)
 
 
 @pytest.fixture

@@ -18,12 +18,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from factory import FAST_ARGON2
+from factory import FAST_ARGON2, close_connections
 from flask import Flask
 from werkzeug.serving import make_server
 
 from example_app import create_app, db
-from flask_flows import FlowsModel
 
 CHROMIUM = os.environ.get("FLOWS_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -127,11 +126,7 @@ def live_app(tmp_path_factory: pytest.TempPathFactory, smtp_server: Any) -> Iter
     live = LiveApp(app).start()
     yield live
     live.stop()
-    with app.app_context():
-        db.session.remove()
-        FlowsModel.metadata.drop_all(db.engine)
-        db.drop_all()
-        db.engine.dispose()
+    close_connections([app])
 
 
 _names = itertools.count(1)
