@@ -31,9 +31,10 @@ Two needs, two tools:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from html.parser import HTMLParser
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import sqlalchemy as sa
 from flask import Flask, session, url_for
@@ -118,10 +119,14 @@ class FlowBrowser:
         return {"HX-Request": "true"} if self.htmx else {}
 
     def get(self, url: str, **kwargs: Any) -> TestResponse:
-        return self._remember(self.client.get(url, headers=self.headers, **kwargs))
+        """GET ``url`` (relative to the page shown last, as in a browser)."""
+        return self._remember(self.client.get(self._resolve(url), headers=self.headers, **kwargs))
 
     def post(self, url: str, data: dict[str, Any], **kwargs: Any) -> TestResponse:
-        return self._remember(self.client.post(url, data=data, headers=self.headers, **kwargs))
+        """POST ``data`` to ``url`` (relative to the page shown last, as in a browser)."""
+        return self._remember(
+            self.client.post(self._resolve(url), data=data, headers=self.headers, **kwargs)
+        )
 
     def url(self, endpoint: str, **values: Any) -> str:
         """``url_for(endpoint, **values)`` for this app, wherever the flows are mounted."""
@@ -138,9 +143,10 @@ class FlowBrowser:
         self.get(self.url("flows.default_flow", designation=designation, next=next))
         return self.follow()
 
-    def submit(self, slug: str | None = None, **fields: Any) -> TestResponse:
+    def submit(self, slug: str | None = None, /, **fields: Any) -> TestResponse:
         """Submit the form of the page shown last, with its CSRF token, its plan step and
-        ``fields``. The form's own ``action`` is the target unless ``slug`` names a flow."""
+        ``fields``. The form's own ``action`` is the target unless ``slug`` names a flow
+        (positional only, so a field may be called ``slug``)."""
         page = self._page
         data = {**page.hidden, **fields}
         if slug is not None:
@@ -150,7 +156,7 @@ class FlowBrowser:
             target = page.action
         return self.post(target, data)
 
-    def step(self, slug: str | None = None, **fields: Any) -> TestResponse:
+    def step(self, slug: str | None = None, /, **fields: Any) -> TestResponse:
         """Submit the current stage. A plain browser then follows the post/redirect/get 303
         back to the same flow (not a redirect that leaves the flow), so the response is the
         next stage either way."""
@@ -187,9 +193,10 @@ class FlowBrowser:
         into the flow), or the page when it is not the link's own "Continue" page (a used
         or expired link)."""
         page_response = self._remember(self.client.get(url))
-        if page_response.status_code != 200 or self._page.action != urlsplit(url).path:
+        action = self._page.action
+        if page_response.status_code != 200 or action != urlsplit(url).path:
             return page_response
-        return self._remember(self.client.post(self._page.action, data=self._page.hidden))
+        return self._remember(self.client.post(self._resolve(action), data=self._page.hidden))
 
     def follow(self) -> TestResponse:
         """Follow the redirect (303 or ``HX-Redirect``) of the last response."""
@@ -235,6 +242,12 @@ class FlowBrowser:
         self.last = response
         self._parsed = None
         return response
+
+    def _resolve(self, url: str) -> str:
+        """``url`` as a browser resolves it on the page shown last: a mailed link may be on
+        another host than the test client's default (``FLOWS_MAIL_BASE_URL``), and the
+        flow's relative URLs and redirects must stay there, with that host's cookies."""
+        return urljoin(self.last.request.url, url) if self.last is not None else url
 
     def _last(self) -> TestResponse:
         assert self.last is not None, "open a page first"
@@ -298,10 +311,13 @@ def _user_row(state: FlowsState, user: Any) -> Any:
     row = state.user_store.get(user_id)
     if row is None:
         raise ValueError(f"there is no user with id {user_id!r}")
+    if not row.is_active:
+        # Flask-Login would refuse it, and the client would stay anonymous without a word.
+        raise ValueError(f"{row!r} is inactive: Flask-Login does not log inactive users in")
     return row
 
 
-def _run_on_session(client: FlaskClient, change: Any) -> None:
+def _run_on_session(client: FlaskClient, change: Callable[[FlowsState], object]) -> None:
     """Run ``change(state)`` in a request with ``client``'s session, as a request the
     client sent would see it, and store the changed session back in its cookie."""
     app = client.application

@@ -62,13 +62,15 @@ class UserStore:
     def user_id(self, user: Any) -> str:
         return str(user.get_id())
 
-    def get(self, user_id: str | int | None) -> Any | None:
+    def get(self, user_id: Any) -> Any | None:
+        """The user whose primary key is ``user_id``, given as stored in a session (a
+        string) or as the key itself (an ``int``, a ``uuid.UUID``)."""
         if user_id is None:
             return None
         pk_type = sa.inspect(self.model).primary_key[0].type.python_type
         try:
-            key = pk_type(user_id)
-        except (TypeError, ValueError):
+            key = user_id if isinstance(user_id, pk_type) else pk_type(user_id)
+        except (TypeError, ValueError, AttributeError):
             return None
         return _kept(self.session.get(self.model, key))
 

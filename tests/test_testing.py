@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from browsing import FlowBrowser
-from factory import User, db
+from factory import FAST_ARGON2, MakeApp, User, db
 from flask import Flask
-from flask_login import login_required
+from flask_login import current_user, login_required
+from flask_sqlalchemy import SQLAlchemy
+from smtp_sink import Mailbox, link_in
+from sqlalchemy.orm import Mapped, mapped_column
 
-from flask_flows import AuthenticatedSession, Flow
+from flask_flows import AuthenticatedSession, Flow, Flows, FlowsUserMixin
 from flask_flows.testing import FlowClient, log_in, log_out
 
 TESTING_DOC = Path(__file__).resolve().parents[1] / "docs" / "testing.md"
@@ -138,6 +142,52 @@ def test_a_user_without_a_row_is_a_clear_error(app: Flask, who: object) -> None:
         log_in(app.test_client(), user)
 
 
+def test_an_inactive_user_is_a_clear_error_not_a_silent_anonymous_client(
+    app: Flask, make_user: Callable[..., User]
+) -> None:
+    dormant = make_user("dormant", active=False)
+    client = app.test_client()
+    with pytest.raises(ValueError, match="inactive"):
+        log_in(client, dormant)
+    assert session_owners(app) == []
+
+
+def test_a_user_model_with_a_uuid_key(tmp_path: Path) -> None:
+    """The id may be the key itself (a ``uuid.UUID``), its string, or the user."""
+    members = SQLAlchemy()
+
+    class Member(members.Model, FlowsUserMixin):  # type: ignore[name-defined,misc]
+        id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)
+
+    app = Flask(__name__)
+    app.config.update(
+        TESTING=True,
+        SECRET_KEY="k",
+        SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path / 'members.sqlite3'}",
+        **FAST_ARGON2,
+    )
+    members.init_app(app)
+    Flows(app, db=members, user_model=Member)
+
+    @app.get("/")
+    def home() -> str:
+        return str(current_user.username) if current_user.is_authenticated else "anonymous"
+
+    with app.app_context():
+        app.extensions["flows"].create_tables()
+        member = app.extensions["flows"].user_store.create(username="ulla", password=PASSWORD)
+        members.session.commit()
+        key = member.id
+    try:
+        for who in (key, str(key), member):
+            client = app.test_client()
+            log_in(client, who)
+            assert client.get("/").text == "ulla"
+    finally:
+        with app.app_context():
+            members.engine.dispose()
+
+
 # -- walking flows --------------------------------------------------------------------------
 
 
@@ -161,6 +211,57 @@ def test_a_failed_login_leaves_the_browser_on_the_stage(
     assert browser.whoami() == "home: anonymous"
 
 
+def test_a_protected_page_leads_into_the_login_flow_and_back(
+    app: Flask, browser: FlowBrowser, make_user: Callable[..., User], login_flow: Flow
+) -> None:
+    @app.get("/orders")
+    @login_required
+    def orders() -> str:
+        return "your orders"
+
+    make_user("alice")
+    browser.get("/orders", follow_redirects=True)
+    assert browser.stage_type == "identification"
+    browser.step(uid_field="alice")
+    browser.step(password=PASSWORD)
+    assert browser.redirect_target == "/orders"
+    assert browser.follow().text == "your orders"
+
+
+def test_a_mailed_link_on_another_host_continues_there(
+    make_app: MakeApp,
+    make_user: Callable[..., User],
+    make_flow: Callable[..., Flow],
+    mailbox: Mailbox,
+) -> None:
+    """With FLOWS_MAIL_BASE_URL the link names the public host: the Continue button and
+    the rest of the flow are pressed there, with that host's cookies."""
+    app, _ = make_app(FLOWS_MAIL_BASE_URL="https://accounts.example.com", **mailbox.config)
+    make_user("alice")
+    make_flow("recover", "identification", "email", "dummy", designation="recovery")
+    browser = FlowBrowser(app.test_client())
+    browser.start("recover")
+    browser.step(uid_field="alice")
+    link = link_in(mailbox.wait_for_message())
+    assert link.startswith("https://accounts.example.com/flows/-/resume/")
+
+    phone = browser.fresh()
+    assert phone.open_link(link).status_code == 303
+    phone.follow()
+    assert phone.stage_type == "dummy"
+    assert phone.last is not None and phone.last.request.host == "accounts.example.com"
+
+
+def test_a_prompt_field_may_be_called_slug(
+    browser: FlowBrowser, make_flow: Callable[..., Flow]
+) -> None:
+    field = {"field_key": "slug", "label": "Shop address", "type": "text", "required": True}
+    make_flow("shop", ("prompt", {"fields": [field]}), "dummy", designation="enrollment")
+    browser.start("shop")
+    browser.step(slug="my-shop")
+    assert browser.stage_type == "dummy"
+
+
 def test_submit_needs_a_page_with_a_form(browser: FlowBrowser) -> None:
     browser.get("/")
     with pytest.raises(AssertionError, match="no form"):
@@ -182,4 +283,4 @@ def test_the_documented_recipe_passes(pytester: pytest.Pytester) -> None:
     for name, source in files.items():
         (pytester.path / name).write_text(source)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:xdist")
-    result.assert_outcomes(passed=5)
+    result.assert_outcomes(passed=6)
