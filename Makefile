@@ -3,7 +3,7 @@ BIN := $(VENV)/bin
 CODE := flask_flows tests example_app bench
 # Written after a successful set-up; older than pyproject.toml or package-lock.json means
 # the dependencies changed and the set-up runs again.
-INSTALLED := $(VENV)/.installed
+stamp := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
 .PHONY: help install run test lint bench
@@ -11,7 +11,7 @@ INSTALLED := $(VENV)/.installed
 help: ## Show this help.
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
 
-$(INSTALLED): pyproject.toml package-lock.json
+$(stamp): pyproject.toml package-lock.json
 	@echo 'Setting up $(VENV) and node_modules (once, and again when the dependencies change)'
 	test -x $(BIN)/python || python3 -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
@@ -20,20 +20,20 @@ $(INSTALLED): pyproject.toml package-lock.json
 	touch $@
 
 install: ## Set up (again): .venv, htmx with npm, flask-flows in editable mode with test tools.
-	rm -f $(INSTALLED)
-	$(MAKE) $(INSTALLED)
+	rm -f $(stamp)
+	$(MAKE) $(stamp)
 
-run: $(INSTALLED) ## Run the example app with the debugger and reloader (sets up first if needed).
+run: $(stamp) ## Run the example app with the debugger and reloader (sets up first if needed).
 	$(BIN)/flask --app example_app run --debug
 
-test: $(INSTALLED) ## Run the test suite (sets up first if needed).
+test: $(stamp) ## Run the test suite (sets up first if needed).
 	$(BIN)/pytest -n auto
 
-lint: $(INSTALLED) ## Check lint, formatting and types.
+lint: $(stamp) ## Check lint, formatting and types.
 	$(BIN)/ruff check $(CODE)
 	$(BIN)/ruff format --check $(CODE)
 	$(BIN)/mypy
 
-bench: $(INSTALLED) ## Install the peers and run the benchmarks; writes docs/performance.md and .png.
+bench: $(stamp) ## Install the peers and run the benchmarks; writes docs/performance.md and .png.
 	$(BIN)/pip install -r bench/requirements.txt
 	cd bench && ../$(BIN)/python run.py
