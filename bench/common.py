@@ -30,6 +30,8 @@ from flask_flows.extension import FlowsState  # noqa: E402
 PASSWORD = "correct horse battery"  # noqa: S105
 WRONG_PASSWORD = "not the password"  # noqa: S105
 SECRET_KEY = "bench-secret-key-shared-by-every-worker"  # noqa: S105
+#: Mailed links name this host: outside testing, flask-flows never takes it from a request.
+MAIL_BASE_URL = "http://localhost"
 
 CHEAP = {"time_cost": 1, "memory_cost": 8, "parallelism": 1}
 #: argon2-cffi's defaults (RFC 9106 low-memory profile), flask-flows' defaults too.
@@ -51,6 +53,7 @@ def flows_app(database_url: str, profile: dict[str, int], **config: Any) -> Flas
         database_url,
         TESTING=False,
         SECRET_KEY=SECRET_KEY,
+        FLOWS_MAIL_BASE_URL=MAIL_BASE_URL,
         **argon2_config(profile),
         **config,
     )

@@ -26,6 +26,7 @@ from urllib.parse import urlencode
 
 from common import (
     LOGIN_SLUG,
+    MAIL_BASE_URL,
     PASSWORD,
     PROFILES,
     ROOT,
@@ -188,7 +189,7 @@ def scale_out(workdir: Path, rounds: int, clients: int, seconds: float) -> dict[
 
 def _reset(database_url: str, profile: str) -> None:
     """Empty tables, the login flow and ``alice`` hashed with this profile."""
-    old, _ = create_test_app(database_url, TESTING=False)
+    old, _ = create_test_app(database_url, TESTING=False, FLOWS_MAIL_BASE_URL=MAIL_BASE_URL)
     with old.app_context():
         FlowsModel.metadata.drop_all(db.engine)
         db.drop_all()

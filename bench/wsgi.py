@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import os
 
-from common import PROFILES, SECRET_KEY, argon2_config, create_test_app
+from common import MAIL_BASE_URL, PROFILES, SECRET_KEY, argon2_config, create_test_app
 
 app, _ = create_test_app(
     os.environ["BENCH_DATABASE_URL"],
     TESTING=False,
     SECRET_KEY=SECRET_KEY,
+    FLOWS_MAIL_BASE_URL=MAIL_BASE_URL,
     **argon2_config(PROFILES[os.environ["BENCH_PROFILE"]]),
 )

@@ -17,6 +17,7 @@ from sqlalchemy import event
 
 from . import (
     devices,  # noqa: F401  (authenticator tables share the metadata)
+    link_hosts,
     mail,
     reputation,
     revisions,  # noqa: F401  (registers the revision-bumping flush hook)
@@ -101,7 +102,7 @@ class Flows:
         reputation.connect_signals(app)
         if app.config["FLOWS_SQLITE_FOREIGN_KEYS"]:
             _enforce_sqlite_foreign_keys(app, db)
-        _warn_about_link_hosts(app, state)
+        link_hosts.check_at_start(app, state)
 
         from .cli import flows_cli
 
@@ -263,19 +264,6 @@ def _build_blueprint() -> Blueprint:
     )
     register_views(blueprint)
     return blueprint
-
-
-def _warn_about_link_hosts(app: Flask, state: FlowsState) -> None:
-    """Emailed links take their host from the request unless told otherwise; with no
-    allow-list a forged Host header could send a recovery link to another site."""
-    config = app.config
-    if config["FLOWS_MAIL_BASE_URL"] or config.get("SERVER_NAME") or config.get("TRUSTED_HOSTS"):
-        return
-    if not (app.debug or app.testing):
-        state.log.warning(
-            "flask-flows: set FLOWS_MAIL_BASE_URL (or SERVER_NAME / TRUSTED_HOSTS) so that"
-            " emailed links cannot be pointed at another host with a forged Host header"
-        )
 
 
 def _enforce_sqlite_foreign_keys(app: Flask, db: SQLAlchemy) -> None:

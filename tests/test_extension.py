@@ -166,19 +166,3 @@ def test_flows_work_beside_an_app_wide_csrf_protect(make_app: MakeApp) -> None:
     browser.submit("login", password="pw-123456")
     assert browser.redirect_target == "/"
     assert browser.get("/").text == "home: alice"
-
-
-def test_a_missing_link_host_setting_is_warned_about(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    """Without FLOWS_MAIL_BASE_URL, SERVER_NAME or TRUSTED_HOSTS, mailed links would take
-    their host from the request (a forged Host header): say so at start-up."""
-    Flows(bare_app(tmp_path, "open"), db=db, user_model=User)
-    assert "FLOWS_MAIL_BASE_URL" in caplog.text
-    caplog.clear()
-    Flows(
-        bare_app(tmp_path, "pinned", FLOWS_MAIL_BASE_URL="https://example.com"),
-        db=db,
-        user_model=User,
-    )
-    assert "FLOWS_MAIL_BASE_URL" not in caplog.text

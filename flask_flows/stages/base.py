@@ -101,6 +101,9 @@ class StageType:
     #: Pages that need their own scripts to run (a captcha widget) set this: htmx runs
     #: no scripts it swaps in, so an htmx step that reaches the stage loads it whole.
     full_page: ClassVar[bool] = False
+    #: Stages that mail links set this: an app that has one must name its host
+    #: (``FLOWS_MAIL_BASE_URL``, ``SERVER_NAME`` or ``TRUSTED_HOSTS``), see link_hosts.
+    mails_links: ClassVar[bool] = False
 
     def check_config(self, config: dict[str, Any], where: str) -> None:
         """Cross-field checks beyond :class:`Option`; raise ``ConfigError`` naming ``where``."""

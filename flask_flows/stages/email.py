@@ -35,10 +35,9 @@ from datetime import timedelta
 from functools import partial
 from typing import Any
 
-from flask import url_for
-
 from .. import mail
 from ..flow_tokens import hash_address, save_token, tokens_sent_since
+from ..link_hosts import mailed_link
 from ..options import ConfigError, Option
 from ..plan import PENDING_USER_IDENTIFIER, PROMPT_DATA, FlowPlan
 from ..tokens import new_token
@@ -62,6 +61,7 @@ _PLACEHOLDER_TOKEN = "-" * 43
 class EmailStage(StageType):
     name = "email"
     template = "flows/stages/email.html"
+    mails_links = True
     options = {
         "subject": Option(str, default="Confirm your email address"),
         "template": Option(
@@ -127,7 +127,7 @@ class EmailStage(StageType):
             to=address or "nobody@invalid",
             subject=run.config["subject"],
             template=run.config["template"],
-            link=_link(run, token),
+            link=mailed_link("flows.resume", token=token),
             user=recipient.user,
             username=getattr(recipient.user, "username", None),
             expires_in=_duration(run.config["token_expiry"]),
@@ -190,13 +190,6 @@ def _continuation(plan: FlowPlan) -> FlowPlan:
     advanced.context.pop(EMAIL_SENT, None)
     advanced.context.pop(EMAIL_SENDS, None)
     return advanced
-
-
-def _link(run: StageRun, token: str) -> str:
-    base = run.state.config["FLOWS_MAIL_BASE_URL"]
-    if base:
-        return str(base).rstrip("/") + url_for("flows.resume", token=token)
-    return url_for("flows.resume", token=token, _external=True)
 
 
 def _plausible(address: str) -> bool:

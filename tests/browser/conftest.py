@@ -123,7 +123,9 @@ def live_app(tmp_path_factory: pytest.TempPathFactory, smtp_server: Any) -> Iter
         },
         instance_path=str(instance),
     )
-    live = LiveApp(app).start()
+    live = LiveApp(app)
+    app.config["FLOWS_MAIL_BASE_URL"] = live.url  # mailed links lead back to this server
+    live.start()
     yield live
     live.stop()
     close_connections([app])
