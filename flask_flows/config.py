@@ -26,6 +26,10 @@ DEFAULTS: dict[str, Any] = {
     "FLOWS_ARGON2_TIME_COST": 3,
     "FLOWS_ARGON2_MEMORY_COST": 65536,
     "FLOWS_ARGON2_PARALLELISM": 4,
+    # At most this many argon2 computations at once in a process (None: one per CPU);
+    # a request waits FLOWS_ARGON2_WAIT seconds for a turn, then is asked to try again.
+    "FLOWS_ARGON2_MAX_CONCURRENT": None,
+    "FLOWS_ARGON2_WAIT": 1.0,
     # Where pages load htmx from; None serves the copy bundled in the package.
     "FLOWS_HTMX_URL": None,
     # Log a user out when their server-side session row is gone (logout elsewhere, expiry).

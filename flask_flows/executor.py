@@ -31,6 +31,7 @@ from .models import (
     PolicyBinding,
     Stage,
 )
+from .passwords import MSG_BUSY, HashingBusy
 from .plan import (
     PENDING_USER,
     PLANS_KEY,
@@ -225,7 +226,10 @@ class FlowExecutor:
                 result = stage_type.respond(run, None)
             elif submitted:
                 form = stage_type.form_class(run)(formdata=request.form)
-                result = self._validate_and_respond(run, form)
+                try:
+                    result = self._validate_and_respond(run, form)
+                except HashingBusy:
+                    return self._busy(run, form)
             elif advanced and (
                 (not self.htmx and request.method == "POST") or (self.htmx and stage_type.full_page)
             ):
@@ -251,6 +255,14 @@ class FlowExecutor:
         if form.validate():  # CSRF was checked before (csrf_valid), so not again here
             return self.state.stage_type(run.stage.type).respond(run, form)
         return invalid()
+
+    def _busy(self, run: StageRun, form: StageForm) -> Response:
+        """Every hashing slot stayed taken (an overload, or a burst of guesses): nothing
+        was checked, so nothing counts; the same stage again, asking for a moment."""
+        self.state.db.session.rollback()
+        self.state.log.warning("flow %s: all hashing slots busy; asked to retry", self.flow.slug)
+        run.messages.append(MSG_BUSY)
+        return self._render_stage(run, form, status=200)
 
     def _handle_failure(
         self, plan: FlowPlan, run: StageRun, form: StageForm | None, result: StageResult

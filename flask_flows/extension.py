@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 from weakref import WeakKeyDictionary
 
 import sqlalchemy as sa
-from flask import Blueprint, Flask, current_app
+from flask import Blueprint, Flask, current_app, has_app_context
 from flask_login import LoginManager, current_user
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import generate_csrf
@@ -32,6 +32,7 @@ from .planner import PlanCache
 from .policies.base import PolicyType
 from .registry import POLICY_TYPES, STAGE_TYPES
 from .stages.base import StageType
+from .transactions import release_connection
 from .users import UserStore
 
 PolicyFunction = TypeVar("PolicyFunction", bound=Callable[..., Any])
@@ -154,6 +155,9 @@ class FlowsState:
             time_cost=config["FLOWS_ARGON2_TIME_COST"],
             memory_cost=config["FLOWS_ARGON2_MEMORY_COST"],
             parallelism=config["FLOWS_ARGON2_PARALLELISM"],
+            max_concurrent=config["FLOWS_ARGON2_MAX_CONCURRENT"],
+            wait=config["FLOWS_ARGON2_WAIT"],
+            before_slow_work=self._before_hashing,
         )
         self.user_store: UserStore = flows.user_store_class(db, user_model, self.hashing)
         self.plan_cache = PlanCache(ttl=config["FLOWS_PLAN_CACHE_TTL"])
@@ -167,6 +171,10 @@ class FlowsState:
     @property
     def python_policies(self) -> dict[str, Callable[..., Any]]:
         return self.flows.python_policies
+
+    def _before_hashing(self) -> None:
+        if has_app_context():  # a request's or the CLI's; none when used on its own
+            release_connection(self.db.session)
 
     def stage_type(self, name: str) -> StageType:
         return _instance(self.flows.stage_types, self._stage_instances, "stage", name)

@@ -18,6 +18,7 @@ from sqlalchemy.engine import CursorResult
 
 from .models import AuthenticatedSession, utcnow
 from .tokens import hash_token, new_token
+from .transactions import commit_keeping_loaded_state
 
 if TYPE_CHECKING:
     from .extension import FlowsState
@@ -65,7 +66,7 @@ def log_in(
                 AuthenticatedSession.id != record.id,
             )
         )
-    _commit_keeping_loaded_state(state)
+    commit_keeping_loaded_state(state.db.session)
     session.permanent = persistent
     login_user(user, remember=False, fresh=True)
     session[SESSION_KEY] = key
@@ -147,18 +148,6 @@ def _end_current(state: FlowsState, *, commit: bool = True) -> None:
         if commit:
             state.db.session.commit()
     g.pop("_flows_session", None)
-
-
-def _commit_keeping_loaded_state(state: FlowsState) -> None:
-    """Commit without expiring what this request has loaded: the user was read moments
-    ago and is logged in right after, so re-reading it would only repeat that SELECT."""
-    db_session = state.db.session()
-    expire_on_commit = db_session.expire_on_commit
-    db_session.expire_on_commit = False
-    try:
-        db_session.commit()
-    finally:
-        db_session.expire_on_commit = expire_on_commit
 
 
 def _clear_session() -> None:

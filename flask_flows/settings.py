@@ -40,6 +40,7 @@ from .csrf import MSG_CSRF
 from .devices import StaticDevice, TOTPDevice
 from .extension import FlowsState, get_state
 from .models import AuthenticatedSession, utcnow
+from .passwords import MSG_BUSY, HashingBusy
 from .user_agents import describe_user_agent
 
 #: Session key of the one-time notice shown at the top of the page after an action.
@@ -182,7 +183,11 @@ def remove_device(kind: str, device_id: int) -> Response:
         if "csrf_token" in form.errors:
             return _back(MSG_CSRF)
         return _page(state, user, failed=(kind, device_id, form))
-    if not state.user_store.check_password(user, form.password.data or ""):
+    try:
+        password_ok = state.user_store.check_password(user, form.password.data or "")
+    except HashingBusy:
+        return _back(MSG_BUSY)
+    if not password_ok:
         return _wrong_password(state, user, (kind, device_id, form))
     _forget_wrong_passwords(state)
     name = device.name or KIND_LABELS[kind]
