@@ -19,6 +19,7 @@ from typing import Any
 from flask import Response, current_app, render_template, request, session, url_for
 from htmx_flask import make_response as htmx_response
 from htmx_flask.requests import HtmxHeaders
+from werkzeug.urls import iri_to_uri
 
 from . import signals
 from .csrf import MSG_CSRF, csrf_valid
@@ -406,6 +407,9 @@ class FlowExecutor:
         return response
 
     def _redirect(self, target: str) -> Response:
+        # Header values are Latin-1 on the wire: a `next` in another script must arrive
+        # percent-encoded, or servers fail the response (dev server) or drop it (gunicorn).
+        target = iri_to_uri(target)
         if self.htmx:
             response = htmx_response("", 200, redirect=target)
         else:

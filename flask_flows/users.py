@@ -80,9 +80,11 @@ class UserStore:
         """The first user whose ``fields`` equal ``identifier`` (each field tried in order).
 
         One query for all fields: the database ranks a match on an earlier field first.
+        An identifier no column can hold (a NUL character, which PostgreSQL refuses in a
+        query) matches no one, without asking the database.
         """
         identifier = identifier.strip()
-        if not identifier or not fields:
+        if not identifier or not fields or "\x00" in identifier:
             return None
         clauses = []
         for field in fields:

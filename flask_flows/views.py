@@ -45,8 +45,27 @@ def register_views(blueprint: Blueprint) -> None:
         defaults={"designation": "invalidation"},
     )
     register_settings(blueprint)
+    blueprint.before_request(_refuse_unstorable_input)
     blueprint.register_error_handler(HTTPException, _http_error)  # CSRFError is one too
     blueprint.register_error_handler(Exception, _unexpected_error)
+
+
+#: The largest id a PostgreSQL ``integer`` column holds (SQLite's is larger).
+MAX_ID = 2**31 - 1
+
+
+def _refuse_unstorable_input() -> None:
+    """A URL no column can hold never reaches a query, where it was a 500: PostgreSQL
+    refuses NUL characters in text (a NUL in a slug or a link's token), and ids beyond
+    its integer range (SQLite: beyond 64 bits) fail both databases. A NUL is a 400; an
+    id that cannot exist is a 404, like any other unknown id. (Form fields are each
+    stage's to check, with a message next to the field.)"""
+    query = request.args.items(multi=True)
+    if "\x00" in request.path or any("\x00" in k or "\x00" in v for k, v in query):
+        abort(400)
+    for value in (request.view_args or {}).values():
+        if isinstance(value, int) and not 0 <= value <= MAX_ID:
+            abort(404)
 
 
 def execute(slug: str) -> Response:

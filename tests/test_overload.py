@@ -9,20 +9,15 @@ on loopback, real argon2 work, twenty attackers and one bystander.
 
 from __future__ import annotations
 
-import http.cookiejar
-import re
 import threading
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from factory import MakeApp
 from flask import Flask
-from werkzeug.serving import make_server
+from live_http import Visitor, serving
 
 from flask_flows import Flow
 
@@ -37,32 +32,6 @@ DEPLOYED = {
     "FLOWS_ARGON2_PARALLELISM": 4,
     "SQLALCHEMY_ENGINE_OPTIONS": {"pool_size": 2, "max_overflow": 0, "pool_timeout": 1},
 }
-_HIDDEN = re.compile(r'<input[^>]*name="(csrf_token|flow_step)"[^>]*value="([^"]*)"')
-
-
-class Visitor:
-    """One person's browser over real HTTP: its own cookies, no JavaScript."""
-
-    def __init__(self, base: str) -> None:
-        self.base = base
-        self.opener = urllib.request.build_opener(
-            urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar())
-        )
-        self.page = ""
-
-    def open(self, path: str, fields: dict[str, str] | None = None) -> int:
-        data = urllib.parse.urlencode(fields).encode() if fields is not None else None
-        try:
-            with self.opener.open(self.base + path, data=data, timeout=60) as response:
-                self.page = response.read().decode()
-                return int(response.status)
-        except urllib.error.HTTPError as error:
-            self.page = error.read().decode()
-            return int(error.code)
-
-    def submit(self, path: str, **fields: str) -> int:
-        """Post the stage form of the page shown last (redirects are followed)."""
-        return self.open(path, {**dict(_HIDDEN.findall(self.page)), **fields})
 
 
 @pytest.fixture
@@ -71,12 +40,8 @@ def server(make_app: MakeApp, login_flow: Flow) -> Iterator[tuple[str, Flask]]:
     with app.app_context():  # hashed with the deployed parameters: every check costs them
         app.extensions["flows"].user_store.create(username="alice", password=PASSWORD)
         app.extensions["sqlalchemy"].session.commit()
-    httpd = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_port}", app
-    httpd.shutdown()
-    thread.join(timeout=10)
+    with serving(app) as base:
+        yield base, app
 
 
 def test_parallel_wrong_passwords_get_answers_and_a_bystander_gets_in(
