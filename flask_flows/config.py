@@ -30,6 +30,10 @@ DEFAULTS: dict[str, Any] = {
     # a request waits FLOWS_ARGON2_WAIT seconds for a turn, then is asked to try again.
     "FLOWS_ARGON2_MAX_CONCURRENT": None,
     "FLOWS_ARGON2_WAIT": 1.0,
+    # Who may show flows pages in a frame: a CSP frame-ancestors source list ("'none'",
+    # "'self'", "'self' https://portal.example"); None sends no framing headers (the app
+    # sets its own). 'none' and 'self' also send X-Frame-Options for old browsers.
+    "FLOWS_FRAME_ANCESTORS": "'none'",
     # Where pages load htmx from; None serves the copy bundled in the package.
     "FLOWS_HTMX_URL": None,
     # Log a user out when their server-side session row is gone (logout elsewhere, expiry).

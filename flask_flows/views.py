@@ -19,6 +19,7 @@ from .csrf import csrf_valid
 from .executor import MSG_CSRF, FlowExecutor
 from .extension import FlowsState, get_state
 from .flow_tokens import resume
+from .framing import add_framing_headers
 from .models import Designation, Flow
 from .policies import PolicyRequest, evaluate_bindings
 from .redirects import safe_next
@@ -46,6 +47,7 @@ def register_views(blueprint: Blueprint) -> None:
     )
     register_settings(blueprint)
     blueprint.before_request(_refuse_unstorable_input)
+    blueprint.after_request(add_framing_headers)
     blueprint.register_error_handler(HTTPException, _http_error)  # CSRFError is one too
     blueprint.register_error_handler(Exception, _unexpected_error)
 
