@@ -104,7 +104,18 @@ def tokens_sent_since(state: FlowsState, address_hash: str, seconds: int) -> int
 
 
 def hash_address(address: str) -> str:
-    return hashlib.sha256(address.strip().lower().encode("utf-8", "surrogatepass")).hexdigest()
+    """The key the per-address mail limit counts by: one per mailbox, so the spellings of
+    one address (case, a ``+tag`` that most providers deliver to the same mailbox) share
+    one budget."""
+    return hashlib.sha256(mailbox_of(address).encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def mailbox_of(address: str) -> str:
+    """``User+News@Example.com`` → ``user@example.com``."""
+    local, at, domain = address.strip().lower().rpartition("@")
+    if not at:
+        return domain
+    return f"{local.split('+', 1)[0] or local}@{domain}"
 
 
 @dataclass

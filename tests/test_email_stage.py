@@ -503,6 +503,24 @@ def test_a_typed_address_is_shown_and_its_rate_limit_is_told(
     assert linked.stage_type == "dummy"
 
 
+@with_config(FLOWS_MAIL_RATE_LIMIT="2/3600")
+def test_plus_tags_and_case_share_one_mailbox_limit(
+    app: Flask, browser: FlowBrowser, make_flow: Callable[..., Flow], mailbox: Mailbox
+) -> None:
+    """The attack sent 8 sign-up mails to one mailbox as user+1@, user+2@, …"""
+    field = {"field_key": "email", "label": "Email", "type": "email", "required": True}
+    make_flow("join", ("prompt", {"fields": [field]}), "email", "dummy", designation="enrollment")
+    answers = []
+    for spelling in ("person+1@example.com", "Person+2@Example.com", "person+3@example.com"):
+        visitor = browser.fresh()
+        visitor.start("join")
+        answers.append(visitor.step("join", email=spelling).text)
+        assert wait_for_outgoing_mail(5)  # its link is recorded once it is sent
+    assert RATE_LIMITED not in answers[0] and RATE_LIMITED not in answers[1]
+    assert RATE_LIMITED in answers[2]
+    assert len(mailbox.messages) == 2
+
+
 def test_send_again_for_a_typed_address_names_it(
     browser: FlowBrowser, enrollment_flow, mailbox: Mailbox
 ) -> None:
