@@ -30,6 +30,10 @@ DEFAULTS: dict[str, Any] = {
     # a request waits FLOWS_ARGON2_WAIT seconds for a turn, then is asked to try again.
     "FLOWS_ARGON2_MAX_CONCURRENT": None,
     "FLOWS_ARGON2_WAIT": 1.0,
+    # What a request to the flows may bring (Flask's MAX_CONTENT_LENGTH and MAX_FORM_PARTS
+    # win when the app sets them): a stage form is far smaller.
+    "FLOWS_MAX_CONTENT_LENGTH": 1024 * 1024,
+    "FLOWS_MAX_FORM_FIELDS": 100,
     # Who may show flows pages in a frame: a CSP frame-ancestors source list ("'none'",
     # "'self'", "'self' https://portal.example"); None sends no framing headers (the app
     # sets its own). 'none' and 'self' also send X-Frame-Options for old browsers.

@@ -15,6 +15,7 @@ from flask import (
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
+from . import input_guards
 from .csrf import csrf_valid
 from .executor import MSG_CSRF, FlowExecutor
 from .extension import FlowsState, get_state
@@ -46,28 +47,11 @@ def register_views(blueprint: Blueprint) -> None:
         defaults={"designation": "invalidation"},
     )
     register_settings(blueprint)
-    blueprint.before_request(_refuse_unstorable_input)
+    blueprint.before_request(input_guards.limit_request_size)
+    blueprint.before_request(input_guards.refuse_unstorable_input)
     blueprint.after_request(add_framing_headers)
     blueprint.register_error_handler(HTTPException, _http_error)  # CSRFError is one too
     blueprint.register_error_handler(Exception, _unexpected_error)
-
-
-#: The largest id a PostgreSQL ``integer`` column holds (SQLite's is larger).
-MAX_ID = 2**31 - 1
-
-
-def _refuse_unstorable_input() -> None:
-    """A URL no column can hold never reaches a query, where it was a 500: PostgreSQL
-    refuses NUL characters in text (a NUL in a slug or a link's token), and ids beyond
-    its integer range (SQLite: beyond 64 bits) fail both databases. A NUL is a 400; an
-    id that cannot exist is a 404, like any other unknown id. (Form fields are each
-    stage's to check, with a message next to the field.)"""
-    query = request.args.items(multi=True)
-    if "\x00" in request.path or any("\x00" in k or "\x00" in v for k, v in query):
-        abort(400)
-    for value in (request.view_args or {}).values():
-        if isinstance(value, int) and not 0 <= value <= MAX_ID:
-            abort(404)
 
 
 def execute(slug: str) -> Response:
@@ -119,6 +103,7 @@ def _http_error(error: HTTPException) -> Response:
         404: "There is nothing here. The link may be old or mistyped.",
         405: "That action is not available here.",
         400: "The request could not be understood. Please go back and try again.",
+        413: "That was more than this form can take. Please go back and try again.",
     }
     code = error.code or 500
     return _error_page(messages.get(code, error.description or "Something went wrong."), code)

@@ -54,6 +54,43 @@ def test_an_id_no_column_can_hold_is_a_404(
     assert "There is nothing here" in response.text
 
 
+def test_a_body_beyond_any_stage_form_is_refused_unread(
+    app: Flask, make_user: Callable[..., User], login_flow: Flow
+) -> None:
+    """20 MB bodies were read, parsed and validated: now a 413 page, over real HTTP."""
+    make_user("alice")
+    with serving(app) as base:
+        me = Visitor(base)
+        me.open("/flows/login/")
+        assert me.submit("/flows/login/", uid_field="alice", filler="x" * 2_000_000) == 413
+        assert "more than this form can take" in me.page
+        me.open("/flows/login/")  # and nothing broke
+        assert me.submit("/flows/login/", uid_field="alice") == 200
+        assert 'name="password"' in me.page
+
+
+def test_thousands_of_fields_are_refused(browser: FlowBrowser, login_flow: Flow) -> None:
+    browser.start("login")
+    many = {f"f{n}": "1" for n in range(5000)}
+    assert browser.submit("login", uid_field="alice", **many).status_code == 413
+    browser.start("login")
+    assert browser.submit("login", uid_field="alice").status_code in (200, 303)
+
+
+@pytest.mark.parametrize(
+    "app_config", [{"MAX_CONTENT_LENGTH": 4 * 1024 * 1024, "MAX_FORM_PARTS": 6000}]
+)
+def test_the_apps_own_limits_win(browser: FlowBrowser, login_flow: Flow) -> None:
+    browser.start("login")
+    fields = {f"f{n}": "1" for n in range(5000)}
+    assert browser.submit(
+        "login", uid_field="alice", filler="x" * 100_000, **fields
+    ).status_code in (
+        200,
+        303,
+    )
+
+
 @pytest.mark.parametrize("htmx", [True, False], ids=["htmx", "plain"])
 def test_a_next_in_another_script_reaches_the_browser(
     app: Flask, make_user: Callable[..., User], login_flow: Flow, htmx: bool
