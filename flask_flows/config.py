@@ -40,6 +40,11 @@ DEFAULTS: dict[str, Any] = {
     "FLOWS_FRAME_ANCESTORS": "'none'",
     # Where pages load htmx from; None serves the copy bundled in the package.
     "FLOWS_HTMX_URL": None,
+    # Every login ends this many seconds after it began, and after this many seconds
+    # unused (ASVS 7.3.2, 7.3.1; NIST AAL1's 30 days). A user_login stage's shorter
+    # session_duration still applies. None or 0 turns a limit off.
+    "FLOWS_SESSION_MAX_AGE": 30 * 24 * 3600,
+    "FLOWS_SESSION_IDLE_TIMEOUT": 7 * 24 * 3600,
     # Log a user out when their server-side session row is gone (logout elsewhere, expiry).
     "FLOWS_ENFORCE_SESSIONS": True,
     # Turn on foreign keys for the app's SQLite engines (SQLite leaves them off), so

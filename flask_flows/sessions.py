@@ -98,12 +98,26 @@ def current_record(state: FlowsState) -> AuthenticatedSession | None:
         record = state.db.session.scalar(
             sa.select(AuthenticatedSession).where(AuthenticatedSession.key_hash == hash_token(key))
         )
-        if record is not None and record.is_expired():
+        if record is not None and _lapsed(state, record):
             state.db.session.delete(record)
             state.db.session.commit()
             record = None
     g._flows_session = record
     return record
+
+
+def _lapsed(state: FlowsState, record: AuthenticatedSession) -> bool:
+    """Past the login's own expiry (``user_login``'s ``session_duration``), past
+    ``FLOWS_SESSION_MAX_AGE`` since it began, or unused for ``FLOWS_SESSION_IDLE_TIMEOUT``
+    (ASVS 7.3.1, 7.3.2): a login must not live for ever because nobody logged out."""
+    now = utcnow()
+    max_age = state.config["FLOWS_SESSION_MAX_AGE"]
+    idle = state.config["FLOWS_SESSION_IDLE_TIMEOUT"]
+    return (
+        record.is_expired(now)
+        or (bool(max_age) and record.created + timedelta(seconds=max_age) <= now)
+        or (bool(idle) and record.last_seen + timedelta(seconds=idle) <= now)
+    )
 
 
 def enforce(state: FlowsState) -> None:

@@ -120,6 +120,57 @@ def test_expired_session_is_anonymous(
     assert records(app) == []
 
 
+def age_the_login(app: Flask, **ago: timedelta) -> None:
+    """Move the one login's ``created``/``last_seen`` into the past."""
+    with app.app_context():
+        record = db.session.scalars(sa.select(AuthenticatedSession)).one()
+        for column, delta in ago.items():
+            setattr(record, column, utcnow() - delta)
+        db.session.commit()
+
+
+@pytest.mark.parametrize(
+    ("ago", "still_in"),
+    [
+        ({"created": timedelta(days=30, seconds=1)}, False),  # FLOWS_SESSION_MAX_AGE
+        ({"created": timedelta(days=29)}, True),
+        ({"last_seen": timedelta(days=7, seconds=1)}, False),  # FLOWS_SESSION_IDLE_TIMEOUT
+        ({"last_seen": timedelta(days=6)}, True),
+    ],
+    ids=["too-old", "old", "idle-too-long", "idle"],
+)
+def test_no_login_lives_for_ever(
+    app: Flask,
+    browser: FlowBrowser,
+    make_user: Callable[..., User],
+    login_flow: Flow,
+    ago: dict[str, timedelta],
+    still_in: bool,
+) -> None:
+    """A stage with session_duration 0 (the default) used to give a row that never
+    expired: the copied cookie of a login nobody ended worked for ever."""
+    make_user("alice")
+    browser.log_in("alice", PASSWORD, slug="login")
+    age_the_login(app, **ago)
+    assert browser.whoami() == ("home: alice" if still_in else "home: anonymous")
+    assert len(records(app)) == (1 if still_in else 0)
+
+
+@pytest.mark.parametrize(
+    "app_config",
+    [{"FLOWS_SESSION_MAX_AGE": 3600, "FLOWS_SESSION_IDLE_TIMEOUT": None}],
+)
+def test_the_lifetimes_are_the_apps_to_set(
+    app: Flask, browser: FlowBrowser, make_user: Callable[..., User], login_flow: Flow
+) -> None:
+    make_user("alice")
+    browser.log_in("alice", PASSWORD, slug="login")
+    age_the_login(app, last_seen=timedelta(days=365), created=timedelta(minutes=59))
+    assert browser.whoami() == "home: alice"
+    age_the_login(app, created=timedelta(minutes=61))
+    assert browser.whoami() == "home: anonymous"
+
+
 def test_unexpired_session_stays(
     app: Flask, browser: FlowBrowser, make_user: Callable[..., User], login_flow: Flow
 ) -> None:
