@@ -19,6 +19,7 @@ from . import (
     devices,  # noqa: F401  (authenticator tables share the metadata)
     link_hosts,
     mail,
+    remembered_mfa,
     reputation,
     revisions,  # noqa: F401  (registers the revision-bumping flush hook)
     sessions,
@@ -101,6 +102,7 @@ class Flows:
             app.before_request(lambda: sessions.enforce(state))
         app.add_template_global(generate_csrf, "flows_csrf_token")
         reputation.connect_signals(app)
+        remembered_mfa.connect_signals(app)
         if app.config["FLOWS_SQLITE_FOREIGN_KEYS"]:
             _enforce_sqlite_foreign_keys(app, db)
         link_hosts.check_at_start(app, state)

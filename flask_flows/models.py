@@ -260,3 +260,17 @@ class AuthenticatedSession(FlowsModel):
 
     def is_expired(self, now: datetime | None = None) -> bool:
         return self.expires is not None and self.expires <= (now or utcnow())
+
+
+class RememberedMfa(FlowsModel):
+    """A browser's passed second factor (``authenticator_validate``'s
+    ``last_auth_threshold``), remembered on the server: the ``flows_mfa`` cookie names a
+    row by a random key, so logging out, a new password or a changed authenticator can
+    revoke it, which a signed cookie alone could not (a copy of it kept working)."""
+
+    __tablename__ = "flows_remembered_mfa"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    user_id: Mapped[str] = mapped_column(sa.String(64), index=True)
+    expires: Mapped[datetime] = mapped_column()

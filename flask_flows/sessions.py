@@ -16,7 +16,9 @@ from flask import Response, after_this_request, current_app, g, request, session
 from flask_login import login_user, logout_user
 from sqlalchemy.engine import CursorResult
 
+from . import remembered_mfa
 from .models import AuthenticatedSession, utcnow
+from .remembered_mfa import MFA_COOKIE
 from .tokens import hash_token, new_token
 from .transactions import commit_keeping_loaded_state
 
@@ -27,9 +29,6 @@ if TYPE_CHECKING:
 SESSION_KEY = "_flows_sid"
 #: Flask-Login's own session key for the user id.
 _LOGIN_KEY = "_user_id"
-#: Cookie of a passed MFA check (``authenticator_validate``'s ``last_auth_threshold``);
-#: it belongs to the login and is deleted with it.
-MFA_COOKIE = "flows_mfa"
 #: How stale ``last_seen`` may get before a request writes it again.
 _LAST_SEEN_RESOLUTION = timedelta(minutes=1)
 
@@ -75,7 +74,10 @@ def log_in(
 
 
 def log_out(state: FlowsState) -> None:
-    """End the current login on the server and in the cookie."""
+    """End the current login on the server and in the cookie, and this browser's
+    remembered second factor with it (on a shared computer the next person must not
+    skip MFA with the password alone)."""
+    remembered_mfa.forget_this_browser(state, request)
     _end_current(state)
     logout_user()
     _clear_session()

@@ -8,7 +8,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
@@ -24,16 +24,17 @@ from flask_flows import Flow, FlowStageBinding, Stage, signals
 from flask_flows.devices import StaticDevice, StaticToken, TOTPDevice
 from flask_flows.executor import MSG_CHANGED
 from flask_flows.extension import FlowsState
+from flask_flows.models import RememberedMfa, utcnow
 from flask_flows.options import ConfigError
 from flask_flows.otp import new_recovery_codes, new_totp_secret, store_recovery_codes
+from flask_flows.remembered_mfa import COOKIE_SALT, MFA_COOKIE
 from flask_flows.stages.authenticator_validate import (
     INVALID_CODE,
-    MFA_COOKIE,
-    MFA_COOKIE_SALT,
     NOT_CONFIGURED,
     REPLAYED_CODE,
     TOO_MANY,
 )
+from flask_flows.tokens import hash_token, new_token
 
 PASSWORD = "correct horse battery"
 #: A fixed instant in the middle of a 30-second step, so neighbouring steps are exact.
@@ -474,15 +475,23 @@ def test_configure_needs_configuration_stages(app: Flask, state: FlowsState) -> 
 
 
 def mfa_cookie(app: Flask, user: User, age: int = 0) -> str:
-    """A cookie value as the stage signs it, issued ``age`` seconds ago."""
+    """A cookie value as the stage signs it, issued ``age`` seconds ago, naming a grant
+    recorded for ``user``."""
 
     class Issued(TimestampSigner):
         def get_timestamp(self) -> int:
             return int(time.time()) - age
 
-    serializer = URLSafeTimedSerializer(str(app.secret_key), salt=MFA_COOKIE_SALT, signer=Issued)
+    key = new_token()
+    with app.app_context():
+        expires = utcnow() + timedelta(hours=1)
+        db.session.add(
+            RememberedMfa(key_hash=hash_token(key), user_id=str(user.id), expires=expires)
+        )
+        db.session.commit()
+    serializer = URLSafeTimedSerializer(str(app.secret_key), salt=COOKIE_SALT, signer=Issued)
     fingerprint = app.extensions["flows"].user_store.password_fingerprint(user)
-    return serializer.dumps({"u": str(user.id), "p": fingerprint})
+    return serializer.dumps({"u": str(user.id), "p": fingerprint, "k": key})
 
 
 def with_cookie(app: Flask, browser: FlowBrowser, value: str) -> FlowBrowser:
@@ -628,6 +637,66 @@ def test_logging_out_deletes_the_passed_mfa_cookie(
     # The same browser, the password alone: the code is asked for again.
     to_second_factor(browser)
     assert browser.stage_type == VALIDATE
+
+
+def remembered_by(browser: FlowBrowser, app: Flask, secret: str) -> str:
+    """Log in with the code; returns the value of the ``flows_mfa`` cookie it left."""
+    to_second_factor(browser)
+    browser.step("login", code=code_for(secret))
+    assert browser.whoami() == "home: alice"
+    cookie = browser.client.get_cookie(MFA_COOKIE)
+    assert cookie is not None
+    return cookie.value
+
+
+def test_a_copy_of_the_cookie_is_dead_after_logout(
+    app: Flask, browser: FlowBrowser, make_user: Callable[..., User], make_flow: Callable[..., Flow]
+) -> None:
+    """The attack: copy the cookie, let the owner log out, replay it with the password."""
+    secret = add_totp(app, make_user("alice"))
+    mfa_flow(make_flow, last_auth_threshold=600)
+    make_flow("logout", "user_logout", designation="invalidation")
+    copied = remembered_by(browser, app, secret)
+    browser.start("logout")
+    browser.step("logout")
+
+    replay = with_cookie(app, browser, copied)
+    to_second_factor(replay)
+    assert replay.stage_type == VALIDATE
+
+
+@pytest.mark.parametrize("change", ["removed", "added"])
+def test_a_changed_authenticator_revokes_every_remembered_browser(
+    app: Flask,
+    state: FlowsState,
+    browser: FlowBrowser,
+    make_user: Callable[..., User],
+    make_flow: Callable[..., Flow],
+    change: str,
+) -> None:
+    alice = make_user("alice")
+    secret = add_totp(app, alice)
+    add_totp(app, alice)  # a second phone, which the settings page removes
+    mfa_flow(make_flow, last_auth_threshold=600)
+    copied = remembered_by(browser, app, secret)
+    still = with_cookie(app, browser, copied)
+    to_second_factor(still)
+    assert finished(still)  # the grant works until the change
+
+    if change == "removed":
+        with app.app_context():
+            second = db.session.scalars(sa.select(TOTPDevice.id).order_by(TOTPDevice.id)).all()[-1]
+        browser.get("/flows/-/settings/")
+        action = f"/flows/-/settings/authenticators/totp/{second}/remove/"
+        browser.post(action, {"csrf_token": browser.csrf_token(), "password": PASSWORD})
+        assert "was removed" in browser.get("/flows/-/settings/").text
+    else:
+        with app.app_context():
+            signals.authenticator_added.send(app, user=db.session.get(User, alice.id), device=None)
+
+    replay = with_cookie(app, browser, copied)
+    to_second_factor(replay)
+    assert replay.stage_type == VALIDATE
 
 
 def test_tampered_payload_with_a_kept_signature_is_ignored(

@@ -12,10 +12,10 @@ replay is rejected and logged (ASVS 6.5.1). A recovery code is deleted when used
 failure is a ``login_failed`` signal (so a reputation policy can count it) and counts
 towards ``failed_attempts_before_cancel``.
 
-With ``last_auth_threshold`` set, a success leaves a signed ``flows_mfa`` cookie naming the
-user and a fingerprint of their password hash; while it is younger than the threshold, the
-same user's next login skips this stage. Changing the password (anywhere) voids it, and
-logging out deletes it from that browser.
+With ``last_auth_threshold`` set, a success leaves a ``flows_mfa`` cookie naming a grant
+kept on the server (:mod:`flask_flows.remembered_mfa`); while it is younger than the
+threshold, the same user's next login skips this stage. Logging out, a new password and a
+changed authenticator revoke it on the server, so a copy of the cookie stops working too.
 """
 
 from __future__ import annotations
@@ -23,24 +23,24 @@ from __future__ import annotations
 from typing import Any, cast
 
 import sqlalchemy as sa
-from flask import Response, after_this_request, current_app
-from itsdangerous import BadSignature, URLSafeTimedSerializer
+from flask import Response, after_this_request
 from wtforms import RadioField, SelectChoice, StringField
 from wtforms.validators import DataRequired, Length
 
+from .. import remembered_mfa
 from ..devices import StaticDevice, StaticToken, TOTPDevice
 from ..models import Stage, utcnow
 from ..options import ConfigError, Option
 from ..otp import match_recovery_code, verify_totp
 from ..plan import AUTH_METHOD
-from ..sessions import MFA_COOKIE
+from ..remembered_mfa import MFA_COOKIE
+from ..transactions import commit_keeping_loaded_state
 from .base import StageForm, StageResult, StageRun, StageType, count_failure, deny, invalid, ok
 
 #: Plan context: every method the user proved in this flow, in order ("password", "totp", …).
 AUTH_METHODS = "auth_methods"
 FAILED_ATTEMPTS = "failed_mfa_attempts"
 #: The "this browser passed MFA" cookie and its signing salt.
-MFA_COOKIE_SALT = "flask-flows-mfa"
 
 TOTP = "totp"
 STATIC = "static"
@@ -340,13 +340,9 @@ def _record_method(run: StageRun, method: str) -> None:
 # -- the "this browser passed MFA" cookie -----------------------------------------------------
 
 
-def _serializer() -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(current_app.secret_key or "", salt=MFA_COOKIE_SALT)
-
-
 def _remember(run: StageRun, user: Any, threshold: int) -> None:
-    store = run.state.user_store
-    value = _serializer().dumps({"u": store.user_id(user), "p": store.password_fingerprint(user)})
+    value = remembered_mfa.grant(run.state, user, threshold)
+    commit_keeping_loaded_state(run.state.db.session)
     secure = run.request.is_secure
 
     @after_this_request
@@ -358,21 +354,11 @@ def _remember(run: StageRun, user: Any, threshold: int) -> None:
 
 
 def _remembered(run: StageRun, user: Any) -> bool:
-    """True when the request carries this user's MFA cookie, signed and within the threshold."""
+    """True when the request carries this user's live MFA grant, within the threshold."""
     threshold = run.config["last_auth_threshold"]
-    value = run.request.cookies.get(MFA_COOKIE)
-    if threshold <= 0 or not value:
+    if threshold <= 0 or MFA_COOKIE not in run.request.cookies:
         return False
-    try:
-        data = _serializer().loads(value, max_age=threshold)
-    except BadSignature:  # also SignatureExpired
-        return False
-    store = run.state.user_store
-    return (
-        isinstance(data, dict)
-        and data.get("u") == store.user_id(user)
-        and data.get("p") == store.password_fingerprint(user)
-    )
+    return remembered_mfa.is_granted(run.state, run.request, user, threshold)
 
 
 def _execute(session: Any, statement: sa.Executable) -> sa.CursorResult[Any]:
