@@ -22,10 +22,11 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
 import sqlalchemy as sa
-from flask import Response, make_response, render_template, request, url_for
+from flask import Response, current_app, make_response, render_template, request, url_for
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Mapped, mapped_column
 
+from . import sessions
 from .csrf import MSG_CSRF, csrf_valid
 from .models import Flow, FlowsModel, utcnow
 from .plan import FlowPlan, store_plan
@@ -42,6 +43,9 @@ MSG_EXPIRED = "This link has expired. Please start again."
 MSG_NO_ACCOUNT = "This account no longer exists."
 MSG_CHANGED = "This form was changed since the link was sent. Please start again."
 MSG_GONE = "The form this link belongs to no longer exists."
+MSG_SWITCH = "This link is not for the account you are signed in to. Nothing was changed."
+#: The field of the Continue form that confirms signing out of another account first.
+SWITCH_FIELD = "switch_account"
 
 
 class FlowToken(FlowsModel):
@@ -141,11 +145,31 @@ def resume(token: str) -> Response:
     link = _usable_link(state, token)
     if isinstance(link, Response):
         return link
+    signed_in_as = _other_account(state, link)
     if request.method != "POST":
-        return _continue_page(link, token)
+        return _continue_page(link, token, signed_in_as=signed_in_as)
     if not csrf_valid():
-        return _continue_page(link, token, MSG_CSRF, 400)
+        return _continue_page(link, token, MSG_CSRF, 400, signed_in_as=signed_in_as)
+    if signed_in_as is not None:
+        # Login CSRF: a link someone else was mailed (their sign-up, their recovery) must
+        # never silently swap the account this browser is signed in to. The page said so,
+        # and only its explicit "sign out and continue" gets past here; a page opened
+        # before this browser signed in did not say so, and is shown again.
+        if request.form.get(SWITCH_FIELD) != "yes":
+            return _continue_page(link, token, MSG_SWITCH, 409, signed_in_as=signed_in_as)
+        sessions.log_out(state)
     return _claim(state, link)
+
+
+def _other_account(state: FlowsState, link: _Link) -> Any | None:
+    """The signed-in user, when the link belongs to a sign-up or another account."""
+    current = state.current_user()
+    if current is None:
+        return None
+    store = state.user_store
+    if link.user is not None and store.user_id(link.user) == store.user_id(current):
+        return None
+    return current
 
 
 def _usable_link(state: FlowsState, token: str) -> _Link | Response:
@@ -206,7 +230,12 @@ def _claim(state: FlowsState, link: _Link) -> Response:
 
 
 def _continue_page(
-    link: _Link, token: str, message: str | None = None, code: int = 200
+    link: _Link,
+    token: str,
+    message: str | None = None,
+    code: int = 200,
+    *,
+    signed_in_as: Any | None = None,
 ) -> Response:
     html = render_template(
         "flows/link_continue.html",
@@ -214,6 +243,9 @@ def _continue_page(
         flow=link.flow,
         messages=[message] if message else [],
         action_url=url_for("flows.resume", token=token),
+        signed_in_as=signed_in_as,
+        switch_field=SWITCH_FIELD,
+        stay_url=current_app.config["FLOWS_DEFAULT_REDIRECT"],
     )
     return _private(make_response(html, code))
 
