@@ -97,3 +97,31 @@ def test_delete_the_account(walker: Callable[..., Walker], user: str) -> None:
     again.submit("password", uid_field=user)
     again.submit("password", password=PASSWORD)
     assert "Invalid username or password." in again.stage.inner_text()
+
+
+def test_someone_elses_link_asks_before_switching_accounts(
+    walker: Callable[..., Walker], user: str, mailbox: Any, js: bool
+) -> None:
+    """mallory forwards the link of her own sign-up to someone who is signed in."""
+    mallory = f"mallory{'js' if js else 'nojs'}"
+    her = walker()
+    her.start("default-enrollment-flow")
+    her.submit(
+        "email",
+        username=mallory,
+        email=f"{mallory}@example.com",
+        password=PASSWORD,
+        password_repeat=PASSWORD,
+    )
+    link = link_in(mailbox.wait_for_message())
+
+    me = walker()
+    me.log_in(user)
+    me.page.goto(link)
+    me.page.get_by_role("button", name="Sign out and continue").wait_for()
+    assert f"You are signed in as {user}" in me.text()
+    if js:
+        me.check_a11y()
+    me.page.get_by_role("link", name=f"Stay signed in as {user}").click()
+    me.wait_for_path("/")
+    assert me.logged_in_as() == user
