@@ -5,8 +5,9 @@ A login or settings page shown inside an attacker's invisible frame can be click
 through ("remove this authenticator", "end all sessions") by a user who thinks they
 click something else. Every response of the flows blueprint therefore says who may
 frame it: CSP ``frame-ancestors`` for current browsers and ``X-Frame-Options`` for old
-ones, from ``FLOWS_FRAME_ANCESTORS``. Headers the app already set (Flask-Talisman, its
-own ``after_request``) are left alone.
+ones, from ``FLOWS_FRAME_ANCESTORS``. A policy already on the response is kept, and the
+app's own ``after_request`` handlers (Flask-Talisman's too) run after this one, so theirs
+has the last word.
 """
 
 from __future__ import annotations

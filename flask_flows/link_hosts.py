@@ -26,8 +26,6 @@ if TYPE_CHECKING:
     from .extension import FlowsState
 
 SETTINGS = "FLOWS_MAIL_BASE_URL, SERVER_NAME or TRUSTED_HOSTS"
-#: Flask refuses untrusted Host headers from TRUSTED_HOSTS since 3.1; before, it is inert.
-_FLASK_CHECKS_TRUSTED_HOSTS = "TRUSTED_HOSTS" in Flask.default_config
 
 
 def mailed_link(endpoint: str, **values: Any) -> str:
@@ -54,7 +52,7 @@ def host_is_pinned(app: Flask) -> bool:
     return bool(
         config["FLOWS_MAIL_BASE_URL"]
         or config.get("SERVER_NAME")
-        or (config.get("TRUSTED_HOSTS") and _FLASK_CHECKS_TRUSTED_HOSTS)
+        or config.get("TRUSTED_HOSTS")
         or app.debug
         or app.testing
     )
@@ -76,7 +74,6 @@ def check_at_start(app: Flask, state: FlowsState) -> None:
             found = state.db.session.scalar(
                 sa.select(Stage.name).where(Stage.type.in_(mailing)).limit(1)
             )
-            state.db.session.remove()
     except SQLAlchemyError:
         state.log.warning(
             "flask-flows: could not check for stages that mail links at start-up; set %s"

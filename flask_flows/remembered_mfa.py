@@ -21,6 +21,7 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from . import signals
 from .models import RememberedMfa, utcnow
 from .tokens import hash_token, new_token
+from .transactions import commit_keeping_loaded_state
 
 if TYPE_CHECKING:
     from .extension import FlowsState
@@ -80,7 +81,7 @@ def forget_this_browser(state: FlowsState, request: Request) -> None:
 def forget_user(state: FlowsState, user_id: str) -> None:
     """Delete every grant of ``user_id`` and commit (a new password or authenticator)."""
     state.db.session.execute(sa.delete(RememberedMfa).where(RememberedMfa.user_id == user_id))
-    state.db.session.commit()
+    commit_keeping_loaded_state(state.db.session)  # the user is used right after
 
 
 def connect_signals(app: Flask) -> None:

@@ -84,7 +84,6 @@ def log_out(state: FlowsState) -> None:
 
     @after_this_request
     def forget_mfa(response: Response) -> Response:
-        # On a shared computer the next person must not skip MFA with the password alone.
         if MFA_COOKIE in request.cookies:
             response.delete_cookie(MFA_COOKIE, httponly=True, samesite="Lax")
         return response

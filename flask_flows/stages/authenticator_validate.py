@@ -40,7 +40,6 @@ from .base import StageForm, StageResult, StageRun, StageType, count_failure, de
 #: Plan context: every method the user proved in this flow, in order ("password", "totp", …).
 AUTH_METHODS = "auth_methods"
 FAILED_ATTEMPTS = "failed_mfa_attempts"
-#: The "this browser passed MFA" cookie and its signing salt.
 
 TOTP = "totp"
 STATIC = "static"
