@@ -15,8 +15,8 @@ DEFAULTS: dict[str, Any] = {
     "FLOWS_PLAN_MAX_AGE": 3600,
     # How long a cached plan lives (seconds); 0 turns the plan cache off.
     "FLOWS_PLAN_CACHE_TTL": 300,
-    # How often (seconds) a process re-reads a cached flow's revision (and which policy
-    # types exist). Changes committed in this process are seen at once; changes made by
+    # How often (seconds) a process re-reads a cached flow's revision. Changes committed
+    # in this process are seen at once; changes made by
     # other processes (another worker, `flask flows apply`) within this many seconds.
     # 0 checks on every request.
     "FLOWS_DEFINITION_CHECK_SECONDS": 5.0,
@@ -80,10 +80,24 @@ DEFAULTS: dict[str, Any] = {
     # Password policy `hibp`: the Pwned Passwords range API and how long to wait (seconds).
     "FLOWS_PWNED_PASSWORDS_URL": "https://api.pwnedpasswords.com/range/",
     "FLOWS_PWNED_PASSWORDS_TIMEOUT": 3.0,
-    # Reputation: seconds after its last change that a score counts as 0 again.
+    # Reputation: seconds after its last change that a score (and a pair's run of
+    # failures) counts as 0 again.
     "FLOWS_REPUTATION_EXPIRY": 86400,
     # Reputation: the highest score successful logins can build up.
     "FLOWS_REPUTATION_MAX_SCORE": 5,
+    # Guessing (passwords, TOTP and recovery codes), counted on the server per account and
+    # client IP: this many failures in a row from one IP are free; then the next guess
+    # from it waits FIRST_DELAY seconds, doubling per failure up to MAX_DELAY.
+    "FLOWS_THROTTLE_FREE_FAILURES": 5,
+    "FLOWS_THROTTLE_FIRST_DELAY": 60,
+    "FLOWS_THROTTLE_MAX_DELAY": 3600,
+    # From IPs the account has not logged in from, all together: BURST failures at once,
+    # then HOURLY per hour, so at most BURST + HOURLY in any hour (ASVS 6.3.1: <= 100).
+    "FLOWS_THROTTLE_ACCOUNT_BURST": 60,
+    "FLOWS_THROTTLE_ACCOUNT_HOURLY": 40,
+    # A login from an IP makes it familiar to that account for this many days: guesses
+    # from it are not held back by failures from elsewhere.
+    "FLOWS_THROTTLE_FAMILIAR_DAYS": 30,
     # Scheme, host and path prefix of links made outside a request (`flask flows invite`);
     # None uses SERVER_NAME, else http://localhost:5000.
     "FLOWS_EXTERNAL_URL": None,

@@ -21,7 +21,7 @@ from typing import Any, Generic, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, joinedload, scoped_session, selectinload
 
-from .models import Flow, FlowStageBinding, Policy, PolicyBinding
+from .models import Flow, FlowStageBinding, PolicyBinding
 
 Value = TypeVar("Value")
 AnySession = Session | scoped_session[Any]
@@ -46,13 +46,12 @@ class _Entry(Generic[Value]):
 
 class FlowDefinitions:
     """Loads flows by slug, re-reading the graph only when its revision changed, and
-    answers which policy types exist; both at most one query per check interval."""
+    checking the revision at most once per check interval."""
 
     def __init__(self, max_entries: int = 1000, check_seconds: float = 0.0) -> None:
         self.max_entries = max_entries
         self.check_seconds = check_seconds
         self._flows: dict[str, _Entry[Flow]] = {}
-        self._policy_types: dict[str, _Entry[bool]] = {}
         self._lock = Lock()
 
     def load(self, session: AnySession, slug: str, *, recheck: bool = False) -> Flow | None:
@@ -75,24 +74,9 @@ class FlowDefinitions:
         self._store(self._flows, slug, _Entry(flow, generation, time.monotonic()))
         return flow
 
-    def uses_policy_type(self, engine: sa.Engine, type_name: str) -> bool:
-        """Whether any policy of ``type_name`` exists (for example: is anything reading
-        reputation scores, so that they are worth writing). Asked on a connection of its
-        own, so the caller's session is neither flushed nor joined."""
-        cached = self._policy_types.get(type_name)
-        if cached is not None and self._fresh(cached):
-            return cached.value
-        generation = _generation
-        query = sa.select(Policy.id).where(Policy.type == type_name).limit(1)
-        with engine.connect() as connection:
-            found = connection.execute(query).first() is not None
-        self._store(self._policy_types, type_name, _Entry(found, generation, time.monotonic()))
-        return found
-
     def clear(self) -> None:
         with self._lock:
             self._flows.clear()
-            self._policy_types.clear()
 
     def _fresh(self, entry: _Entry[Any]) -> bool:
         return (

@@ -283,6 +283,10 @@ class FlowExecutor:
         if action is InvalidResponseAction.retry or form is None:
             stage_type = self.state.stage_type(run.stage.type)
             form = form or stage_type.form_class(run)(formdata=None)
+            if result.retry_after:
+                response = self._render_stage(run, form, status=429)
+                response.headers["Retry-After"] = str(result.retry_after)
+                return response
             return self._render_stage(run, form, status=200)
         self.messages.extend(run.messages or [MSG_RESTARTED])
         return self._restart(

@@ -17,6 +17,7 @@ from sqlalchemy import event
 
 from . import (
     devices,  # noqa: F401  (authenticator tables share the metadata)
+    guesses,
     link_hosts,
     mail,
     remembered_mfa,
@@ -101,7 +102,7 @@ class Flows:
         if app.config["FLOWS_ENFORCE_SESSIONS"]:
             app.before_request(lambda: sessions.enforce(state))
         app.add_template_global(generate_csrf, "flows_csrf_token")
-        reputation.connect_signals(app)
+        guesses.connect_signals(app)
         remembered_mfa.connect_signals(app)
         if app.config["FLOWS_SQLITE_FOREIGN_KEYS"]:
             _enforce_sqlite_foreign_keys(app, db)
@@ -162,6 +163,7 @@ class FlowsState:
             before_slow_work=self._before_hashing,
         )
         self.user_store: UserStore = flows.user_store_class(db, user_model, self.hashing)
+        self.reputation_rules = reputation.Rules(config)
         self.plan_cache = PlanCache(ttl=config["FLOWS_PLAN_CACHE_TTL"])
         self.definitions = FlowDefinitions(check_seconds=config["FLOWS_DEFINITION_CHECK_SECONDS"])
         self._stage_instances: dict[str, StageType] = {}

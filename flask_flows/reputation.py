@@ -1,19 +1,38 @@
-"""Reputation scores per client IP and per identifier, for the ``reputation`` policy.
+"""Reputation: what the server remembers about guesses, per account and client IP.
 
-A failed identification, password or code check lowers the score of the request's IP
-and of the identifier that was tried by one; a successful login raises both by one, up
-to ``FLOWS_REPUTATION_MAX_SCORE`` so a good history cannot bank unlimited credit. A
-score not changed for ``FLOWS_REPUTATION_EXPIRY`` seconds counts as 0 and starts from 0
-on its next change.
+One table, ``flows_reputation``, with a row per *(account, IP)* pair as in authentik, plus
+one row per account (``ip = ""``). The account is the user (``user:<id>``), so their
+username and email share one row; a name that matches no user is scored under the name
+itself (``name:<identifier>``), so an unknown account is slowed exactly like a real one.
 
-Counters change atomically in the database, with one ``INSERT … ON CONFLICT DO UPDATE``
-for all the scores an attempt touches (PostgreSQL, SQLite), or elsewhere an ``UPDATE …
-SET score = score + :delta`` per score with an insert when the row is missing, on a
-connection of their own: parallel guesses all count (ASVS 6.3.1), and the request's
-session, with whatever it has pending, is left alone.
+A pair row holds:
 
-Scores are only written while some ``reputation`` policy exists: nothing else reads
-them, and an app that throttles no logins should not pay a write per failed attempt.
+- ``score``: −1 per failed guess or unknown identifier, +1 per login (from a familiar IP
+  at most once a day), at most ``FLOWS_REPUTATION_MAX_SCORE``; what the ``reputation``
+  policy sums;
+- ``failures``: failed guesses in a row since the last login from that IP;
+- ``not_before``: no guess from that IP at that account is judged before this time. From
+  ``FLOWS_THROTTLE_FREE_FAILURES`` failures on it grows: ``FLOWS_THROTTLE_FIRST_DELAY``
+  seconds, doubling with each failure, up to ``FLOWS_THROTTLE_MAX_DELAY``;
+- ``familiar_until``: a login from that IP makes it familiar for
+  ``FLOWS_THROTTLE_FAMILIAR_DAYS``.
+
+Score and failures count as 0 once the row has not changed for ``FLOWS_REPUTATION_EXPIRY``.
+
+The account row is a rate limit over every unfamiliar IP together (a generic cell rate
+algorithm: ``not_before`` moves ``3600 / FLOWS_THROTTLE_ACCOUNT_HOURLY`` seconds forward
+per failure and may run ``FLOWS_THROTTLE_ACCOUNT_BURST`` failures ahead), so at most
+``BURST + HOURLY`` (100) failed guesses per hour reach an account from addresses it was
+never logged in from (ASVS 6.3.1), however many addresses the attacker has; the owner's
+familiar addresses keep only their own pair's delays.
+
+Failures on one account never touch another account's rows, so the people behind an
+attacker's IP (an office, a carrier NAT) sign in as usual.
+
+Every change is one atomic statement on a connection of its own: a conditional
+``INSERT … ON CONFLICT DO UPDATE … WHERE not_before <= now RETURNING`` on PostgreSQL and
+SQLite, elsewhere an insert of an empty row, a conditional ``UPDATE`` and a ``SELECT``.
+Times are Unix seconds (floats) so that the arithmetic runs in SQL on any database.
 
 The client IP is ``request.remote_addr``: behind a reverse proxy, configure Werkzeug's
 ``ProxyFix`` so that it is the client's address rather than the proxy's.
@@ -21,252 +40,374 @@ The client IP is ``request.remote_addr``: behind a reverse proxy, configure Werk
 
 from __future__ import annotations
 
-import enum
-import functools
-import logging
+import time
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 import sqlalchemy as sa
-from flask import Flask, g, has_app_context, has_request_context, request
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import CursorResult
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.engine import Connection, CursorResult
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
-from . import signals
-from .models import FlowsModel, utcnow
+from .models import FlowsModel
+from .options import ConfigError
 
 if TYPE_CHECKING:
     from .extension import FlowsState
 
-logger = logging.getLogger("flask_flows.reputation")
-
 KEY_LENGTH = 255
-#: ``g`` key of the scores read in this request.
-_SCORES_MEMO = "_flows_reputation_scores"
+IP_LENGTH = 64
+#: The ``ip`` of an account's own row.
+ACCOUNT = ""
 
 
-class ReputationKind(enum.StrEnum):
-    ip = "ip"
-    identifier = "identifier"
+class Reputation(FlowsModel):
+    """One (account, IP) pair, or an account itself (``ip == ""``); see the module."""
 
-
-class ReputationScore(FlowsModel):
-    """The current score of one IP address or one identifier (lowercased)."""
-
-    __tablename__ = "flows_reputation_score"
-    __table_args__ = (sa.UniqueConstraint("kind", "key", name="flows_reputation_kind_key"),)
+    __tablename__ = "flows_reputation"
+    __table_args__ = (
+        sa.UniqueConstraint("identifier", "ip", name="flows_reputation_identifier_ip"),
+        sa.Index("flows_reputation_ip", "ip"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    kind: Mapped[str] = mapped_column(sa.String(16))
-    key: Mapped[str] = mapped_column(sa.String(KEY_LENGTH))
+    identifier: Mapped[str] = mapped_column(sa.String(KEY_LENGTH))
+    ip: Mapped[str] = mapped_column(sa.String(IP_LENGTH))
     score: Mapped[int] = mapped_column(default=0)
-    updated: Mapped[datetime] = mapped_column(default=utcnow)
-    expires: Mapped[datetime] = mapped_column(default=utcnow)
+    failures: Mapped[int] = mapped_column(default=0)
+    not_before: Mapped[float] = mapped_column(sa.Float, default=0.0)
+    familiar_until: Mapped[float] = mapped_column(sa.Float, default=0.0)
+    changed: Mapped[float] = mapped_column(sa.Float, default=0.0)
 
 
-def normalise_key(kind: ReputationKind, key: str) -> str:
-    """Identifiers are compared like identification compares them: trimmed, lowercased."""
-    key = key.strip()
-    if kind is ReputationKind.identifier:
-        key = key.lower()
-    return key[:KEY_LENGTH]
+def user_key(user_id: Any) -> str:
+    return f"user:{user_id}"[:KEY_LENGTH]
 
 
-def subjects(ip: str | None, identifiers: Iterable[str | None]) -> list[tuple[ReputationKind, str]]:
-    """The ``(kind, key)`` pairs to score for a request from ``ip`` about ``identifiers``."""
-    found: list[tuple[ReputationKind, str]] = []
-    candidates = [(ReputationKind.ip, ip)]
-    candidates += [(ReputationKind.identifier, identifier) for identifier in identifiers]
-    for kind, raw in candidates:
-        if raw and raw.strip():
-            pair = (kind, normalise_key(kind, raw))
-            if pair not in found:
-                found.append(pair)
-    return found
+def name_key(identifier: str) -> str:
+    """An identifier that matches no user, compared as identification compares it (a
+    NUL, which matches no one and PostgreSQL cannot store, is dropped)."""
+    return f"name:{identifier.replace(chr(0), '').strip().lower()}"[:KEY_LENGTH]
 
 
-def scores(
-    state: FlowsState, pairs: list[tuple[ReputationKind, str]]
-) -> dict[tuple[str, str], int]:
-    """Current scores of ``pairs``; missing and expired ones are 0.
-
-    Within a request the answer is kept until a score changes: the default login flow
-    asks twice per step (one policy for the IP, one for the identifier), and both ask
-    for the same pairs (see :class:`~flask_flows.policies.reputation.ReputationPolicy`).
-    """
-    if not pairs:
-        return {}
-    memo: dict[tuple[tuple[ReputationKind, str], ...], dict[tuple[str, str], int]] | None = None
-    if has_app_context():
-        memo = g.setdefault(_SCORES_MEMO, {})
-        if tuple(pairs) in memo:
-            return dict(memo[tuple(pairs)])
-    found = _read_scores(state, pairs)
-    if memo is not None:
-        memo[tuple(pairs)] = dict(found)
-    return found
+def ip_key(ip: str | None) -> str:
+    return (ip or "unknown")[:IP_LENGTH]
 
 
-def _read_scores(
-    state: FlowsState, pairs: list[tuple[ReputationKind, str]]
-) -> dict[tuple[str, str], int]:
-    row = ReputationScore
-    clause = sa.or_(*(sa.and_(row.kind == kind.value, row.key == key) for kind, key in pairs))
-    now = utcnow()
-    found = {(kind.value, key): 0 for kind, key in pairs}
+@dataclass(frozen=True)
+class Standing:
+    """An account's rows as seen from one IP, at ``now``."""
+
+    now: float
+    pair_not_before: float = 0.0
+    account_not_before: float = 0.0
+    familiar_until: float = 0.0
+    failures: int = 0
+    score: int = 0
+
+    @property
+    def familiar(self) -> bool:
+        """Whether someone logged in to the account from this IP lately."""
+        return self.familiar_until > self.now
+
+    @property
+    def retry_at(self) -> float:
+        """When the next guess from this IP at this account will be judged."""
+        account = 0.0 if self.familiar else self.account_not_before
+        return max(self.pair_not_before, account)
+
+    @property
+    def open(self) -> bool:
+        return self.retry_at <= self.now
+
+
+@dataclass(frozen=True)
+class Failure:
+    """What recording one failed guess did."""
+
+    counted: bool
+    standing: Standing
+
+
+class Rules:
+    """The ``FLOWS_THROTTLE_*`` and ``FLOWS_REPUTATION_*`` numbers of one app."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.free = int(config["FLOWS_THROTTLE_FREE_FAILURES"])
+        self.first_delay = float(config["FLOWS_THROTTLE_FIRST_DELAY"])
+        self.max_delay = float(config["FLOWS_THROTTLE_MAX_DELAY"])
+        hourly = int(config["FLOWS_THROTTLE_ACCOUNT_HOURLY"])
+        burst = int(config["FLOWS_THROTTLE_ACCOUNT_BURST"])
+        if self.free < 1 or hourly < 1 or burst < 1:
+            raise ConfigError(
+                "FLOWS_THROTTLE_FREE_FAILURES, FLOWS_THROTTLE_ACCOUNT_HOURLY and"
+                " FLOWS_THROTTLE_ACCOUNT_BURST must be at least 1"
+            )
+        #: Seconds the account's ``not_before`` moves per failure, and how far it may lead.
+        self.interval = 3600.0 / hourly
+        self.tolerance = (burst - 1) * self.interval
+        self.familiar_for = float(config["FLOWS_THROTTLE_FAMILIAR_DAYS"]) * 86400.0
+        #: A familiar pair's login is written again (score +1, familiarity renewed) once
+        #: this long has passed since the last time; a login in between changes nothing.
+        self.refresh = min(86400.0, self.familiar_for)
+        self.expiry = float(config["FLOWS_REPUTATION_EXPIRY"])
+        self.cap = int(config["FLOWS_REPUTATION_MAX_SCORE"])
+        self._statements: dict[tuple[str, str], Any] = {}
+
+    def upsert(self, dialect: str, change: str) -> Any:
+        """The statement for ``change`` on ``dialect``, built once per app with bound
+        parameters, so SQLAlchemy compiles it once rather than on every guess."""
+        key = (dialect, change)
+        if key not in self._statements:
+            self._statements[key] = _upsert(self, dialect, change)
+        return self._statements[key]
+
+    def delay(self, failures: int) -> float:
+        """Seconds to wait after the ``failures``-th failure in a row."""
+        if failures < self.free:
+            return 0.0
+        return min(self.first_delay * 2.0 ** (failures - self.free), self.max_delay)
+
+    def delays(self) -> dict[int, float]:
+        """Every delay below the cap by failure count (the cap is the SQL's ``else``)."""
+        found: dict[int, float] = {}
+        failures = self.free
+        while (delay := self.delay(failures)) < self.max_delay:
+            found[failures] = delay
+            failures += 1
+        return found
+
+
+# -- reading -----------------------------------------------------------------------------------
+
+
+def standing(state: FlowsState, identifier: str, ip: str | None) -> Standing:
+    """The account's pair row for ``ip`` and its own row, in one query."""
     with state.db.engine.connect() as connection:
-        for kind, key, score, expires in connection.execute(
-            sa.select(row.kind, row.key, row.score, row.expires).where(clause)
-        ):
-            found[(kind, key)] = score if expires > now else 0
-    return found
+        return _standing(state, connection, identifier, ip_key(ip), time.time())
 
 
-def adjust(state: FlowsState, pairs: list[tuple[ReputationKind, str]], delta: int) -> None:
-    """Add ``delta`` to each score atomically, capped at ``FLOWS_REPUTATION_MAX_SCORE``.
+def _standing(
+    state: FlowsState, connection: Connection, identifier: str, ip: str, now: float
+) -> Standing:
+    row = Reputation
+    rows = connection.execute(
+        sa.select(
+            row.ip, row.score, row.failures, row.not_before, row.familiar_until, row.changed
+        ).where(row.identifier == identifier, row.ip.in_((ip, ACCOUNT)))
+    )
+    found: dict[str, Any] = {"now": now}
+    expiry = state.reputation_rules.expiry
+    for found_ip, score, failures, not_before, familiar_until, changed in rows:
+        if found_ip == ACCOUNT:
+            found["account_not_before"] = not_before
+            continue
+        fresh = changed > now - expiry
+        found.update(
+            pair_not_before=not_before,
+            familiar_until=familiar_until,
+            failures=failures if fresh else 0,
+            score=score if fresh else 0,
+        )
+    return Standing(**found)
 
-    On PostgreSQL and SQLite all pairs change in one ``INSERT … ON CONFLICT DO UPDATE``
-    (one statement per failed or successful attempt); elsewhere pair by pair.
+
+def total_score(state: FlowsState, ip: str | None, identifier: str | None) -> int:
+    """Sum of the scores of the pairs with this IP or this account (authentik's reading);
+    pass ``None`` for a side not checked."""
+    row = Reputation
+    matches = []
+    if ip is not None:
+        matches.append(row.ip == ip_key(ip))
+    if identifier is not None:
+        matches.append(sa.and_(row.identifier == identifier, row.ip != ACCOUNT))
+    if not matches:
+        return 0
+    stale = time.time() - state.reputation_rules.expiry
+    query = sa.select(sa.func.coalesce(sa.func.sum(row.score), 0)).where(
+        sa.or_(*matches), row.changed > stale
+    )
+    with state.db.engine.connect() as connection:
+        return int(connection.execute(query).scalar_one())
+
+
+# -- writing -----------------------------------------------------------------------------------
+
+
+def record_failure(state: FlowsState, identifier: str, ip: str | None) -> Failure:
+    """Count one failed guess at ``identifier`` from ``ip`` if a guess may be judged now.
+
+    The pair's row changes first, only while its ``not_before`` has passed; then, unless
+    the pair is familiar, the account's row, only while its own has. If either refuses,
+    nothing is counted (the transaction is rolled back): a refused guess is not a guess.
     """
-    if not pairs:
-        return
-    if has_app_context():
-        g.pop(_SCORES_MEMO, None)
-    if state.db.engine.dialect.name in _UPSERT_DIALECTS:
-        _upsert(state, pairs, delta)
-        return
-    for kind, key in pairs:
-        _adjust_one(state, kind, key, delta)
+    rules = state.reputation_rules
+    address = ip_key(ip)
+    now = time.time()
+    with state.db.engine.connect() as connection:
+        with connection.begin() as transaction:
+            pair = _change(connection, rules, _PAIR_FAILURE, identifier, address, now)
+            if (
+                pair is not None
+                and pair.familiar_until <= now
+                and _change(connection, rules, _ACCOUNT_FAILURE, identifier, ACCOUNT, now) is None
+            ):
+                pair = None
+            if pair is None:
+                transaction.rollback()
+        found = _standing(state, connection, identifier, address, now)
+    return Failure(counted=pair is not None, standing=found)
 
 
-def connect_signals(app: Flask) -> None:
-    """Score this app's failed and successful logins (called once per app by init_app)."""
-    signals.login_failed.connect(_on_login_failed, sender=app)
-    signals.user_logged_in.connect(_on_user_logged_in, sender=app)
+def record_login(state: FlowsState, identifier: str, ip: str | None) -> None:
+    """A login from ``ip``: the pair's failures end, its score rises, it is familiar."""
+    with state.db.engine.begin() as connection:
+        _change(connection, state.reputation_rules, _LOGIN, identifier, ip_key(ip), time.time())
 
 
-def _on_login_failed(
-    app: Flask, identifier: str | None = None, stage: Any = None, reason: str = "", **_: Any
-) -> None:
-    if reason == "unknown_identifier" and _pretends(app, stage):
-        # The password stage that follows fails for this attempt too and counts it; counting
-        # here as well would make unknown accounts lose reputation twice as fast as real
-        # ones, which would tell them apart (ASVS 6.3.8).
-        return
-    _record(app, [identifier], -1)
+def record_miss(state: FlowsState, identifier: str, ip: str | None) -> None:
+    """An identifier that matches no account, typed at identification: the score only."""
+    with state.db.engine.begin() as connection:
+        _change(connection, state.reputation_rules, _MISS, identifier, ip_key(ip), time.time())
 
 
-def _on_user_logged_in(app: Flask, user: Any = None, **_: Any) -> None:
-    _record(app, [getattr(user, "username", None), getattr(user, "email", None)], +1)
+def forget(session: Any, identifiers: Iterable[str]) -> None:
+    """Delete the rows of ``identifiers`` (in the caller's transaction)."""
+    keys = list(identifiers)
+    if keys:
+        session.execute(sa.delete(Reputation).where(Reputation.identifier.in_(keys)))
 
 
-def _record(app: Flask, identifiers: list[str | None], delta: int) -> None:
-    state: FlowsState = app.extensions["flows"]
-    ip = request.remote_addr if has_request_context() else None
-    try:
-        if not state.definitions.uses_policy_type(state.db.engine, "reputation"):
-            return
-        adjust(state, subjects(ip, identifiers), delta)
-    except SQLAlchemyError:
-        # Scoring must not turn a login attempt into an error page; the log says it failed.
-        logger.exception("reputation: could not record a change of %+d", delta)
+# -- the statements ---------------------------------------------------------------------------
 
-
-def _pretends(app: Flask, stage: Any) -> bool:
-    """Whether ``stage`` is an identification stage that lets unknown identifiers continue."""
-    if getattr(stage, "type", None) != "identification":
-        return False
-    state: FlowsState = app.extensions["flows"]
-    return bool(state.stage_config(stage)["pretend_user_exists"])
-
-
+_PAIR_FAILURE = "pair_failure"
+_ACCOUNT_FAILURE = "account_failure"
+_LOGIN = "login"
+_MISS = "miss"
+#: Changes that apply only once ``not_before`` has passed.
+_GUARDED = frozenset({_PAIR_FAILURE, _ACCOUNT_FAILURE})
 _UPSERT_DIALECTS = frozenset({"postgresql", "sqlite"})
 
 
-def _new_values() -> dict[str, Any]:
-    """A new row's columns, as bound parameters (see :func:`_parameters`)."""
-    row = ReputationScore
-    return {
-        "kind": sa.bindparam("p_kind"),
-        "key": sa.bindparam("p_key"),
-        "score": sa.bindparam("initial", type_=sa.Integer()),
-        "updated": sa.bindparam("now", type_=row.updated.type),
-        "expires": sa.bindparam("p_expires", type_=row.expires.type),
-    }
+@dataclass(frozen=True)
+class _Row:
+    not_before: float
+    familiar_until: float
 
 
-def _changes() -> dict[str, Any]:
-    """What a change sets on an existing row: the score (an expired one restarts from 0,
-    and the result is capped; SET expressions read the row as it was), its time and its
-    new expiry."""
-    row = ReputationScore
-    now = sa.bindparam("now", type_=row.updated.type)
-    delta = sa.bindparam("delta", type_=sa.Integer())
-    cap = sa.bindparam("cap", type_=sa.Integer())
-    current = sa.case((row.expires <= now, 0), else_=row.score)
-    return {
-        "score": sa.case((current + delta > cap, cap), else_=current + delta),
-        "updated": now,
-        "expires": sa.bindparam("p_expires", type_=row.expires.type),
-    }
+def _change(
+    connection: Connection, rules: Rules, change: str, identifier: str, ip: str, now: float
+) -> _Row | None:
+    """Apply ``change`` to one row (created empty if missing); ``None`` if it was refused."""
+    parameters = {"p_identifier": identifier, "p_ip": ip, "now": now}
+    parameters["stale"] = now - rules.expiry
+    parameters["familiar"] = now + rules.familiar_for
+    dialect = connection.dialect.name
+    if dialect in _UPSERT_DIALECTS and not _force_generic:
+        found = connection.execute(rules.upsert(dialect, change), parameters).first()
+    else:
+        found = _generic(connection, rules, change, parameters)
+    return None if found is None else _Row(found.not_before, found.familiar_until)
 
 
-@functools.cache
-def _upsert_statement(dialect: str) -> Any:
-    """One ``INSERT … ON CONFLICT DO UPDATE`` per dialect, built once with bound
-    parameters: SQLAlchemy compiles it once, not on every failed attempt."""
-    row = ReputationScore
+#: Tests set this to run the statements other databases get on PostgreSQL and SQLite.
+_force_generic = False
+
+
+def _generic(
+    connection: Connection, rules: Rules, change: str, parameters: dict[str, Any]
+) -> Any | None:
+    row = Reputation
+    where = sa.and_(row.identifier == sa.bindparam("p_identifier"), row.ip == sa.bindparam("p_ip"))
+    if connection.execute(sa.select(row.id).where(where), parameters).first() is None:
+        try:
+            with connection.begin_nested():
+                connection.execute(sa.insert(row).values(_empty_values()), parameters)
+        except IntegrityError:
+            pass  # a parallel request made it: change theirs
+    update = sa.update(row).where(where).values(**_changes(change, rules))
+    if change in _GUARDED:
+        update = update.where(row.not_before <= sa.bindparam("now", type_=sa.Float()))
+    if not cast(CursorResult[Any], connection.execute(update, parameters)).rowcount:
+        return None
+    found = sa.select(row.not_before, row.familiar_until).where(where)
+    return connection.execute(found, parameters).first()
+
+
+def _upsert(rules: Rules, dialect: str, change: str) -> Any:
+    """``INSERT … ON CONFLICT DO UPDATE [WHERE] RETURNING`` for one dialect and change."""
+    row = Reputation
     insert = postgresql.insert(row) if dialect == "postgresql" else sqlite.insert(row)
-    return insert.values(**_new_values()).on_conflict_do_update(
-        index_elements=[row.kind, row.key], set_=_changes()
-    )
+    # A missing row is an empty one with the change applied.
+    statement = insert.values(**_fresh_values(change, rules))
+    where = row.not_before <= sa.bindparam("now", type_=sa.Float()) if change in _GUARDED else None
+    return statement.on_conflict_do_update(
+        index_elements=[row.identifier, row.ip], set_=_changes(change, rules), where=where
+    ).returning(row.not_before, row.familiar_until)
 
 
-@functools.cache
-def _update_and_insert() -> tuple[Any, Any]:
-    """The pair of statements for databases without an upsert, built once."""
-    row = ReputationScore
-    update = (
-        sa.update(row)
-        .where(row.kind == sa.bindparam("p_kind"), row.key == sa.bindparam("p_key"))
-        .values(**_changes())
-    )
-    return update, sa.insert(row).values(**_new_values())
-
-
-def _parameters(state: FlowsState, delta: int) -> dict[str, Any]:
-    now = utcnow()
-    cap = state.config["FLOWS_REPUTATION_MAX_SCORE"]
+def _empty_values() -> dict[str, Any]:
     return {
-        "now": now,
-        "delta": delta,
-        "cap": cap,
-        "initial": min(delta, cap),
-        "p_expires": now + timedelta(seconds=state.config["FLOWS_REPUTATION_EXPIRY"]),
+        "identifier": sa.bindparam("p_identifier"),
+        "ip": sa.bindparam("p_ip"),
+        "score": 0,
+        "failures": 0,
+        "not_before": 0.0,
+        "familiar_until": 0.0,
+        "changed": 0.0,
     }
 
 
-def _upsert(state: FlowsState, pairs: list[tuple[ReputationKind, str]], delta: int) -> None:
-    shared = _parameters(state, delta)
-    rows = [{**shared, "p_kind": kind.value, "p_key": key} for kind, key in pairs]
-    with state.db.engine.begin() as connection:
-        connection.execute(_upsert_statement(state.db.engine.dialect.name), rows)
+def _fresh_values(change: str, rules: Rules) -> dict[str, Any]:
+    """The columns of a new row that ``change`` makes, as SQL expressions of the
+    parameters (what :func:`_changes` would make of an empty row)."""
+    now = sa.bindparam("now", type_=sa.Float())
+    values = _empty_values()
+    values["changed"] = now
+    if change == _PAIR_FAILURE:
+        delay = rules.delay(1)
+        values.update(score=-1, failures=1, not_before=now + delay if delay else 0.0)
+    elif change == _ACCOUNT_FAILURE:
+        values.update(not_before=now - rules.tolerance + rules.interval)
+    elif change == _LOGIN:
+        values.update(
+            score=min(1, rules.cap), familiar_until=sa.bindparam("familiar", type_=sa.Float())
+        )
+    else:
+        values.update(score=-1)
+    return values
 
 
-def _adjust_one(state: FlowsState, kind: ReputationKind, key: str, delta: int) -> None:
-    parameters = {**_parameters(state, delta), "p_kind": kind.value, "p_key": key}
-    update, insert = _update_and_insert()
-    engine = state.db.engine
-    with engine.begin() as connection:
-        if cast(CursorResult[Any], connection.execute(update, parameters)).rowcount:
-            return
-    try:
-        with engine.begin() as connection:
-            connection.execute(insert, parameters)
-    except IntegrityError:
-        # A parallel request inserted the row between our update and insert: add to it.
-        with engine.begin() as connection:
-            connection.execute(update, parameters)
+def _changes(change: str, rules: Rules) -> dict[str, Any]:
+    """What ``change`` sets on an existing row (SET expressions read the row as it was)."""
+    row = Reputation
+    now = sa.bindparam("now", type_=sa.Float())
+    fresh = row.changed > sa.bindparam("stale", type_=sa.Float())
+    score = sa.case((fresh, row.score), else_=0)
+    failures = sa.case((fresh, row.failures), else_=0)
+    if change == _PAIR_FAILURE:
+        after = failures + 1
+        delays = rules.delays()
+        # Below the free failures the row's time stays as it is: a parallel request that
+        # read the clock a moment earlier must not find a guess "in the future" and stop.
+        not_before = sa.case(
+            (after < rules.free, row.not_before),
+            *((after == count, now + seconds) for count, seconds in delays.items()),
+            else_=now + rules.max_delay,
+        )
+        return {"score": score - 1, "failures": after, "not_before": not_before, "changed": now}
+    if change == _ACCOUNT_FAILURE:
+        earliest = now - rules.tolerance
+        ahead = sa.case((row.not_before > earliest, row.not_before), else_=earliest)
+        return {"not_before": ahead + rules.interval, "changed": now}
+    if change == _LOGIN:
+        return {
+            "score": sa.case((score + 1 > rules.cap, rules.cap), else_=score + 1),
+            "failures": 0,
+            "not_before": 0.0,
+            "familiar_until": sa.bindparam("familiar", type_=sa.Float()),
+            "changed": now,
+        }
+    return {"score": score - 1, "failures": failures, "changed": now}

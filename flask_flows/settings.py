@@ -35,20 +35,20 @@ from werkzeug.wrappers import Response
 from wtforms import Label, PasswordField
 from wtforms.validators import DataRequired, Length
 
-from . import sessions, signals
+from . import guesses, sessions, signals
 from .csrf import MSG_CSRF
 from .devices import StaticDevice, TOTPDevice
 from .extension import FlowsState, get_state
+from .guesses import Verdict
 from .models import AuthenticatedSession, utcnow
 from .passwords import MSG_BUSY, HashingBusy
+from .stages.base import MSG_TRY_AGAIN
 from .user_agents import describe_user_agent
 
 #: Session key of the one-time notice shown at the top of the page after an action.
 NOTICE_KEY = "_flows_settings_notice"
-#: Session key counting wrong passwords given to confirm a removal, in a row.
-FAILURES_KEY = "_flows_settings_password_failures"
-#: Wrong confirmation passwords after which the session is ended: someone with a stolen
-#: cookie gets this many guesses at the password, then the cookie (every copy) is dead.
+#: Wrong passwords in a row (counted on the server, :mod:`flask_flows.guesses`) after which
+#: the session is ended: a stolen cookie gets this many guesses, then (every copy) is dead.
 MAX_PASSWORD_FAILURES = 5
 
 #: Flows the page links to when they exist (looked up by slug on every request).
@@ -187,9 +187,15 @@ def remove_device(kind: str, device_id: int) -> Response:
         password_ok = state.user_store.check_password(user, form.password.data or "")
     except HashingBusy:
         return _back(MSG_BUSY)
+    verdict = guesses.judge(state, guesses.account(state, user), password_ok)
+    failed = (kind, device_id, form)
+    if verdict.refused:
+        form.password.errors = [verdict.wait_message() or MSG_TRY_AGAIN]
+        response = _page(state, user, failed=failed, status=429)
+        response.headers["Retry-After"] = str(verdict.wait_seconds())
+        return response
     if not password_ok:
-        return _wrong_password(state, user, (kind, device_id, form))
-    _forget_wrong_passwords(state)
+        return _wrong_password(state, user, failed, verdict)
     name = device.name or KIND_LABELS[kind]
     state.db.session.delete(device)  # a recovery-code set's tokens go by ON DELETE CASCADE
     state.db.session.commit()  # also keeps a re-hash check_password made
@@ -257,6 +263,7 @@ def _page(
     state: FlowsState,
     user: Any,
     failed: tuple[str, int, RemoveDeviceForm] | None = None,
+    status: int = 200,
 ) -> Response:
     """The whole page; ``failed`` is the removal form to show again with its errors."""
     user_id = state.user_store.user_id(user)
@@ -274,7 +281,7 @@ def _page(
         password_change_url=_flow_url(state, PASSWORD_CHANGE_FLOW),
         unenrollment_url=_flow_url(state, UNENROLLMENT_FLOW),
     )
-    response = make_response(html, 200)
+    response = make_response(html, status)
     response.headers["Cache-Control"] = "no-store"
     return response
 
@@ -358,46 +365,30 @@ def _flow_url(state: FlowsState, slug: str) -> str | None:
 
 
 def _wrong_password(
-    state: FlowsState, user: Any, failed: tuple[str, int, RemoveDeviceForm]
+    state: FlowsState, user: Any, failed: tuple[str, int, RemoveDeviceForm], verdict: Verdict
 ) -> Response:
-    failures = _count_wrong_password(state, user)
+    """A wrong password, already counted on the server: after ``MAX_PASSWORD_FAILURES``
+    in a row the session ends, so a stolen cookie is worth only that many guesses."""
     user_id = state.user_store.user_id(user)
-    state.log.info("settings: wrong password %d for user %s", failures, user_id)
-    if failures >= MAX_PASSWORD_FAILURES:
-        state.log.warning(
-            "settings: user %s logged out after %d wrong passwords", user_id, failures
-        )
-        _log_out(state, user)
-        return _logged_out_page(MSG_TOO_MANY_FAILURES)
-    failed[2].password.errors = [MSG_WRONG_PASSWORD]
-    return _page(state, user, failed=failed)
-
-
-def _count_wrong_password(state: FlowsState, user: Any) -> int:
-    """Count one more wrong password for this login, on its server-side row (atomically,
-    so parallel guesses all count); the reputation policy hears of it as a failed login.
-    A login without a row (the app logged the user in itself) counts in the cookie."""
     signals.login_failed.send(
         current_app._get_current_object(),  # type: ignore[attr-defined]
         identifier=getattr(user, "username", None),
         stage=None,
         reason="invalid_password",
     )
-    record = sessions.current_record(state)
-    if record is None:
-        failures = int(session.get(FAILURES_KEY, 0)) + 1
-        session[FAILURES_KEY] = failures
-        return failures
-    record.password_failures = AuthenticatedSession.password_failures + 1
-    state.db.session.commit()
-    return int(record.password_failures)
-
-
-def _forget_wrong_passwords(state: FlowsState) -> None:
-    session.pop(FAILURES_KEY, None)
-    record = sessions.current_record(state)
-    if record is not None:
-        record.password_failures = 0  # committed with the action it confirmed
+    state.log.info("settings: wrong password %d for user %s", verdict.failures, user_id)
+    if verdict.failures >= MAX_PASSWORD_FAILURES:
+        state.log.warning(
+            "settings: user %s logged out after %d wrong passwords", user_id, verdict.failures
+        )
+        _log_out(state, user)
+        return _logged_out_page(
+            " ".join(filter(None, [MSG_TOO_MANY_FAILURES, verdict.wait_message()]))
+        )
+    failed[2].password.errors = [
+        " ".join(filter(None, [MSG_WRONG_PASSWORD, verdict.wait_message()]))
+    ]
+    return _page(state, user, failed=failed)
 
 
 def _log_out(state: FlowsState, user: Any) -> None:

@@ -15,8 +15,8 @@ from flask import g, has_app_context
 from flask_login import UserMixin
 from sqlalchemy.orm import Mapped, mapped_column
 
+from . import reputation
 from .models import FlowsModel, Group, GroupMembership
-from .reputation import ReputationKind, ReputationScore, normalise_key
 
 if TYPE_CHECKING:
     from flask_sqlalchemy import SQLAlchemy
@@ -122,9 +122,10 @@ class UserStore:
         Every flask-flows table with a ``user_id`` column is covered (sessions, group
         memberships, authenticator devices, policy bindings naming the user, tables added
         later), and so are rows that hang off those by a foreign key (recovery codes of a
-        device): SQLite does not enforce ``ON DELETE CASCADE`` unless asked to. Reputation
-        scores of the user's identifiers go too: they are personal data, and a later
-        account with the same name should not inherit them.
+        device): SQLite does not enforce ``ON DELETE CASCADE`` unless asked to. The user's
+        reputation rows go too, and those of their username and email from before the
+        account existed: they are personal data, and a later account with the same name
+        should not inherit them.
         """
         user_id = self.user_id(user)
         for table in reversed(FlowsModel.metadata.sorted_tables):
@@ -136,18 +137,15 @@ class UserStore:
                 if "user_id" in parent.c:
                     owned = sa.select(foreign_key.column).where(parent.c.user_id == user_id)
                     self.session.execute(sa.delete(table).where(foreign_key.parent.in_(owned)))
-        identifiers = {
-            normalise_key(ReputationKind.identifier, value)
-            for field in self.identifier_fields
-            if isinstance(value := getattr(user, field, None), str) and value.strip()
-        }
-        if identifiers:
-            self.session.execute(
-                sa.delete(ReputationScore).where(
-                    ReputationScore.kind == ReputationKind.identifier.value,
-                    ReputationScore.key.in_(identifiers),
-                )
-            )
+        reputation.forget(
+            self.session,
+            [reputation.user_key(user_id)]
+            + [
+                reputation.name_key(value)
+                for field in self.identifier_fields
+                if isinstance(value := getattr(user, field, None), str) and value.strip()
+            ],
+        )
         self.session.delete(user)
 
     def username_taken(self, username: str, exclude: Any | None = None) -> bool:

@@ -3,6 +3,9 @@ real HTTP (their own cookies, no JavaScript unless they send htmx's header)."""
 
 from __future__ import annotations
 
+import copy
+import functools
+import http.client
 import http.cookiejar
 import re
 import threading
@@ -37,21 +40,47 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
         return None
 
 
-class Visitor:
-    """One person's browser over HTTP. ``htmx=True`` sends ``HX-Request`` and, as htmx
-    does, does not follow redirects by itself."""
+class _FromAddress(urllib.request.HTTPHandler):
+    """Connects from a given loopback address (any of 127.0.0.0/8 works on Linux), so the
+    server sees visitors from several client IPs."""
 
-    def __init__(self, base: str, *, htmx: bool = False) -> None:
+    def __init__(self, address: str) -> None:
+        super().__init__()
+        self.address = address
+
+    def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        connection = functools.partial(http.client.HTTPConnection, source_address=(self.address, 0))
+        return self.do_open(connection, req)  # type: ignore[arg-type]
+
+
+class Visitor:
+    """One person's browser over HTTP, from ``address``. ``htmx=True`` sends
+    ``HX-Request`` and, as htmx does, does not follow redirects by itself."""
+
+    def __init__(self, base: str, *, htmx: bool = False, address: str = "127.0.0.1") -> None:
         self.base = base
+        self.htmx = htmx
+        self.address = address
         self.headers = {"HX-Request": "true"} if htmx else {}
+        self.cookies = http.cookiejar.CookieJar()
         handlers: list[urllib.request.BaseHandler] = [
-            urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar())
+            urllib.request.HTTPCookieProcessor(self.cookies),
+            _FromAddress(address),
         ]
         if htmx:
             handlers.append(_NoRedirects())
         self.opener = urllib.request.build_opener(*handlers)
         self.page = ""
         self.response_headers: dict[str, str] = {}
+
+    def replay(self, *, address: str | None = None) -> Visitor:
+        """Another browser holding a copy of this one's cookies and page as they are now,
+        from ``address`` (the same one by default): a captured cookie, replayed."""
+        twin = Visitor(self.base, htmx=self.htmx, address=address or self.address)
+        for cookie in self.cookies:
+            twin.cookies.set_cookie(copy.copy(cookie))
+        twin.page = self.page
+        return twin
 
     def open(self, path: str, fields: dict[str, str] | None = None) -> int:
         data = urllib.parse.urlencode(fields).encode() if fields is not None else None

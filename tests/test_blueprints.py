@@ -480,7 +480,6 @@ def test_install_default_flows_is_idempotent(app: Flask, state: FlowsState) -> N
     before = flow_summary(app, "default-authentication-flow")
     assert [b[2] for b in before["bindings"]] == [
         "default-authentication-identification",
-        "default-authentication-throttle",
         "default-authentication-password",
         "default-authentication-mfa-validation",
         "default-authentication-login",

@@ -72,9 +72,8 @@ def test_list_shows_each_flow_with_its_stages_in_order(app: Flask) -> None:
     login = rows[slugs.index("default-authentication-flow")]
     assert login.split()[:3] == ["default-authentication-flow", "authentication", "Welcome"]
     assert login.endswith(
-        "default-authentication-identification, default-authentication-throttle,"
-        " default-authentication-password, default-authentication-mfa-validation,"
-        " default-authentication-login"
+        "default-authentication-identification, default-authentication-password,"
+        " default-authentication-mfa-validation, default-authentication-login"
     )
     assert "Log out" in rows[slugs.index("default-invalidation-flow")]
     # Columns line up: every row's stage list starts where the header's STAGES does.

@@ -22,7 +22,7 @@ from flask_flows.stages.password import WRONG_CREDENTIALS
 
 PASSWORD = "correct horse battery"
 NO_ACCOUNT = "No account matches that username or email address."
-TOO_MANY = "Too many failed attempts. Please start again later."
+TOO_MANY = "Too many failed attempts. Please start again."
 
 
 def auth_sessions(app: Flask) -> list[AuthenticatedSession]:

@@ -16,7 +16,7 @@ from werkzeug.test import TestResponse
 from flask_flows import Flow, FlowsModel, PolicyBinding, signals
 from flask_flows.devices import StaticDevice, StaticToken, TOTPDevice
 from flask_flows.extension import FlowsState
-from flask_flows.reputation import ReputationKind, ReputationScore, adjust
+from flask_flows.reputation import Reputation, record_failure, user_key
 from flask_flows.stages.user_delete import MSG_NO_USER, MSG_NOT_DELETED
 
 PASSWORD = "correct horse battery"
@@ -131,21 +131,19 @@ def test_deleting_forgets_the_reputation_of_the_user_identifiers(
     login_flow: Flow,
     unenroll_flow: Flow,
 ) -> None:
-    make_user("Alice", password=PASSWORD)
-    pairs = [
-        (ReputationKind.identifier, "alice"),
-        (ReputationKind.identifier, "alice@example.com"),
-        (ReputationKind.identifier, "bob"),
-        (ReputationKind.ip, "203.0.113.7"),
-    ]
-    with app.app_context():
-        adjust(state, pairs, -2)
+    """Their own rows, and those their username and email got before the account
+    existed; another account's rows stay."""
+    alice = make_user("Alice", password=PASSWORD)
+    bob = make_user("bob", password=PASSWORD)
+    with app.test_request_context(environ_base={"REMOTE_ADDR": "203.0.113.7"}):
+        for key in ("name:alice", "name:alice@example.com", user_key(alice.id), user_key(bob.id)):
+            record_failure(state, key, "203.0.113.7")
     browser.log_in("Alice", PASSWORD, slug="login")
     unenroll(browser)
     assert browser.redirect_target == "/"
     with app.app_context():
-        left = set(db.session.execute(sa.select(ReputationScore.kind, ReputationScore.key)))
-    assert left == {("identifier", "bob"), ("ip", "203.0.113.7")}
+        left = set(db.session.scalars(sa.select(Reputation.identifier)))
+    assert left == {user_key(bob.id)}
 
 
 def test_a_refused_deletion_keeps_everything(

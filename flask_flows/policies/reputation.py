@@ -1,9 +1,12 @@
-"""The ``reputation`` policy: passes while the client IP and the identifier being tried
-have a score above ``threshold``.
+"""The ``reputation`` policy, as in authentik: passes when the summed score of the client
+IP and/or the account being tried is at or below ``threshold``, so a *bad* reputation
+matches.
 
-Bind it, negated, to a deny or captcha stage with ``re_evaluate_policies`` so that stage
-runs once guessing has pushed a score down: it slows guessing per IP and per account
-(ASVS 6.3.1). Scores and how they change live in :mod:`flask_flows.reputation`.
+Bind it plainly to a captcha (or deny) stage, with ``re_evaluate_policies``, to show
+that stage only to clients or accounts that failed a lot lately. Guessing itself is
+bounded anyway, on every guess (:mod:`flask_flows.guesses`); this policy is for asking
+more of suspicious visitors, such as one IP trying many accounts. Scores and how they
+change live in :mod:`flask_flows.reputation`.
 """
 
 from __future__ import annotations
@@ -11,9 +14,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..options import Option
-from ..plan import PENDING_USER_IDENTIFIER
-from ..reputation import scores, subjects
+from ..options import ConfigError, Option
+from ..plan import PENDING_USER, PENDING_USER_IDENTIFIER
+from ..reputation import name_key, total_score, user_key
 from .base import PolicyRequest, PolicyResult, PolicyType
 
 
@@ -21,23 +24,40 @@ class ReputationPolicy(PolicyType):
     name = "reputation"
     options = {
         "check_ip": Option(bool, default=True),
-        "check_identifier": Option(bool, default=True),
+        "check_username": Option(bool, default=True),
         "threshold": Option(int, default=-5),
-        "message": Option(str, default="Too many failed attempts. Please try again later."),
+        "message": Option(str, default="Too many failed attempts from here lately."),
     }
     request_dependent = True
 
+    def check_config(self, config: Mapping[str, Any], where: str) -> None:
+        if not config["check_ip"] and not config["check_username"]:
+            raise ConfigError(
+                f"{where}: check_ip and check_username are both off, so it would check"
+                " nothing; turn one on"
+            )
+
     def evaluate(self, config: Mapping[str, Any], request: PolicyRequest) -> PolicyResult:
         ip = request.request.remote_addr if request.request is not None else None
-        identifier = request.context.get(PENDING_USER_IDENTIFIER)
-        identifier = identifier if isinstance(identifier, str) else None
-        # Read both subjects even when checking one: the policy for the other, usually
-        # bound beside this one, then finds them in the request's memo (one query).
-        found = scores(request.state, subjects(ip, [identifier]))
-        checked = subjects(
-            ip if config["check_ip"] else None,
-            [identifier if config["check_identifier"] else None],
+        score = total_score(
+            request.state,
+            ip if config["check_ip"] and request.request is not None else None,
+            _account(request) if config["check_username"] else None,
         )
-        if all(found[(kind.value, key)] > config["threshold"] for kind, key in checked):
-            return PolicyResult(True)
-        return PolicyResult(False, (config["message"],))
+        if score <= config["threshold"]:
+            return PolicyResult(True, (config["message"],))
+        return PolicyResult(False)
+
+
+def _account(request: PolicyRequest) -> str | None:
+    """The account of the plan: its pending user, else the identifier typed, else the
+    logged-in user; ``None`` before anyone is known."""
+    context = request.context
+    if context.get(PENDING_USER) is not None:
+        return user_key(context[PENDING_USER])
+    identifier = context.get(PENDING_USER_IDENTIFIER)
+    if isinstance(identifier, str) and identifier.strip():
+        return name_key(identifier)
+    if request.user is not None:
+        return user_key(request.state.user_store.user_id(request.user))
+    return None

@@ -9,8 +9,9 @@ kinds they pick which one first.
 A TOTP code is accepted at most once per time step: the step is stored on the device with
 a conditional UPDATE, so two parallel requests with the same code cannot both pass, and a
 replay is rejected and logged (ASVS 6.5.1). A recovery code is deleted when used. Every
-failure is a ``login_failed`` signal (so a reputation policy can count it) and counts
-towards ``failed_attempts_before_cancel``.
+code is judged on the server before it is used (:mod:`flask_flows.guesses`), which
+refuses guesses that come too soon; a failure is also a ``login_failed`` signal and
+counts towards the plan's ``failed_attempts_before_cancel``.
 
 With ``last_auth_threshold`` set, a success leaves a ``flows_mfa`` cookie naming a grant
 kept on the server (:mod:`flask_flows.remembered_mfa`); while it is younger than the
@@ -20,6 +21,9 @@ changed authenticator revoke it on the server, so a copy of the cookie stops wor
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, cast
 
 import sqlalchemy as sa
@@ -29,13 +33,25 @@ from wtforms.validators import DataRequired, Length
 
 from .. import remembered_mfa
 from ..devices import StaticDevice, StaticToken, TOTPDevice
+from ..guesses import Verdict
 from ..models import Stage, utcnow
 from ..options import ConfigError, Option
 from ..otp import match_recovery_code, verify_totp
 from ..plan import AUTH_METHOD
 from ..remembered_mfa import MFA_COOKIE
 from ..transactions import commit_keeping_loaded_state
-from .base import StageForm, StageResult, StageRun, StageType, count_failure, deny, invalid, ok
+from .base import (
+    StageForm,
+    StageResult,
+    StageRun,
+    StageType,
+    count_failure,
+    deny,
+    invalid,
+    judge_guess,
+    ok,
+    refused,
+)
 
 #: Plan context: every method the user proved in this flow, in order ("password", "totp", …).
 AUTH_METHODS = "auth_methods"
@@ -51,7 +67,7 @@ NOT_CONFIGURED = (
 )
 INVALID_CODE = "That code is not valid."
 REPLAYED_CODE = "This code was already used. Wait for the next code from your app."
-TOO_MANY = "Too many failed attempts. Please start again later."
+TOO_MANY = "Too many failed attempts. Please start again."
 NO_USER = "There is no account to verify. Please start again."
 
 
@@ -150,12 +166,18 @@ class AuthenticatorValidateStage(StageType):
         chosen = form.data.get("device_class") or classes[0]
         code = form.code.data or ""
         if chosen == TOTP:
-            method, error = TOTP, _check_totp(run, user, code)
+            method, match = TOTP, _match_totp(run, user, code)
         else:
-            method, error = STATIC, _check_recovery_code(run, user, code)
+            method, match = STATIC, _match_recovery_code(run, user, code)
+        # Judged before a matching code is spent: a refused guess must not use it up.
+        verdict = judge_guess(run, user, match.spend is not None)
+        if verdict.refused:
+            _clear_code(form)
+            return refused(verdict)
+        error = match.error if match.spend is None else match.spend()
         if error is None:
             return self._passed(run, user, method)
-        return self._failed(run, form, error)
+        return self._failed(run, form, error, verdict)
 
     # -- outcomes ---------------------------------------------------------------------------
 
@@ -193,14 +215,20 @@ class AuthenticatorValidateStage(StageType):
             _remember(run, user, threshold)
         return ok()
 
-    def _failed(self, run: StageRun, form: AuthenticatorValidateForm, error: str) -> StageResult:
+    def _failed(
+        self, run: StageRun, form: AuthenticatorValidateForm, error: str, verdict: Verdict
+    ) -> StageResult:
         if count_failure(run, FAILED_ATTEMPTS, "invalid_mfa_code"):
-            return deny(TOO_MANY)
+            return deny(verdict.wait_message() or TOO_MANY)
         form.code.errors = [error]
-        # A code is typed afresh each time; do not echo the refused one into the page.
-        form.code.data = ""
-        form.code.raw_data = []
-        return invalid()
+        _clear_code(form)
+        return invalid(verdict.wait_message())
+
+
+def _clear_code(form: AuthenticatorValidateForm) -> None:
+    """A code is typed afresh each time; do not echo the refused one into the page."""
+    form.code.data = ""
+    form.code.raw_data = []
 
 
 # -- devices and codes --------------------------------------------------------------------------
@@ -256,49 +284,64 @@ def _available_classes(run: StageRun, user: Any) -> list[str]:
     return list(run.memo[key])
 
 
-def _check_totp(run: StageRun, user: Any, code: str) -> str | None:
-    """``None`` when a device accepted ``code`` (its step is now spent), else the error."""
-    session = run.state.db.session
+@dataclass(frozen=True)
+class _Match:
+    """What checking a code found: ``spend`` uses up the matching code (``None`` when
+    nothing matched, then ``error`` says why) and returns an error if a parallel request
+    used it first."""
+
+    spend: Callable[[], str | None] | None = None
+    error: str = INVALID_CODE
+
+
+def _match_totp(run: StageRun, user: Any, code: str) -> _Match:
     replayed: TOTPDevice | None = None
     for device in _totp_devices(run, user):
         check = verify_totp(device, code)
         if check.accepted and check.step is not None:
-            # Conditional on the stored step, so of two parallel uses only one wins.
-            spent = _execute(
-                session,
-                sa.update(TOTPDevice)
-                .where(TOTPDevice.id == device.id, TOTPDevice.last_step < check.step)
-                .values(last_step=check.step, last_used=utcnow())
-                .execution_options(synchronize_session=False),
-            )
-            session.commit()
-            if spent.rowcount == 1:
-                return None
+            return _Match(functools.partial(_spend_totp_step, run, device, check.step))
+        if check.replayed:
             replayed = device
-        elif check.replayed:
-            replayed = device
-    if replayed is not None:
-        run.state.log.warning(
-            "authenticator_validate: replayed TOTP code for user %s, device %s",
-            run.state.user_store.user_id(user),
-            replayed.id,
-        )
-        return REPLAYED_CODE
-    return INVALID_CODE
+    if replayed is None:
+        return _Match()
+    run.state.log.warning(
+        "authenticator_validate: replayed TOTP code for user %s, device %s",
+        run.state.user_store.user_id(user),
+        replayed.id,
+    )
+    return _Match(error=REPLAYED_CODE)
 
 
-def _check_recovery_code(run: StageRun, user: Any, code: str) -> str | None:
-    """``None`` when ``code`` matched an unused recovery code (now deleted), else the error."""
+def _spend_totp_step(run: StageRun, device: TOTPDevice, step: int) -> str | None:
+    """Store ``step`` as the device's last, conditional on the stored one, so of two
+    parallel uses of one code only one wins (ASVS 6.5.1)."""
     session = run.state.db.session
+    spent = _execute(
+        session,
+        sa.update(TOTPDevice)
+        .where(TOTPDevice.id == device.id, TOTPDevice.last_step < step)
+        .values(last_step=step, last_used=utcnow())
+        .execution_options(synchronize_session=False),
+    )
+    session.commit()
+    return None if spent.rowcount == 1 else REPLAYED_CODE
+
+
+def _match_recovery_code(run: StageRun, user: Any, code: str) -> _Match:
     token = match_recovery_code(_static_devices(run, user), code, run.state.hashing)
     if token is None:
-        return INVALID_CODE
-    device_id = token.device_id
-    # A DELETE that reports its row count: of two parallel uses of one code only one wins.
+        return _Match()
+    return _Match(functools.partial(_spend_recovery_code, run, token.id, token.device_id))
+
+
+def _spend_recovery_code(run: StageRun, token_id: int, device_id: int) -> str | None:
+    """Delete the used code with a DELETE that reports its row count: of two parallel
+    uses of one code only one wins."""
+    session = run.state.db.session
     used = _execute(
         session,
         sa.delete(StaticToken)
-        .where(StaticToken.id == token.id)
+        .where(StaticToken.id == token_id)
         .execution_options(synchronize_session=False),
     )
     session.execute(

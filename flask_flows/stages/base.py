@@ -14,9 +14,13 @@ from flask import current_app
 from flask_wtf import FlaskForm
 from wtforms import HiddenField
 
-from .. import signals
+from .. import guesses, signals
+from ..guesses import Verdict
 from ..options import Option
 from ..plan import PENDING_USER, PENDING_USER_IDENTIFIER
+
+#: A guess was refused but its wait is already over (a rare race): try again.
+MSG_TRY_AGAIN = "Too many failed attempts. Please try again."
 
 if TYPE_CHECKING:
     from flask import Request
@@ -40,6 +44,9 @@ class StageResult:
     kind: Literal["ok", "invalid", "deny", "redirect"]
     message: str | None = None
     url: str | None = None
+    #: Seconds until the stage can be tried again (a guess came too soon): sent as
+    #: ``Retry-After`` with status 429 to browsers without htmx.
+    retry_after: int | None = None
 
 
 def ok() -> StageResult:
@@ -49,6 +56,13 @@ def ok() -> StageResult:
 def invalid(message: str | None = None) -> StageResult:
     """Show the stage again with field errors (already on the form) and/or ``message``."""
     return StageResult("invalid", message)
+
+
+def refused(verdict: Verdict) -> StageResult:
+    """Show the stage again saying when the next guess will be judged."""
+    return StageResult(
+        "invalid", verdict.wait_message() or MSG_TRY_AGAIN, retry_after=verdict.wait_seconds()
+    )
 
 
 def deny(message: str) -> StageResult:
@@ -134,10 +148,18 @@ class StageType:
         return ok()
 
 
+def judge_guess(run: StageRun, user: Any | None, correct: bool) -> Verdict:
+    """Judge a guess at ``user``'s secret on the server (:mod:`flask_flows.guesses`);
+    with no user (identification pretended), at the identifier that was typed."""
+    key = guesses.account(run.state, user, run.context.get(PENDING_USER_IDENTIFIER))
+    return guesses.judge(run.state, key, correct)
+
+
 def count_failure(run: StageRun, counter: str, reason: str) -> bool:
-    """One more failed check in this plan: counted under ``counter`` in the plan context,
-    sent as ``login_failed`` (the reputation policy scores it) and logged. True once the
-    stage's ``failed_attempts_before_cancel`` is reached."""
+    """One more failed check in this plan, already counted on the server by
+    :func:`judge_guess`: counted under ``counter`` in the plan context (the cookie, so
+    only to end this flow after ``failed_attempts_before_cancel``, as authentik does),
+    sent as ``login_failed`` and logged. True once that number is reached."""
     attempts = int(run.context.get(counter, 0)) + 1
     run.context[counter] = attempts
     signals.login_failed.send(

@@ -1,8 +1,9 @@
 """Password: checks the pending user's password with argon2id.
 
 An unknown user (identification pretended) and a wrong password give the same message
-after the same single argon2 verification. Failed attempts are counted in the plan; at
-``failed_attempts_before_cancel`` the plan is cancelled.
+after the same single argon2 verification and the same judgement on the server
+(:mod:`flask_flows.guesses`), which refuses guesses that come too soon. Failed attempts
+are also counted in the plan; at ``failed_attempts_before_cancel`` the plan is cancelled.
 """
 
 from __future__ import annotations
@@ -14,10 +15,22 @@ from wtforms.validators import DataRequired, Length
 
 from ..options import Option
 from ..plan import AUTH_METHOD, PENDING_USER, PENDING_USER_IDENTIFIER
-from .base import StageForm, StageResult, StageRun, StageType, count_failure, deny, invalid, ok
+from .base import (
+    StageForm,
+    StageResult,
+    StageRun,
+    StageType,
+    count_failure,
+    deny,
+    invalid,
+    judge_guess,
+    ok,
+    refused,
+)
 
 FAILED_ATTEMPTS = "failed_password_attempts"
 WRONG_CREDENTIALS = "Invalid username or password."
+TOO_MANY = "Too many failed attempts. Please start again."
 
 
 class PasswordForm(StageForm):
@@ -49,7 +62,11 @@ class PasswordStage(StageType):
         assert isinstance(form, PasswordForm)
         user = self._subject(run)
         store = run.state.user_store
-        if store.check_password(user, form.password.data or "") and user is not None:
+        correct = store.check_password(user, form.password.data or "") and user is not None
+        verdict = judge_guess(run, user, correct)
+        if verdict.refused:
+            return refused(verdict)
+        if correct:
             run.context[AUTH_METHOD] = "password"
             run.context.pop(FAILED_ATTEMPTS, None)
             run.context[PENDING_USER] = store.user_id(user)
@@ -58,9 +75,9 @@ class PasswordStage(StageType):
             return ok()
 
         if count_failure(run, FAILED_ATTEMPTS, "invalid_password"):
-            return deny("Too many failed attempts. Please start again later.")
+            return deny(verdict.wait_message() or TOO_MANY)
         form.password.errors = [WRONG_CREDENTIALS]
-        return invalid()
+        return invalid(verdict.wait_message())
 
     def _subject(self, run: StageRun) -> Any | None:
         """The pending user; the logged-in user when re-authenticating; ``None`` if pretended."""
