@@ -249,16 +249,25 @@ def record_failure(state: FlowsState, identifier: str, ip: str | None) -> Failur
     with state.db.engine.connect() as connection:
         with connection.begin() as transaction:
             pair = _change(connection, rules, _PAIR_FAILURE, identifier, address, now)
-            if (
-                pair is not None
-                and pair.familiar_until <= now
-                and _change(connection, rules, _ACCOUNT_FAILURE, identifier, ACCOUNT, now) is None
-            ):
-                pair = None
+            account = None
+            if pair is not None and pair.familiar_until <= now:
+                account = _change(connection, rules, _ACCOUNT_FAILURE, identifier, ACCOUNT, now)
+                if account is None:
+                    pair = None
             if pair is None:
                 transaction.rollback()
-        found = _standing(state, connection, identifier, address, now)
-    return Failure(counted=pair is not None, standing=found)
+        if pair is None:
+            # Refused: read what stood in the way, to say when to come back.
+            return Failure(False, _standing(state, connection, identifier, address, now))
+    found = Standing(
+        now=now,
+        pair_not_before=pair.not_before,
+        account_not_before=account.not_before if account is not None else 0.0,
+        familiar_until=pair.familiar_until,
+        failures=pair.failures,
+        score=pair.score,
+    )
+    return Failure(True, found)
 
 
 def record_login(state: FlowsState, identifier: str, ip: str | None) -> None:
@@ -289,12 +298,20 @@ _MISS = "miss"
 #: Changes that apply only once ``not_before`` has passed.
 _GUARDED = frozenset({_PAIR_FAILURE, _ACCOUNT_FAILURE})
 _UPSERT_DIALECTS = frozenset({"postgresql", "sqlite"})
+_RETURNED = (
+    Reputation.not_before,
+    Reputation.familiar_until,
+    Reputation.failures,
+    Reputation.score,
+)
 
 
 @dataclass(frozen=True)
 class _Row:
     not_before: float
     familiar_until: float
+    failures: int
+    score: int
 
 
 def _change(
@@ -309,7 +326,9 @@ def _change(
         found = connection.execute(rules.upsert(dialect, change), parameters).first()
     else:
         found = _generic(connection, rules, change, parameters)
-    return None if found is None else _Row(found.not_before, found.familiar_until)
+    if found is None:
+        return None
+    return _Row(found.not_before, found.familiar_until, found.failures, found.score)
 
 
 #: Tests set this to run the statements other databases get on PostgreSQL and SQLite.
@@ -332,7 +351,7 @@ def _generic(
         update = update.where(row.not_before <= sa.bindparam("now", type_=sa.Float()))
     if not cast(CursorResult[Any], connection.execute(update, parameters)).rowcount:
         return None
-    found = sa.select(row.not_before, row.familiar_until).where(where)
+    found = sa.select(*_RETURNED).where(where)
     return connection.execute(found, parameters).first()
 
 
@@ -345,7 +364,7 @@ def _upsert(rules: Rules, dialect: str, change: str) -> Any:
     where = row.not_before <= sa.bindparam("now", type_=sa.Float()) if change in _GUARDED else None
     return statement.on_conflict_do_update(
         index_elements=[row.identifier, row.ip], set_=_changes(change, rules), where=where
-    ).returning(row.not_before, row.familiar_until)
+    ).returning(*_RETURNED)
 
 
 def _empty_values() -> dict[str, Any]:

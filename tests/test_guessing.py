@@ -323,3 +323,23 @@ def test_every_guess_costs_one_judgement_not_a_cookie_write(
     for thread in threads:
         thread.join(timeout=60)
     assert sorted(results) == ["refused"] * (12 - FREE) + ["wrong"] * FREE
+
+
+def test_htmx_gets_the_wait_in_a_page_it_swaps(
+    app: Flask, base: str, make_user: Callable[..., User], login_flow: Flow
+) -> None:
+    """htmx does not swap 4xx answers: a refused guess reaches it as 200, with the same
+    words (and the Retry-After header)."""
+    make_user("alice", password=PASSWORD)
+    captured = Visitor(base, htmx=True)
+    captured.open(LOGIN)
+    captured.submit(LOGIN, uid_field="alice")
+    assert 'name="password"' in captured.page
+    for n in range(FREE):
+        guess = captured.replay()
+        assert guess.submit(LOGIN, password=f"guess {n}") == 200
+        assert WRONG in guess.page
+    refused = captured.replay()
+    assert refused.submit(LOGIN, password=PASSWORD) == 200
+    assert REFUSED.search(refused.page)
+    assert int(refused.response_headers["Retry-After"]) > 0

@@ -491,3 +491,28 @@ def test_the_shipped_setup_flows_start_from_the_page(
         assert browser.stage_type == "password"  # re-authentication first (ASVS 7.5.1)
         browser.step(url.split("/")[2], password=PASSWORD)
         assert browser.stage_type in {"authenticator_totp", "authenticator_static"}
+
+
+def test_the_settings_page_waits_like_any_other_guess(
+    app: Flask, browser: FlowBrowser, make_user: Callable[..., User], login_flow: Flow
+) -> None:
+    """Its wrong passwords are the account's failures from this IP: the session they
+    ended leaves the wait behind, so a second session from there must wait too, and is
+    told for how long; the right password then removes nothing."""
+    alice = make_user("alice")
+    device_id = add_totp(app, alice)
+    second = another(app)
+    second.log_in("alice", PASSWORD, slug="login")
+    browser.log_in("alice", PASSWORD, slug="login")
+    open_settings(browser)
+    url = f"/flows/-/settings/authenticators/totp/{device_id}/remove/"
+    for _ in range(MAX_PASSWORD_FAILURES):
+        post_action(browser, url, password="guess")
+    assert "Too many wrong passwords" in (browser.last.text if browser.last else "")
+
+    open_settings(second)
+    assert post_action(second, url, password=PASSWORD) == 429
+    assert second.last is not None
+    assert "You can try again in 1 minute." in second.last.text
+    assert int(second.last.headers["Retry-After"]) > 0
+    assert device_exists(app, TOTPDevice, device_id)
