@@ -40,6 +40,7 @@ from .plan import (
     FlowPlan,
     injected_stage_id,
     store_plan,
+    stored_plan,
     stored_plans,
 )
 from .planner import EmptyFlow, FlowNonApplicable, FlowPlanner
@@ -152,10 +153,9 @@ class FlowExecutor:
         return self._start(context, use_cache=False)
 
     def _stored_plan(self) -> FlowPlan | None:
-        stored = stored_plans().get(self.flow.slug)
-        if stored is None:
+        if self.flow.slug not in stored_plans():
             return None
-        plan = FlowPlan.from_session(self.flow.slug, stored)
+        plan = stored_plan(self.flow.slug)
         if plan is not None and plan.context.get(REDIRECT):
             self.carried = {REDIRECT: plan.context[REDIRECT]}
         if plan is not None and plan.revision != self.flow.revision:

@@ -104,6 +104,7 @@ class Flows:
         app.add_template_global(generate_csrf, "flows_csrf_token")
         guesses.connect_signals(app)
         remembered_mfa.connect_signals(app)
+        mail.connect(app)
         if app.config["FLOWS_SQLITE_FOREIGN_KEYS"]:
             _enforce_sqlite_foreign_keys(app, db)
         link_hosts.check_at_start(app, state)

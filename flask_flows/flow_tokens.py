@@ -76,8 +76,11 @@ def save_token(
     address: str,
     lifetime: timedelta,
     activate_user: bool,
+    rehearse: bool = False,
 ) -> None:
-    """Store ``plan`` behind ``token`` (only its hash) and commit."""
+    """Store ``plan`` behind ``token`` (only its hash) and commit; with ``rehearse``, do
+    the same database work and roll it back (for a pretended account's mail, whose job
+    must cost what a real one's does)."""
     now = utcnow()
     state.db.session.add(
         FlowToken(
@@ -91,6 +94,10 @@ def save_token(
             expires=now + lifetime,
         )
     )
+    if rehearse:
+        state.db.session.flush()
+        state.db.session.rollback()
+        return
     state.db.session.commit()
 
 

@@ -23,7 +23,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from typing import Any
 
-from flask import Flask, current_app, render_template
+from flask import Flask, current_app, g, has_request_context, render_template
 from werkzeug.utils import import_string
 
 from .options import ConfigError
@@ -35,6 +35,8 @@ log = logging.getLogger("flask_flows.mail")
 
 _pending: set[threading.Thread] = set()
 _pending_lock = threading.Lock()
+#: ``g`` key: mail threads to start when the request ends.
+_DEFERRED = "_flows_deferred_mail"
 
 
 @dataclass(frozen=True)
@@ -87,25 +89,53 @@ def build_message(*, to: str, subject: str, template: str, **context: Any) -> Em
     return message
 
 
-def send(message: EmailMessage, prepare: Callable[[], None] | None = None) -> None:
+def send(
+    message: EmailMessage, prepare: Callable[[], None] | None = None, *, deliver: bool = True
+) -> None:
     """Deliver ``message`` now or from a background thread (``FLOWS_MAIL_SEND_IN_BACKGROUND``).
 
     ``prepare`` runs first, in the same thread and app context, and the message is not
     sent if it fails: the email stage stores the link's token there, so that the database
     write is not foreground work either. Never raises: a failure is logged, because the
     person in front of the form can do nothing about it and must not learn more than
-    "we sent a link".
+    "we sent a link". With ``deliver=False`` only ``prepare`` runs: a job that costs what
+    a real one does, for someone who must not be told that nobody gets a mail.
     """
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
     if not app.config["FLOWS_MAIL_SEND_IN_BACKGROUND"]:
-        _deliver_logged(app, message, prepare)
+        _deliver_logged(app, message, prepare, deliver)
         return
     thread = threading.Thread(
-        target=_deliver_logged, args=(app, message, prepare), name="flask-flows-mail", daemon=True
+        target=_deliver_logged,
+        args=(app, message, prepare, deliver),
+        name="flask-flows-mail",
+        daemon=True,
     )
     with _pending_lock:
         _pending.add(thread)
-    thread.start()
+    if has_request_context():
+        # Started when the request ends (its response is complete): the thread's database
+        # write and SMTP exchange then cannot slow the response down, which would tell a
+        # real account's recovery from a pretended one's.
+        g.setdefault(_DEFERRED, []).append(thread)
+    else:
+        thread.start()
+
+
+def connect(app: Flask) -> None:
+    """Start the mail a request handed over once it ends (called once per app)."""
+    app.teardown_request(_start_deferred)
+
+
+def _start_deferred(error: BaseException | None) -> None:
+    for thread in g.pop(_DEFERRED, []):
+        if error is None:
+            thread.start()
+            continue
+        # The request failed after handing the mail over: nothing it promised is sent.
+        log.warning("mail: not sent, the request that asked for it failed")
+        with _pending_lock:
+            _pending.discard(thread)
 
 
 def wait_for_outgoing_mail(timeout: float | None = None) -> bool:
@@ -148,11 +178,15 @@ def _backend(config: Mapping[str, Any]) -> MailBackend | None:
     return backend  # type: ignore[no-any-return]
 
 
-def _deliver_logged(app: Flask, message: EmailMessage, prepare: Callable[[], None] | None) -> None:
+def _deliver_logged(
+    app: Flask, message: EmailMessage, prepare: Callable[[], None] | None, send: bool
+) -> None:
     try:
         with app.app_context():
             if prepare is not None:
                 prepare()
+            if not send:
+                return
             deliver(message, app.config)
         log.info("mail: sent %r", message["Subject"])
     except Exception:

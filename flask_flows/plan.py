@@ -3,7 +3,8 @@
 A plan is small on purpose: binding ids, the ids of bindings whose policies must be
 checked again before they run, a context of ids and short values, the flow revision it
 was built from, when it was made and a step counter. It is stored per flow slug in the
-signed session, so two tabs running two flows never disturb each other.
+signed session, so two tabs running two flows never disturb each other; its context is
+sealed there (:mod:`flask_flows.sealing`), because the session is readable.
 
 Entries of ``bindings`` are normally ids of the flow's :class:`FlowStageBinding` rows
 (always positive). A stage may also add stages that are not bound to the flow at all
@@ -15,14 +16,20 @@ itself. See :func:`injected_stage_id`.
 
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from flask import session
+from flask import g, session
+
+from .sealing import seal, unseal
 
 #: Session key of the mapping slug → stored plan.
 PLANS_KEY = "_flows_plans"
+#: ``g`` key: contexts unsealed (or sealed) in this request, by slug and sealed value,
+#: so that showing a stage opens its plan once, not again to see whether it changed.
+_OPENED = "_flows_opened_plans"
 
 #: Context keys shared across stages (authentik's names where they exist).
 PENDING_USER = "pending_user"
@@ -111,12 +118,44 @@ def stored_plans() -> dict[str, Any]:
     return plans if isinstance(plans, dict) else {}
 
 
+def stored_plan(slug: str) -> FlowPlan | None:
+    """This browser's plan for ``slug``, its context unsealed (:mod:`flask_flows.sealing`);
+    ``None`` when there is none or it is not one we wrote."""
+    data = stored_plans().get(slug)
+    context = _opened_context(slug, data)
+    if context is None or not isinstance(data, dict):
+        return None
+    # A copy: stages change the plan's context in place.
+    return FlowPlan.from_session(slug, {**data, "c": copy.deepcopy(context)})
+
+
 def store_plan(plan: FlowPlan) -> bool:
-    """Write ``plan`` into this browser's session; ``False`` when it was there unchanged
-    (a stage shown again), so that no new cookie is signed and sent."""
+    """Write ``plan`` into this browser's session, its context sealed; ``False`` when it
+    was there unchanged (a stage shown again), so that no new cookie is signed and sent."""
     stored = stored_plans()
     data = plan.to_session()
-    if stored.get(plan.flow_slug) == data:
+    before = stored.get(plan.flow_slug)
+    if (
+        isinstance(before, dict)
+        and {**before, "c": None} == {**data, "c": None}
+        and _opened_context(plan.flow_slug, before) == plan.context
+    ):
         return False
+    data["c"] = seal(plan.context, plan.flow_slug, PENDING_USER)
+    g.setdefault(_OPENED, {})[(plan.flow_slug, data["c"])] = copy.deepcopy(plan.context)
     session[PLANS_KEY] = {**stored, plan.flow_slug: data}
     return True
+
+
+def _opened_context(slug: str, data: Any) -> dict[str, Any] | None:
+    """The unsealed context of the stored plan ``data``, opened at most once a request."""
+    if not isinstance(data, dict) or not isinstance(data.get("c"), str):
+        return None
+    opened: dict[tuple[str, str], dict[str, Any]] = g.setdefault(_OPENED, {})
+    key = (slug, data["c"])
+    if key not in opened:
+        context = unseal(data["c"], slug, PENDING_USER)
+        if context is None:
+            return None
+        opened[key] = context
+    return opened[key]

@@ -3,6 +3,13 @@ what only this suite's apps make sense of."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
+from flask.testing import FlaskClient
+
+from flask_flows.plan import PENDING_USER, PLANS_KEY
+from flask_flows.sealing import seal, unseal
 from flask_flows.testing import FlowBrowser as PublicFlowBrowser
 
 
@@ -12,3 +19,28 @@ class FlowBrowser(PublicFlowBrowser):
     def whoami(self) -> str:
         """The test app's home page, which names the logged-in user (``last`` untouched)."""
         return self.client.get("/").text
+
+
+def plan_context(client: FlaskClient, slug: str) -> dict[str, Any]:
+    """The unsealed context of the plan ``client``'s session holds for ``slug``."""
+    with client.session_transaction() as session:
+        sealed = session[PLANS_KEY][slug]["c"]
+    with client.application.app_context():
+        context = unseal(sealed, slug, PENDING_USER)
+    assert context is not None, f"the plan for {slug!r} does not unseal"
+    return context
+
+
+def edit_plan_context(
+    client: FlaskClient, slug: str, edit: Callable[[dict[str, Any]], None]
+) -> None:
+    """Change the context of ``client``'s plan for ``slug``, sealed again with the app's
+    key: what someone holding ``SECRET_KEY`` could do."""
+    context = plan_context(client, slug)
+    edit(context)
+    with client.application.app_context():
+        sealed = seal(context, slug, PENDING_USER)
+    with client.session_transaction() as session:
+        plans = dict(session[PLANS_KEY])
+        plans[slug] = {**plans[slug], "c": sealed}
+        session[PLANS_KEY] = plans

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import sqlalchemy as sa
-from browsing import FlowBrowser
+from browsing import FlowBrowser, plan_context
 from factory import User, db
 from flask import Flask, template_rendered
 from smtp_sink import Mailbox, bodies, closed_port, link_in
@@ -173,9 +173,9 @@ def test_the_restored_plan_is_marked_and_holds_no_secret(
     other, _ = open_link(app, link)
     restored = session_data(app, other)
     assert token not in repr(restored)
-    plan = restored["_flows_plans"][SLUG]
-    assert plan["c"]["is_restored"] is True
-    assert "email_sent" not in plan["c"]
+    context = plan_context(other.client, SLUG)
+    assert context["is_restored"] is True
+    assert "email_sent" not in context
     assert wait_for_outgoing_mail(5)
     assert "flask_flows" in {record.name.split(".")[0] for record in caplog.records}
     assert token not in caplog.text
@@ -630,6 +630,47 @@ def test_recovery_runs_the_same_queries_in_the_request_for_an_unknown_account(
     assert any("flows_flow_token" in s for s in known)  # the rate-limit count
     assert wait_for_outgoing_mail(5)
     assert len(tokens(app)) == 1
+
+
+def test_the_mail_job_is_the_same_for_an_unknown_account_and_starts_after_the_request(
+    app: Flask, make_user, recovery_flow, mailbox: Mailbox
+) -> None:
+    """Timing, the rest of it: a real account's job (storing the token, a commit) used to
+    run beside the response, and a pretended one had none, so the response told them
+    apart by milliseconds. Now both jobs start when the request has ended and do the same
+    database work; the pretended one's is rolled back and sends nothing."""
+    make_user("alice")
+    request_thread = threading.get_ident()
+
+    def job_for(identifier: str) -> tuple[list[str], list[str]]:
+        browser = FlowBrowser(app.test_client(), htmx=True)
+        browser.start(SLUG)
+        order: list[tuple[str, str]] = []
+
+        def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+            where = "request" if threading.get_ident() == request_thread else "job"
+            order.append((where, statement.split()[0].upper()))
+
+        with app.app_context():
+            engine = db.engine
+        sa.event.listen(engine, "before_cursor_execute", record)
+        try:
+            browser.submit(SLUG, uid_field=identifier)
+            assert wait_for_outgoing_mail(5)
+        finally:
+            sa.event.remove(engine, "before_cursor_execute", record)
+        places = [where for where, _ in order]
+        assert "job" in places
+        # Every statement of the request came before the first of the job.
+        assert places == sorted(places, key=lambda where: where == "job"), order
+        return [s for w, s in order if w == "request"], [s for w, s in order if w == "job"]
+
+    known_request, known_job = job_for("alice@example.com")
+    unknown_request, unknown_job = job_for("nobody@example.com")
+    assert known_job == unknown_job == ["INSERT"]
+    assert len(known_request) - len(unknown_request) <= 1  # the user's row, as above
+    assert len(tokens(app)) == 1
+    assert [m["To"] for m in mailbox.messages] == ["alice@example.com"]
 
 
 def test_send_again_for_an_unknown_account_looks_the_same(

@@ -12,13 +12,12 @@ from urllib.parse import urlsplit
 
 import pytest
 import sqlalchemy as sa
-from browsing import FlowBrowser
+from browsing import FlowBrowser, edit_plan_context, plan_context
 from factory import db
 from flask import Flask
 from werkzeug.test import TestResponse
 
 from flask_flows import Flow
-from flask_flows.executor import PLANS_KEY
 from flask_flows.grants import Invitation, create_invitation
 from flask_flows.models import utcnow
 from flask_flows.plan import PROMPT_DATA
@@ -63,9 +62,8 @@ def open_link(browser: FlowBrowser, url: str) -> TestResponse:
     return response
 
 
-def plan_context(browser: FlowBrowser, slug: str = "invited") -> dict[str, Any]:
-    with browser.client.session_transaction() as session:
-        return dict(session[PLANS_KEY][slug]["c"])
+def context_of(browser: FlowBrowser, slug: str = "invited") -> dict[str, Any]:
+    return plan_context(browser.client, slug)
 
 
 def invitation_row(app: Flask, token: str) -> Invitation:
@@ -92,7 +90,7 @@ def test_a_valid_link_continues_and_merges_fixed_data_into_prompt_data(
     open_link(browser, f"/flows/invited/?itoken={token}")
 
     assert browser.stage_type == "dummy"
-    context = plan_context(browser)
+    context = context_of(browser)
     assert context[PROMPT_DATA] == FIXED
     row = invitation_row(app, token)
     assert context[INVITATION] == row.id
@@ -153,10 +151,13 @@ def test_fixed_data_is_merged_over_existing_prompt_data_only_for_its_keys(
     # The invitation stage only reads the link in the request that reaches it, so a
     # stage before it means the link is opened on the step that runs it: the dummy's POST.
     browser.start("second")
-    with browser.client.session_transaction() as session:
-        plans = session[PLANS_KEY]
-        plans["second"]["c"][PROMPT_DATA] = {"username": "carol", "email": "old@example.com"}
-        session[PLANS_KEY] = plans
+    edit_plan_context(
+        browser.client,
+        "second",
+        lambda context: context.update(
+            {PROMPT_DATA: {"username": "carol", "email": "old@example.com"}}
+        ),
+    )
     browser.post(
         f"/flows/second/?itoken={token}",
         {"csrf_token": browser.csrf_token(), "flow_step": browser.step_token()},
@@ -167,7 +168,7 @@ def test_fixed_data_is_merged_over_existing_prompt_data_only_for_its_keys(
     browser.step("second")  # "Continue"
 
     assert browser.stage_type == "dummy"
-    assert plan_context(browser, "second")[PROMPT_DATA] == {
+    assert context_of(browser, "second")[PROMPT_DATA] == {
         "username": "carol",
         "email": "carol@example.com",
     }
@@ -186,7 +187,7 @@ def test_opening_a_link_spends_nothing_until_continue(
         assert "You are invited" in page.text
         assert scanner.client.head(url).status_code == 200
     assert invitation_row(app, token).used_at is None
-    assert INVITATION not in plan_context(scanner)
+    assert INVITATION not in context_of(scanner)
 
     open_link(browser, url)
     assert browser.stage_type == "dummy"
@@ -201,12 +202,12 @@ def test_a_new_link_starts_afresh_over_an_older_plan(
     first = invite(fixed_data={"email": "first@example.com"})
     second = invite(fixed_data={"email": "second@example.com"})
     open_link(browser, f"/flows/invited/?itoken={first}")
-    assert plan_context(browser)[PROMPT_DATA] == {"email": "first@example.com"}
+    assert context_of(browser)[PROMPT_DATA] == {"email": "first@example.com"}
 
     open_link(browser, f"/flows/invited/?itoken={second}")
     assert browser.stage_type == "dummy"
-    assert plan_context(browser)[PROMPT_DATA] == {"email": "second@example.com"}
-    assert plan_context(browser)[INVITATION] == invitation_row(app, second).id
+    assert context_of(browser)[PROMPT_DATA] == {"email": "second@example.com"}
+    assert context_of(browser)[INVITATION] == invitation_row(app, second).id
 
 
 def test_the_same_link_opened_again_resumes_the_plan(
@@ -295,7 +296,7 @@ def test_a_multi_use_link_works_more_than_once(
     for client in (browser, browser.fresh(), browser.fresh()):
         open_link(client, f"/flows/invited/?itoken={token}")
         assert client.stage_type == "dummy"
-        assert plan_context(client)[PROMPT_DATA] == FIXED
+        assert context_of(client)[PROMPT_DATA] == FIXED
 
 
 def test_a_missing_token_is_refused(browser: FlowBrowser, invited_flow: Flow) -> None:
@@ -356,7 +357,7 @@ def test_continue_flow_without_invitation(
     open_link(browser, f"/flows/optional/{query}")
 
     assert browser.stage_type == "dummy"
-    context = plan_context(browser, "optional")
+    context = context_of(browser, "optional")
     assert PROMPT_DATA not in context
     assert INVITATION not in context
 
@@ -372,7 +373,7 @@ def test_continue_flow_without_invitation_still_uses_a_valid_one(
     )
     token = invite(flow_slug="optional")
     open_link(browser, f"/flows/optional/?itoken={token}")
-    assert plan_context(browser, "optional")[PROMPT_DATA] == FIXED
+    assert context_of(browser, "optional")[PROMPT_DATA] == FIXED
 
 
 def test_the_token_stays_out_of_the_logs(
@@ -414,7 +415,7 @@ def test_cli_prints_a_working_link(app: Flask, browser: FlowBrowser, invited_flo
 
     open_link(browser, f"{parts.path}?{parts.query}")
     assert browser.stage_type == "dummy"
-    assert plan_context(browser)[PROMPT_DATA] == {"email": "dan@example.com", "x": ""}
+    assert context_of(browser)[PROMPT_DATA] == {"email": "dan@example.com", "x": ""}
     other = browser.fresh()
     assert_denied(other.get(f"{parts.path}?{parts.query}"), other, MSG_USED)
 

@@ -9,13 +9,12 @@ from typing import Any
 
 import pytest
 from argon2 import PasswordHasher
-from browsing import FlowBrowser
+from browsing import FlowBrowser, plan_context
 from factory import User
 from flask import Flask
 from werkzeug.test import TestResponse
 
 from flask_flows import ConfigError, Flow, Flows, PolicyResult
-from flask_flows.executor import PLANS_KEY
 from flask_flows.models import Policy
 from flask_flows.stages.prompt import MSG_TOO_MUCH, PromptStage
 from flask_flows.stages.prompt_checks import (
@@ -84,12 +83,9 @@ VALID = {
 }
 
 
-def plan_context(app: Flask, browser: FlowBrowser, slug: str) -> dict[str, Any]:
+def context_of(app: Flask, browser: FlowBrowser, slug: str) -> dict[str, Any]:
     """The context of the plan the browser's session cookie holds for ``slug``."""
-    cookie = browser.client.get_cookie("session")
-    assert cookie is not None
-    data = app.session_interface.get_signing_serializer(app).loads(cookie.value)  # type: ignore[union-attr]
-    return data[PLANS_KEY][slug]["c"]  # type: ignore[no-any-return]
+    return plan_context(browser.client, slug)
 
 
 def cookie_text(app: Flask, browser: FlowBrowser) -> str:
@@ -169,7 +165,7 @@ def test_valid_values_land_in_prompt_data(
     browser.start("signup")
     browser.step("signup", **VALID, shown="tampered", notes="tampered", source="tampered")
     assert browser.stage_type == "dummy"
-    data = plan_context(app, browser, "signup")["prompt_data"]
+    data = context_of(app, browser, "signup")["prompt_data"]
     assert data == {
         "nickname": "Bob",
         "shown": "fixed",
@@ -203,7 +199,7 @@ def test_optional_fields_may_stay_empty(
     browser.start("opt")
     browser.step("opt", age="", birthday="", meeting="", colour="")
     assert browser.stage_type == "dummy", errors(browser.last)  # type: ignore[arg-type]
-    data = plan_context(app, browser, "opt")["prompt_data"]
+    data = context_of(app, browser, "opt")["prompt_data"]
     assert data["age"] is None and data["birthday"] is None and data["terms"] is False
     assert data["nickname"] == "" and data["plan"] is None
     assert "password" not in data

@@ -14,11 +14,12 @@ the user exists, the address typed into the prompt (``prompt_data["email"]``). T
 own address wins when both exist, so a prompt can never redirect another account's link.
 
 When identification pretended that an unknown account exists, nobody receives anything,
-yet the page, its status and the foreground work are the same as for a real account: the
-page never shows the address then, the rate-limit query runs and the mail templates are
-rendered either way, while storing the token and sending the mail both happen in the
-mail thread (with ``FLOWS_MAIL_SEND_IN_BACKGROUND`` off they happen in the request, and
-a real account's response is slower by a database commit and an SMTP exchange).
+yet the page, its status and the work are the same as for a real account: the page
+never shows the address then, and the rate-limit query, a new token, the mail templates
+and a mail job happen either way. The job, in a thread started when the request ends,
+stores the token and sends the mail, or for nobody does the same database write and
+rolls it back (with ``FLOWS_MAIL_SEND_IN_BACKGROUND`` off it runs in the request, and a
+real account's response is slower by an SMTP exchange).
 
 Per-stage SMTP servers (authentik's ``use_global_settings: false``) are not supported:
 configure ``FLOWS_MAIL_*`` instead.
@@ -53,9 +54,6 @@ RATE_LIMITED = (
     "We have already sent several emails. Please wait a while before asking for another,"
     " and check your spam folder."
 )
-
-#: Stands in for the token in the mail rendered when there is nobody to send it to.
-_PLACEHOLDER_TOKEN = "-" * 43
 
 
 class EmailStage(StageType):
@@ -122,7 +120,10 @@ class EmailStage(StageType):
             address = None
             if recipient.user_id is None:
                 return False
-        token = new_token() if address else _PLACEHOLDER_TOKEN
+        # With no address (an account pretended, or its mailbox at its limit), the same
+        # work is done and nothing is kept or sent: the response and the mail job then
+        # cost what they cost for a real account (ASVS 6.3.8).
+        token = new_token()
         message = mail.build_message(
             to=address or "nobody@invalid",
             subject=run.config["subject"],
@@ -133,20 +134,21 @@ class EmailStage(StageType):
             expires_in=_duration(run.config["token_expiry"]),
             flow=run.flow,
         )
+        save = partial(
+            save_token,
+            run.state,
+            token,
+            _continuation(run.plan),
+            user_id=recipient.user_id,
+            address=address or "",
+            lifetime=timedelta(minutes=run.config["token_expiry"]),
+            activate_user=run.config["activate_user_on_success"],
+            rehearse=address is None,
+        )
+        # The token is stored by the mail thread, which starts when the request ends: a
+        # database write here would make a real account's response slower.
+        mail.send(message, prepare=save, deliver=address is not None)
         if address:
-            save = partial(
-                save_token,
-                run.state,
-                token,
-                _continuation(run.plan),
-                user_id=recipient.user_id,
-                address=address,
-                lifetime=timedelta(minutes=run.config["token_expiry"]),
-                activate_user=run.config["activate_user_on_success"],
-            )
-            # The token is stored by the mail thread: a database write here would make
-            # a real account's response measurably slower than a pretended one's.
-            mail.send(message, prepare=save)
             run.state.log.info("email: link for flow %s handed to the mailer", run.flow.slug)
         return True
 
