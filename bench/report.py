@@ -18,6 +18,8 @@ LOGIN_TARGET = 1.10
 COOKIE_LIMIT = 4096
 COOKIE_TARGET = 1024
 QUERY_TARGET = 3
+#: Identification with the most users against the fewest: flat, within noise.
+GROWTH_TARGET = 1.2
 #: Requests of the login walk that show no stage.
 NOT_STAGE_REQUESTS = ("GET /flows/-/login/ (default flow)", "GET / (logged in)")
 
@@ -51,6 +53,8 @@ def markdown(r: dict[str, Any]) -> str:
     m = r["machine"]
     over, login, ceil = r["overhead"], r["login"], r["ceiling"]
     sess, queries, scale = r["session"], r["queries"], r["scaleout"]
+    idn = r["identification"]
+    growth = _identification_growth(idn)
     lines = [
         "# Performance",
         "",
@@ -100,6 +104,9 @@ def markdown(r: dict[str, Any]) -> str:
         f"| 6. logins/s, 2 gunicorn workers vs 1 (cheap / production) |"
         f" {scale['cheap']['ratio']['2 workers']:.2f}× /"
         f" {scale['production']['ratio']['2 workers']:.2f}× | — | |",
+        f"| 7. identification POST, {_count(idn['sizes'][-1])} users vs {_count(idn['sizes'][0])}"
+        f" (SQLite / PostgreSQL) | {growth['sqlite']:.2f}× / {growth['postgresql']:.2f}× |"
+        f" ≤ {GROWTH_TARGET}× | {_verdict(max(growth.values()) <= GROWTH_TARGET)} |",
         "",
         "![Benchmark chart](performance.png)",
         "",
@@ -229,8 +236,41 @@ def markdown(r: dict[str, Any]) -> str:
             f" {row['2 servers, cross-server logins']:.1f} |"
             f" {scale[name]['ratio']['2 workers']:.2f}× |"
         )
+    lines += [
+        "",
+        "## 7. Identification with many users",
+        "",
+        "Wall-clock time of the identification POST of the login flow (the database works in",
+        "another process on PostgreSQL), as users are added: a name that exists and one that",
+        "does not, each the median of"
+        f" {idn['rounds']} rounds of {idn['requests']} POSTs. The lookup is one equality on",
+        "the indexed `username_key` / `email_key` columns (NFKC, case-folded), so it must not",
+        "grow with the table.",
+        "",
+        "| users | SQLite, known | SQLite, unknown | PostgreSQL, known | PostgreSQL, unknown |",
+        "|---|---|---|---|---|",
+    ]
+    for size in idn["sizes"]:
+        sqlite, pg = idn["sqlite"][str(size)], idn["postgresql"][str(size)]
+        lines.append(
+            f"| {_count(size)} | {_ms(sqlite['known'])} | {_ms(sqlite['unknown'])} |"
+            f" {_ms(pg['known'])} | {_ms(pg['unknown'])} |"
+        )
     lines += ["", *NOTES, "", "## Re-running", "", *RERUN, ""]
     return "\n".join(lines)
+
+
+def _count(n: int) -> str:
+    return f"{n:,}"
+
+
+def _identification_growth(idn: dict[str, Any]) -> dict[str, float]:
+    """Per database, the slower of known and unknown: most users against fewest."""
+    first, last = str(idn["sizes"][0]), str(idn["sizes"][-1])
+    return {
+        db: max(idn[db][last][kind] / idn[db][first][kind] for kind in ("known", "unknown"))
+        for db in ("sqlite", "postgresql")
+    }
 
 
 NOTES = [
@@ -239,7 +279,8 @@ NOTES = [
     "Profiled with pyinstrument (see bench/README.md for the command).",
     "",
     "- **Stage GET.** The same template rendering as the baseline, plus reading the plan",
-    "  from the cookie. The flow's definition comes from the per-process cache, whose",
+    "  from the cookie and opening its sealed context (AES-GCM, once per request). The",
+    "  flow's definition comes from the per-process cache, whose",
     "  revision is re-read once per `FLOWS_DEFINITION_CHECK_SECONDS` (5 s); a plan that did",
     "  not change is not signed into a new cookie.",
     "- **Failing password POST.** The same work as the baseline plus the failed-attempt",

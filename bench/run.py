@@ -1,4 +1,4 @@
-"""``make bench``: run the six benchmarks in one go, then write docs/performance.md and
+"""``make bench``: run the seven benchmarks in one go, then write docs/performance.md and
 docs/performance.png. Raw results also go to bench/results/results.json."""
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+import identification
 import inprocess
 import report
 import scaleout
@@ -71,6 +72,10 @@ def main() -> None:
             ("session", lambda: session_size.session_sizes(workdir)),
             ("queries", lambda: inprocess.queries_per_request(workdir, (1, 100, 1000))),
             ("scaleout", lambda: scaleout.scale_out(workdir, rounds=3, clients=3, seconds=8)),
+            (
+                "identification",
+                lambda: identification.identification_cost(workdir, rounds=5, requests=100),
+            ),
         ]
         for name, step in steps:
             began = time.monotonic()

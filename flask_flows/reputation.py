@@ -51,6 +51,7 @@ from sqlalchemy.engine import Connection, CursorResult
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
+from . import identifiers
 from .models import FlowsModel
 from .options import ConfigError
 
@@ -89,7 +90,7 @@ def user_key(user_id: Any) -> str:
 def name_key(identifier: str) -> str:
     """An identifier that matches no user, compared as identification compares it (a
     NUL, which matches no one and PostgreSQL cannot store, is dropped)."""
-    return f"name:{identifier.replace(chr(0), '').strip().lower()}"[:KEY_LENGTH]
+    return f"name:{identifiers.key(identifier.replace(chr(0), ''))}"[:KEY_LENGTH]
 
 
 def ip_key(ip: str | None) -> str:

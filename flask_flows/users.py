@@ -15,7 +15,7 @@ from flask import g, has_app_context
 from flask_login import UserMixin
 from sqlalchemy.orm import Mapped, mapped_column
 
-from . import reputation
+from . import identifiers, reputation
 from .models import FlowsModel, Group, GroupMembership
 
 if TYPE_CHECKING:
@@ -38,10 +38,27 @@ class FlowsUserMixin(UserMixin):
     password_hash: Mapped[str | None] = mapped_column(sa.String(256), default=None)
     active: Mapped[bool] = mapped_column(default=True)
     is_superuser: Mapped[bool] = mapped_column(default=False)
+    #: The forms identification looks users up by (:func:`flask_flows.identifiers.key`),
+    #: kept up to date on every flush: unique, so two spellings of one name cannot be two
+    #: accounts, and indexed, so a lookup costs the same with a million users.
+    username_key: Mapped[str | None] = mapped_column(
+        sa.String(identifiers.KEY_LENGTH), unique=True, default=None
+    )
+    email_key: Mapped[str | None] = mapped_column(
+        sa.String(identifiers.KEY_LENGTH), unique=True, default=None
+    )
 
     @property
     def is_active(self) -> bool:  # type: ignore[override]
         return bool(self.active)
+
+
+@sa.event.listens_for(FlowsUserMixin, "before_insert", propagate=True)
+@sa.event.listens_for(FlowsUserMixin, "before_update", propagate=True)
+def _keep_keys(mapper: Any, connection: Any, user: FlowsUserMixin) -> None:
+    """Every write of a user (however it was made) brings its keys along."""
+    user.username_key = identifiers.key(user.username) if user.username else None
+    user.email_key = identifiers.key(user.email) if user.email else None
 
 
 class UserStore:
@@ -90,11 +107,10 @@ class UserStore:
         for field in fields:
             if field not in self.identifier_fields:
                 raise ValueError(f"user field {field!r} cannot identify a user")
-            column = getattr(self.model, field)
             if case_insensitive:
-                clauses.append(sa.func.lower(column) == identifier.lower())
+                clauses.append(self._same(field, identifier))
             else:
-                clauses.append(column == identifier)
+                clauses.append(getattr(self.model, field) == identifier)
         rank = sa.case(*((clause, index) for index, clause in enumerate(clauses)))
         return _kept(
             self.session.scalars(
@@ -149,11 +165,11 @@ class UserStore:
         self.session.delete(user)
 
     def username_taken(self, username: str, exclude: Any | None = None) -> bool:
-        """Whether another user (not ``exclude``) has ``username``, ignoring case."""
+        """Whether another user (not ``exclude``) has ``username``, compared by key."""
         return self._taken("username", username, exclude)
 
     def email_taken(self, email: str, exclude: Any | None = None) -> bool:
-        """Whether another user (not ``exclude``) has ``email``, ignoring case."""
+        """Whether another user (not ``exclude``) has ``email``, compared by key."""
         return self._taken("email", email, exclude)
 
     def set_password_hash(self, user: Any, password_hash: str) -> None:
@@ -216,9 +232,17 @@ class UserStore:
         if self.session.get(GroupMembership, (group.id, user_id)) is None:
             self.session.add(GroupMembership(group_id=group.id, user_id=user_id))
 
+    def _same(self, field: str, value: str) -> sa.ColumnElement[bool]:
+        """``field`` is ``value`` the way identification compares: by the stored key when
+        the model has one (``<field>_key``, see :class:`FlowsUserMixin`), else by
+        ``lower()``, which no index serves and which SQLite applies to ASCII only."""
+        stored_key = getattr(self.model, f"{field}_key", None)
+        if stored_key is not None:
+            return stored_key == identifiers.key(value)  # type: ignore[no-any-return]
+        return sa.func.lower(getattr(self.model, field)) == value.strip().lower()
+
     def _taken(self, field: str, value: str, exclude: Any | None) -> bool:
-        column = getattr(self.model, field)
-        query = sa.select(sa.func.count()).where(sa.func.lower(column) == value.strip().lower())
+        query = sa.select(sa.func.count()).where(self._same(field, value))
         if exclude is not None:
             mapper = sa.inspect(self.model)
             primary_key = mapper.primary_key[0]

@@ -16,7 +16,7 @@ from factory import User, db
 from flask import Flask
 from werkzeug.test import TestResponse
 
-from flask_flows import ConfigError, Flow, GroupMembership, signals
+from flask_flows import ConfigError, Flow, GroupMembership, identifiers, signals
 from flask_flows.stages.user_write import (
     MSG_EMAIL_TAKEN,
     MSG_NO_USER,
@@ -269,8 +269,15 @@ def test_a_sign_up_waits_for_a_parallel_write_of_the_name_in_another_case(
             other.execute(
                 sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtextextended(key, 0)))
             )
+        # What another process's ORM write sends (the keys come with every user write).
         other.execute(
-            sa.insert(User).values(username="Bob", email="other@example.com", active=True)
+            sa.insert(User).values(
+                username="Bob",
+                email="other@example.com",
+                username_key=identifiers.key("Bob"),
+                email_key=identifiers.key("other@example.com"),
+                active=True,
+            )
         )
         thread = threading.Thread(target=lambda: responses.append(sign_up(browser)))
         thread.start()

@@ -13,6 +13,7 @@ from typing import Any
 
 from wtforms.validators import StopValidation, ValidationError
 
+from .. import identifiers
 from .base import StageForm
 
 MSG_REQUIRED = "Please fill in this field."
@@ -105,13 +106,19 @@ def plain_text(multiline: bool) -> Callable[[StageForm, Any], None]:
 
 
 def email_address(form: StageForm, field: Any) -> None:
-    if not is_valid_email((field.data or "").strip()):
+    value = (field.data or "").strip()
+    if not is_valid_email(value):
         raise ValidationError(MSG_EMAIL)
+    if (reason := identifiers.refusal(value)) is not None:
+        raise ValidationError(reason)
 
 
 def username(form: StageForm, field: Any) -> None:
-    if any(ch.isspace() for ch in (field.data or "").strip()):
+    value = (field.data or "").strip()
+    if any(ch.isspace() for ch in value):
         raise ValidationError(MSG_USERNAME_SPACES)
+    if (reason := identifiers.refusal(value)) is not None:
+        raise ValidationError(reason)
 
 
 def one_of(values: set[str]) -> Callable[[StageForm, Any], None]:

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from .. import sessions, signals
+from .. import identifiers, sessions, signals
 from ..options import ConfigError, Option
 from ..plan import PENDING_USER, PROMPT_DATA
 from .base import StageForm, StageResult, StageRun, StageType, deny, invalid, ok
@@ -150,7 +150,7 @@ def _lock_identifiers(run: StageRun, attributes: dict[str, Any]) -> None:
 def identifier_lock(name: str, value: str) -> str:
     """The name of the PostgreSQL advisory lock a write of ``name`` = ``value`` holds
     (hashed with ``hashtextextended(…, 0)``): the same for every case of ``value``."""
-    return f"flask-flows:{name}:{value.strip().lower()}"
+    return f"flask-flows:{name}:{identifiers.key(value)}"
 
 
 def _taken_ignoring_case(run: StageRun, attributes: dict[str, Any], user: Any) -> str | None:
