@@ -73,16 +73,12 @@ def account(state: FlowsState, user: Any | None, identifier: str | None = None) 
 def judge(state: FlowsState, key: str, correct: bool) -> Verdict:
     """Judge one guess at the account ``key`` from the request's IP; ``correct`` is what
     checking the secret found."""
-    ip = request.remote_addr if has_request_context() else None
-    if correct:
-        found = reputation.standing(state, key, ip)
-        if found.open:
-            g.setdefault(_STANDINGS, {})[(key, reputation.ip_key(ip))] = found
-        verdict = Verdict(not found.open, found.retry_at, found.failures)
-    else:
-        failure = reputation.record_failure(state, key, ip)
-        found = failure.standing
-        verdict = Verdict(not failure.counted, found.retry_at, found.failures)
+    ip = _ip()
+    judged = reputation.judge(state, key, ip, correct)
+    found = judged.standing
+    verdict = Verdict(judged.refused, found.retry_at, found.failures)
+    if correct and not judged.refused:
+        g.setdefault(_STANDINGS, {})[(key, reputation.ip_key(ip))] = found
     if verdict.refused:
         state.log.warning(
             "guess at %s refused: %d failures in a row, next allowed in %d s",

@@ -5,7 +5,9 @@ composed or decomposed, ``oﬃce`` with a ligature, ``Ärger`` and ``ärger``. A
 must be one account, at sign-up and at login alike, on SQLite as on PostgreSQL (whose
 ``lower()`` folds more than SQLite's, which folds only ASCII). So identifiers are compared
 by their **key**: Unicode NFKC (width, compatibility characters), then case folding, then
-NFKC again, as PRECIS' UsernameCaseMapped profile (RFC 8265) does. The key is stored in
+NFKC again. PRECIS' UsernameCaseMapped profile (RFC 8265) is the model; it maps width
+and case too but keeps NFC and lowercase, where NFKC and full case folding also make a
+ligature its letters and ``Straße`` the same as ``STRASSE``. The key is stored in
 its own indexed, unique column, so a lookup is one equality on an index however many
 users there are.
 

@@ -105,37 +105,70 @@ def send(
     if not app.config["FLOWS_MAIL_SEND_IN_BACKGROUND"]:
         _deliver_logged(app, message, prepare, deliver)
         return
+    gate = _Gate()
+    if has_request_context():
+        # The thread waits for the request to end (its response is built): its database
+        # write and SMTP exchange then cannot slow that response down, which would tell a
+        # real account's recovery from a pretended one's.
+        g.setdefault(_DEFERRED, []).append(gate)
+    else:
+        gate.open(go=True)
     thread = threading.Thread(
-        target=_deliver_logged,
-        args=(app, message, prepare, deliver),
+        target=_deliver_after,
+        args=(gate, app, message, prepare, deliver),
         name="flask-flows-mail",
         daemon=True,
     )
     with _pending_lock:
         _pending.add(thread)
-    if has_request_context():
-        # Started when the request ends (its response is complete): the thread's database
-        # write and SMTP exchange then cannot slow the response down, which would tell a
-        # real account's recovery from a pretended one's.
-        g.setdefault(_DEFERRED, []).append(thread)
-    else:
-        thread.start()
+    thread.start()
 
 
 def connect(app: Flask) -> None:
-    """Start the mail a request handed over once it ends (called once per app)."""
-    app.teardown_request(_start_deferred)
+    """Release the mail a request handed over once it ends (called once per app)."""
+    app.teardown_request(_release_deferred)
 
 
-def _start_deferred(error: BaseException | None) -> None:
-    for thread in g.pop(_DEFERRED, []):
-        if error is None:
-            thread.start()
-            continue
-        # The request failed after handing the mail over: nothing it promised is sent.
-        log.warning("mail: not sent, the request that asked for it failed")
-        with _pending_lock:
-            _pending.discard(thread)
+class _Gate:
+    """Holds a mail thread until its request has ended; says whether to go on."""
+
+    #: Seconds a thread waits for its request's end before going on anyway (a teardown
+    #: function of the app that raised first would keep ours from running).
+    LONGEST = 10.0
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self.go = True
+
+    def open(self, *, go: bool) -> None:
+        self.go = go
+        self._event.set()
+
+    def wait(self) -> bool:
+        self._event.wait(self.LONGEST)
+        return self.go
+
+
+def _release_deferred(error: BaseException | None) -> None:
+    for gate in g.pop(_DEFERRED, []):
+        if error is not None:
+            # The request failed after handing the mail over: nothing it promised is sent.
+            log.warning("mail: not sent, the request that asked for it failed")
+        gate.open(go=error is None)
+
+
+def _deliver_after(
+    gate: _Gate,
+    app: Flask,
+    message: EmailMessage,
+    prepare: Callable[[], None] | None,
+    send: bool,
+) -> None:
+    if gate.wait():
+        _deliver_logged(app, message, prepare, send)
+        return
+    with _pending_lock:
+        _pending.discard(threading.current_thread())
 
 
 def wait_for_outgoing_mail(timeout: float | None = None) -> bool:

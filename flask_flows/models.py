@@ -254,6 +254,9 @@ class AuthenticatedSession(FlowsModel):
     expires: Mapped[datetime | None] = mapped_column(default=None)
     ip_address: Mapped[str] = mapped_column(sa.String(64), default="")
     user_agent: Mapped[str] = mapped_column(sa.String(512), default="")
+    #: Wrong passwords given on the settings page during this login. Kept here, not in
+    #: the cookie: a copy of the cookie from before the guesses must not reset it.
+    password_failures: Mapped[int] = mapped_column(default=0)
 
     def is_expired(self, now: datetime | None = None) -> bool:
         return self.expires is not None and self.expires <= (now or utcnow())

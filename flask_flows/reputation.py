@@ -40,6 +40,7 @@ The client IP is ``request.remote_addr``: behind a reverse proxy, configure Werk
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -58,7 +59,8 @@ from .options import ConfigError
 if TYPE_CHECKING:
     from .extension import FlowsState
 
-KEY_LENGTH = 255
+#: Characters of an ``identifier``: ``user:`` or ``name:`` and an identifier's key.
+IDENTIFIER_LENGTH = 255
 IP_LENGTH = 64
 #: The ``ip`` of an account's own row.
 ACCOUNT = ""
@@ -74,7 +76,7 @@ class Reputation(FlowsModel):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    identifier: Mapped[str] = mapped_column(sa.String(KEY_LENGTH))
+    identifier: Mapped[str] = mapped_column(sa.String(IDENTIFIER_LENGTH))
     ip: Mapped[str] = mapped_column(sa.String(IP_LENGTH))
     score: Mapped[int] = mapped_column(default=0)
     failures: Mapped[int] = mapped_column(default=0)
@@ -84,13 +86,13 @@ class Reputation(FlowsModel):
 
 
 def user_key(user_id: Any) -> str:
-    return f"user:{user_id}"[:KEY_LENGTH]
+    return f"user:{user_id}"[:IDENTIFIER_LENGTH]
 
 
 def name_key(identifier: str) -> str:
     """An identifier that matches no user, compared as identification compares it (a
     NUL, which matches no one and PostgreSQL cannot store, is dropped)."""
-    return f"name:{identifiers.key(identifier.replace(chr(0), ''))}"[:KEY_LENGTH]
+    return f"name:{identifiers.key(identifier.replace(chr(0), ''))}"[:IDENTIFIER_LENGTH]
 
 
 def ip_key(ip: str | None) -> str:
@@ -106,7 +108,6 @@ class Standing:
     account_not_before: float = 0.0
     familiar_until: float = 0.0
     failures: int = 0
-    score: int = 0
 
     @property
     def familiar(self) -> bool:
@@ -125,9 +126,11 @@ class Standing:
 
 
 @dataclass(frozen=True)
-class Failure:
-    """What recording one failed guess did."""
+class Judgement:
+    """What judging one guess found: refused (too soon, so neither checked nor counted),
+    counted (a wrong guess), and the standing after it."""
 
+    refused: bool
     counted: bool
     standing: Standing
 
@@ -145,6 +148,11 @@ class Rules:
             raise ConfigError(
                 "FLOWS_THROTTLE_FREE_FAILURES, FLOWS_THROTTLE_ACCOUNT_HOURLY and"
                 " FLOWS_THROTTLE_ACCOUNT_BURST must be at least 1"
+            )
+        if not 0 < self.first_delay <= self.max_delay:
+            raise ConfigError(
+                "FLOWS_THROTTLE_FIRST_DELAY must be more than 0 and at most"
+                " FLOWS_THROTTLE_MAX_DELAY"
             )
         #: Seconds the account's ``not_before`` moves per failure, and how far it may lead.
         self.interval = 3600.0 / hourly
@@ -184,24 +192,14 @@ class Rules:
 # -- reading -----------------------------------------------------------------------------------
 
 
-def standing(state: FlowsState, identifier: str, ip: str | None) -> Standing:
-    """The account's pair row for ``ip`` and its own row, in one query."""
-    with state.db.engine.connect() as connection:
-        return _standing(state, connection, identifier, ip_key(ip), time.time())
-
-
 def _standing(
     state: FlowsState, connection: Connection, identifier: str, ip: str, now: float
 ) -> Standing:
-    row = Reputation
-    rows = connection.execute(
-        sa.select(
-            row.ip, row.score, row.failures, row.not_before, row.familiar_until, row.changed
-        ).where(row.identifier == identifier, row.ip.in_((ip, ACCOUNT)))
-    )
+    """The account's pair row for ``ip`` and its own row, in one query."""
+    rows = connection.execute(_standing_query(), {"p_identifier": identifier, "p_ip": ip})
     found: dict[str, Any] = {"now": now}
     expiry = state.reputation_rules.expiry
-    for found_ip, score, failures, not_before, familiar_until, changed in rows:
+    for found_ip, failures, not_before, familiar_until, changed in rows:
         if found_ip == ACCOUNT:
             found["account_not_before"] = not_before
             continue
@@ -210,9 +208,18 @@ def _standing(
             pair_not_before=not_before,
             familiar_until=familiar_until,
             failures=failures if fresh else 0,
-            score=score if fresh else 0,
         )
     return Standing(**found)
+
+
+@functools.cache
+def _standing_query() -> Any:
+    """Built once: the query runs on every guess."""
+    row = Reputation
+    return sa.select(row.ip, row.failures, row.not_before, row.familiar_until, row.changed).where(
+        row.identifier == sa.bindparam("p_identifier"),
+        sa.or_(row.ip == sa.bindparam("p_ip"), row.ip == ACCOUNT),
+    )
 
 
 def total_score(state: FlowsState, ip: str | None, identifier: str | None) -> int:
@@ -237,38 +244,60 @@ def total_score(state: FlowsState, ip: str | None, identifier: str | None) -> in
 # -- writing -----------------------------------------------------------------------------------
 
 
-def record_failure(state: FlowsState, identifier: str, ip: str | None) -> Failure:
-    """Count one failed guess at ``identifier`` from ``ip`` if a guess may be judged now.
+def judge(state: FlowsState, identifier: str, ip: str | None, correct: bool) -> Judgement:
+    """Judge one guess at ``identifier`` from ``ip``, all on one connection.
 
-    The pair's row changes first, only while its ``not_before`` has passed; then, unless
-    the pair is familiar, the account's row, only while its own has. If either refuses,
-    nothing is counted (the transaction is rolled back): a refused guess is not a guess.
+    A wrong guess is counted by conditional writes (the pair's row, then the account's
+    unless the pair is familiar), each only while its ``not_before`` has passed, so
+    parallel guesses all count and none slips past a wait another just started; if
+    either refuses, nothing is kept and the rows are read to say when to come back. A
+    right guess only reads the rows. Refused guesses are free to repeat, so a refused
+    right one also makes (and undoes) the writes: its work, and so its time, is a
+    refused wrong one's, and says nothing about the secret.
     """
     rules = state.reputation_rules
     address = ip_key(ip)
     now = time.time()
     with state.db.engine.connect() as connection:
-        with connection.begin() as transaction:
-            pair = _change(connection, rules, _PAIR_FAILURE, identifier, address, now)
-            account = None
-            if pair is not None and pair.familiar_until <= now:
-                account = _change(connection, rules, _ACCOUNT_FAILURE, identifier, ACCOUNT, now)
-                if account is None:
-                    pair = None
-            if pair is None:
-                transaction.rollback()
-        if pair is None:
-            # Refused: read what stood in the way, to say when to come back.
-            return Failure(False, _standing(state, connection, identifier, address, now))
-    found = Standing(
+        if correct:
+            found = _standing(state, connection, identifier, address, now)
+            if not found.open:
+                _count_failure(connection, rules, identifier, address, now)
+                connection.rollback()
+            return Judgement(refused=not found.open, counted=False, standing=found)
+        counted = _count_failure(connection, rules, identifier, address, now)
+        if counted is None:
+            connection.rollback()
+            found = _standing(state, connection, identifier, address, now)
+            return Judgement(refused=True, counted=False, standing=found)
+        connection.commit()
+        return Judgement(refused=False, counted=True, standing=counted)
+
+
+def record_failure(state: FlowsState, identifier: str, ip: str | None) -> Judgement:
+    """Count one wrong guess at ``identifier`` from ``ip`` if one may be made now."""
+    return judge(state, identifier, ip, correct=False)
+
+
+def _count_failure(
+    connection: Connection, rules: Rules, identifier: str, address: str, now: float
+) -> Standing | None:
+    """The standing after counting a failure, or ``None`` if a row refused it."""
+    pair = _change(connection, rules, _PAIR_FAILURE, identifier, address, now)
+    if pair is None:
+        return None
+    account = None
+    if pair.familiar_until <= now:
+        account = _change(connection, rules, _ACCOUNT_FAILURE, identifier, ACCOUNT, now)
+        if account is None:
+            return None
+    return Standing(
         now=now,
         pair_not_before=pair.not_before,
         account_not_before=account.not_before if account is not None else 0.0,
         familiar_until=pair.familiar_until,
         failures=pair.failures,
-        score=pair.score,
     )
-    return Failure(True, found)
 
 
 def record_login(state: FlowsState, identifier: str, ip: str | None) -> None:
@@ -283,9 +312,9 @@ def record_miss(state: FlowsState, identifier: str, ip: str | None) -> None:
         _change(connection, state.reputation_rules, _MISS, identifier, ip_key(ip), time.time())
 
 
-def forget(session: Any, identifiers: Iterable[str]) -> None:
-    """Delete the rows of ``identifiers`` (in the caller's transaction)."""
-    keys = list(identifiers)
+def forget(session: Any, accounts: Iterable[str]) -> None:
+    """Delete the rows of ``accounts`` (their keys; in the caller's transaction)."""
+    keys = list(accounts)
     if keys:
         session.execute(sa.delete(Reputation).where(Reputation.identifier.in_(keys)))
 
@@ -303,7 +332,6 @@ _RETURNED = (
     Reputation.not_before,
     Reputation.familiar_until,
     Reputation.failures,
-    Reputation.score,
 )
 
 
@@ -312,7 +340,6 @@ class _Row:
     not_before: float
     familiar_until: float
     failures: int
-    score: int
 
 
 def _change(
@@ -329,7 +356,7 @@ def _change(
         found = _generic(connection, rules, change, parameters)
     if found is None:
         return None
-    return _Row(found.not_before, found.familiar_until, found.failures, found.score)
+    return _Row(found.not_before, found.familiar_until, found.failures)
 
 
 #: Tests set this to run the statements other databases get on PostgreSQL and SQLite.

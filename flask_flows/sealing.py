@@ -70,13 +70,18 @@ def unseal(value: Any, slug: str, fixed: str) -> dict[str, Any] | None:
 
 
 def _dumps(context: dict[str, Any]) -> bytes:
-    """Plain JSON (what the stages store), or Flask's tagged JSON, after a marker byte,
-    for the values Flask's session also takes (dates, UUIDs, bytes) that an app's own
-    stage may keep in the context."""
+    """Plain JSON (what the stages store, and quick to read on every request), or Flask's
+    tagged JSON, after a marker byte, for what plain JSON would not give back as it was
+    (tuples, dates, UUIDs, bytes: what Flask's session takes) that an app's own stage
+    may keep in the context. A context that comes back changed would otherwise look
+    changed on every request, and be sealed and sent again each time."""
     try:
-        return _PLAIN + json.dumps(context, separators=(",", ":")).encode()
+        plain = json.dumps(context, separators=(",", ":"))
+        if json.loads(plain) == context:
+            return _PLAIN + plain.encode()
     except TypeError:
-        return _TAGGED + session_json_serializer.dumps(context).encode()
+        pass
+    return _TAGGED + session_json_serializer.dumps(context).encode()
 
 
 def _loads(data: bytes) -> Any:

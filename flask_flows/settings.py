@@ -47,8 +47,11 @@ from .user_agents import describe_user_agent
 
 #: Session key of the one-time notice shown at the top of the page after an action.
 NOTICE_KEY = "_flows_settings_notice"
-#: Wrong passwords in a row (counted on the server, :mod:`flask_flows.guesses`) after which
-#: the session is ended: a stolen cookie gets this many guesses, then (every copy) is dead.
+#: Session key counting wrong passwords for a login that has no server-side row.
+FAILURES_KEY = "_flows_settings_password_failures"
+#: Wrong confirmation passwords in a row, counted on the login's server-side row, after
+#: which the session is ended: a stolen cookie gets this many guesses, from however many
+#: addresses, then (every copy of) it is dead. The account's waits apply besides.
 MAX_PASSWORD_FAILURES = 5
 
 #: Flows the page links to when they exist (looked up by slug on every request).
@@ -196,6 +199,7 @@ def remove_device(kind: str, device_id: int) -> Response:
         return response
     if not password_ok:
         return _wrong_password(state, user, failed, verdict)
+    _forget_wrong_passwords(state)
     name = device.name or KIND_LABELS[kind]
     state.db.session.delete(device)  # a recovery-code set's tokens go by ON DELETE CASCADE
     state.db.session.commit()  # also keeps a re-hash check_password made
@@ -367,8 +371,9 @@ def _flow_url(state: FlowsState, slug: str) -> str | None:
 def _wrong_password(
     state: FlowsState, user: Any, failed: tuple[str, int, RemoveDeviceForm], verdict: Verdict
 ) -> Response:
-    """A wrong password, already counted on the server: after ``MAX_PASSWORD_FAILURES``
-    in a row the session ends, so a stolen cookie is worth only that many guesses."""
+    """A wrong password, already judged on the server (the account's waits): counted for
+    this login too, and after ``MAX_PASSWORD_FAILURES`` in a row the session ends, so a
+    stolen cookie is worth only that many guesses from however many addresses."""
     user_id = state.user_store.user_id(user)
     signals.login_failed.send(
         current_app._get_current_object(),  # type: ignore[attr-defined]
@@ -376,10 +381,11 @@ def _wrong_password(
         stage=None,
         reason="invalid_password",
     )
-    state.log.info("settings: wrong password %d for user %s", verdict.failures, user_id)
-    if verdict.failures >= MAX_PASSWORD_FAILURES:
+    failures = _count_wrong_password(state)
+    state.log.info("settings: wrong password %d for user %s", failures, user_id)
+    if failures >= MAX_PASSWORD_FAILURES:
         state.log.warning(
-            "settings: user %s logged out after %d wrong passwords", user_id, verdict.failures
+            "settings: user %s logged out after %d wrong passwords", user_id, failures
         )
         _log_out(state, user)
         return _logged_out_page(
@@ -389,6 +395,28 @@ def _wrong_password(
         " ".join(filter(None, [MSG_WRONG_PASSWORD, verdict.wait_message()]))
     ]
     return _page(state, user, failed=failed)
+
+
+def _count_wrong_password(state: FlowsState) -> int:
+    """One more wrong password for this login, on its server-side row (atomically, so
+    parallel guesses all count; a copy of an older cookie does not reset it). A login
+    without a row (the app logged the user in itself) counts in the cookie, where the
+    account's waits still bound it."""
+    record = sessions.current_record(state)
+    if record is None:
+        failures = int(session.get(FAILURES_KEY, 0)) + 1
+        session[FAILURES_KEY] = failures
+        return failures
+    record.password_failures = AuthenticatedSession.password_failures + 1
+    state.db.session.commit()
+    return int(record.password_failures)
+
+
+def _forget_wrong_passwords(state: FlowsState) -> None:
+    session.pop(FAILURES_KEY, None)
+    record = sessions.current_record(state)
+    if record is not None:
+        record.password_failures = 0  # committed with the action it confirmed
 
 
 def _log_out(state: FlowsState, user: Any) -> None:

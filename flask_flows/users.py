@@ -56,9 +56,17 @@ class FlowsUserMixin(UserMixin):
 @sa.event.listens_for(FlowsUserMixin, "before_insert", propagate=True)
 @sa.event.listens_for(FlowsUserMixin, "before_update", propagate=True)
 def _keep_keys(mapper: Any, connection: Any, user: FlowsUserMixin) -> None:
-    """Every write of a user (however it was made) brings its keys along."""
-    user.username_key = identifiers.key(user.username) if user.username else None
-    user.email_key = identifiers.key(user.email) if user.email else None
+    """Every ORM write of a user brings its keys along (Core statements and ORM bulk
+    operations skip these events: they must set the keys themselves)."""
+    for field in ("username", "email"):
+        value = getattr(user, field)
+        found = identifiers.key(value) if value else None
+        if found is not None and len(found) > identifiers.KEY_LENGTH:
+            raise ValueError(
+                f"the {field} {value!r} is too long once normalised"
+                f" ({len(found)} characters, at most {identifiers.KEY_LENGTH})"
+            )
+        setattr(user, f"{field}_key", found)
 
 
 class UserStore:

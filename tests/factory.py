@@ -16,6 +16,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from flask_flows import Flow, FlowPlan, FlowPlanner, Flows, FlowsUserMixin, Policy, PolicyBinding
 from flask_flows.blueprints import DEFAULT_BLUEPRINTS
 from flask_flows.extension import FlowsState
+from flask_flows.reputation import Reputation
 
 db = SQLAlchemy()
 
@@ -147,4 +148,18 @@ def bind_policy(
                 setattr(binding, field_name, value)
             policy_binding.binding = binding
         db.session.add(policy_binding)
+        db.session.commit()
+
+
+def pass_time(app: Flask, seconds: float) -> None:
+    """Let ``seconds`` go by for every reputation row (their times are Unix seconds), as
+    if the guesses and logins they record had been made that much earlier."""
+    with app.app_context():
+        db.session.execute(
+            sa.update(Reputation).values(
+                not_before=Reputation.not_before - seconds,
+                changed=Reputation.changed - seconds,
+                familiar_until=Reputation.familiar_until - seconds,
+            )
+        )
         db.session.commit()

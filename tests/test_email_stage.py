@@ -23,7 +23,7 @@ from flask import Flask, template_rendered
 from smtp_sink import Mailbox, bodies, closed_port, link_in
 from werkzeug.test import TestResponse
 
-from flask_flows import ConfigError, Flow, Flows, Option, Stage, StageType
+from flask_flows import ConfigError, Flow, Flows, Option, Stage, StageType, mail
 from flask_flows.extension import FlowsState
 from flask_flows.flow_tokens import (
     MSG_CHANGED,
@@ -778,3 +778,19 @@ def test_per_stage_mail_servers_are_refused_clearly(app: Flask, state: FlowsStat
     stage = Stage(name="smtp", type="email", config={"use_global_settings": False})
     with app.app_context(), pytest.raises(ConfigError, match="use_global_settings"):
         state.stage_config(stage)
+
+
+def test_waiting_for_mail_a_request_still_holds_does_not_fail(app: Flask) -> None:
+    """A mail handed over in a request waits for the request's end; waiting for outgoing
+    mail meanwhile (a test, a worker) must neither raise nor lose it."""
+    message = EmailMessage()
+    message["Subject"], message["To"] = "Held", "someone@example.com"
+    message.set_content("body")
+    sent: list[str] = []
+    with app.test_request_context():
+        app.config["FLOWS_MAIL_BACKEND"] = lambda m: sent.append(m["Subject"])
+        mail.send(message)
+        assert not wait_for_outgoing_mail(0.1)  # still held: the request has not ended
+        assert sent == []
+    assert wait_for_outgoing_mail(5)
+    assert sent == ["Held"]

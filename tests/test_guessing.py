@@ -19,7 +19,7 @@ import pyotp
 import pytest
 import sqlalchemy as sa
 from browsing import FlowBrowser
-from factory import User, db
+from factory import User, db, pass_time
 from flask import Flask
 from live_http import Visitor, serving
 
@@ -28,7 +28,6 @@ from flask_flows.config import DEFAULTS
 from flask_flows.devices import StaticDevice, TOTPDevice
 from flask_flows.extension import FlowsState
 from flask_flows.otp import new_recovery_codes, new_totp_secret, store_recovery_codes
-from flask_flows.reputation import Reputation
 
 PASSWORD = "correct horse battery"
 LOGIN = "/flows/login/"
@@ -71,19 +70,6 @@ def outcome(status: int, page: str, wrong: str = WRONG) -> str:
     if wrong in page:
         return "wrong"
     return page
-
-
-def pass_time(app: Flask, seconds: float) -> None:
-    """Let ``seconds`` go by for every reputation row (their times are Unix seconds)."""
-    with app.app_context():
-        db.session.execute(
-            sa.update(Reputation).values(
-                not_before=Reputation.not_before - seconds,
-                changed=Reputation.changed - seconds,
-                familiar_until=Reputation.familiar_until - seconds,
-            )
-        )
-        db.session.commit()
 
 
 # -- the replayed cookie --------------------------------------------------------------------
@@ -298,7 +284,7 @@ def test_a_setup_flows_password_step_counts_on_the_server(
     assert browser.submit("confirm", password=PASSWORD).status_code == 429
 
 
-def test_every_guess_costs_one_judgement_not_a_cookie_write(
+def test_parallel_guesses_from_one_address_all_count(
     app: Flask, base: str, make_user: Callable[..., User], login_flow: Flow
 ) -> None:
     """Parallel guesses from one address all count: never more judged than the free ones."""
@@ -343,3 +329,41 @@ def test_htmx_gets_the_wait_in_a_page_it_swaps(
     assert refused.submit(LOGIN, password=PASSWORD) == 200
     assert REFUSED.search(refused.page)
     assert int(refused.response_headers["Retry-After"]) > 0
+
+
+def test_a_refused_guess_costs_the_same_right_or_wrong(
+    app: Flask, make_user: Callable[..., User], login_flow: Flow
+) -> None:
+    """Refused guesses are free to repeat, so their cost must not depend on the secret:
+    a right one and a wrong one run the same statements (the writes a wrong guess would
+    make, undone, and the read that says how long to wait)."""
+    make_user("alice", password=PASSWORD)
+    browser = FlowBrowser(app.test_client())
+    browser.start("login")
+    browser.step("login", uid_field="alice")
+    for n in range(FREE):
+        browser.step("login", password=f"guess {n}")
+    with app.app_context():
+        engine = db.engine
+
+    def statements_of(password: str) -> list[str]:
+        seen: list[str] = []
+
+        def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+            if "flows_reputation" in statement:
+                seen.append(statement)
+
+        browser.start("login")
+        browser.step("login", uid_field="alice")
+        sa.event.listen(engine, "before_cursor_execute", record)
+        try:
+            response = browser.step("login", password=password)
+        finally:
+            sa.event.remove(engine, "before_cursor_execute", record)
+        assert response.status_code == 429
+        return seen
+
+    right, wrong = statements_of(PASSWORD), statements_of("still wrong")
+    assert sorted(right) == sorted(wrong)
+    kinds = sorted(statement.split()[0].upper() for statement in right)
+    assert kinds == ["INSERT", "SELECT"], right

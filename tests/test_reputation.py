@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from browsing import FlowBrowser
-from factory import User, db
+from factory import User, db, pass_time
 from flask import Flask
 
 from flask_flows import Flow, FlowStageBinding, Policy, PolicyBinding, PolicyRequest
@@ -62,18 +62,6 @@ def rows(app: Flask) -> dict[tuple[str, str], tuple[int, int]]:
             sa.select(Reputation.identifier, Reputation.ip, Reputation.score, Reputation.failures)
         )
         return {(key, ip): (score, failures) for key, ip, score, failures in found}
-
-
-def pass_time(app: Flask, seconds: float) -> None:
-    with app.app_context():
-        db.session.execute(
-            sa.update(Reputation).values(
-                not_before=Reputation.not_before - seconds,
-                changed=Reputation.changed - seconds,
-                familiar_until=Reputation.familiar_until - seconds,
-            )
-        )
-        db.session.commit()
 
 
 def bind_reputation(app: Flask, slug: str, order: int, **config: Any) -> None:
@@ -178,7 +166,7 @@ def test_a_good_history_is_capped(app: Flask, state: FlowsState) -> None:
 def test_keys_are_normalised_and_bounded() -> None:
     assert name_key("  Alice@Example.COM ") == "name:alice@example.com"
     assert name_key("bob\x00") == "name:bob"
-    assert len(name_key("x" * 400)) == reputation_module.KEY_LENGTH
+    assert len(name_key("x" * 400)) == reputation_module.IDENTIFIER_LENGTH
     assert user_key(42) == "user:42"
 
 
@@ -347,3 +335,20 @@ def test_the_documented_spraying_captcha_works(
     visitor = client_from(app, "198.51.100.20")
     visitor.start("guarded-login")
     assert visitor.stage_type == "identification"
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"FLOWS_THROTTLE_FIRST_DELAY": 0},
+        {"FLOWS_THROTTLE_FIRST_DELAY": 7200},
+        {"FLOWS_THROTTLE_FREE_FAILURES": 0},
+        {"FLOWS_THROTTLE_ACCOUNT_HOURLY": 0},
+    ],
+    ids=["no-first-delay", "first-beyond-max", "no-free", "no-hourly"],
+)
+def test_throttle_settings_that_cannot_work_are_refused_at_start(
+    make_app: Any, config: dict[str, Any]
+) -> None:
+    with pytest.raises(ConfigError, match="FLOWS_THROTTLE_"):
+        make_app(**config)

@@ -516,3 +516,28 @@ def test_the_settings_page_waits_like_any_other_guess(
     assert "You can try again in 1 minute." in second.last.text
     assert int(second.last.headers["Retry-After"]) > 0
     assert device_exists(app, TOTPDevice, device_id)
+
+
+def test_a_stolen_cookie_used_from_many_addresses_dies_after_five_guesses(
+    app: Flask, browser: FlowBrowser, make_user: Callable[..., User], login_flow: Flow
+) -> None:
+    """The account's waits are per address; the login's own count is not, so changing
+    address for each guess does not keep a stolen session alive."""
+    alice = make_user("alice")
+    device_id = add_totp(app, alice)
+    browser.log_in("alice", PASSWORD, slug="login")
+    open_settings(browser)
+    stolen = browser.client.get_cookie("session")
+    assert stolen is not None
+    url = f"/flows/-/settings/authenticators/totp/{device_id}/remove/"
+    statuses = []
+    for n in range(MAX_PASSWORD_FAILURES):
+        thief = app.test_client()
+        thief.environ_base["REMOTE_ADDR"] = f"198.51.100.{n + 1}"
+        thief.set_cookie("session", stolen.value)
+        thief_browser = FlowBrowser(thief)
+        open_settings(thief_browser)
+        statuses.append(post_action(thief_browser, url, password=f"guess {n}"))
+    assert statuses == [200] * (MAX_PASSWORD_FAILURES - 1) + [403]
+    assert session_rows(app) == []
+    assert device_exists(app, TOTPDevice, device_id)

@@ -41,6 +41,7 @@ from ..plan import AUTH_METHOD
 from ..remembered_mfa import MFA_COOKIE
 from ..transactions import commit_keeping_loaded_state
 from .base import (
+    TOO_MANY,
     StageForm,
     StageResult,
     StageRun,
@@ -67,7 +68,6 @@ NOT_CONFIGURED = (
 )
 INVALID_CODE = "That code is not valid."
 REPLAYED_CODE = "This code was already used. Wait for the next code from your app."
-TOO_MANY = "Too many failed attempts. Please start again."
 NO_USER = "There is no account to verify. Please start again."
 
 

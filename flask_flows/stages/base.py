@@ -21,6 +21,8 @@ from ..plan import PENDING_USER, PENDING_USER_IDENTIFIER
 
 #: A guess was refused but its wait is already over (a rare race): try again.
 MSG_TRY_AGAIN = "Too many failed attempts. Please try again."
+#: A stage's ``failed_attempts_before_cancel`` ended the flow, and no wait is running.
+TOO_MANY = "Too many failed attempts. Please start again."
 
 if TYPE_CHECKING:
     from flask import Request

@@ -16,6 +16,7 @@ from wtforms.validators import DataRequired, Length
 from ..options import Option
 from ..plan import AUTH_METHOD, PENDING_USER, PENDING_USER_IDENTIFIER
 from .base import (
+    TOO_MANY,
     StageForm,
     StageResult,
     StageRun,
@@ -30,7 +31,6 @@ from .base import (
 
 FAILED_ATTEMPTS = "failed_password_attempts"
 WRONG_CREDENTIALS = "Invalid username or password."
-TOO_MANY = "Too many failed attempts. Please start again."
 
 
 class PasswordForm(StageForm):
