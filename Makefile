@@ -6,10 +6,10 @@ CODE := flask_flows tests example_app bench
 stamp := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint bench
+.PHONY: help install run test test-lowest lint bench
 
 help: ## Show this help.
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 $(stamp): pyproject.toml package-lock.json
 	@echo 'Setting up $(VENV) and node_modules (once, and again when the dependencies change)'
@@ -28,6 +28,16 @@ run: $(stamp) ## Run the example app with the debugger and reloader (sets up fir
 
 test: $(stamp) ## Run the test suite (sets up first if needed).
 	$(BIN)/pytest -n auto
+
+LOWEST := .venv-lowest
+
+test-lowest: $(stamp) ## Run the suite (SQLite) on the oldest dependency versions pyproject.toml allows.
+	rm -rf $(LOWEST)
+	python3 -m venv $(LOWEST)
+	python3 .ci/lowest_constraints.py > $(LOWEST)/constraints.txt
+	$(LOWEST)/bin/pip install --quiet -c $(LOWEST)/constraints.txt -e '.[test]'
+	$(LOWEST)/bin/pip check
+	$(LOWEST)/bin/pytest -n auto -m 'not postgres and not browser'
 
 lint: $(stamp) ## Check lint, formatting and types.
 	$(BIN)/ruff check $(CODE)

@@ -6,24 +6,70 @@ executor that runs them with htmx fragment swaps (and plain forms without JavaSc
 
 from __future__ import annotations
 
-from .extension import Flows, FlowsState, get_state
-from .models import (
-    AuthenticatedSession,
-    Flow,
-    FlowsModel,
-    FlowStageBinding,
-    Group,
-    GroupMembership,
-    Policy,
-    PolicyBinding,
-    Stage,
-)
-from .options import ConfigError, Option
-from .plan import FlowPlan
-from .planner import FlowNonApplicable, FlowPlanner
-from .policies import PolicyRequest, PolicyResult, PolicyType
-from .stages.base import StageForm, StageResult, StageRun, StageType
-from .users import FlowsUserMixin, UserStore
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .extension import Flows, FlowsState, get_state
+    from .models import (
+        AuthenticatedSession,
+        Flow,
+        FlowsModel,
+        FlowStageBinding,
+        Group,
+        GroupMembership,
+        Policy,
+        PolicyBinding,
+        Stage,
+    )
+    from .options import ConfigError, Option
+    from .plan import FlowPlan
+    from .planner import FlowNonApplicable, FlowPlanner
+    from .policies import PolicyRequest, PolicyResult, PolicyType
+    from .stages.base import StageForm, StageResult, StageRun, StageType
+    from .users import FlowsUserMixin, UserStore
+
+#: Where each public name lives. Imported on first use, so that importing the package
+#: itself (``flask`` loads the ``flows`` command through it in every app of the
+#: virtualenv) runs no code that could fail.
+_EXPORTS = {
+    "Flows": "extension",
+    "FlowsState": "extension",
+    "get_state": "extension",
+    "AuthenticatedSession": "models",
+    "Flow": "models",
+    "FlowsModel": "models",
+    "FlowStageBinding": "models",
+    "Group": "models",
+    "GroupMembership": "models",
+    "Policy": "models",
+    "PolicyBinding": "models",
+    "Stage": "models",
+    "ConfigError": "options",
+    "Option": "options",
+    "FlowPlan": "plan",
+    "FlowNonApplicable": "planner",
+    "FlowPlanner": "planner",
+    "PolicyRequest": "policies",
+    "PolicyResult": "policies",
+    "PolicyType": "policies",
+    "StageForm": "stages.base",
+    "StageResult": "stages.base",
+    "StageRun": "stages.base",
+    "StageType": "stages.base",
+    "FlowsUserMixin": "users",
+    "UserStore": "users",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'flask_flows' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
 
 __version__ = "0.1.0"
 

@@ -70,7 +70,9 @@ def verify_totp(device: TOTPDevice, code: str, now: float | None = None) -> Code
     if len(code) != device.digits or not code.isdigit():
         return CodeCheck(False)
     generator = totp(device)
-    current = generator.timecode(time.time() if now is None else now)
+    # The time step (RFC 6238: T = floor(Unix time / period)), computed here: pyotp's own
+    # timecode() takes a datetime in the oldest versions we allow.
+    current = int((time.time() if now is None else now) // generator.interval)
     matched: int | None = None
     for step in range(current - WINDOW, current + WINDOW + 1):
         if hmac.compare_digest(generator.generate_otp(step), code) and matched is None:
