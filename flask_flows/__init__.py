@@ -23,6 +23,7 @@ if TYPE_CHECKING:
         Stage,
     )
     from .options import ConfigError, Option
+    from .password_formats import PasswordFormat
     from .plan import FlowPlan
     from .planner import FlowNonApplicable, FlowPlanner
     from .policies import PolicyRequest, PolicyResult, PolicyType
@@ -47,6 +48,7 @@ _EXPORTS = {
     "Stage": "models",
     "ConfigError": "options",
     "Option": "options",
+    "PasswordFormat": "password_formats",
     "FlowPlan": "plan",
     "FlowNonApplicable": "planner",
     "FlowPlanner": "planner",
@@ -88,6 +90,7 @@ __all__ = [
     "Group",
     "GroupMembership",
     "Option",
+    "PasswordFormat",
     "Policy",
     "PolicyBinding",
     "PolicyRequest",

@@ -29,6 +29,7 @@ from .config import apply_defaults
 from .definitions import FlowDefinitions
 from .models import Flow, FlowsModel, Policy, Stage
 from .options import ConfigError, validate_options
+from .password_formats import DEFAULT_FORMATS, PasswordFormat
 from .passwords import PasswordHashing
 from .planner import PlanCache
 from .policies.base import PolicyType
@@ -73,6 +74,9 @@ class Flows:
         self.user_model = user_model
         self.user_store_class = user_store
         self.python_policies: dict[str, Callable[..., Any]] = {}
+        #: Password hash formats besides argon2 that verify (and are re-hashed on login);
+        #: append your own (every app of this object sees the list as it is).
+        self.password_formats: list[PasswordFormat] = list(DEFAULT_FORMATS)
         self.stage_types: dict[str, type[StageType]] = {t.name: t for t in STAGE_TYPES}
         self.policy_types: dict[str, type[PolicyType]] = {t.name: t for t in POLICY_TYPES}
         if app is not None:
@@ -162,6 +166,7 @@ class FlowsState:
             max_concurrent=config["FLOWS_ARGON2_MAX_CONCURRENT"],
             wait=config["FLOWS_ARGON2_WAIT"],
             before_slow_work=self._before_hashing,
+            formats=flows.password_formats,
         )
         self.user_store: UserStore = flows.user_store_class(db, user_model, self.hashing)
         self.reputation_rules = reputation.Rules(config)

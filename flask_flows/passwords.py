@@ -4,6 +4,9 @@ One hasher per app. Verifying against :attr:`PasswordHashing.dummy_hash` when no
 matched costs exactly one argon2 verification, the same as a real miss, so neither
 the response nor its timing tells whether an account exists.
 
+Hashes of other formats (an existing app's werkzeug, passlib or bcrypt hashes) verify
+through :mod:`flask_flows.password_formats`, and are replaced by argon2id on a match.
+
 argon2 is slow and memory-hard on purpose, which makes it the thing an attacker sends
 many of at once. So every hash and verification first runs ``before_slow_work`` (the
 app's hook hands the request's database connection back to the pool: twenty parallel
@@ -19,10 +22,12 @@ import contextlib
 import os
 import secrets
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from .password_formats import DEFAULT_FORMATS, PasswordFormat
 
 #: What a person sees when every hashing slot stayed taken.
 MSG_BUSY = "We are handling a lot of sign-ins right now. Please try again in a few seconds."
@@ -46,12 +51,15 @@ class PasswordHashing:
         max_concurrent: int | None = None,
         wait: float = 1.0,
         before_slow_work: Callable[[], None] | None = None,
+        formats: Sequence[PasswordFormat] = DEFAULT_FORMATS,
     ) -> None:
         self.hasher = PasswordHasher(
             time_cost=time_cost, memory_cost=memory_cost, parallelism=parallelism
         )
         self.wait = wait
         self.before_slow_work = before_slow_work
+        #: Hashes not made by argon2 that still verify (:mod:`flask_flows.password_formats`).
+        self.formats = formats
         self._slots = threading.BoundedSemaphore(max_concurrent or os.cpu_count() or 2)
         # Made up front, so not even the first miss of a process takes longer than a match.
         self.dummy_hash = self.hasher.hash(secrets.token_urlsafe(16))
@@ -63,6 +71,10 @@ class PasswordHashing:
     def verify(self, password_hash: str | None, password: str) -> bool:
         """True when ``password`` matches; a missing or malformed hash still costs one verify."""
         with self._slot():
+            legacy = self._legacy_format(password_hash)
+            if legacy is not None and password_hash is not None:
+                self._spend_one_verification(password)
+                return legacy.verify(password_hash, password)
             try:
                 return self.hasher.verify(password_hash or self.dummy_hash, password) and bool(
                     password_hash
@@ -88,6 +100,11 @@ class PasswordHashing:
             yield
         finally:
             self._slots.release()
+
+    def _legacy_format(self, password_hash: str | None) -> PasswordFormat | None:
+        if not password_hash or password_hash.startswith("$argon2"):
+            return None
+        return next((f for f in self.formats if f.matches(password_hash)), None)
 
     def _spend_one_verification(self, password: str) -> None:
         with contextlib.suppress(VerificationError):
