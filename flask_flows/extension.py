@@ -88,7 +88,12 @@ class Flows:
         *,
         db: SQLAlchemy | None = None,
         user_model: type[Any] | None = None,
+        user_store: Callable[..., UserStore] | None = None,
     ) -> None:
+        """Set flask-flows up on ``app``. Arguments left out fall back to those given to
+        :class:`Flows` (and ``db`` to the app's Flask-SQLAlchemy), so a factory can make
+        ``Flows()`` at module level and pass the model here, where importing it cannot
+        be circular."""
         db = db or self.db or app.extensions.get("sqlalchemy")
         if db is None:
             raise ConfigError(
@@ -99,7 +104,7 @@ class Flows:
             raise ConfigError("Flows needs the app's user model: pass user_model=")
         apply_defaults(app.config, app.name)
         mail.check_config(app.config)
-        state = FlowsState(self, app, db, user_model)
+        state = FlowsState(self, app, db, user_model, user_store or self.user_store_class)
         app.extensions["flows"] = state
         self._setup_login(app, state)
         app.register_blueprint(_build_blueprint(), url_prefix=app.config["FLOWS_URL_PREFIX"])
@@ -153,7 +158,14 @@ class Flows:
 class FlowsState:
     """Everything flask-flows keeps for one app: registries, user store, caches."""
 
-    def __init__(self, flows: Flows, app: Flask, db: SQLAlchemy, user_model: type[Any]) -> None:
+    def __init__(
+        self,
+        flows: Flows,
+        app: Flask,
+        db: SQLAlchemy,
+        user_model: type[Any],
+        user_store: Callable[..., UserStore] = UserStore,
+    ) -> None:
         config = app.config
         self.flows = flows
         self.db = db
@@ -168,7 +180,7 @@ class FlowsState:
             before_slow_work=self._before_hashing,
             formats=flows.password_formats,
         )
-        self.user_store: UserStore = flows.user_store_class(db, user_model, self.hashing)
+        self.user_store: UserStore = user_store(db, user_model, self.hashing)
         self.reputation_rules = reputation.Rules(config)
         self.plan_cache = PlanCache(ttl=config["FLOWS_PLAN_CACHE_TTL"])
         self.definitions = FlowDefinitions(check_seconds=config["FLOWS_DEFINITION_CHECK_SECONDS"])

@@ -74,6 +74,8 @@ class UserStore:
 
     #: Attribute names that identification may match on.
     identifier_fields: tuple[str, ...] = ("username", "email")
+    #: The attribute that holds the password hash (a subclass names the app's own).
+    password_field: str = "password_hash"  # noqa: S105  (an attribute name)
 
     def __init__(self, db: SQLAlchemy, model: type[Any], hashing: PasswordHashing) -> None:
         self.db = db
@@ -182,10 +184,10 @@ class UserStore:
 
     def set_password_hash(self, user: Any, password_hash: str) -> None:
         """Store a hash made earlier with :attr:`hashing` (a prompt hashes on receipt)."""
-        user.password_hash = password_hash
+        setattr(user, self.password_field, password_hash)
 
     def set_password(self, user: Any, password: str) -> None:
-        user.password_hash = self.hashing.hash(password)
+        setattr(user, self.password_field, self.hashing.hash(password))
 
     def check_password(self, user: Any | None, password: str) -> bool:
         """One argon2 verification whether or not ``user`` exists or has a password.
@@ -193,7 +195,7 @@ class UserStore:
         A match whose hash was made with other parameters is re-hashed on the spot
         (the caller commits), so raising ``FLOWS_ARGON2_*`` upgrades users as they log in.
         """
-        password_hash = getattr(user, "password_hash", None) if user is not None else None
+        password_hash = getattr(user, self.password_field, None) if user is not None else None
         ok = self.hashing.verify(password_hash, password)
         if ok and password_hash and self.hashing.needs_rehash(password_hash):
             self.set_password(user, password)
@@ -203,7 +205,7 @@ class UserStore:
         """A short digest that changes whenever the user's password changes (the stored
         hash is salted afresh each time); what a remembered MFA check is bound to. It
         reveals nothing usable about the password: the hash's salt is not in it."""
-        password_hash = getattr(user, "password_hash", None) or ""
+        password_hash = getattr(user, self.password_field, None) or ""
         return hashlib.sha256(password_hash.encode()).hexdigest()[:16]
 
     def is_active(self, user: Any) -> bool:
