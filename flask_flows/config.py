@@ -98,6 +98,9 @@ DEFAULTS: dict[str, Any] = {
     # A login from an IP makes it familiar to that account for this many days: guesses
     # from it are not held back by failures from elsewhere.
     "FLOWS_THROTTLE_FAMILIAR_DAYS": 30,
+    # Whom people should contact when the site cannot do something for them itself (an
+    # account that other records still refer to), e.g. "support@example.com".
+    "FLOWS_SUPPORT_CONTACT": None,
     # Scheme, host and path prefix of links made outside a request (`flask flows invite`);
     # None uses SERVER_NAME, else http://localhost:5000.
     "FLOWS_EXTERNAL_URL": None,

@@ -115,7 +115,10 @@ class Flows:
         remembered_mfa.connect_signals(app)
         mail.connect(app)
         if app.config["FLOWS_SQLITE_FOREIGN_KEYS"]:
+            # Now if db.init_app(app) came first, else at the first request or command
+            # that uses the database: the order of the two init calls must not matter.
             _enforce_sqlite_foreign_keys(app, db)
+            app.before_request(state.enforce_sqlite_foreign_keys)
         link_hosts.check_at_start(app, state)
 
         from .cli import flows_cli
@@ -170,6 +173,8 @@ class FlowsState:
         self.flows = flows
         self.db = db
         self.config = config
+        self.app = app
+        self._foreign_keys_enforced = False
         self.log = logging.getLogger("flask_flows")
         self.hashing = PasswordHashing(
             time_cost=config["FLOWS_ARGON2_TIME_COST"],
@@ -251,8 +256,16 @@ class FlowsState:
             if flow is not None:
                 yield flow
 
+    def enforce_sqlite_foreign_keys(self) -> None:
+        """Turn SQLite's foreign keys on for the app's engines, once (a no-op after that,
+        on other databases, and with ``FLOWS_SQLITE_FOREIGN_KEYS`` off)."""
+        if self._foreign_keys_enforced or not self.config["FLOWS_SQLITE_FOREIGN_KEYS"]:
+            return
+        self._foreign_keys_enforced = _enforce_sqlite_foreign_keys(self.app, self.db)
+
     def create_tables(self) -> None:
         """Create flask-flows' tables (and the app's) if they do not exist."""
+        self.enforce_sqlite_foreign_keys()
         self.db.create_all()
         FlowsModel.metadata.create_all(self.db.engine)
 
@@ -296,19 +309,23 @@ def _build_blueprint() -> Blueprint:
     return blueprint
 
 
-def _enforce_sqlite_foreign_keys(app: Flask, db: SQLAlchemy) -> None:
+def _enforce_sqlite_foreign_keys(app: Flask, db: SQLAlchemy) -> bool:
     """SQLite ignores ``ON DELETE CASCADE`` unless each connection asks for foreign keys;
-    flask-flows' tables rely on cascades (device tokens, bindings), as on PostgreSQL."""
+    flask-flows' tables rely on cascades (device tokens, bindings), as on PostgreSQL.
+    ``False`` when ``db.init_app(app)`` has not run yet. Connections already open are
+    set too, not only those opened from now on."""
     try:
         with app.app_context():
             engines = list(db.engines.values())
     except (KeyError, RuntimeError):  # db.init_app(app) not called yet: nothing to set up
-        return
+        return False
     for engine in engines:
         if engine.dialect.name == "sqlite" and not event.contains(
             engine, "connect", _sqlite_foreign_keys_on
         ):
             event.listen(engine, "connect", _sqlite_foreign_keys_on)
+            engine.dispose()  # pooled connections made before this reconnect with it
+    return True
 
 
 def _sqlite_foreign_keys_on(connection: Any, _record: Any) -> None:

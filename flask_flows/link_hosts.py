@@ -61,8 +61,9 @@ def host_is_pinned(app: Flask) -> bool:
 def check_at_start(app: Flask, state: FlowsState) -> None:
     """Refuse to start an app that mails links but has not named its host.
 
-    Needs one query; a database without flask-flows' tables (before ``flask flows init``)
-    or out of reach is left to the check each mailed link makes. Under the ``flask``
+    Needs one query; a database without flask-flows' tables (before ``flask flows init``),
+    out of reach, or not set up yet (``db.init_app`` after ``flows.init_app``) is left to
+    the check each mailed link makes. Under the ``flask``
     command the problem is logged instead: the CLI must keep working (to migrate, to
     create users) while the configuration is fixed, and it serves no mail links.
     """
@@ -74,7 +75,7 @@ def check_at_start(app: Flask, state: FlowsState) -> None:
             found = state.db.session.scalar(
                 sa.select(Stage.name).where(Stage.type.in_(mailing)).limit(1)
             )
-    except SQLAlchemyError:
+    except (SQLAlchemyError, RuntimeError):
         state.log.warning(
             "flask-flows: could not check for stages that mail links at start-up; set %s"
             " before any is used",

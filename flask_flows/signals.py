@@ -27,6 +27,10 @@ user_logged_out = _signals.signal("user-logged-out")
 login_failed = _signals.signal("login-failed")
 #: A user was created. kwargs: ``user``.
 user_created = _signals.signal("user-created")
+#: A user is about to be deleted, in the transaction that deletes them: receivers delete
+#: or reassign the app's own rows that refer to the user, through the app's session, and
+#: do not commit (raising undoes everything). kwargs: ``user``.
+user_deleting = _signals.signal("user-deleting")
 #: A user was deleted. kwargs: ``user_id``.
 user_deleted = _signals.signal("user-deleted")
 #: A user's password changed. kwargs: ``user``.

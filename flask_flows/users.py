@@ -11,11 +11,11 @@ import hashlib
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from flask import g, has_app_context
+from flask import current_app, g, has_app_context
 from flask_login import UserMixin
 from sqlalchemy.orm import Mapped, mapped_column
 
-from . import identifiers, reputation
+from . import identifiers, reputation, signals
 from .models import FlowsModel, Group, GroupMembership
 
 if TYPE_CHECKING:
@@ -145,6 +145,9 @@ class UserStore:
     def delete(self, user: Any) -> None:
         """Delete the user and every row flask-flows stored for them; the caller commits.
 
+        First the ``user_deleting`` signal lets the app delete or reassign its own rows
+        that refer to the user, in the same transaction (docs/users.md).
+
         Every flask-flows table with a ``user_id`` column is covered (sessions, group
         memberships, authenticator devices, policy bindings naming the user, tables added
         later), and so are rows that hang off those by a foreign key (recovery codes of a
@@ -154,6 +157,10 @@ class UserStore:
         should not inherit them.
         """
         user_id = self.user_id(user)
+        signals.user_deleting.send(
+            current_app._get_current_object(),  # type: ignore[attr-defined]
+            user=user,
+        )
         for table in reversed(FlowsModel.metadata.sorted_tables):
             if "user_id" in table.c:
                 self.session.execute(sa.delete(table).where(table.c.user_id == user_id))

@@ -17,7 +17,11 @@ from flask_flows import Flow, FlowsModel, PolicyBinding, signals
 from flask_flows.devices import StaticDevice, StaticToken, TOTPDevice
 from flask_flows.extension import FlowsState
 from flask_flows.reputation import Reputation, record_failure, user_key
-from flask_flows.stages.user_delete import MSG_NO_USER, MSG_NOT_DELETED
+from flask_flows.stages.user_delete import (
+    DEFAULT_CONTACT,
+    MSG_NO_USER,
+    MSG_STILL_REFERENCED,
+)
 
 PASSWORD = "correct horse battery"
 
@@ -170,7 +174,7 @@ def test_a_refused_deletion_keeps_everything(
         sa.event.remove(User, "before_delete", refuse)
     assert response.status_code == 200
     assert browser.stage_type == "user_delete"
-    assert MSG_NOT_DELETED in response.text
+    assert MSG_STILL_REFERENCED.format(contact=DEFAULT_CONTACT) in response.text
     with app.app_context():
         assert db.session.get(User, alice.id) is not None
     assert rows_of(app, str(alice.id)) == {"flows_authenticated_session": 1}
@@ -192,3 +196,100 @@ def test_without_a_user_nothing_is_deleted(
     assert MSG_NO_USER in response.text
     with app.app_context():
         assert db.session.scalar(sa.select(sa.func.count()).select_from(User)) == 1
+
+
+# -- the app's own rows that refer to the user ---------------------------------------------------
+
+
+@pytest.fixture
+def posts(app: Flask) -> Iterator[sa.Table]:
+    """An app table whose rows refer to their author, with a plain foreign key (no
+    cascade), as most apps have."""
+    table = sa.Table(
+        "app_post",
+        sa.MetaData(),
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("author_id", sa.Integer, sa.ForeignKey(User.__table__.c.id), nullable=False),
+    )
+    with app.app_context():
+        table.create(db.engine)
+    yield table
+    with app.app_context():
+        table.drop(db.engine)
+
+
+def write_post(app: Flask, posts: sa.Table, author_id: int) -> None:
+    with app.app_context():
+        db.session.execute(sa.insert(posts).values(author_id=author_id))
+        db.session.commit()
+
+
+@pytest.mark.parametrize("app_config", [{"FLOWS_SUPPORT_CONTACT": "help@example.com"}])
+def test_an_account_the_apps_rows_refer_to_says_so_and_whom_to_ask(
+    app: Flask,
+    browser: FlowBrowser,
+    make_user: Callable[..., User],
+    login_flow: Flow,
+    unenroll_flow: Flow,
+    posts: sa.Table,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Before: "Please try again later", which could never work."""
+    alice = make_user("alice", password=PASSWORD)
+    write_post(app, posts, alice.id)
+    browser.log_in("alice", PASSWORD, slug="login")
+    response = unenroll(browser)
+    assert response.status_code == 200
+    assert MSG_STILL_REFERENCED.format(contact="help@example.com") in response.text
+    assert "try again later" not in response.text
+    assert "rows of the app still refer to it" in caplog.text
+    assert "user_deleting" in caplog.text
+    with app.app_context():
+        assert db.session.get(User, alice.id) is not None
+
+
+def test_a_user_deleting_receiver_clears_the_apps_rows_in_the_same_transaction(
+    app: Flask,
+    browser: FlowBrowser,
+    make_user: Callable[..., User],
+    login_flow: Flow,
+    unenroll_flow: Flow,
+    posts: sa.Table,
+) -> None:
+    alice = make_user("alice", password=PASSWORD)
+    write_post(app, posts, alice.id)
+    browser.log_in("alice", PASSWORD, slug="login")
+
+    # What docs/users.md shows an app doing.
+    def delete_their_posts(sender: Flask, user: Any, **extra: Any) -> None:
+        db.session.execute(sa.delete(posts).where(posts.c.author_id == user.id))
+
+    with signals.user_deleting.connected_to(delete_their_posts, app):
+        unenroll(browser)
+    assert browser.redirect_target == "/"
+    with app.app_context():
+        assert db.session.get(User, alice.id) is None
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(posts)) == 0
+
+
+def test_sqlite_foreign_keys_hold_whichever_init_comes_first(tmp_path: Any) -> None:
+    """FLOWS_SQLITE_FOREIGN_KEYS used to take effect only when db.init_app ran first."""
+    from flask_sqlalchemy import SQLAlchemy
+
+    from flask_flows import Flows
+
+    late_db = SQLAlchemy()
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY="x", SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path / 'order.sqlite3'}"
+    )
+    Flows().init_app(app, db=late_db, user_model=User)
+    late_db.init_app(app)
+
+    @app.route("/pragma")
+    def pragma() -> str:
+        return str(late_db.session.execute(sa.text("PRAGMA foreign_keys")).scalar())
+
+    assert app.test_client().get("/pragma").text == "1"
+    with app.app_context():
+        late_db.engine.dispose()

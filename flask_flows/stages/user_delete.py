@@ -10,7 +10,7 @@ The confirmation belongs to the flow, as a password or prompt stage before this 
 from __future__ import annotations
 
 from flask import current_app
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from .. import sessions, signals
 from ..plan import PENDING_USER, PROMPT_DATA
@@ -18,6 +18,12 @@ from .base import StageForm, StageResult, StageRun, StageType, deny, invalid, ok
 
 MSG_NO_USER = "There is no account to delete."
 MSG_NOT_DELETED = "Your account could not be deleted. Please try again later."
+#: Other records of the site still refer to the account: trying again will not help.
+MSG_STILL_REFERENCED = (
+    "Your account could not be deleted: other records on this site still refer to it."
+    " Please contact {contact} to have it removed."
+)
+DEFAULT_CONTACT = "the site administrators"
 
 
 class UserDeleteStage(StageType):
@@ -40,6 +46,18 @@ class UserDeleteStage(StageType):
         try:
             store.delete(user)  # a row gone meanwhile raises here, as an SQLAlchemyError
             store.session.commit()
+        except IntegrityError as error:
+            # The app's own rows refer to the user (its foreign keys): say so, and whom to
+            # ask, rather than "try again", which would never work.
+            store.session.rollback()
+            run.state.log.error(
+                "user_delete: user %s not deleted, rows of the app still refer to it (%s);"
+                " handle them in a user_deleting receiver (docs/users.md)",
+                user_id,
+                error.orig,
+            )
+            contact = run.state.config["FLOWS_SUPPORT_CONTACT"] or DEFAULT_CONTACT
+            return invalid(MSG_STILL_REFERENCED.format(contact=contact))
         except SQLAlchemyError:
             store.session.rollback()
             run.state.log.exception("user_delete: deleting user %s failed", user_id)
