@@ -16,9 +16,9 @@ from flask.cli import AppGroup
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
-from . import signals
+from . import schema_check, signals
 from .blueprints import BlueprintError, apply_files, export_flow, install_default_flows
-from .extension import get_state
+from .extension import FlowsState, get_state
 from .grants import create_invitation
 from .models import Flow, FlowStageBinding
 
@@ -27,15 +27,37 @@ flows_cli = AppGroup("flows", help="Manage flask-flows flows, stages, policies a
 
 @flows_cli.command("init")
 def init_command() -> None:
-    """Create the tables and install the default flows (safe to run again)."""
+    """Create the tables and install the default flows (safe to run again), then check
+    the user table as ``check`` does."""
     state = get_state()
     state.create_tables()
+    _refuse_problems(state)
     try:
         report = install_default_flows(state)
     except BlueprintError as error:
         raise click.ClickException(str(error)) from error
     click.echo("flask-flows: tables ready")
     click.echo(f"default flows:\n{report}")
+
+
+@flows_cli.command("check")
+@click.option("--fix", is_flag=True, help="Fill the lookup keys of users that have none.")
+def check_command(fix: bool) -> None:
+    """Check that the database holds what flask-flows needs; say what is missing and how
+    to add it (an existing app's user table, above all)."""
+    state = get_state()
+    if fix:
+        filled = schema_check.fill_keys(state)
+        click.echo(f"flask-flows: filled the lookup keys of {filled} users")
+    _refuse_problems(state)
+    click.echo("flask-flows: the database has what flask-flows needs")
+
+
+def _refuse_problems(state: FlowsState) -> None:
+    found = schema_check.problems(state)
+    if found:
+        listing = "\n".join(str(problem) for problem in found)
+        raise click.ClickException(f"the database is not ready for flask-flows:\n{listing}")
 
 
 @flows_cli.command("apply")

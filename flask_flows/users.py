@@ -36,8 +36,9 @@ class FlowsUserMixin(UserMixin):
     username: Mapped[str] = mapped_column(sa.String(150), unique=True)
     email: Mapped[str | None] = mapped_column(sa.String(254), unique=True, default=None)
     password_hash: Mapped[str | None] = mapped_column(sa.String(256), default=None)
-    active: Mapped[bool] = mapped_column(default=True)
-    is_superuser: Mapped[bool] = mapped_column(default=False)
+    # Server defaults too, so an existing table with rows can take the columns.
+    active: Mapped[bool] = mapped_column(default=True, server_default=sa.true())
+    is_superuser: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
     #: The forms identification looks users up by (:func:`flask_flows.identifiers.key`),
     #: kept up to date on every flush: unique, so two spellings of one name cannot be two
     #: accounts, and indexed, so a lookup costs the same with a million users.
@@ -180,6 +181,13 @@ class UserStore:
             ],
         )
         self.session.delete(user)
+
+    def column_length(self, field: str) -> int | None:
+        """The length the model gives the ``field`` column (``String(64)``: 64), if any:
+        what forms may accept for it."""
+        attribute = getattr(self.model, field, None)
+        column = getattr(getattr(attribute, "property", None), "columns", [None])[0]
+        return getattr(getattr(column, "type", None), "length", None)
 
     def username_taken(self, username: str, exclude: Any | None = None) -> bool:
         """Whether another user (not ``exclude``) has ``username``, compared by key."""

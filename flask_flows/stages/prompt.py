@@ -20,6 +20,7 @@ always carry that value, whatever is submitted.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import date
 from typing import Any
@@ -82,6 +83,7 @@ class PromptStage(StageType):
             if spec.type == "static":
                 continue
             extra = [_unique_username(run)] if spec.type == "username" else []
+            spec = _within_the_model(run, spec)
             attributes[spec.key] = build_field(spec, resolve_initial(spec, run), extra)
             if spec.repeat:
                 attributes[spec.repeat_key] = build_repeat_field(spec)
@@ -199,3 +201,14 @@ def _evaluate(run: StageRun, name: str, request: PolicyRequest) -> PolicyResult:
         # Fail closed, like the policy engine; the log says why, the user is asked to retry.
         run.state.log.exception("prompt: validation policy %r raised", name)
         return PolicyResult(False, (MSG_POLICY_ERROR,))
+
+
+def _within_the_model(run: StageRun, spec: PromptField) -> PromptField:
+    """A username or email prompt offers no more characters than the app's user model
+    can store (a ``String(64)`` username is not offered 150)."""
+    if spec.type not in ("username", "email"):
+        return spec
+    length = run.state.user_store.column_length(spec.type)
+    if length is None or (spec.max_length is not None and spec.max_length <= length):
+        return spec
+    return dataclasses.replace(spec, max_length=length)
