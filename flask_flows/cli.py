@@ -115,7 +115,7 @@ def list_command() -> None:
 
 
 @flows_cli.command("create-user")
-@click.argument("username")
+@click.argument("username", required=False)
 @click.option("--email", default=None, help="The user's email address (unique).")
 @click.option(
     "--password",
@@ -125,35 +125,46 @@ def list_command() -> None:
     help="Asked for (hidden, twice) when left out, which keeps it out of shell history.",
 )
 @click.option("--superuser", is_flag=True, help="Make the user a superuser.")
-def create_user_command(username: str, email: str | None, password: str, superuser: bool) -> None:
-    """Create the user USERNAME with a password."""
+def create_user_command(
+    username: str | None, email: str | None, password: str, superuser: bool
+) -> None:
+    """Create the user USERNAME with a password. For a user model without usernames,
+    leave USERNAME out and give --email."""
     state = get_state()
     store = state.user_store
-    username = username.strip()
+    username = username.strip() if username else None
     email = email.strip() if email else None
-    if not username:
+    has_usernames = store.has_field("username")
+    if has_usernames and not username:
         raise click.ClickException("the username must not be empty")
+    if not has_usernames and username:
+        raise click.ClickException("this app's users have no username: give --email only")
+    if not has_usernames and not email:
+        raise click.ClickException("this app's users have no username: give --email")
     if not password:
         raise click.ClickException("the password must not be empty")
-    # Identification matches case-insensitively, so 'Alice' and 'alice' would collide.
-    if store.username_taken(username):
+    # Identification matches by key ("Alice" is "alice"), so such twins would collide.
+    if username and store.username_taken(username):
         raise click.ClickException(f"a user with the username {username!r} already exists")
     if email and store.email_taken(email):
         raise click.ClickException(f"a user with the email address {email!r} already exists")
-    attributes: dict[str, object] = {"username": username, "email": email}
+    attributes: dict[str, object] = {"email": email}
+    if username:
+        attributes["username"] = username
     if superuser:
         attributes["is_superuser"] = True
+    name = username or email
     try:
         user = store.create(password=password, **attributes)
         store.session.commit()
     except IntegrityError as error:
         store.session.rollback()
         raise click.ClickException(
-            f"the user {username!r} could not be created: the username or email is taken"
+            f"the user {name!r} could not be created: the username or email is taken"
         ) from error
     signals.user_created.send(current_app._get_current_object(), user=user)  # type: ignore[attr-defined]
     kind = "superuser" if superuser else "user"
-    click.echo(f"Created {kind} {username!r}.")
+    click.echo(f"Created {kind} {name!r}.")
 
 
 @flows_cli.command("invite")

@@ -111,6 +111,8 @@ class Flows:
         if app.config["FLOWS_ENFORCE_SESSIONS"]:
             app.before_request(lambda: sessions.enforce(state))
         app.add_template_global(generate_csrf, "flows_csrf_token")
+        # What pages call a user: username, else email, never the primary key.
+        app.add_template_global(state.user_store.display_name, "flows_user_name")
         guesses.connect_signals(app)
         remembered_mfa.connect_signals(app)
         mail.connect(app)

@@ -82,6 +82,23 @@ class UserStore:
         self.db = db
         self.model = model
         self.hashing = hashing
+        #: Of ``identifier_fields``, those the model has: an email-only model (its class
+        #: sets ``username = None``) is identified by email alone.
+        self.available_fields = tuple(f for f in self.identifier_fields if self.has_field(f))
+
+    def has_field(self, field: str) -> bool:
+        """Whether the model maps ``field`` to a column (``username = None`` on a model
+        that uses :class:`FlowsUserMixin` without usernames: no)."""
+        return field in sa.inspect(self.model).columns
+
+    def display_name(self, user: Any) -> str:
+        """What pages call the user: their username, else their email address; never
+        the primary key, which means nothing to a person."""
+        for field in self.available_fields:
+            value = getattr(user, field, None)
+            if isinstance(value, str) and value.strip():
+                return value
+        return "your account"
 
     @property
     def session(self) -> Any:
@@ -118,10 +135,14 @@ class UserStore:
         for field in fields:
             if field not in self.identifier_fields:
                 raise ValueError(f"user field {field!r} cannot identify a user")
+            if field not in self.available_fields:
+                continue  # the model has no such column: a login by the others still works
             if case_insensitive:
                 clauses.append(self._same(field, identifier))
             else:
                 clauses.append(getattr(self.model, field) == identifier)
+        if not clauses:
+            return None
         rank = sa.case(*((clause, index) for index, clause in enumerate(clauses)))
         return _kept(
             self.session.scalars(

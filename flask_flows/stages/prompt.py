@@ -140,9 +140,12 @@ def resolve_initial(spec: PromptField, run: StageRun) -> Any:
 def _fields(run: StageRun) -> list[PromptField]:
     """The parsed fields, once per run (form_class and challenge or respond all ask)."""
     if "fields" not in run.memo:
-        run.memo["fields"] = parse_fields(
-            run.config["fields"], f"stage {run.stage.name!r} (prompt)"
-        )
+        fields = parse_fields(run.config["fields"], f"stage {run.stage.name!r} (prompt)")
+        # A username prompt is left out where the user model has no usernames, so the
+        # default sign-up works for an email-only model as it is.
+        if not run.state.user_store.has_field("username"):
+            fields = [f for f in fields if f.type != "username"]
+        run.memo["fields"] = fields
     return list(run.memo["fields"])
 
 
