@@ -47,7 +47,13 @@ def check_command(fix: bool) -> None:
     to add it (an existing app's user table, above all)."""
     state = get_state()
     if fix:
-        filled = schema_check.fill_keys(state)
+        columns = [p for p in schema_check.problems(state) if p.what.startswith("column ")]
+        if columns:  # keys have nowhere to go yet: say which columns to add first
+            _refuse_problems(state)
+        try:
+            filled = schema_check.fill_keys(state)
+        except schema_check.KeyCollision as error:
+            raise click.ClickException(str(error)) from error
         click.echo(f"flask-flows: filled the lookup keys of {filled} users")
     _refuse_problems(state)
     click.echo("flask-flows: the database has what flask-flows needs")

@@ -119,7 +119,7 @@ class Flows:
         if app.config["FLOWS_SQLITE_FOREIGN_KEYS"]:
             # Now if db.init_app(app) came first, else at the first request or command
             # that uses the database: the order of the two init calls must not matter.
-            _enforce_sqlite_foreign_keys(app, db)
+            state.enforce_sqlite_foreign_keys()
             app.before_request(state.enforce_sqlite_foreign_keys)
         link_hosts.check_at_start(app, state)
 
@@ -314,8 +314,9 @@ def _build_blueprint() -> Blueprint:
 def _enforce_sqlite_foreign_keys(app: Flask, db: SQLAlchemy) -> bool:
     """SQLite ignores ``ON DELETE CASCADE`` unless each connection asks for foreign keys;
     flask-flows' tables rely on cascades (device tokens, bindings), as on PostgreSQL.
-    ``False`` when ``db.init_app(app)`` has not run yet. Connections already open are
-    set too, not only those opened from now on."""
+    ``False`` when ``db.init_app(app)`` has not run yet. Set on every checkout, not only
+    on connect, so connections opened before (an in-memory database's one above all)
+    are covered too, without closing them."""
     try:
         with app.app_context():
             engines = list(db.engines.values())
@@ -323,14 +324,13 @@ def _enforce_sqlite_foreign_keys(app: Flask, db: SQLAlchemy) -> bool:
         return False
     for engine in engines:
         if engine.dialect.name == "sqlite" and not event.contains(
-            engine, "connect", _sqlite_foreign_keys_on
+            engine, "checkout", _sqlite_foreign_keys_on
         ):
-            event.listen(engine, "connect", _sqlite_foreign_keys_on)
-            engine.dispose()  # pooled connections made before this reconnect with it
+            event.listen(engine, "checkout", _sqlite_foreign_keys_on)
     return True
 
 
-def _sqlite_foreign_keys_on(connection: Any, _record: Any) -> None:
+def _sqlite_foreign_keys_on(connection: Any, *_: Any) -> None:
     cursor = connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()

@@ -44,7 +44,7 @@ class PasswordFormat:
 def _werkzeug(password_hash: str, password: str) -> bool:
     try:
         return check_password_hash(password_hash, password)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, OverflowError):
         return False
 
 
@@ -61,7 +61,7 @@ def _passlib_pbkdf2(password_hash: str, password: str) -> bool:
         actual = hashlib.pbkdf2_hmac(
             digest, password.encode(), _ab64_decode(salt), int(rounds), len(expected)
         )
-    except (KeyError, ValueError):
+    except (KeyError, ValueError, OverflowError):
         return False
     return hmac.compare_digest(actual, expected)
 
@@ -80,7 +80,8 @@ def _bcrypt(password_hash: str, password: str) -> bool:
         )
         return False
     try:
-        return bool(bcrypt.checkpw(password.encode(), password_hash.encode()))
+        # bcrypt hashed only the first 72 bytes; bcrypt 5 refuses longer input instead.
+        return bool(bcrypt.checkpw(password.encode()[:72], password_hash.encode()))
     except ValueError:
         return False
 

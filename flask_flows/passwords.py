@@ -19,6 +19,7 @@ moment" instead of a queue that grows without end.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import secrets
 import threading
@@ -74,7 +75,13 @@ class PasswordHashing:
             legacy = self._legacy_format(password_hash)
             if legacy is not None and password_hash is not None:
                 self._spend_one_verification(password)
-                return legacy.verify(password_hash, password)
+                try:
+                    return legacy.verify(password_hash, password)
+                except Exception:  # an app's format that raised: a failed check, logged
+                    logging.getLogger("flask_flows.passwords").exception(
+                        "password format %r raised", legacy.name
+                    )
+                    return False
             try:
                 return self.hasher.verify(password_hash or self.dummy_hash, password) and bool(
                     password_hash

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm.attributes import flag_modified
 from sqlalchemy.schema import CreateColumn
 
+from . import identifiers
 from .models import FlowsModel
 
 if TYPE_CHECKING:
@@ -71,33 +71,64 @@ def problems(state: FlowsState) -> list[Problem]:
 
 
 def fill_keys(state: FlowsState) -> int:
-    """Give every user written without them their lookup keys; how many were filled."""
+    """Give every user written without them their lookup keys; how many were filled.
+
+    Needs the key columns (``problems`` says how to add them). Two users whose names
+    differ only in case, width or accents would get one key: that is refused with their
+    names, for the operator to settle (identification could only ever find one of them).
+    """
     store = state.user_store
     model = store.model
-    keyed = [f for f in ("username", "email") if hasattr(model, f"{f}_key") and hasattr(model, f)]
-    if not keyed:
+    fields = _keyed_fields(state)
+    if not fields:
         return 0
-    missing = sa.or_(
-        *(
-            sa.and_(getattr(model, f).is_not(None), getattr(model, f"{f}_key").is_(None))
-            for f in keyed
-        )
-    )
     filled = 0
     while True:
-        users = list(store.session.scalars(sa.select(model).where(missing).limit(_BATCH)))
+        users = list(
+            store.session.scalars(
+                sa.select(model)
+                .where(sa.or_(*(_unkeyed_rows(model, f) for f in fields)))
+                .limit(_BATCH)
+            )
+        )
         if not users:
             return filled
         for user in users:
-            flag_modified(user, keyed[0])  # the write brings the keys along (FlowsUserMixin)
-        store.session.commit()
+            for field in fields:
+                value = getattr(user, field)
+                setattr(user, f"{field}_key", identifiers.key(value) if value else None)
+        try:
+            store.session.commit()
+        except sa.exc.IntegrityError as error:
+            store.session.rollback()
+            raise KeyCollision(
+                "two users would share a lookup key (names that differ only in case, width"
+                f" or accents); rename one of them, then run --fix again: {error.orig}"
+            ) from error
         filled += len(users)
+
+
+class KeyCollision(Exception):
+    """Filling the keys would give two users one key."""
+
+
+def _keyed_fields(state: FlowsState) -> list[str]:
+    """The identifier fields the model has together with their ``<field>_key`` column."""
+    store = state.user_store
+    return [f for f in ("username", "email") if store.has_field(f) and store.has_field(f"{f}_key")]
+
+
+def _unkeyed_rows(model: Any, field: str) -> sa.ColumnElement[bool]:
+    """A user with a value in ``field`` (not empty) and no key for it."""
+    value = getattr(model, field)
+    return sa.and_(value.is_not(None), value != "", getattr(model, f"{field}_key").is_(None))
 
 
 def _adding(column: sa.Column[Any], engine: sa.Engine) -> str:
     """The Alembic operation and the SQL that add ``column`` to its table."""
     table = column.table.name
-    spec = [repr(column.name), repr(column.type)]
+    quoted = engine.dialect.identifier_preparer.format_table(column.table)
+    spec = [repr(column.name), f"sa.{column.type!r}"]
     if column.server_default is not None:
         default = getattr(column.server_default, "arg", column.server_default)
         spec.append(f"server_default={_sql(default, engine)!r}")
@@ -105,13 +136,15 @@ def _adding(column: sa.Column[Any], engine: sa.Engine) -> str:
     sql = CreateColumn(column).compile(dialect=engine.dialect)
     lines = [
         f"Alembic: op.add_column({table!r}, sa.Column({', '.join(spec)}))",
-        f"  SQL: ALTER TABLE {table} ADD COLUMN {str(sql).strip()}",
+        f"  SQL: ALTER TABLE {quoted} ADD COLUMN {str(sql).strip()}",
     ]
     if column.unique:
         index = f"ix_{table}_{column.name}"
+        name = engine.dialect.identifier_preparer.quote(column.name)
         lines.append(
             f"  and: op.create_index({index!r}, {table!r}, [{column.name!r}], unique=True)"
         )
+        lines.append(f"  SQL: CREATE UNIQUE INDEX {index} ON {quoted} ({name})")
     if not column.nullable and column.server_default is None:
         lines.append(
             "  (NOT NULL without a default: on a table with rows, add it nullable, fill it,"
@@ -129,19 +162,16 @@ def _sql(default: Any, engine: sa.Engine) -> str:
 def _unkeyed(state: FlowsState, table: sa.Table, have: set[str]) -> list[Problem]:
     model = state.user_store.model
     found = []
-    for field in ("username", "email"):
-        key = f"{field}_key"
-        if {field, key} <= have and hasattr(model, key):
+    for field in _keyed_fields(state):
+        if {field, f"{field}_key"} <= have:
             count = state.db.session.scalar(
-                sa.select(sa.func.count())
-                .select_from(model)
-                .where(getattr(model, field).is_not(None), getattr(model, key).is_(None))
+                sa.select(sa.func.count()).select_from(model).where(_unkeyed_rows(model, field))
             )
             if count:
                 found.append(
                     Problem(
-                        f"{count} users have no {key} (written before the column existed), so"
-                        " identification cannot find them",
+                        f"{count} users have no {field}_key (written before the column existed),"
+                        " so identification cannot find them",
                         "run: flask flows check --fix",
                     )
                 )

@@ -89,16 +89,22 @@ class UserStore:
     def has_field(self, field: str) -> bool:
         """Whether the model maps ``field`` to a column (``username = None`` on a model
         that uses :class:`FlowsUserMixin` without usernames: no)."""
-        return field in sa.inspect(self.model).columns
+        try:
+            return field in sa.inspect(self.model).columns
+        except sa.exc.NoInspectionAvailable:  # not a mapped class: a store of its own kind
+            return hasattr(self.model, field)
 
-    def display_name(self, user: Any) -> str:
+    def display_name(self, user: Any | None) -> str | None:
         """What pages call the user: their username, else their email address; never
-        the primary key, which means nothing to a person."""
+        the primary key, which means nothing to a person. ``None`` for no user or none
+        of those."""
+        if user is None:
+            return None
         for field in self.available_fields:
             value = getattr(user, field, None)
             if isinstance(value, str) and value.strip():
                 return value
-        return "your account"
+        return None
 
     @property
     def session(self) -> Any:
@@ -133,10 +139,8 @@ class UserStore:
             return None
         clauses = []
         for field in fields:
-            if field not in self.identifier_fields:
-                raise ValueError(f"user field {field!r} cannot identify a user")
             if field not in self.available_fields:
-                continue  # the model has no such column: a login by the others still works
+                continue  # the store or the model has no such field: the others still work
             if case_insensitive:
                 clauses.append(self._same(field, identifier))
             else:

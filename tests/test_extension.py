@@ -166,3 +166,14 @@ def test_flows_work_beside_an_app_wide_csrf_protect(make_app: MakeApp) -> None:
     browser.submit("login", password="pw-123456")
     assert browser.redirect_target == "/"
     assert browser.get("/").text == "home: alice"
+
+
+def test_the_public_names_and_where_they_live_stay_in_step() -> None:
+    """flask_flows resolves its exports on first use: every name in __all__ must be
+    found, and every name it knows where to find must be in __all__."""
+    import flask_flows
+
+    assert sorted(flask_flows.__all__) == sorted(flask_flows._EXPORTS)
+    for name in flask_flows.__all__:
+        assert getattr(flask_flows, name) is not None
+    assert flask_flows.signals.user_deleting is not None  # submodules, after `import flask_flows`

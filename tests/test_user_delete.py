@@ -20,6 +20,7 @@ from flask_flows.reputation import Reputation, record_failure, user_key
 from flask_flows.stages.user_delete import (
     DEFAULT_CONTACT,
     MSG_NO_USER,
+    MSG_NOT_DELETED,
     MSG_STILL_REFERENCED,
 )
 
@@ -293,3 +294,28 @@ def test_sqlite_foreign_keys_hold_whichever_init_comes_first(tmp_path: Any) -> N
     assert app.test_client().get("/pragma").text == "1"
     with app.app_context():
         late_db.engine.dispose()
+
+
+def test_a_failure_of_another_kind_says_to_try_again_later(
+    app: Flask,
+    browser: FlowBrowser,
+    make_user: Callable[..., User],
+    login_flow: Flow,
+    unenroll_flow: Flow,
+) -> None:
+    """A database that is out of reach (not a refusing foreign key): trying again may
+    work, so that is what the page says."""
+    alice = make_user("alice", password=PASSWORD)
+    browser.log_in("alice", PASSWORD, slug="login")
+
+    def unreachable(mapper: Any, connection: Any, target: Any) -> None:
+        raise sa.exc.OperationalError("DELETE FROM app_user", {}, Exception("server gone"))
+
+    sa.event.listen(User, "before_delete", unreachable)
+    try:
+        response = unenroll(browser)
+    finally:
+        sa.event.remove(User, "before_delete", unreachable)
+    assert MSG_NOT_DELETED in response.text
+    with app.app_context():
+        assert db.session.get(User, alice.id) is not None

@@ -49,7 +49,8 @@ class IdentificationStage(StageType):
         return IdentificationForm
 
     def challenge(self, run: StageRun, form: StageForm) -> dict[str, Any]:
-        fields = run.config["user_fields"]
+        available = run.state.user_store.available_fields
+        fields = [f for f in run.config["user_fields"] if f in available]
         form.uid_field.label.text = " or ".join(_FIELD_LABELS[f] for f in fields).capitalize()  # type: ignore[attr-defined]
         if fields == ["email"]:
             form.uid_field.render_kw = {

@@ -128,6 +128,8 @@ def resolve_initial(spec: PromptField, run: StageRun) -> Any:
     source, name = match.groups()
     if source == "user":
         user = run.pending_user()
+        if name == run.state.user_store.password_field:  # a renamed hash column too
+            return None
         found = getattr(user, name, None) if user is not None else None
     else:
         found = (run.context.get(PROMPT_DATA) or {}).get(name)

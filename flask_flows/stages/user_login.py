@@ -42,7 +42,7 @@ class UserLoginStage(StageType):
 
     def challenge(self, run: StageRun, form: StageForm) -> dict[str, Any]:
         user = run.pending_user()
-        return {"username": run.state.user_store.display_name(user) if user is not None else None}
+        return {"username": run.state.user_store.display_name(user)}
 
     def respond(self, run: StageRun, form: StageForm | None) -> StageResult:
         user = run.pending_user()

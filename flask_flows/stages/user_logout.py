@@ -20,7 +20,7 @@ class UserLogoutStage(StageType):
 
     def challenge(self, run: StageRun, form: StageForm) -> dict[str, Any]:
         user = run.state.current_user()
-        return {"username": run.state.user_store.display_name(user) if user is not None else None}
+        return {"username": run.state.user_store.display_name(user)}
 
     def respond(self, run: StageRun, form: StageForm | None) -> StageResult:
         user = run.state.current_user()

@@ -174,6 +174,11 @@ def _attributes(run: StageRun, data: dict[str, Any]) -> dict[str, Any]:
     for key, attribute in mapping.items():
         if key not in data:
             continue
+        if attribute == run.state.user_store.password_field:  # a renamed hash column too
+            raise ConfigError(
+                f"stage {run.stage.name!r} (user_write), field 'attribute_mapping': "
+                f"{attribute!r} cannot be written"
+            )
         if not hasattr(model, attribute):
             raise ConfigError(
                 f"stage {run.stage.name!r} (user_write), field 'attribute_mapping': "
