@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from .extension import FlowsState
 
 MSG_RETRY = "Too many failed attempts. You can try again in {wait}."
+#: A guess was refused but its wait is already over (a rare race): try again.
+MSG_TRY_AGAIN = "Too many failed attempts. Please try again."
 #: ``g`` key: standings read for right guesses in this request, for the login that follows.
 _STANDINGS = "_flows_guess_standings"
 
@@ -52,6 +54,14 @@ class Verdict:
         guess must wait, else ``None``."""
         seconds = self.wait_seconds()
         return MSG_RETRY.format(wait=wait_words(seconds)) if seconds else None
+
+    def refusal_message(self) -> str:
+        """What a refused guess is answered with."""
+        return self.wait_message() or MSG_TRY_AGAIN
+
+    def after(self, message: str) -> str:
+        """``message``, followed by the wait the next guess faces, if any."""
+        return " ".join(filter(None, [message, self.wait_message()]))
 
 
 def wait_words(seconds: int) -> str:

@@ -42,7 +42,6 @@ from .extension import FlowsState, get_state
 from .guesses import Verdict
 from .models import AuthenticatedSession, utcnow
 from .passwords import MSG_BUSY, HashingBusy
-from .stages.base import MSG_TRY_AGAIN
 from .user_agents import describe_user_agent
 
 #: Session key of the one-time notice shown at the top of the page after an action.
@@ -193,7 +192,7 @@ def remove_device(kind: str, device_id: int) -> Response:
     verdict = guesses.judge(state, guesses.account(state, user), password_ok)
     failed = (kind, device_id, form)
     if verdict.refused:
-        form.password.errors = [verdict.wait_message() or MSG_TRY_AGAIN]
+        form.password.errors = [verdict.refusal_message()]
         response = _page(state, user, failed=failed, status=429)
         response.headers["Retry-After"] = str(verdict.wait_seconds())
         return response
@@ -388,12 +387,8 @@ def _wrong_password(
             "settings: user %s logged out after %d wrong passwords", user_id, failures
         )
         _log_out(state, user)
-        return _logged_out_page(
-            " ".join(filter(None, [MSG_TOO_MANY_FAILURES, verdict.wait_message()]))
-        )
-    failed[2].password.errors = [
-        " ".join(filter(None, [MSG_WRONG_PASSWORD, verdict.wait_message()]))
-    ]
+        return _logged_out_page(verdict.after(MSG_TOO_MANY_FAILURES))
+    failed[2].password.errors = [verdict.after(MSG_WRONG_PASSWORD)]
     return _page(state, user, failed=failed)
 
 

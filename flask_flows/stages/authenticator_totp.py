@@ -196,11 +196,8 @@ def _new_device(run: StageRun, user: Any) -> TOTPDevice:
 
 def _account_label(run: StageRun, user: Any) -> str:
     """What the app lists the account as: the username, else the email, else the id."""
-    return str(
-        getattr(user, "username", None)
-        or getattr(user, "email", None)
-        or run.state.user_store.user_id(user)
-    )
+    store = run.state.user_store
+    return store.display_name(user) or store.user_id(user)
 
 
 def _qr_svg(uri: str, label: str) -> Markup:

@@ -19,8 +19,6 @@ from ..guesses import Verdict
 from ..options import Option
 from ..plan import PENDING_USER, PENDING_USER_IDENTIFIER
 
-#: A guess was refused but its wait is already over (a rare race): try again.
-MSG_TRY_AGAIN = "Too many failed attempts. Please try again."
 #: A stage's ``failed_attempts_before_cancel`` ended the flow, and no wait is running.
 TOO_MANY = "Too many failed attempts. Please start again."
 
@@ -62,9 +60,7 @@ def invalid(message: str | None = None) -> StageResult:
 
 def refused(verdict: Verdict) -> StageResult:
     """Show the stage again saying when the next guess will be judged."""
-    return StageResult(
-        "invalid", verdict.wait_message() or MSG_TRY_AGAIN, retry_after=verdict.wait_seconds()
-    )
+    return StageResult("invalid", verdict.refusal_message(), retry_after=verdict.wait_seconds())
 
 
 def deny(message: str) -> StageResult:
