@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .migrations import VERSION_TABLE
 from .models import FlowsModel
 
 
@@ -25,7 +26,8 @@ def include_object(
     obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
 ) -> bool:
     """Alembic's ``include_object`` hook: ``False`` for flask-flows' tables and for the
-    indexes, constraints and columns that belong to them, so autogenerate neither
-    creates nor drops nor alters them; ``True`` for everything else."""
+    indexes, constraints and columns that belong to them, and for their version table,
+    so autogenerate neither creates nor drops nor alters them; ``True`` for everything
+    else."""
     table = name if type_ == "table" else getattr(getattr(obj, "table", None), "name", None)
-    return table not in FlowsModel.metadata.tables
+    return table not in FlowsModel.metadata.tables and table != VERSION_TABLE

@@ -6,6 +6,7 @@ went wrong to stderr and exits with status 1 having changed nothing.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from flask.cli import AppGroup
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
-from . import schema_check, signals
+from . import migrations, schema_check, signals
 from .blueprints import BlueprintError, apply_files, export_flow, install_default_flows
 from .extension import FlowsState, get_state
 from .grants import create_invitation
@@ -64,6 +65,78 @@ def _refuse_problems(state: FlowsState) -> None:
     if found:
         listing = "\n".join(str(problem) for problem in found)
         raise click.ClickException(f"the database is not ready for flask-flows:\n{listing}")
+
+
+db_cli = AppGroup(
+    "db",
+    help="Upgrade or inspect flask-flows' own tables (a history apart from the app's).",
+)
+flows_cli.add_command(db_cli)
+
+
+@db_cli.command("upgrade")
+@click.argument("revision", default="head")
+def db_upgrade_command(revision: str) -> None:
+    """Bring flask-flows' tables to REVISION (default: the newest), keeping their rows;
+    creates them on a database that has none."""
+    before, after = _migrating(migrations.upgrade, revision)
+    if before == after:
+        click.echo(f"flask-flows tables: already at {_described(after)}")
+    else:
+        click.echo(f"flask-flows tables: {before or 'none'} -> {_described(after)}")
+
+
+@db_cli.command("downgrade")
+@click.argument("revision")
+@click.option("--yes", is_flag=True, help="Do not ask before dropping every table (base).")
+def db_downgrade_command(revision: str, yes: bool) -> None:
+    """Take flask-flows' tables back to REVISION, for running an older flask-flows;
+    'base' drops them all, with every flow, device and session in them."""
+    if revision == "base" and not yes:
+        click.confirm("Drop every flask-flows table and all their rows?", abort=True)
+    before, after = _migrating(migrations.downgrade, revision)
+    click.echo(f"flask-flows tables: {before or 'none'} -> {_described(after)}")
+
+
+@db_cli.command("current")
+def db_current_command() -> None:
+    """Show the revision flask-flows' tables are at."""
+    found = migrations.current(get_state().db.engine)
+    if found is None:
+        click.echo("flask-flows tables: no revision recorded (run: flask flows db upgrade)")
+    elif found != migrations.head():
+        click.echo(
+            f"flask-flows tables: {found}, behind {migrations.head()} (run: flask flows db upgrade)"
+        )
+    else:
+        click.echo(f"flask-flows tables: {_described(found)}")
+
+
+@db_cli.command("history")
+def db_history_command() -> None:
+    """List the revisions of flask-flows' tables, newest first."""
+    for revision in migrations.history():
+        summary = revision.message.strip().splitlines()[0] if revision.message else ""
+        click.echo(f"{revision.down or 'base'} -> {revision.id}: {summary}")
+
+
+def _migrating(
+    step: Callable[[sa.Engine, str], tuple[str | None, str | None]], revision: str
+) -> tuple[str | None, str | None]:
+    """Run an upgrade or downgrade; a revision that does not exist, or tables that match
+    none, are a clear error."""
+    from alembic.util import CommandError
+
+    try:
+        return step(get_state().db.engine, revision)
+    except (CommandError, migrations.UnknownSchema) as error:
+        raise click.ClickException(str(error)) from error
+
+
+def _described(revision: str | None) -> str:
+    if revision is None:
+        return "no tables (base)"
+    return f"{revision} (head)" if revision == migrations.head() else revision
 
 
 @flows_cli.command("apply")

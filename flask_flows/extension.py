@@ -20,6 +20,7 @@ from . import (
     guesses,
     link_hosts,
     mail,
+    migrations,
     remembered_mfa,
     reputation,
     revisions,  # noqa: F401  (registers the revision-bumping flush hook)
@@ -27,7 +28,7 @@ from . import (
 )
 from .config import apply_defaults
 from .definitions import FlowDefinitions
-from .models import Flow, FlowsModel, Policy, Stage
+from .models import Flow, Policy, Stage
 from .options import ConfigError, validate_options
 from .password_formats import DEFAULT_FORMATS, PasswordFormat
 from .passwords import PasswordHashing
@@ -266,10 +267,14 @@ class FlowsState:
         self._foreign_keys_enforced = _enforce_sqlite_foreign_keys(self.app, self.db)
 
     def create_tables(self) -> None:
-        """Create flask-flows' tables (and the app's) if they do not exist."""
+        """Bring flask-flows' tables to this version's schema (create them, or run its
+        migrations), and create the app's tables that do not exist, unless the app's own
+        migrations (Flask-Migrate) make them: created here, a table a pending migration
+        adds would make ``flask db upgrade`` fail."""
         self.enforce_sqlite_foreign_keys()
-        self.db.create_all()
-        FlowsModel.metadata.create_all(self.db.engine)
+        if "migrate" not in self.app.extensions:
+            self.db.create_all()
+        migrations.upgrade(self.db.engine)
 
 
 Registered = TypeVar("Registered")

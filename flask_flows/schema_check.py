@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.schema import CreateColumn
 
-from . import identifiers
+from . import identifiers, migrations
 from .models import FlowsModel
 
 if TYPE_CHECKING:
@@ -44,13 +44,19 @@ def problems(state: FlowsState) -> list[Problem]:
     inspector = sa.inspect(engine)
     existing = set(inspector.get_table_names())
     found: list[Problem] = []
-    missing = [t.name for t in FlowsModel.metadata.sorted_tables if t.name not in existing]
-    if missing:
-        found.append(
-            Problem(
-                f"flask-flows' tables are missing: {', '.join(missing)}", "run: flask flows init"
+    tables = [t.name for t in FlowsModel.metadata.sorted_tables]
+    missing = [name for name in tables if name not in existing]
+    if len(missing) == len(tables):
+        found.append(Problem("flask-flows' tables do not exist", "run: flask flows init"))
+    else:
+        found.extend(_behind(engine))
+        if missing and not found:
+            found.append(
+                Problem(
+                    f"flask-flows' tables are missing: {', '.join(missing)}",
+                    "restore them from a backup",
+                )
             )
-        )
     table: sa.Table = state.user_store.model.__table__
     if table.name not in existing:
         found.append(
@@ -110,6 +116,20 @@ def fill_keys(state: FlowsState) -> int:
 
 class KeyCollision(Exception):
     """Filling the keys would give two users one key."""
+
+
+def _behind(engine: sa.Engine) -> list[Problem]:
+    """A problem when flask-flows' tables are not at the revision this version needs."""
+    at, needed = migrations.current(engine), migrations.head()
+    if at == needed:
+        return []
+    where = f"at revision {at}" if at else "at no recorded revision (made before migrations)"
+    return [
+        Problem(
+            f"flask-flows' tables are {where}; this version needs {needed}",
+            "run: flask flows db upgrade",
+        )
+    ]
 
 
 def _keyed_fields(state: FlowsState) -> list[str]:

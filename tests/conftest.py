@@ -4,10 +4,13 @@ schema is built once per session and emptied before each test."""
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from browsing import FlowBrowser
 from databases import TestDatabase
 from factory import MakeApp, User, close_connections, create_test_app, db
@@ -66,6 +69,28 @@ def database_url(request: pytest.FixtureRequest) -> str:
     """The session's database of this backend, with every table empty."""
     database: TestDatabase = request.getfixturevalue(f"{request.param}_database")
     return database.prepare()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database of this test's own with no table at all, for tests of the schema itself
+    (the session's databases have flask-flows' tables already)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'empty.sqlite3'}"
+        return
+    server = request.getfixturevalue("postgres_server")
+    if isinstance(server, str):
+        unavailable(f"PostgreSQL is not available: {server}")
+    name = f"empty_{uuid.uuid4().hex[:16]}"
+    admin = sa.create_engine(server.url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        yield sa.make_url(server.url).set(database=name).render_as_string(hide_password=False)
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f'DROP DATABASE "{name}" WITH (FORCE)')
+    finally:
+        admin.dispose()
 
 
 @pytest.fixture

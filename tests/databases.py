@@ -13,7 +13,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from factory import db
 
-from flask_flows import FlowsModel
+from flask_flows import migrations
 
 
 class TestDatabase:
@@ -30,7 +30,7 @@ class TestDatabase:
         """Build the schema if this is the first test here, else empty every table; returns
         the URL for the test's app."""
         if not self._schema_built:
-            FlowsModel.metadata.create_all(self.engine)
+            migrations.upgrade(self.engine)
             db.metadata.create_all(self.engine)
             self._schema_built = True
         self.empty()
@@ -48,7 +48,8 @@ class TestDatabase:
                 connection.exec_driver_sql("SET LOCAL lock_timeout = '10s'")
             # On SQLite foreign keys are off on this connection, so the order does not matter.
             for table in tables:
-                connection.execute(sa.table(table).delete())
+                if table != migrations.VERSION_TABLE:
+                    connection.execute(sa.table(table).delete())
             if postgresql:
                 connection.exec_driver_sql(
                     "SELECT setval(oid, 1, false) FROM pg_class"

@@ -77,6 +77,7 @@ def autogenerate(tmp_path: Path, hook: Callable[..., bool] | None) -> str:
     flask_migrate.Migrate(app, app_db, **options)
     directory = str(tmp_path / "migrations")
     with app.app_context(), logging_kept():
+        app_db.create_all()  # the app's tables, as its migration history made them
         app.extensions["flows"].create_tables()
         Note.__table__.drop(app_db.engine)  # the app's new model, not in the database yet
         flask_migrate.init(directory)
