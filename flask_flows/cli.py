@@ -17,7 +17,7 @@ from flask.cli import AppGroup
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
-from . import migrations, schema_check, signals
+from . import migrations, schema_check, sessions, signals
 from .blueprints import BlueprintError, apply_files, export_flow, install_default_flows
 from .extension import FlowsState, get_state
 from .grants import create_invitation
@@ -244,6 +244,34 @@ def create_user_command(
     signals.user_created.send(current_app._get_current_object(), user=user)  # type: ignore[attr-defined]
     kind = "superuser" if superuser else "user"
     click.echo(f"Created {kind} {name!r}.")
+
+
+@flows_cli.command("set-password")
+@click.argument("identifier")
+@click.option(
+    "--password",
+    prompt="New password",
+    hide_input=True,
+    confirmation_prompt=True,
+    help="Asked for (hidden, twice) when left out, which keeps it out of shell history.",
+)
+def set_password_command(identifier: str, password: str) -> None:
+    """Set the password of the user IDENTIFIER (a username or email address) and end
+    every session of theirs: for someone no recovery mail can reach."""
+    state = get_state()
+    store = state.user_store
+    user = store.find_by_identifier(identifier, store.available_fields)
+    if user is None:
+        raise click.ClickException(f"there is no user {identifier.strip()!r}")
+    if not password:
+        raise click.ClickException("the password must not be empty")
+    store.set_password(user, password)
+    store.session.commit()
+    ended = sessions.end_sessions(state, store.user_id(user), keep_current=False)
+    signals.password_changed.send(current_app._get_current_object(), user=user)  # type: ignore[attr-defined]
+    name = store.display_name(user) or identifier
+    ended_text = {0: "no session", 1: "1 session"}.get(ended, f"{ended} sessions")
+    click.echo(f"Set the password of {name!r}; {ended_text} of theirs ended.")
 
 
 @flows_cli.command("invite")

@@ -1,15 +1,19 @@
-"""User models of other shapes: users that log in by email and have no username.
+"""User models of other shapes: users with an email address and no username, and users
+with a username and no email address.
 
-Before: only undocumented tricks made such a model work (``username = None`` and a login
-flow of one's own whose slug sorted first): the default login flow raised on
+Before: only undocumented tricks made an email-only model work (``username = None`` and a
+login flow of one's own whose slug sorted first): the default login flow raised on
 ``username``, sign-up asked for one, ``flask flows create-user`` required one, and the
-settings page called the user by their primary key.
+settings page called the user by their primary key. A username-only model was asked for
+an email address at sign-up and mailed a link, and its login page offered a recovery
+flow that could only ever say "check your inbox".
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from factory import FAST_ARGON2
@@ -22,6 +26,7 @@ from flask_flows.blueprints import install_default_flows
 
 PASSWORD = "correct horse battery"
 email_db = SQLAlchemy()
+member_db = SQLAlchemy()
 
 
 class Customer(email_db.Model, FlowsUserMixin):  # type: ignore[name-defined,misc]
@@ -32,25 +37,47 @@ class Customer(email_db.Model, FlowsUserMixin):  # type: ignore[name-defined,mis
     username = None  # type: ignore[assignment]
 
 
-@pytest.fixture
-def email_app(tmp_path: Path) -> Iterator[Flask]:
+class Member(member_db.Model, FlowsUserMixin):  # type: ignore[name-defined,misc]
+    """Members have a username and no email address."""
+
+    __tablename__ = "member"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email = None  # type: ignore[assignment]
+
+
+#: Mails the apps sent (their FLOWS_MAIL_BACKEND).
+SENT: list[Any] = []
+
+
+def shaped_app(path: Path, db: SQLAlchemy, model: type[Any]) -> Iterator[Flask]:
     app = Flask(__name__)
     app.config.update(
-        SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path / 'customers.sqlite3'}",
+        SQLALCHEMY_DATABASE_URI=f"sqlite:///{path}",
         SECRET_KEY="x",
         TESTING=True,
-        FLOWS_MAIL_BACKEND=lambda message: None,
+        FLOWS_MAIL_BACKEND=SENT.append,
         FLOWS_MAIL_SEND_IN_BACKGROUND=False,
         **FAST_ARGON2,
     )
-    email_db.init_app(app)
-    Flows(app, db=email_db, user_model=Customer)
+    db.init_app(app)
+    Flows(app, db=db, user_model=model)
+    SENT.clear()
     with app.app_context():
         app.extensions["flows"].create_tables()
         install_default_flows(app.extensions["flows"])
     yield app
     with app.app_context():
-        email_db.engine.dispose()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def email_app(tmp_path: Path) -> Iterator[Flask]:
+    yield from shaped_app(tmp_path / "customers.sqlite3", email_db, Customer)
+
+
+@pytest.fixture
+def member_app(tmp_path: Path) -> Iterator[Flask]:
+    yield from shaped_app(tmp_path / "members.sqlite3", member_db, Member)
 
 
 def test_create_user_takes_an_email_and_no_username(email_app: Flask) -> None:
@@ -84,3 +111,50 @@ def test_the_default_sign_up_asks_for_no_username(email_app: Flask) -> None:
     assert 'name="username"' not in page
     browser.step(slug, email="new@example.com", password=PASSWORD, password_repeat=PASSWORD)
     assert browser.stage_type == "email"
+
+
+def test_a_username_only_sign_up_asks_for_no_email_and_mails_nothing(member_app: Flask) -> None:
+    slug = "default-enrollment-flow"
+    browser = testing.FlowBrowser(member_app.test_client())
+    page = browser.start(slug).text
+    assert 'name="username"' in page
+    assert 'name="email"' not in page
+    browser.step(slug, username="bo", password=PASSWORD, password_repeat=PASSWORD)
+    assert browser.redirect_target == "/"
+    assert SENT == []
+    assert "Signed in as <strong>bo</strong>" in browser.get("/flows/-/settings/").text
+
+
+def test_a_username_only_login_offers_no_recovery_it_cannot_give(member_app: Flask) -> None:
+    browser = testing.FlowBrowser(member_app.test_client())
+    page = browser.start("default-authentication-flow").text
+    assert "Forgot" not in page
+    assert "default-recovery-flow" not in page
+    assert browser.start("default-recovery-flow").status_code == 404
+    assert "default-enrollment-flow" in page  # sign-up is still offered
+
+
+def test_an_operator_sets_a_forgotten_password(member_app: Flask) -> None:
+    runner = member_app.test_cli_runner()
+    made = runner.invoke(args=["flows", "create-user", "bo", "--password", PASSWORD])
+    assert made.exit_code == 0, made.output
+    signed_in = testing.FlowBrowser(member_app.test_client())
+    signed_in.log_in("bo", PASSWORD)
+    assert signed_in.get("/flows/-/settings/").status_code == 200
+    result = runner.invoke(args=["flows", "set-password", "BO"], input="new horse battery\n" * 2)
+    assert result.exit_code == 0, result.output
+    assert "Set the password of 'bo'; 1 session of theirs ended." in result.output
+    ended = signed_in.get("/flows/-/settings/")  # that login has ended: off to log in again
+    assert ended.status_code == 303
+    assert "/flows/-/login/" in ended.headers["Location"]
+    browser = testing.FlowBrowser(member_app.test_client())
+    browser.log_in("bo", "new horse battery")
+    assert browser.redirect_target == "/"
+    missing = runner.invoke(args=["flows", "set-password", "nobody", "--password", PASSWORD])
+    assert missing.exit_code == 1
+    assert "there is no user 'nobody'" in missing.output
+
+
+def test_the_email_app_keeps_its_recovery_flow(email_app: Flask) -> None:
+    page = testing.FlowBrowser(email_app.test_client()).start("default-authentication-flow").text
+    assert "default-recovery-flow" in page

@@ -59,27 +59,10 @@ except bindings of the flows it defines).
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import TYPE_CHECKING
-
 from .apply import ApplyReport, apply_blueprint, apply_files
+from .defaults import DEFAULT_BLUEPRINTS, install_default_flows
 from .export import export_flow
 from .schema import BlueprintDocument, BlueprintError, load_blueprint
-
-if TYPE_CHECKING:
-    from ..extension import FlowsState
-
-#: The folder of blueprints that ``flask flows init`` installs.
-DEFAULT_BLUEPRINTS = Path(__file__).resolve().parent / "default"
-
-
-def install_default_flows(state: FlowsState) -> ApplyReport:
-    """Apply every ``*.yaml`` in :data:`DEFAULT_BLUEPRINTS` (sorted), in one transaction.
-
-    Safe to run again; it puts back any default flow that was edited in the database.
-    """
-    return apply_files(state, sorted(DEFAULT_BLUEPRINTS.glob("*.yaml")))
-
 
 __all__ = [
     "DEFAULT_BLUEPRINTS",

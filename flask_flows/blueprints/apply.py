@@ -94,16 +94,17 @@ def apply_blueprint(
         document = validate_document(dict(document_or_path), source, state)
     else:
         document = load_blueprint(document_or_path, name=name, state=state)
-    return _apply(state, [document])
+    return apply_documents(state, [document])
 
 
 def apply_files(state: FlowsState, paths: Iterable[str | Path]) -> ApplyReport:
     """Apply several files in one transaction: all of them, or (on any error) none."""
     documents = [load_blueprint(Path(path), state=state) for path in paths]
-    return _apply(state, documents)
+    return apply_documents(state, documents)
 
 
-def _apply(state: FlowsState, documents: list[BlueprintDocument]) -> ApplyReport:
+def apply_documents(state: FlowsState, documents: list[BlueprintDocument]) -> ApplyReport:
+    """Apply loaded documents in one transaction: all of them, or (on any error) none."""
     check_unique(documents)
     session = state.db.session
     try:

@@ -139,14 +139,19 @@ def resolve_initial(spec: PromptField, run: StageRun) -> Any:
     return None
 
 
+#: Field types that are the account's own columns of the same name.
+_ACCOUNT_FIELDS = ("username", "email")
+
+
 def _fields(run: StageRun) -> list[PromptField]:
     """The parsed fields, once per run (form_class and challenge or respond all ask)."""
     if "fields" not in run.memo:
         fields = parse_fields(run.config["fields"], f"stage {run.stage.name!r} (prompt)")
-        # A username prompt is left out where the user model has no usernames, so the
-        # default sign-up works for an email-only model as it is.
-        if not run.state.user_store.has_field("username"):
-            fields = [f for f in fields if f.type != "username"]
+        # A username or email prompt is left out where the user model has no such
+        # column, so the default sign-up works for an email-only or username-only
+        # model as it is.
+        store = run.state.user_store
+        fields = [f for f in fields if f.type not in _ACCOUNT_FIELDS or store.has_field(f.type)]
         run.memo["fields"] = fields
     return list(run.memo["fields"])
 

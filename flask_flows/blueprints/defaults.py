@@ -1,0 +1,55 @@
+"""The default flows as ``flask flows init`` installs them: the shipped blueprints, shaped
+to the app's user model.
+
+A model without email addresses (its class sets ``email = None``) has nothing to confirm
+at sign-up and no address to mail a recovery link to. For it the default sign-up has no
+email stage, no recovery flow is installed (it could only ever say "check your inbox"),
+and the login page offers none; an operator sets a forgotten password with
+``flask flows set-password``. Every other model gets the blueprints as shipped.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .apply import ApplyReport, apply_documents
+from .schema import BlueprintDocument, load_blueprint
+
+if TYPE_CHECKING:
+    from ..extension import FlowsState
+
+#: The folder of blueprints that ``flask flows init`` installs.
+DEFAULT_BLUEPRINTS = Path(__file__).resolve().parent / "default"
+RECOVERY_FLOW = "default-recovery-flow"
+
+
+def install_default_flows(state: FlowsState) -> ApplyReport:
+    """Apply every ``*.yaml`` in :data:`DEFAULT_BLUEPRINTS` (sorted), shaped to the user
+    model, in one transaction.
+
+    Safe to run again; it puts back any default flow that was edited in the database.
+    """
+    documents = [load_blueprint(p, state=state) for p in sorted(DEFAULT_BLUEPRINTS.glob("*.yaml"))]
+    if not state.user_store.has_field("email"):
+        documents = [_without_mail(d) for d in documents if not _defines_recovery(d)]
+    return apply_documents(state, documents)
+
+
+def _defines_recovery(document: BlueprintDocument) -> bool:
+    return any(flow["slug"] == RECOVERY_FLOW for flow in document.get("flows", []))
+
+
+def _without_mail(document: BlueprintDocument) -> BlueprintDocument:
+    """The document without its email stages and without links to the recovery flow.
+    Only for documents that are not the recovery flow, which without its email stage
+    would reset anyone's password."""
+    stages = document.get("stages", [])
+    mailing = {stage["name"] for stage in stages if stage["type"] == "email"}
+    document["stages"] = [stage for stage in stages if stage["name"] not in mailing]
+    for stage in document["stages"]:
+        if stage.get("config", {}).get("recovery_flow") == RECOVERY_FLOW:
+            stage["config"]["recovery_flow"] = None
+    for flow in document.get("flows", []):
+        flow["bindings"] = [b for b in flow["bindings"] if b["stage"] not in mailing]
+    return document
