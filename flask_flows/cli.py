@@ -28,10 +28,12 @@ flows_cli = AppGroup("flows", help="Manage flask-flows flows, stages, policies a
 
 @flows_cli.command("init")
 def init_command() -> None:
-    """Create the tables and install the default flows (safe to run again), then check
-    the user table as ``check`` does."""
+    """Bring flask-flows' tables to this version, fill the lookup keys of users written
+    before them, and install the default flows (safe to run again); then check the user
+    table as ``check`` does."""
     state = get_state()
     state.create_tables()
+    _fill_keys(state)
     _refuse_problems(state)
     try:
         report = install_default_flows(state)
@@ -47,17 +49,24 @@ def check_command(fix: bool) -> None:
     """Check that the database holds what flask-flows needs; say what is missing and how
     to add it (an existing app's user table, above all)."""
     state = get_state()
-    if fix:
-        columns = [p for p in schema_check.problems(state) if p.what.startswith("column ")]
-        if columns:  # keys have nowhere to go yet: say which columns to add first
-            _refuse_problems(state)
-        try:
-            filled = schema_check.fill_keys(state)
-        except schema_check.KeyCollision as error:
-            raise click.ClickException(str(error)) from error
-        click.echo(f"flask-flows: filled the lookup keys of {filled} users")
+    if fix and not _fill_keys(state, quiet=False):
+        _refuse_problems(state)  # keys have nowhere to go yet: say what to add first
     _refuse_problems(state)
     click.echo("flask-flows: the database has what flask-flows needs")
+
+
+def _fill_keys(state: FlowsState, quiet: bool = True) -> bool:
+    """Fill the lookup keys of users written before the key columns existed; ``False``
+    when the user table lacks columns, so there is nowhere to put them yet."""
+    if any(problem.in_user_table for problem in schema_check.problems(state)):
+        return False
+    try:
+        filled = schema_check.fill_keys(state)
+    except schema_check.KeyCollision as error:
+        raise click.ClickException(str(error)) from error
+    if filled or not quiet:
+        click.echo(f"flask-flows: filled the lookup keys of {filled} users")
+    return True
 
 
 def _refuse_problems(state: FlowsState) -> None:

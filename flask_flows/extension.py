@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -336,6 +337,16 @@ def _enforce_sqlite_foreign_keys(app: Flask, db: SQLAlchemy) -> bool:
 
 
 def _sqlite_foreign_keys_on(connection: Any, *_: Any) -> None:
+    """Foreign keys on, but off while Alembic migrates (the app's ``flask db upgrade``
+    included): its SQLite batch mode rebuilds a table by copying and dropping it, which
+    foreign keys refuse, so Alembic's documentation has them off for migrations."""
     cursor = connection.cursor()
-    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute(f"PRAGMA foreign_keys={'OFF' if _alembic_migrating() else 'ON'}")
     cursor.close()
+
+
+def _alembic_migrating() -> bool:
+    """Whether an Alembic environment (a migration run) is active in this process: its
+    ``alembic.context`` module proxies the running one, and holds ``None`` otherwise."""
+    context = sys.modules.get("alembic.context")
+    return getattr(context, "_proxy", None) is not None

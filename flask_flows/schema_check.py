@@ -33,6 +33,8 @@ class Problem:
 
     what: str
     fix: str
+    #: The user table or one of its columns is missing: the app's migrations add it.
+    in_user_table: bool = False
 
     def __str__(self) -> str:
         return f"- {self.what}\n  {self.fix}"
@@ -63,6 +65,7 @@ def problems(state: FlowsState) -> list[Problem]:
             Problem(
                 f"the user table {table.name!r} does not exist",
                 "create it with your migrations (or db.create_all() for a new app)",
+                in_user_table=True,
             )
         )
         return found
@@ -70,7 +73,11 @@ def problems(state: FlowsState) -> list[Problem]:
     for column in table.columns:
         if column.name not in have:
             found.append(
-                Problem(f"column {table.name}.{column.name} is missing", _adding(column, engine))
+                Problem(
+                    f"column {table.name}.{column.name} is missing",
+                    _adding(column, engine),
+                    in_user_table=True,
+                )
             )
     found.extend(_unkeyed(state, table, have))
     return found

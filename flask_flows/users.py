@@ -41,12 +41,14 @@ class FlowsUserMixin(UserMixin):
     is_superuser: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
     #: The forms identification looks users up by (:func:`flask_flows.identifiers.key`),
     #: kept up to date on every flush: unique, so two spellings of one name cannot be two
-    #: accounts, and indexed, so a lookup costs the same with a million users.
+    #: accounts, and indexed, so a lookup costs the same with a million users. A unique
+    #: *index* (named by the metadata's convention, ``ix_<table>_<column>``) rather than
+    #: an unnamed constraint, which an app's SQLite migration could not add.
     username_key: Mapped[str | None] = mapped_column(
-        sa.String(identifiers.KEY_LENGTH), unique=True, default=None
+        sa.String(identifiers.KEY_LENGTH), unique=True, index=True, default=None
     )
     email_key: Mapped[str | None] = mapped_column(
-        sa.String(identifiers.KEY_LENGTH), unique=True, default=None
+        sa.String(identifiers.KEY_LENGTH), unique=True, index=True, default=None
     )
 
     @property
