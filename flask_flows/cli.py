@@ -1,14 +1,15 @@
 """``flask flows …`` commands: set up, import, export and inspect flows; create users.
 
-Every command that writes does so in one transaction and, on a mistake, prints what
-went wrong to stderr and exits with status 1 having changed nothing.
+Every command that writes does so in one transaction (``init``: one per step, each safe
+to run again) and, on a mistake, prints what went wrong to stderr and exits with status
+1 having changed nothing (``init``: nothing in the step that failed).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import click
 import sqlalchemy as sa
@@ -17,24 +18,30 @@ from flask.cli import AppGroup
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
-from . import migrations, schema_check, sessions, signals
+from . import schema_check, sessions, signals
 from .blueprints import BlueprintError, apply_files, export_flow, install_default_flows
+from .blueprints.defaults import PASSWORD_POLICY
 from .extension import FlowsState, get_state
 from .grants import create_invitation
-from .models import Flow, FlowStageBinding
+from .migrations.commands import db_cli, migration_errors
+from .models import Flow, FlowStageBinding, Policy
+from .plan import PROMPT_DATA
+from .policies.base import PolicyRequest
 
 flows_cli = AppGroup("flows", help="Manage flask-flows flows, stages, policies and users.")
+flows_cli.add_command(db_cli)
 
 
 @flows_cli.command("init")
 def init_command() -> None:
     """Bring flask-flows' tables to this version, fill the lookup keys of users written
     before them, and install the default flows (safe to run again); then check the user
-    table as ``check`` does."""
-    state = get_state()
-    state.create_tables()
+    table as 'check' does."""
+    state = app_state()
+    with migration_errors():
+        state.create_tables()
     _fill_keys(state)
-    _refuse_problems(state)
+    _refuse_problems(state, definitions=False)
     try:
         report = install_default_flows(state)
     except BlueprintError as error:
@@ -48,104 +55,49 @@ def init_command() -> None:
 def check_command(fix: bool) -> None:
     """Check that the database holds what flask-flows needs; say what is missing and how
     to add it (an existing app's user table, above all)."""
-    state = get_state()
-    if fix and not _fill_keys(state, quiet=False):
-        _refuse_problems(state)  # keys have nowhere to go yet: say what to add first
+    state = app_state()
+    if fix:
+        _fill_keys(state, quiet=False)  # or, with nowhere to put them yet, the check says why
     _refuse_problems(state)
     click.echo("flask-flows: the database has what flask-flows needs")
 
 
-def _fill_keys(state: FlowsState, quiet: bool = True) -> bool:
-    """Fill the lookup keys of users written before the key columns existed; ``False``
-    when the user table lacks columns, so there is nowhere to put them yet."""
+def _fill_keys(state: FlowsState, quiet: bool = True) -> None:
+    """Fill the lookup keys of users written before the key columns existed, unless the
+    user table lacks columns (nowhere to put them yet)."""
     if any(problem.in_user_table for problem in schema_check.problems(state)):
-        return False
+        return
     try:
         filled = schema_check.fill_keys(state)
     except schema_check.KeyCollision as error:
         raise click.ClickException(str(error)) from error
     if filled or not quiet:
         click.echo(f"flask-flows: filled the lookup keys of {filled} users")
-    return True
 
 
-def _refuse_problems(state: FlowsState) -> None:
+def app_state() -> FlowsState:
+    """The app's flask-flows state; an app that has not set flask-flows up is told how,
+    not shown a traceback."""
+    try:
+        return get_state()
+    except RuntimeError as error:
+        raise click.ClickException(
+            "flask-flows is not set up in this app: call flows.init_app(app, db=db,"
+            " user_model=User) in the app factory (or Flows(app, db=db, user_model=User))"
+        ) from error
+
+
+def _refuse_problems(state: FlowsState, *, definitions: bool = True) -> None:
+    """Exit 1 naming every problem; with ``definitions`` off, refused stored stages and
+    policies (which break one flow, not the database) are only warned about."""
     found = schema_check.problems(state)
+    if not definitions:
+        for problem in (p for p in found if p.in_definitions):
+            click.echo(f"flask-flows: warning: {problem.what}\n  {problem.fix}", err=True)
+        found = [problem for problem in found if not problem.in_definitions]
     if found:
         listing = "\n".join(str(problem) for problem in found)
         raise click.ClickException(f"the database is not ready for flask-flows:\n{listing}")
-
-
-db_cli = AppGroup(
-    "db",
-    help="Upgrade or inspect flask-flows' own tables (a history apart from the app's).",
-)
-flows_cli.add_command(db_cli)
-
-
-@db_cli.command("upgrade")
-@click.argument("revision", default="head")
-def db_upgrade_command(revision: str) -> None:
-    """Bring flask-flows' tables to REVISION (default: the newest), keeping their rows;
-    creates them on a database that has none."""
-    before, after = _migrating(migrations.upgrade, revision)
-    if before == after:
-        click.echo(f"flask-flows tables: already at {_described(after)}")
-    else:
-        click.echo(f"flask-flows tables: {before or 'none'} -> {_described(after)}")
-
-
-@db_cli.command("downgrade")
-@click.argument("revision")
-@click.option("--yes", is_flag=True, help="Do not ask before dropping every table (base).")
-def db_downgrade_command(revision: str, yes: bool) -> None:
-    """Take flask-flows' tables back to REVISION, for running an older flask-flows;
-    'base' drops them all, with every flow, device and session in them."""
-    if revision == "base" and not yes:
-        click.confirm("Drop every flask-flows table and all their rows?", abort=True)
-    before, after = _migrating(migrations.downgrade, revision)
-    click.echo(f"flask-flows tables: {before or 'none'} -> {_described(after)}")
-
-
-@db_cli.command("current")
-def db_current_command() -> None:
-    """Show the revision flask-flows' tables are at."""
-    found = migrations.current(get_state().db.engine)
-    if found is None:
-        click.echo("flask-flows tables: no revision recorded (run: flask flows db upgrade)")
-    elif found != migrations.head():
-        click.echo(
-            f"flask-flows tables: {found}, behind {migrations.head()} (run: flask flows db upgrade)"
-        )
-    else:
-        click.echo(f"flask-flows tables: {_described(found)}")
-
-
-@db_cli.command("history")
-def db_history_command() -> None:
-    """List the revisions of flask-flows' tables, newest first."""
-    for revision in migrations.history():
-        summary = revision.message.strip().splitlines()[0] if revision.message else ""
-        click.echo(f"{revision.down or 'base'} -> {revision.id}: {summary}")
-
-
-def _migrating(
-    step: Callable[[sa.Engine, str], tuple[str | None, str | None]], revision: str
-) -> tuple[str | None, str | None]:
-    """Run an upgrade or downgrade; a revision that does not exist, or tables that match
-    none, are a clear error."""
-    from alembic.util import CommandError
-
-    try:
-        return step(get_state().db.engine, revision)
-    except (CommandError, migrations.UnknownSchema) as error:
-        raise click.ClickException(str(error)) from error
-
-
-def _described(revision: str | None) -> str:
-    if revision is None:
-        return "no tables (base)"
-    return f"{revision} (head)" if revision == migrations.head() else revision
 
 
 @flows_cli.command("apply")
@@ -155,7 +107,7 @@ def _described(revision: str | None) -> str:
 def apply_command(files: tuple[Path, ...]) -> None:
     """Apply blueprint FILES in one transaction: all of them, or none on any error."""
     try:
-        report = apply_files(get_state(), files)
+        report = apply_files(app_state(), files)
     except BlueprintError as error:
         raise click.ClickException(str(error)) from error
     click.echo(str(report))
@@ -166,7 +118,7 @@ def apply_command(files: tuple[Path, ...]) -> None:
 def export_command(slug: str) -> None:
     """Print the flow SLUG, its stages, policies and groups as a blueprint."""
     try:
-        text = export_flow(get_state(), slug)
+        text = export_flow(app_state(), slug)
     except BlueprintError as error:
         raise click.ClickException(str(error)) from error
     click.echo(text, nl=False)
@@ -176,7 +128,7 @@ def export_command(slug: str) -> None:
 def list_command() -> None:
     """Show every flow: slug, designation, title and its stages in order."""
     flows = (
-        get_state()
+        app_state()
         .db.session.scalars(
             sa.select(Flow)
             .order_by(Flow.slug)
@@ -218,7 +170,7 @@ def create_user_command(
 ) -> None:
     """Create the user USERNAME with a password. For a user model without usernames,
     leave USERNAME out and give --email."""
-    state = get_state()
+    state = app_state()
     store = state.user_store
     username = username.strip() if username else None
     email = email.strip() if email else None
@@ -229,8 +181,7 @@ def create_user_command(
         raise click.ClickException("this app's users have no username: give --email only")
     if not has_usernames and not email:
         raise click.ClickException("this app's users have no username: give --email")
-    if not password:
-        raise click.ClickException("the password must not be empty")
+    _check_password(state, password, None)
     # Identification matches by key ("Alice" is "alice"), so such twins would collide.
     if username and store.username_taken(username):
         raise click.ClickException(f"a user with the username {username!r} already exists")
@@ -266,21 +217,42 @@ def create_user_command(
 )
 def set_password_command(identifier: str, password: str) -> None:
     """Set the password of the user IDENTIFIER (a username or email address) and end
-    every session of theirs: for someone no recovery mail can reach."""
-    state = get_state()
+    every session of theirs, in one transaction: for someone no recovery mail can reach.
+    The password must pass the default password policy, as in the flows."""
+    state = app_state()
     store = state.user_store
     user = store.find_by_identifier(identifier, store.available_fields)
     if user is None:
         raise click.ClickException(f"there is no user {identifier.strip()!r}")
-    if not password:
-        raise click.ClickException("the password must not be empty")
+    _check_password(state, password, user)
+    user_id = store.user_id(user)
     store.set_password(user, password)
+    ended = sessions.end_sessions(state, user_id, keep_current=False, commit=False)
     store.session.commit()
-    ended = sessions.end_sessions(state, store.user_id(user), keep_current=False)
+    state.log.info("cli: set the password of user %s, ended %d sessions", user_id, ended)
     signals.password_changed.send(current_app._get_current_object(), user=user)  # type: ignore[attr-defined]
     name = store.display_name(user) or identifier
     ended_text = {0: "no session", 1: "1 session"}.get(ended, f"{ended} sessions")
     click.echo(f"Set the password of {name!r}; {ended_text} of theirs ended.")
+    if not store.is_active(user):
+        click.echo("The account is inactive: it cannot log in until it is activated.")
+
+
+def _check_password(state: FlowsState, password: str, user: Any | None) -> None:
+    """Refuse an empty password, and one the default password policy (when installed)
+    refuses, with the policy's own words."""
+    if not password.strip():
+        raise click.ClickException("the password must not be empty")
+    policy = state.db.session.scalar(sa.select(Policy).where(Policy.name == PASSWORD_POLICY))
+    if policy is None:
+        return
+    config = state.policy_config(policy)
+    request = PolicyRequest(
+        state=state, user=user, context={PROMPT_DATA: {config["field_key"]: password}}
+    )
+    result = state.policy_type(policy.type).evaluate(config, request)
+    if not result.passing:
+        raise click.ClickException(f"the password is refused: {' '.join(result.messages)}")
 
 
 @flows_cli.command("invite")
@@ -305,7 +277,7 @@ def invite_command(slug: str, expires_in: float, data: tuple[str, ...], multi_us
 
     The link is the only copy of the invitation's token: only its hash is stored.
     """
-    state = get_state()
+    state = app_state()
     if state.db.session.scalar(sa.select(Flow.id).where(Flow.slug == slug)) is None:
         raise click.ClickException(f"there is no flow with the slug {slug!r}")
     fixed_data: dict[str, str] = {}

@@ -300,7 +300,9 @@ def get_state() -> FlowsState:
     try:
         return current_app.extensions["flows"]  # type: ignore[no-any-return]
     except KeyError:
-        raise RuntimeError("Flows is not initialised on this app: call Flows(app)") from None
+        raise RuntimeError(
+            "Flows is not initialised on this app: call Flows(app) or flows.init_app(app)"
+        ) from None
 
 
 def _build_blueprint() -> Blueprint:

@@ -11,14 +11,17 @@ prints, for each missing column, the Alembic operation and the SQL that add it; 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.schema import CreateColumn
 
 from . import identifiers, migrations
-from .models import FlowsModel
+from .models import FlowsModel, Policy, Stage
+from .options import ConfigError
 
 if TYPE_CHECKING:
     from .extension import FlowsState
@@ -35,6 +38,8 @@ class Problem:
     fix: str
     #: The user table or one of its columns is missing: the app's migrations add it.
     in_user_table: bool = False
+    #: A stored stage or policy is refused: one flow fails, the database is ready.
+    in_definitions: bool = False
 
     def __str__(self) -> str:
         return f"- {self.what}\n  {self.fix}"
@@ -59,6 +64,8 @@ def problems(state: FlowsState) -> list[Problem]:
                     "restore them from a backup",
                 )
             )
+    if not missing:
+        found.extend(_invalid_definitions(state))
     table: sa.Table = state.user_store.model.__table__
     if table.name not in existing:
         found.append(
@@ -125,11 +132,37 @@ class KeyCollision(Exception):
     """Filling the keys would give two users one key."""
 
 
+def _invalid_definitions(state: FlowsState) -> list[Problem]:
+    """Stored stages and policies whose configuration this version refuses (written by
+    hand, or carried over from a version that accepted it): their flows would fail."""
+    session = state.db.session
+    checks: list[Callable[[], object]] = [
+        *(partial(state.stage_config, s) for s in session.scalars(sa.select(Stage))),
+        *(partial(state.policy_config, p) for p in session.scalars(sa.select(Policy))),
+    ]
+    found = []
+    for check in checks:
+        try:
+            check()
+        except ConfigError as error:
+            found.append(
+                Problem(str(error), "correct it with: flask flows apply FILE", in_definitions=True)
+            )
+    return found
+
+
 def _behind(engine: sa.Engine) -> list[Problem]:
     """A problem when flask-flows' tables are not at the revision this version needs."""
     at, needed = migrations.current(engine), migrations.head()
     if at == needed:
         return []
+    if at is not None and not migrations.known(at):
+        return [
+            Problem(
+                f"flask-flows' tables are at revision {at}, made by a newer flask-flows",
+                f"run that version, or take them back with its: flask flows db downgrade {needed}",
+            )
+        ]
     where = f"at revision {at}" if at else "at no recorded revision (made before migrations)"
     return [
         Problem(

@@ -140,15 +140,19 @@ def enforce(state: FlowsState) -> None:
         state.db.session.commit()
 
 
-def end_sessions(state: FlowsState, user_id: str, *, keep_current: bool) -> int:
-    """End every session of ``user_id`` (but this one when ``keep_current``); returns how many."""
+def end_sessions(
+    state: FlowsState, user_id: str, *, keep_current: bool, commit: bool = True
+) -> int:
+    """End every session of ``user_id`` (but this one when ``keep_current``); returns how
+    many. With ``commit`` off the caller commits, with its own change."""
     statement = sa.delete(AuthenticatedSession).where(AuthenticatedSession.user_id == user_id)
     current = current_record(state) if keep_current else None
     if current is not None:
         statement = statement.where(AuthenticatedSession.id != current.id)
     result = cast("CursorResult[Any]", state.db.session.execute(statement))
     count = result.rowcount or 0
-    state.db.session.commit()
+    if commit:
+        state.db.session.commit()
     return count
 
 

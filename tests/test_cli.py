@@ -197,3 +197,16 @@ def test_create_user_refuses_an_empty_password(app: Flask) -> None:
     assert result.exit_code == 1
     assert "password must not be empty" in result.stderr
     assert counts(app)[0] == 0
+
+
+@pytest.mark.parametrize("args", [["check"], ["list"], ["db", "current"], ["init"]])
+def test_an_app_without_flows_set_up_is_told_how(args: list[str]) -> None:
+    """Installed but not yet set up (the first step of docs/existing-app.md): a clear
+    message, not a traceback."""
+    from flask_flows.cli import flows_cli
+
+    bare = Flask(__name__)
+    result = bare.test_cli_runner().invoke(flows_cli, args)
+    assert result.exit_code == 1
+    assert "flask-flows is not set up in this app: call flows.init_app(app" in result.output
+    assert "Traceback" not in result.output

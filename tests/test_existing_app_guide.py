@@ -23,11 +23,11 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from guides import DOCS, app_files, importable, write_files
 
 from flask_flows import testing
 
-GUIDE = Path(__file__).parent.parent / "docs" / "existing-app.md"
-BLOCK = re.compile(r"```python\n# (yourapp/\w+\.py)\n(.*?)```", re.DOTALL)
+GUIDE = DOCS / "existing-app.md"
 COMMAND = re.compile(r"^\$ (flask .*)$", re.MULTILINE)
 FLASK = Path(sys.executable).with_name("flask")
 
@@ -132,10 +132,7 @@ with app.app_context():
 @pytest.fixture
 def yourapp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """The app before flask-flows, with its migration history and its users."""
-    for name, code in BEFORE.items():
-        path = tmp_path / name
-        path.parent.mkdir(exist_ok=True)
-        path.write_text(textwrap.dedent(code).lstrip())
+    write_files(tmp_path, {name: textwrap.dedent(code).lstrip() for name, code in BEFORE.items()})
     environment = {
         "FLASK_SECRET_KEY": "an existing app's secret",
         "FLASK_SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'app.sqlite3'}",
@@ -151,13 +148,8 @@ def yourapp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     for command in ("db init", "db migrate -m users-and-posts", "db upgrade"):
         flask(*f"--app yourapp {command}".split())
     run([sys.executable, "-c", SEED])
-    sys.path.insert(0, str(tmp_path))
-    try:
+    with importable(tmp_path):
         yield tmp_path
-    finally:
-        sys.path.remove(str(tmp_path))
-        for module in [m for m in sys.modules if m == "yourapp" or m.startswith("yourapp.")]:
-            del sys.modules[module]
 
 
 def run(command: list[str]) -> str:
@@ -174,10 +166,9 @@ def flask(*args: str) -> str:
 
 def follow_the_guide(root: Path) -> list[str]:
     """Write the guide's files over the app's, run its commands; their outputs."""
-    files = BLOCK.findall(GUIDE.read_text())
-    assert sorted(name for name, _ in files) == sorted(BEFORE)
-    for name, code in files:
-        (root / name).write_text(code)
+    files = app_files(GUIDE.name)
+    assert sorted(files) == sorted(BEFORE)
+    write_files(root, files)
     commands = COMMAND.findall(GUIDE.read_text())
     assert commands == [
         'flask --app yourapp db migrate -m "flask-flows columns on the user table"',

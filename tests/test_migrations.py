@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,8 +27,9 @@ from click.testing import Result
 from factory import create_test_app, db
 from flask import Flask
 
-from flask_flows import FlowsModel, migrations
-from flask_flows.reputation import record_failure
+from flask_flows import FlowsModel, FlowStageBinding, migrations
+from flask_flows.blueprints import install_default_flows
+from flask_flows.reputation import Reputation, record_failure
 
 DATA = Path(__file__).parent / "data"
 NOW = datetime(2026, 11, 1, 12, 30, 15)
@@ -91,7 +93,7 @@ OLD_ROWS: dict[str, list[dict[str, Any]]] = {
         {
             "name": "old-length",
             "type": "password",
-            "config": {"length_min": 12},
+            "config": {"min_length": 12},
             "execution_logging": False,
         },
     ],
@@ -246,7 +248,8 @@ def schema_differences(url: str) -> list[Any]:
     engine = sa.create_engine(url)
     try:
         with engine.connect() as connection:
-            changes = compare_metadata(MigrationContext.configure(connection), FlowsModel.metadata)
+            context = MigrationContext.configure(connection, opts={"compare_type": True})
+            changes = compare_metadata(context, FlowsModel.metadata)
     finally:
         engine.dispose()
     return [change for change in changes if not _elsewhere(change)]
@@ -304,7 +307,7 @@ def test_an_upgraded_flow_decides_as_before(old_database: str) -> None:
 def test_downgrading_and_upgrading_again_keeps_every_row(old_database: str) -> None:
     app = flows_app(old_database)
     assert run(app, "db", "upgrade").exit_code == 0
-    result = run(app, "db", "downgrade", "0001")
+    result = run(app, "db", "downgrade", "0001", "--yes")
     assert result.exit_code == 0, result.output
     assert "flask-flows tables: 0002 -> 0001" in result.output
     with app.app_context(), db.engine.connect() as connection:
@@ -390,23 +393,141 @@ def describe(connection: sa.Connection) -> dict[str, Any]:
     return found
 
 
-def test_a_failed_upgrade_changes_nothing(empty_database_url: str) -> None:
+#: A trigger that refuses the last step of 0002 (flipping the bindings' negate), after
+#: it created, dropped and rewrote: everything before it must be undone.
+REFUSING_TRIGGER = {
+    "sqlite": [
+        "CREATE TRIGGER refuse BEFORE UPDATE ON flows_policy_binding"
+        " BEGIN SELECT RAISE(ABORT, 'refused'); END"
+    ],
+    "postgresql": [
+        "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql"
+        " AS $$ BEGIN RAISE EXCEPTION 'refused'; END $$",
+        "CREATE TRIGGER refuse BEFORE UPDATE ON flows_policy_binding"
+        " FOR EACH ROW EXECUTE FUNCTION refuse()",
+    ],
+}
+
+
+def test_a_failed_upgrade_changes_nothing(old_database: str) -> None:
     """One transaction per upgrade, on SQLite too (whose Python driver would otherwise
-    commit each CREATE TABLE on its own)."""
-    engine = sa.create_engine(empty_database_url)
+    commit each CREATE TABLE on its own): DDL and data come back as they were."""
+    engine = sa.create_engine(old_database)
     try:
-        migrations.upgrade(engine, "0001")
-        with engine.begin() as connection:  # takes the name 0002 gives its new index
-            connection.exec_driver_sql("CREATE INDEX flows_reputation_ip ON flows_flow (slug)")
-        with pytest.raises(sa.exc.DatabaseError):
+        with engine.begin() as connection:
+            for statement in REFUSING_TRIGGER[engine.dialect.name]:
+                connection.exec_driver_sql(statement)
+        with pytest.raises(sa.exc.DatabaseError, match="refused"):
             migrations.upgrade(engine)
         with engine.connect() as connection:
             tables = sa.inspect(connection).get_table_names()
+            old = sa.MetaData()
+            old.reflect(connection, only=["flows_policy", "flows_reputation_score"])
+            configs = connection.execute(
+                sa.select(old.tables["flows_policy"].c.config).order_by(sa.text("id"))
+            ).scalars()
+            assert [c for c in configs] == [p["config"] for p in OLD_ROWS["flows_policy"]]
+            scores = connection.execute(sa.select(old.tables["flows_reputation_score"])).all()
+            assert len(scores) == 1
         assert "flows_reputation" not in tables
-        assert "flows_reputation_score" in tables
-        assert migrations.current(engine) == "0001"
+        assert migrations.VERSION_TABLE not in tables  # not even 0.1.0's stamp was kept
     finally:
         engine.dispose()
+
+
+def test_sqlite_foreign_keys_are_off_while_flows_migrate(tmp_path: Path) -> None:
+    """Alembic's batch mode rebuilds a table by copy and drop; with the app's foreign
+    keys on (FLOWS_SQLITE_FOREIGN_KEYS) that drop would cascade into its children. A
+    rebuild of flows_flow inside a migration keeps every binding."""
+    from alembic.operations import Operations
+
+    app = flows_app(f"sqlite:///{tmp_path / 'fk.sqlite3'}")
+    with app.app_context():
+        engine = db.engine
+        migrations.upgrade(engine)
+        install_default_flows(app.extensions["flows"])
+        bindings = sa.select(sa.func.count()).select_from(FlowStageBinding)
+        before = db.session.scalar(bindings)
+        db.session.commit()
+        with engine.connect() as connection:
+            assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        with engine.connect() as connection, migrations._transaction(connection):
+            assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 0
+            operations = Operations(MigrationContext.configure(connection))
+            with operations.batch_alter_table("flows_flow", recreate="always"):
+                pass
+        assert before and db.session.scalar(bindings) == before
+        with engine.connect() as connection:  # and on again afterwards
+            assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        engine.dispose()
+
+
+def test_concurrent_upgrades_wait_for_each_other(empty_database_url: str) -> None:
+    """Two deploys running ``flask flows init`` at once on a new database: one creates,
+    the other then finds the tables at the head."""
+    engines = [sa.create_engine(empty_database_url) for _ in range(3)]
+    try:
+        with ThreadPoolExecutor(len(engines)) as pool:
+            results = list(pool.map(migrations.upgrade, engines))
+        head = migrations.head()
+        assert sorted(results, key=str) == sorted(
+            [(None, head), (head, head), (head, head)], key=str
+        )
+    finally:
+        for engine in engines:
+            engine.dispose()
+
+
+def test_tables_from_a_newer_flask_flows_are_refused(empty_database_url: str) -> None:
+    engine = sa.create_engine(empty_database_url)
+    migrations.upgrade(engine)
+    with engine.begin() as connection:
+        connection.execute(
+            sa.table(migrations.VERSION_TABLE, sa.column("version_num"))
+            .update()
+            .values(version_num="0999")
+        )
+    engine.dispose()
+    app = flows_app(empty_database_url)
+    head = migrations.head()
+    current = run(app, "db", "current").output
+    assert (
+        f"flask-flows tables: 0999, made by a newer flask-flows (this one knows up to {head})"
+        in current
+    )
+    for args in (("db", "upgrade"), ("init",)):
+        result = run(app, *args)
+        assert result.exit_code == 1
+        assert "at revision 0999, made by a newer flask-flows than this one" in result.output
+        assert "Traceback" not in result.output
+    with app.app_context():
+        db.create_all()
+    result = run(app, "check")
+    assert "made by a newer flask-flows\n  run that version, or take them back" in result.output
+
+
+def test_a_0_1_0_database_with_a_development_reputation_table_is_upgraded(
+    old_database: str,
+) -> None:
+    """Between 0.1.0 and migrations, init's create_all() added flows_reputation beside
+    0.1.0's tables: it is made again, and the policies are carried over."""
+    engine = sa.create_engine(old_database)
+    with engine.begin() as connection:
+        Reputation.__table__.create(connection)
+    engine.dispose()
+    app = flows_app(old_database)
+    result = run(app, "db", "upgrade")
+    assert "flask-flows tables: 0001 -> 0002 (head)" in result.output
+    with app.app_context(), db.engine.connect() as connection:
+        assert rows_of(connection, "flows_policy") == expected_rows("flows_policy")
+
+
+def test_downgrading_tables_made_before_migrations_adopts_them_first(old_database: str) -> None:
+    app = flows_app(old_database)
+    result = run(app, "db", "downgrade", "base", "--yes")
+    assert "flask-flows tables: 0001 -> no tables (base)" in result.output
+    with app.app_context(), db.engine.connect() as connection:
+        assert sa.inspect(connection).get_table_names() == [migrations.VERSION_TABLE]
 
 
 def test_check_asks_for_the_upgrade_and_init_does_it(old_database: str) -> None:
@@ -419,7 +540,15 @@ def test_check_asks_for_the_upgrade_and_init_does_it(old_database: str) -> None:
     assert "run: flask flows db upgrade" in result.output
     result = run(app, "init")
     assert result.exit_code == 0, result.output
-    assert run(app, "check").exit_code == 0
+    assert "warning: policy 'old-reputation-blind' (reputation)" in result.output
+    # What remains is what 0002 could not carry over: the policy that checked nothing.
+    result = run(app, "check")
+    assert result.exit_code == 1
+    assert result.output.count("\n- ") == 1
+    assert (
+        "policy 'old-reputation-blind' (reputation): check_ip and check_username" in result.output
+    )
+    assert "correct it with: flask flows apply FILE" in result.output
     with app.app_context(), db.engine.connect() as connection:
         assert rows_of(connection, "flows_totp_device") == expected_rows("flows_totp_device")
         slugs = connection.execute(sa.text("SELECT slug FROM flows_flow")).scalars().all()
@@ -439,10 +568,13 @@ def test_the_db_commands_say_where_the_tables_are(empty_database_url: str) -> No
         == "base -> 0001: flask-flows 0.1.0: the tables as the first release created them."
     )
     assert len(history) == len(migrations.history())
-    result = run(app, "db", "downgrade", "0001")
+    result = run(app, "db", "downgrade", "0001", input="y\n")
+    assert "losing the rows of what later revisions added? [y/N]" in result.output
+    assert f"flask-flows tables: {head} -> 0001" in result.output
     assert f"flask-flows tables: 0001, behind {head}" in run(app, "db", "current").output
     result = run(app, "db", "downgrade", "base", input="n\n")
     assert result.exit_code == 1 and "Aborted" in result.output
+    assert "Drop every flask-flows table and all their rows?" in result.output
     assert migrations.current(sa.create_engine(empty_database_url)) == "0001"
     result = run(app, "db", "downgrade", "base", "--yes")
     assert "flask-flows tables: 0001 -> no tables (base)" in result.output

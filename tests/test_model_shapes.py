@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from factory import FAST_ARGON2
 from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
@@ -147,12 +148,53 @@ def test_an_operator_sets_a_forgotten_password(member_app: Flask) -> None:
     ended = signed_in.get("/flows/-/settings/")  # that login has ended: off to log in again
     assert ended.status_code == 303
     assert "/flows/-/login/" in ended.headers["Location"]
+    old = testing.FlowBrowser(member_app.test_client())
+    old.log_in("bo", PASSWORD)
+    assert old.stage_type == "password"  # refused: still asking
     browser = testing.FlowBrowser(member_app.test_client())
     browser.log_in("bo", "new horse battery")
     assert browser.redirect_target == "/"
     missing = runner.invoke(args=["flows", "set-password", "nobody", "--password", PASSWORD])
     assert missing.exit_code == 1
     assert "there is no user 'nobody'" in missing.output
+
+
+@pytest.mark.parametrize(
+    ("password", "refusal"),
+    [
+        ("short", "Use at least 8 characters."),
+        ("password1", "This password is too common"),
+        ("   ", "the password must not be empty"),
+    ],
+)
+def test_the_cli_holds_passwords_to_the_default_policy(
+    member_app: Flask, password: str, refusal: str
+) -> None:
+    runner = member_app.test_cli_runner()
+    made = runner.invoke(args=["flows", "create-user", "bo", "--password", password])
+    assert made.exit_code == 1
+    assert refusal in made.output
+    runner.invoke(args=["flows", "create-user", "bo", "--password", PASSWORD])
+    result = runner.invoke(args=["flows", "set-password", "bo", "--password", password])
+    assert result.exit_code == 1
+    assert refusal in result.output
+    browser = testing.FlowBrowser(member_app.test_client())
+    browser.log_in("bo", PASSWORD)  # the old password still holds
+    assert browser.redirect_target == "/"
+
+
+def test_setting_an_inactive_users_password_says_they_still_cannot_log_in(
+    member_app: Flask,
+) -> None:
+    runner = member_app.test_cli_runner()
+    runner.invoke(args=["flows", "create-user", "bo", "--password", PASSWORD])
+    with member_app.app_context():
+        member = member_db.session.scalar(sa.select(Member))
+        member.active = False
+        member_db.session.commit()
+    result = runner.invoke(args=["flows", "set-password", "bo", "--password", "new horse battery"])
+    assert result.exit_code == 0, result.output
+    assert "The account is inactive: it cannot log in until it is activated." in result.output
 
 
 def test_the_email_app_keeps_its_recovery_flow(email_app: Flask) -> None:

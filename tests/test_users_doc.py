@@ -4,8 +4,6 @@ logins, and ``init_app`` given the model and the store. Then a login through it.
 
 from __future__ import annotations
 
-import re
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,36 +11,27 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from factory import FAST_ARGON2
+from guides import app_files, importable, write_files
 
 from flask_flows import AuthenticatedSession, Flow, FlowStageBinding, Stage, testing
 
-GUIDE = Path(__file__).parent.parent / "docs" / "users.md"
-BLOCK = re.compile(r"```python\n# (yourapp/\w+\.py)\n(.*?)```", re.DOTALL)
 PASSWORD = "correct horse battery"
 
 
 @pytest.fixture
 def yourapp(tmp_path: Path) -> Iterator[Any]:
-    files = BLOCK.findall(GUIDE.read_text())
-    assert {name for name, _ in files} == {
+    files = app_files("users.md")
+    assert set(files) == {
         "yourapp/extensions.py",
         "yourapp/models.py",
         "yourapp/users.py",
         "yourapp/__init__.py",
     }
-    for name, code in files:
-        path = tmp_path / name
-        path.parent.mkdir(exist_ok=True)
-        path.write_text(code)
-    sys.path.insert(0, str(tmp_path))
-    try:
+    write_files(tmp_path, files)
+    with importable(tmp_path):
         import yourapp  # type: ignore[import-not-found]
 
         yield yourapp
-    finally:
-        sys.path.remove(str(tmp_path))
-        for module in [m for m in sys.modules if m == "yourapp" or m.startswith("yourapp.")]:
-            del sys.modules[module]
 
 
 def test_the_factory_recipe_logs_an_account_in_by_email(yourapp: Any, tmp_path: Path) -> None:

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 #: The folder of blueprints that ``flask flows init`` installs.
 DEFAULT_BLUEPRINTS = Path(__file__).resolve().parent / "default"
 RECOVERY_FLOW = "default-recovery-flow"
+#: The policy every default flow that sets a password checks it with.
+PASSWORD_POLICY = "default-password-policy"  # noqa: S105 (a policy name)
 
 
 def install_default_flows(state: FlowsState) -> ApplyReport:
@@ -32,24 +34,33 @@ def install_default_flows(state: FlowsState) -> ApplyReport:
     """
     documents = [load_blueprint(p, state=state) for p in sorted(DEFAULT_BLUEPRINTS.glob("*.yaml"))]
     if not state.user_store.has_field("email"):
-        documents = [_without_mail(d) for d in documents if not _defines_recovery(d)]
+        documents = [
+            _without_recovery_links(_without_mail(d) if _designations(d) == {"enrollment"} else d)
+            for d in documents
+            if "recovery" not in _designations(d)
+        ]
     return apply_documents(state, documents)
 
 
-def _defines_recovery(document: BlueprintDocument) -> bool:
-    return any(flow["slug"] == RECOVERY_FLOW for flow in document.get("flows", []))
+def _designations(document: BlueprintDocument) -> set[str]:
+    return {flow["designation"] for flow in document.get("flows", [])}
 
 
 def _without_mail(document: BlueprintDocument) -> BlueprintDocument:
-    """The document without its email stages and without links to the recovery flow.
-    Only for documents that are not the recovery flow, which without its email stage
-    would reset anyone's password."""
+    """An enrollment document without its email stages: with no address to confirm, the
+    sign-up goes straight on. (Only enrollment: a recovery flow without its email stage
+    would reset anyone's password, so recovery flows are left out whole.)"""
     stages = document.get("stages", [])
     mailing = {stage["name"] for stage in stages if stage["type"] == "email"}
     document["stages"] = [stage for stage in stages if stage["name"] not in mailing]
-    for stage in document["stages"]:
-        if stage.get("config", {}).get("recovery_flow") == RECOVERY_FLOW:
-            stage["config"]["recovery_flow"] = None
     for flow in document.get("flows", []):
         flow["bindings"] = [b for b in flow["bindings"] if b["stage"] not in mailing]
+    return document
+
+
+def _without_recovery_links(document: BlueprintDocument) -> BlueprintDocument:
+    """The document with no identification stage offering the recovery flow."""
+    for stage in document.get("stages", []):
+        if stage.get("config", {}).get("recovery_flow") == RECOVERY_FLOW:
+            stage["config"]["recovery_flow"] = None
     return document

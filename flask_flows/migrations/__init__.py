@@ -39,6 +39,9 @@ VERSION_TABLE = "flows_alembic_version"
 #: by a table only that revision has (newest first).
 _UNVERSIONED = (("0002", "flows_reputation"), ("0001", "flows_reputation_score"))
 
+#: The PostgreSQL advisory lock that one migration of flask-flows' tables holds at a time.
+_LOCK = 0x666C6F77  # "flow"
+
 logger = logging.getLogger("flask_flows.migrations")
 
 
@@ -51,8 +54,9 @@ class Revision:
     message: str
 
 
-class UnknownSchema(Exception):
-    """Flows tables without a recorded revision that match none of the known ones."""
+class MigrationError(Exception):
+    """Flows tables whose revision this version of flask-flows cannot work from: none
+    recorded and matching no known one, or one recorded by a newer flask-flows."""
 
 
 def upgrade(engine: sa.Engine, revision: str = "head") -> tuple[str | None, str | None]:
@@ -62,9 +66,7 @@ def upgrade(engine: sa.Engine, revision: str = "head") -> tuple[str | None, str 
     from alembic import command
 
     with _migrating(engine) as (connection, config):
-        before = _current(connection)
-        if before is None:
-            before = _adopt_unversioned(connection, config)
+        before = _recorded(connection, config)
         if before is None and revision == "head":
             FlowsModel.metadata.create_all(connection)
             command.stamp(config, "head")
@@ -79,8 +81,9 @@ def downgrade(engine: sa.Engine, revision: str) -> tuple[str | None, str | None]
     from alembic import command
 
     with _migrating(engine) as (connection, config):
-        before = _current(connection)
-        command.downgrade(config, revision)
+        before = _recorded(connection, config)
+        if before is not None:
+            command.downgrade(config, revision)
         return before, _current(connection)
 
 
@@ -105,13 +108,19 @@ def history() -> list[Revision]:
     ]
 
 
+def known(revision: str) -> bool:
+    """Whether this version of flask-flows has ``revision`` (a newer one made it if not)."""
+    return any(step.id == revision for step in history())
+
+
 # -- helpers -----------------------------------------------------------------------------------
 
 
 @contextmanager
 def _migrating(engine: sa.Engine) -> Iterator[tuple[Connection, Config]]:
-    """A connection in one transaction (a real one on SQLite too) and the Alembic config
-    that hands it to ``env.py``."""
+    """A connection in one transaction (a real one on SQLite too) that no other migration
+    of these tables runs beside (two deploys at once wait for each other), and the
+    Alembic config that hands it to ``env.py``."""
     from alembic.config import Config
 
     config = Config()
@@ -123,22 +132,62 @@ def _migrating(engine: sa.Engine) -> Iterator[tuple[Connection, Config]]:
 
 @contextmanager
 def _transaction(connection: Connection) -> Iterator[None]:
-    """One transaction around DDL and data alike. Python's sqlite3 driver commits before
-    DDL on its own, so on SQLite the driver is told to stay out of the way and the
-    transaction is begun by hand, as SQLAlchemy's SQLite documentation shows."""
-    if connection.dialect.name != "sqlite":
-        with connection.begin():
+    """One transaction around DDL and data alike, holding the migration lock."""
+    if connection.dialect.name == "sqlite":
+        with _sqlite_transaction(connection):
             yield
         return
+    with connection.begin():
+        if connection.dialect.name == "postgresql":
+            connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK})
+        yield
+
+
+@contextmanager
+def _sqlite_transaction(connection: Connection) -> Iterator[None]:
+    """Python's sqlite3 driver commits before DDL on its own, so it is told to stay out
+    of the way and the transaction is begun by hand (``IMMEDIATE``: the write lock at
+    once), as SQLAlchemy's SQLite documentation shows. Foreign keys are off meanwhile,
+    as Alembic's batch mode needs (rebuilding a table would cascade into its children),
+    and the flows tables' references are checked before the commit instead."""
     driver: Any = connection.connection.driver_connection
     isolation = driver.isolation_level
     driver.isolation_level = None
+    enforced = driver.execute("PRAGMA foreign_keys").fetchone()[0]
+    driver.execute("PRAGMA foreign_keys=OFF")
     try:
         with connection.begin():
-            connection.exec_driver_sql("BEGIN")
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
             yield
+            _check_references(connection)
     finally:
+        driver.execute(f"PRAGMA foreign_keys={'ON' if enforced else 'OFF'}")
         driver.isolation_level = isolation
+
+
+def _check_references(connection: Connection) -> None:
+    """Refuse (and so roll back) a migration that left a flows row referring to nothing."""
+    tables = set(sa.inspect(connection).get_table_names())
+    for name in sorted(tables & set(FlowsModel.metadata.tables)):
+        broken = connection.exec_driver_sql(f'PRAGMA foreign_key_check("{name}")').fetchall()
+        if broken:
+            raise MigrationError(f"after migrating, rows of {name} refer to rows that do not exist")
+
+
+def _recorded(connection: Connection, config: Config) -> str | None:
+    """The tables' revision: as recorded, or as recognised for tables made before
+    migrations existed (``None``: no flows tables); refuses one only a newer flask-flows
+    knows, from which no revision here can go on."""
+    found = _current(connection)
+    if found is None:
+        return _adopt_unversioned(connection, config)
+    if not known(found):
+        raise MigrationError(
+            f"flask-flows' tables are at revision {found}, made by a newer flask-flows than"
+            f" this one (which knows up to {head()}); run that version, or take the tables"
+            f" back with its 'flask flows db downgrade {head()}'"
+        )
+    return found
 
 
 def _current(connection: Connection) -> str | None:
@@ -157,12 +206,18 @@ def _adopt_unversioned(connection: Connection, config: Config) -> str | None:
     tables = set(sa.inspect(connection).get_table_names())
     if "flows_flow" not in tables:
         return None
+    if {"flows_reputation_score", "flows_reputation"} <= tables:
+        # 0.1.0's tables, to which a development version between 0.1.0 and migrations
+        # added flows_reputation by create_all(): transient counts, made again by 0002.
+        logger.warning("dropping flows_reputation, made before migrations, to upgrade 0.1.0")
+        connection.execute(sa.text("DROP TABLE flows_reputation"))
+        tables.discard("flows_reputation")
     for revision, marker in _UNVERSIONED:
         if marker in tables:
             logger.info("flows tables without a recorded revision: they match %s", revision)
             command.stamp(config, revision)
             return revision
-    raise UnknownSchema(
+    raise MigrationError(
         "flows tables exist but match no known revision of flask-flows' schema; restore"
         f" them from a backup or record their revision in {VERSION_TABLE}"
     )

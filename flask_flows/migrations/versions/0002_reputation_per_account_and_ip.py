@@ -1,4 +1,4 @@
-"""Reputation per (account, IP) pair, and the ``reputation`` policy read as in authentik.
+"""Reputation per (account, IP) pair, and the reputation policy read as in authentik.
 
 ``flows_reputation`` replaces ``flows_reputation_score``. The old table held net counts
 of the last day's failures per IP and per typed name; they do not divide into the new
