@@ -11,6 +11,11 @@ DEFAULTS: dict[str, Any] = {
     "FLOWS_DEFAULT_REDIRECT": "/",
     # Shown in the page shell and titles; defaults to the app's name.
     "FLOWS_BRAND_NAME": None,
+    # The app's base template to render flow pages in (None: flask-flows' own shell),
+    # the block of it that a flow page fills, and the block that holds the page title.
+    "FLOWS_LAYOUT_TEMPLATE": None,
+    "FLOWS_LAYOUT_BLOCK": "content",
+    "FLOWS_LAYOUT_TITLE_BLOCK": "title",
     # A plan older than this (seconds) is restarted with a message.
     "FLOWS_PLAN_MAX_AGE": 3600,
     # How long a cached plan lives (seconds); 0 turns the plan cache off.

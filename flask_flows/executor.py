@@ -21,7 +21,7 @@ from htmx_flask import make_response as htmx_response
 from htmx_flask.requests import HtmxHeaders
 from werkzeug.urls import iri_to_uri
 
-from . import signals
+from . import layouts, signals
 from .csrf import MSG_CSRF, csrf_valid
 from .extension import FlowsState
 from .models import (
@@ -399,7 +399,7 @@ class FlowExecutor:
     def _page_context(self) -> dict[str, Any]:
         return {
             "flow": self.flow,
-            "layout": "flows/fragment.html" if self.htmx else "flows/base.html",
+            "layout": layouts.page_layout(self.htmx),
             "cancel_url": url_for("flows.cancel", slug=self.flow.slug),
         }
 

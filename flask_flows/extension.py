@@ -19,6 +19,7 @@ from sqlalchemy import event
 from . import (
     devices,  # noqa: F401  (authenticator tables share the metadata)
     guesses,
+    layouts,
     link_hosts,
     mail,
     migrations,
@@ -311,10 +312,10 @@ def _build_blueprint() -> Blueprint:
     blueprint = Blueprint(
         "flows",
         __name__,
-        template_folder=str(resource_dir("templates")),
         static_folder=str(resource_dir("static")),
         static_url_path="/static",
     )
+    blueprint.jinja_loader = layouts.TemplateLoader(resource_dir("templates"))
     register_views(blueprint)
     return blueprint
 

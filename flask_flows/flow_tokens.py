@@ -26,7 +26,7 @@ from flask import Response, current_app, make_response, render_template, request
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Mapped, mapped_column
 
-from . import sessions
+from . import layouts, sessions
 from .csrf import MSG_CSRF, csrf_valid
 from .models import Flow, FlowsModel, utcnow
 from .plan import FlowPlan, store_plan
@@ -246,7 +246,7 @@ def _continue_page(
 ) -> Response:
     html = render_template(
         "flows/link_continue.html",
-        layout="flows/base.html",
+        layout=layouts.page_layout(),
         flow=link.flow,
         messages=[message] if message else [],
         action_url=url_for("flows.resume", token=token),
@@ -260,7 +260,7 @@ def _continue_page(
 def _link_error(message: str, code: int, start_url: str | None = None) -> Response:
     html = render_template(
         "flows/link_error.html",
-        layout="flows/base.html",
+        layout=layouts.page_layout(),
         flow=None,
         message=message,
         code=code,

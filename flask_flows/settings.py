@@ -35,7 +35,7 @@ from werkzeug.wrappers import Response
 from wtforms import Label, PasswordField
 from wtforms.validators import DataRequired, Length
 
-from . import guesses, sessions, signals
+from . import guesses, layouts, sessions, signals
 from .csrf import MSG_CSRF
 from .devices import StaticDevice, TOTPDevice
 from .extension import FlowsState, get_state
@@ -272,7 +272,7 @@ def _page(
     user_id = state.user_store.user_id(user)
     html = render_template(
         "flows/settings.html",
-        layout="flows/base.html",
+        layout=layouts.page_layout(),
         flow=None,
         user=user,
         notice=session.pop(NOTICE_KEY, None),
@@ -428,7 +428,7 @@ def _logged_out_page(message: str) -> Response:
     login that must come next, which starts a fresh session."""
     html = render_template(
         "flows/denied.html",
-        layout="flows/base.html",
+        layout=layouts.page_layout(),
         flow=None,
         messages=[message],
         continue_url=url_for("flows.login", next=url_for("flows.settings")),

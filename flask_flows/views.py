@@ -15,7 +15,7 @@ from flask import (
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
-from . import input_guards
+from . import input_guards, layouts
 from .csrf import csrf_valid
 from .executor import MSG_CSRF, FlowExecutor
 from .extension import FlowsState, get_state
@@ -122,7 +122,7 @@ def _error_page(message: str, code: int) -> Response:
     """The themed error page, always whole and with its real status: flows.js swaps its
     stage part in for htmx requests, which do not swap 4xx/5xx responses themselves."""
     html = render_template(
-        "flows/error.html", layout="flows/base.html", flow=None, message=message, code=code
+        "flows/error.html", layout=layouts.page_layout(), flow=None, message=message, code=code
     )
     response = make_response(html, code)
     response.headers["Cache-Control"] = "no-store"

@@ -323,8 +323,8 @@ def test_error_page_is_a_themed_page(client: FlaskClient, login_flow: Flow) -> N
 
 
 OVERRIDE = """{% extends "flows/stage.html" %}
-{% block heading %}Your secret phrase, please{% endblock %}
-{% block content %}
+{% block flows_heading %}Your secret phrase, please{% endblock %}
+{% block flows_content %}
 {% call ui.stage_form(form, action_url) %}
   {{ ui.field(form.password) }}
   {{ ui.submit("Let me in") }}

@@ -8,6 +8,19 @@
   var MSG_OFFLINE = "The server could not be reached. Check your connection and try again.";
   var MSG_FAILED = "Something went wrong. Please try again.";
 
+  // htmx's settings for flow pages, set before htmx starts (at DOMContentLoaded, after
+  // this deferred script), in the shell and inside an app's layout alike: no history
+  // cache (a stage may show a secret), same-origin requests only, no scripts from
+  // swapped HTML, and no inline indicator styles (a strict CSP refuses them; flows.css
+  // has them).
+  if (window.htmx) {
+    window.htmx.config.historyCacheSize = 0;
+    window.htmx.config.refreshOnHistoryMiss = true;
+    window.htmx.config.allowScriptTags = false;
+    window.htmx.config.selfRequestsOnly = true;
+    window.htmx.config.includeIndicatorStyles = false;
+  }
+
   function stage() {
     return document.getElementById(STAGE_ID);
   }

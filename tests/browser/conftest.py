@@ -36,6 +36,10 @@ CHROMIUM_ARGS = [
 ]
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 PASSWORD = "correct horse battery"
+#: htmx's settings on a flow page, and its history cache (flows.js sets them).
+HTMX_SETTINGS = """() => [htmx.config.historyCacheSize, htmx.config.selfRequestsOnly,
+  htmx.config.allowScriptTags, htmx.config.includeIndicatorStyles,
+  localStorage.getItem("htmx-history-cache")]"""
 #: The WCAG 2.2 A/AA rules of axe-core.
 WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
 
@@ -113,6 +117,13 @@ class LiveApp:
 def live_app(tmp_path_factory: pytest.TempPathFactory, smtp_server: Any) -> Iterator[LiveApp]:
     """The example app as a deployment runs it: a SQLite file, mail over SMTP (to the
     session's loopback server), and a threaded WSGI server. One per test module."""
+    yield from serve_example_app(tmp_path_factory, smtp_server)
+
+
+def serve_example_app(
+    tmp_path_factory: pytest.TempPathFactory, smtp_server: Any, **config: Any
+) -> Iterator[LiveApp]:
+    """Serve the example app with ``config`` on top of a deployment's settings."""
     instance = tmp_path_factory.mktemp("instance")
     app = create_app(
         {
@@ -120,6 +131,7 @@ def live_app(tmp_path_factory: pytest.TempPathFactory, smtp_server: Any) -> Iter
             "SQLALCHEMY_DATABASE_URI": f"sqlite:///{instance / 'browser.sqlite3'}",
             "FLOWS_MAIL_BACKEND": None,
             **smtp_server.config,
+            **config,
         },
         instance_path=str(instance),
     )

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from conftest import PASSWORD, Walker
+from conftest import HTMX_SETTINGS, PASSWORD, Walker
 
 pytestmark = pytest.mark.browser
 
@@ -129,3 +129,14 @@ def test_double_click_submits_once(walker: Callable[..., Walker], user: str) -> 
     assert not me.stage.locator(".flows-message").count()
     me.finish("/", password=PASSWORD)
     assert me.page.locator(".bar nav strong").inner_text() == user
+
+
+@pytest.mark.parametrize("js", [True], ids=["js"])
+def test_htmx_keeps_no_history_and_stays_on_the_site(
+    walker: Callable[..., Walker], user: str
+) -> None:
+    """The same htmx settings in flask-flows' own page shell (set by flows.js)."""
+    me = walker()
+    me.start(LOGIN)
+    me.submit("password", uid_field=user)
+    assert me.page.evaluate(HTMX_SETTINGS) == [0, True, False, False, None]
