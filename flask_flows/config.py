@@ -16,6 +16,10 @@ DEFAULTS: dict[str, Any] = {
     "FLOWS_LAYOUT_TEMPLATE": None,
     "FLOWS_LAYOUT_BLOCK": "content",
     "FLOWS_LAYOUT_TITLE_BLOCK": "title",
+    # Flash what a finished flow did ("You are signed in."): True, False, or None for
+    # "when FLOWS_LAYOUT_TEMPLATE shows flashed messages"; and the category flashed with.
+    "FLOWS_FLASH": None,
+    "FLOWS_FLASH_CATEGORY": "message",
     # A plan older than this (seconds) is restarted with a message.
     "FLOWS_PLAN_MAX_AGE": 3600,
     # How long a cached plan lives (seconds); 0 turns the plan cache off.

@@ -21,7 +21,7 @@ from htmx_flask import make_response as htmx_response
 from htmx_flask.requests import HtmxHeaders
 from werkzeug.urls import iri_to_uri
 
-from . import layouts, signals
+from . import layouts, outcomes, signals
 from .csrf import MSG_CSRF, csrf_valid
 from .extension import FlowsState
 from .models import (
@@ -370,6 +370,7 @@ class FlowExecutor:
     def _finish(self, plan: FlowPlan) -> Response:
         self._drop_plan()
         target = plan.context.get(REDIRECT) or self._default_target()
+        outcomes.flash_outcome(self._app(), plan.context)
         signals.flow_completed.send(self._app(), flow=self.flow, plan=plan, redirect_to=target)
         return self._redirect(target)
 

@@ -12,6 +12,7 @@ from weakref import WeakKeyDictionary
 import sqlalchemy as sa
 from flask import Blueprint, Flask, current_app, has_app_context
 from flask_login import LoginManager, current_user
+from flask_login import config as flask_login_config
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import generate_csrf
 from sqlalchemy import event
@@ -159,8 +160,16 @@ class Flows:
             manager.user_loader(state.user_store.get)
         if app.config["FLOWS_SET_LOGIN_VIEW"] and not manager.login_view:
             manager.login_view = "flows.login"
-        # Flask-Login's own message would duplicate the flow's "log in" title.
-        manager.login_message = None  # type: ignore[assignment]
+        # Flask-Login's own default message ("Please log in to access this page.") is
+        # flashed on the way to the login flow: flask-flows' shell never shows it, so it
+        # would wait in the session and greet the user on the app's next page, after
+        # logging in. Unless the app changed it, or shows flashes around flow pages.
+        config = app.config
+        shown = config["FLOWS_FLASH"] or (
+            config["FLOWS_FLASH"] is None and config["FLOWS_LAYOUT_TEMPLATE"]
+        )
+        if manager.login_message == flask_login_config.LOGIN_MESSAGE and not shown:
+            manager.login_message = None  # type: ignore[assignment]
 
 
 class FlowsState:

@@ -36,8 +36,10 @@ _PLACEHOLDERS = {
     "__flows_layout_block__": "FLOWS_LAYOUT_BLOCK",
     "__flows_title_block__": "FLOWS_LAYOUT_TITLE_BLOCK",
 }
-#: ``app.extensions`` key: the layout template whose blocks were found to fit.
+#: ``app.extensions`` keys: the layout template whose blocks were found to fit, and
+#: whether (and for which layout) it shows flashed messages.
 _CHECKED = "flows_layout_checked"
+_FLASHES = "flows_layout_flashes"
 
 
 def page_layout(htmx: bool = False) -> str:
@@ -91,6 +93,24 @@ def _block_names() -> dict[str, str]:
     return names
 
 
+def layout_shows_flashes(app: Flask) -> bool:
+    """Whether ``FLOWS_LAYOUT_TEMPLATE`` (or a template it extends) calls
+    ``get_flashed_messages``: then messages flashed by a flow show around flow pages."""
+    base = app.config["FLOWS_LAYOUT_TEMPLATE"]
+    if not base:
+        return False
+    known = app.extensions.get(_FLASHES)
+    if known is None or known[0] != base:
+        trees = _chain(app.jinja_env, base, set()) or []
+        calls = any(
+            name.name == "get_flashed_messages"
+            for tree in trees
+            for name in tree.find_all(nodes.Name)
+        )
+        known = app.extensions[_FLASHES] = (base, calls)
+    return bool(known[1])
+
+
 def _check_blocks(app: Flask, base: str) -> None:
     """A layout without the block to fill would render every flow page without its
     form: refuse it, naming the blocks it has."""
@@ -106,19 +126,27 @@ def _check_blocks(app: Flask, base: str) -> None:
 def _blocks(environment: Environment, name: str, seen: set[str]) -> set[str] | None:
     """The blocks ``name`` and the templates it extends define; ``None`` when that
     cannot be known (a template chosen at run time)."""
+    trees = _chain(environment, name, seen)
+    if trees is None:
+        return None
+    return {block.name for tree in trees for block in tree.find_all(nodes.Block)}
+
+
+def _chain(environment: Environment, name: str, seen: set[str]) -> list[nodes.Template] | None:
+    """The parsed template ``name`` and those it extends; ``None`` when one is chosen at
+    run time."""
     if name in seen:
-        return set()
+        return []
     seen.add(name)
     try:
         source = environment.loader.get_source(environment, name)[0]  # type: ignore[union-attr]
     except TemplateNotFound as error:
         raise ConfigError(f"FLOWS_LAYOUT_TEMPLATE {name!r}: no such template") from error
     tree = environment.parse(source)
-    found = {block.name for block in tree.find_all(nodes.Block)}
     extends = tree.find(nodes.Extends)
     if extends is None:
-        return found
+        return [tree]
     if not isinstance(extends.template, nodes.Const):
         return None
-    parent = _blocks(environment, str(extends.template.value), seen)
-    return None if parent is None else found | parent
+    parents = _chain(environment, str(extends.template.value), seen)
+    return None if parents is None else [tree, *parents]

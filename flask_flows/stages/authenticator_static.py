@@ -22,6 +22,7 @@ from .. import signals
 from ..devices import StaticDevice, StaticToken
 from ..options import Option
 from ..otp import new_recovery_codes, store_recovery_codes
+from ..outcomes import Outcome
 from .authenticator_setup import AuthenticatorSetupStage
 from .base import StageForm, StageResult, StageRun, deny, invalid, ok
 
@@ -110,6 +111,7 @@ class AuthenticatorStaticStage(AuthenticatorSetupStage):
             user=user,
             device=device,
         )
+        run.record(Outcome.recovery_codes_saved)
         return ok()
 
 

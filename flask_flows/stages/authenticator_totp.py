@@ -25,6 +25,7 @@ from ..devices import TOTPDevice
 from ..models import utcnow
 from ..options import Option
 from ..otp import new_totp_secret, provisioning_uri, verify_totp
+from ..outcomes import Outcome
 from .authenticator_setup import NAME_MAX, AuthenticatorSetupStage
 from .base import StageForm, StageResult, StageRun, deny, invalid, ok
 
@@ -146,6 +147,7 @@ class AuthenticatorTOTPStage(AuthenticatorSetupStage):
             user=user,
             device=device,
         )
+        run.record(Outcome.authenticator_added)
         return ok()
 
 

@@ -14,9 +14,10 @@ from flask import current_app
 from flask_wtf import FlaskForm
 from wtforms import HiddenField
 
-from .. import guesses, signals
+from .. import guesses, outcomes, signals
 from ..guesses import Verdict
 from ..options import Option
+from ..outcomes import Outcome
 from ..plan import PENDING_USER, PENDING_USER_IDENTIFIER
 
 #: A stage's ``failed_attempts_before_cancel`` ended the flow, and no wait is running.
@@ -93,6 +94,11 @@ class StageRun:
     @property
     def context(self) -> dict[str, Any]:
         return self.plan.context
+
+    def record(self, outcome: Outcome) -> None:
+        """Note what this stage did, for the message the app flashes when the flow
+        finishes (:mod:`flask_flows.outcomes`)."""
+        outcomes.record(self.context, outcome)
 
     def pending_user(self) -> Any | None:
         """The plan's pending user if set, else the logged-in user, else ``None``."""

@@ -13,6 +13,7 @@ from flask import current_app
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from .. import sessions, signals
+from ..outcomes import Outcome
 from ..plan import PENDING_USER, PROMPT_DATA
 from .base import StageForm, StageResult, StageRun, StageType, deny, invalid, ok
 
@@ -69,4 +70,5 @@ class UserDeleteStage(StageType):
             current_app._get_current_object(),  # type: ignore[attr-defined]
             user_id=user_id,
         )
+        run.record(Outcome.deleted)
         return ok()

@@ -14,6 +14,7 @@ from wtforms import BooleanField
 
 from .. import sessions, signals
 from ..options import Option
+from ..outcomes import Outcome
 from .base import StageForm, StageResult, StageRun, StageType, deny, ok
 
 
@@ -68,4 +69,5 @@ class UserLoginStage(StageType):
             user=user,
             flow=run.flow,
         )
+        run.record(Outcome.signed_in)
         return ok()

@@ -11,6 +11,7 @@ from typing import Any
 from flask import current_app
 
 from .. import sessions, signals
+from ..outcomes import Outcome
 from .base import StageForm, StageResult, StageRun, StageType, ok
 
 
@@ -31,4 +32,5 @@ class UserLogoutStage(StageType):
                 current_app._get_current_object(),  # type: ignore[attr-defined]
                 user=user,
             )
+            run.record(Outcome.signed_out)
         return ok()

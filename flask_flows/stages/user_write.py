@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from .. import identifiers, sessions, signals
 from ..options import ConfigError, Option
+from ..outcomes import Outcome
 from ..plan import PENDING_USER, PROMPT_DATA
 from .base import StageForm, StageResult, StageRun, StageType, deny, invalid, ok
 from .prompt import password_hash
@@ -112,6 +113,7 @@ class UserWriteStage(StageType):
         if created:
             run.state.log.info("user_write: created user %s in flow %s", user_id, run.flow.slug)
             signals.user_created.send(app, user=user)
+            run.record(Outcome.created)
         else:
             run.state.log.info("user_write: updated user %s in flow %s", user_id, run.flow.slug)
         if password_changed and not created:
@@ -119,6 +121,7 @@ class UserWriteStage(StageType):
                 ended = sessions.end_sessions(run.state, user_id, keep_current=True)
                 run.state.log.info("user_write: ended %d other sessions of %s", ended, user_id)
             signals.password_changed.send(app, user=user)
+            run.record(Outcome.password_changed)
         return ok()
 
 

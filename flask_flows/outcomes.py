@@ -1,0 +1,75 @@
+"""What a finished flow did, said once, in the app's flashed messages.
+
+Stages record what they did (:meth:`StageRun.record`: an account created, a password
+changed, a login) in the plan's context. When the flow finishes, the executor makes one
+message of them, in a fixed order ("Your account was created. You are signed in."), and
+hands it to Flask's ``flash()`` when flashing is on, so the page the flow leads to says
+what happened.
+
+``FLOWS_FLASH``: ``True`` or ``False``, or ``None`` (the default) for "when the app shows
+flashed messages around flow pages", that is when ``FLOWS_LAYOUT_TEMPLATE`` names a layout
+that calls ``get_flashed_messages``. An app whose pages show them but whose flows use
+flask-flows' own shell sets it to ``True``.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+from flask import Flask, flash
+
+from . import layouts
+
+#: Plan context key: the outcomes recorded so far, in the order they happened.
+OUTCOMES = "outcomes"
+
+
+class Outcome(enum.StrEnum):
+    created = "created"
+    password_changed = "password_changed"  # noqa: S105 (an outcome, not a password)
+    authenticator_added = "authenticator_added"
+    recovery_codes_saved = "recovery_codes_saved"
+    deleted = "deleted"
+    signed_in = "signed_in"
+    signed_out = "signed_out"
+
+
+#: The words for each outcome, in the order a message puts them.
+SENTENCES = {
+    Outcome.created: "Your account was created.",
+    Outcome.password_changed: "Your password was changed.",
+    Outcome.authenticator_added: "Your authenticator app was added.",
+    Outcome.recovery_codes_saved: "Your new recovery codes are ready.",
+    Outcome.deleted: "Your account was deleted.",
+    Outcome.signed_in: "You are signed in.",
+    Outcome.signed_out: "You are signed out.",
+}
+
+
+def record(context: dict[str, Any], outcome: Outcome) -> None:
+    recorded = list(context.get(OUTCOMES) or [])
+    if outcome.value not in recorded:
+        recorded.append(outcome.value)
+    context[OUTCOMES] = recorded
+
+
+def message(context: dict[str, Any]) -> str | None:
+    """The flow's outcomes in one message, ``None`` when it recorded none."""
+    recorded = set(context.get(OUTCOMES) or [])
+    words = [sentence for outcome, sentence in SENTENCES.items() if outcome.value in recorded]
+    return " ".join(words) or None
+
+
+def flash_outcome(app: Flask, context: dict[str, Any]) -> None:
+    """Flash the finished flow's message, when flashing is on for ``app``."""
+    text = message(context)
+    if text and flashing(app):
+        flash(text, app.config["FLOWS_FLASH_CATEGORY"])
+
+
+def flashing(app: Flask) -> bool:
+    setting = app.config["FLOWS_FLASH"]
+    if setting is not None:
+        return bool(setting)
+    return layouts.layout_shows_flashes(app)
