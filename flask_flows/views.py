@@ -6,6 +6,7 @@ from flask import (
     Blueprint,
     Response,
     abort,
+    current_app,
     make_response,
     redirect,
     render_template,
@@ -110,10 +111,15 @@ def _http_error(error: HTTPException) -> Response:
 
 
 def _unexpected_error(error: Exception) -> Response:
-    """Log a bug in a stage or policy and show a calm page instead of a stack trace.
-    (HTTP errors never get here: Flask picks the more specific handler above.)"""
+    """Log a bug in a stage or policy and show a calm page instead of a stack trace;
+    in testing and debug (or with ``PROPAGATE_EXCEPTIONS``) let it propagate, as Flask
+    does, so it shows in the test or the debugger. (HTTP errors never get here: Flask
+    picks the more specific handler above.)"""
     state = get_state()
     state.db.session.rollback()
+    propagate = current_app.config["PROPAGATE_EXCEPTIONS"]
+    if propagate or (propagate is None and (current_app.testing or current_app.debug)):
+        raise error
     state.log.exception("unexpected error in a flow request")
     return _error_page("Something went wrong on our side. Please try again in a moment.", 500)
 

@@ -742,11 +742,7 @@ def test_stage_bound_to_two_flows(browser: FlowBrowser, make_flow: Callable[...,
     assert "shared step" in browser.start("second").text
 
 
-def test_stage_bug_shows_error_page(
-    browser: FlowBrowser, flows: Flows, make_flow: Callable[..., Flow]
-) -> None:
-    """A stage that raises gives a calm 500 page, not a stack trace."""
-
+def broken_stage(flows: Flows) -> None:
     @flows.stage_type
     class BrokenStage(StageType):
         name = "broken"
@@ -755,13 +751,37 @@ def test_stage_bug_shows_error_page(
         def respond(self, run: StageRun, form: StageForm | None) -> StageResult:
             raise RuntimeError("secret internals")
 
+
+def test_stage_bug_shows_error_page(
+    browser: FlowBrowser, flows: Flows, make_flow: Callable[..., Flow]
+) -> None:
+    """In production a stage that raises gives a calm 500 page, not a stack trace."""
+    broken_stage(flows)
     make_flow("buggy", "broken")
+    browser.app.config["PROPAGATE_EXCEPTIONS"] = False  # as in production
     browser.start("buggy")
     response = browser.submit("buggy")
     assert response.status_code == 500
     assert "Something went wrong on our side" in response.text
     assert "secret internals" not in response.text
     assert "Traceback" not in response.text
+
+
+@pytest.mark.parametrize(
+    "config",
+    [{}, {"TESTING": False, "DEBUG": True}, {"TESTING": False, "PROPAGATE_EXCEPTIONS": True}],
+)
+def test_a_stage_bug_surfaces_in_testing_and_debug(
+    browser: FlowBrowser, flows: Flows, make_flow: Callable[..., Flow], config: dict[str, bool]
+) -> None:
+    """Under TESTING, debug or PROPAGATE_EXCEPTIONS the bug propagates, as Flask does:
+    the test fails on it and the debugger shows it."""
+    broken_stage(flows)
+    make_flow("buggy", "broken")
+    browser.app.config.update(config)
+    browser.start("buggy")
+    with pytest.raises(RuntimeError, match="secret internals"):
+        browser.submit("buggy")
 
 
 def test_a_form_is_never_read_by_a_later_stage(
