@@ -15,13 +15,17 @@ from wtforms.validators import ValidationError
 MSG_CSRF = "The form expired. Please try again."
 
 
+def field_name() -> str:
+    """The form field that carries the token: ``WTF_CSRF_FIELD_NAME``, as Flask-WTF reads it."""
+    return str(current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token"))
+
+
 def csrf_valid() -> bool:
     """Whether this request's form carries a valid CSRF token (always, when disabled)."""
     if not current_app.config.get("WTF_CSRF_ENABLED", True):
         return True
-    field_name = current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token")
     try:
-        validate_csrf(request.form.get(field_name))
+        validate_csrf(request.form.get(field_name()))
     except ValidationError:
         return False
     g.csrf_valid = True

@@ -18,6 +18,7 @@ from flask_wtf.csrf import generate_csrf
 from sqlalchemy import event
 
 from . import (
+    csrf,
     devices,  # noqa: F401  (authenticator tables share the metadata)
     guesses,
     layouts,
@@ -115,6 +116,7 @@ class Flows:
         if app.config["FLOWS_ENFORCE_SESSIONS"]:
             app.before_request(lambda: sessions.enforce(state))
         app.add_template_global(generate_csrf, "flows_csrf_token")
+        app.add_template_global(csrf.field_name, "flows_csrf_field")
         # What pages call a user: username, else email, never the primary key.
         app.add_template_global(state.user_store.display_name, "flows_user_name")
         guesses.connect_signals(app)

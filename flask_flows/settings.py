@@ -182,7 +182,7 @@ def remove_device(kind: str, device_id: int) -> Response:
         abort(404)
     form = RemoveDeviceForm()
     if not form.validate_on_submit():
-        if "csrf_token" in form.errors:
+        if form.meta.csrf_field_name in form.errors:
             return _back(MSG_CSRF)
         return _page(state, user, failed=(kind, device_id, form))
     try:

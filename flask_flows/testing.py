@@ -211,7 +211,8 @@ class FlowBrowser:
 
     def csrf_token(self) -> str:
         """The CSRF token of the page shown last."""
-        token = self._page.hidden.get("csrf_token") or self._page.any_csrf_token
+        name = self.app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token")
+        token = self._page.hidden.get(name) or self._page.any_hidden.get(name)
         assert token, "no CSRF token on the last page"
         return token
 
@@ -266,8 +267,9 @@ class _Page(HTMLParser):
         self.action: str | None = None
         self.hidden: dict[str, str] = {}
         self.stage_type: str | None = None
-        #: A CSRF token from any form (the settings page has several and no stage form).
-        self.any_csrf_token: str | None = None
+        #: The first value of each hidden field in any form (the settings page has several
+        #: forms, each with a CSRF token, and no stage form).
+        self.any_hidden: dict[str, str] = {}
         self._in_stage_form = False
         self._stage_form_seen = False
 
@@ -288,8 +290,7 @@ class _Page(HTMLParser):
                 self.action = attributes.get("action")
         elif tag == "input" and attributes.get("type") == "hidden" and "name" in attributes:
             name, value = attributes["name"], attributes.get("value", "")
-            if name == "csrf_token" and self.any_csrf_token is None:
-                self.any_csrf_token = value
+            self.any_hidden.setdefault(name, value)
             if self._in_stage_form:
                 self.hidden.setdefault(name, value)
 

@@ -181,7 +181,8 @@ def _policies_pass(run: StageRun, form: StageForm, prompt_data: dict[str, Any]) 
         request=run.request,
         authenticated_user=run.state.current_user(),
     )
-    field_names = {name for name in form._fields if name not in ("csrf_token", "flow_step")}
+    internal = {form.meta.csrf_field_name, "flow_step"}
+    field_names = {name for name in form._fields if name not in internal}
     passing = True
     for name in names:
         result = _evaluate(run, name, request)

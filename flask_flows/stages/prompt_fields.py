@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+from flask import has_app_context
 from wtforms import (
     BooleanField,
     DateField,
@@ -34,6 +35,7 @@ from wtforms import (
 )
 from wtforms.fields.core import UnboundField
 
+from .. import csrf
 from ..options import ConfigError
 from . import prompt_checks as checks
 from .base import StageForm
@@ -290,6 +292,15 @@ def _default(spec: PromptField, initial: Any) -> Any:
 # -- configuration ----------------------------------------------------------------------------
 
 
+def _reserved_keys() -> set[str]:
+    """Form fields every stage form has: the CSRF token (under the app's name for it too)
+    and the plan step."""
+    reserved = {"csrf_token", "flow_step"}
+    if has_app_context():
+        reserved.add(csrf.field_name())
+    return reserved
+
+
 def _parse_field(entry: Any, where: str) -> PromptField:
     if not isinstance(entry, Mapping):
         raise ConfigError(f"{where}: expected a mapping, got {type(entry).__name__}")
@@ -299,7 +310,7 @@ def _parse_field(entry: Any, where: str) -> PromptField:
             f"{where}, field_key: use a name of letters, digits and '_' (got {key!r})"
         )
     where = f"{where.rsplit(', field ', 1)[0]}, field {key!r}"
-    if hasattr(StageForm, key) or key in ("csrf_token", "flow_step"):
+    if hasattr(StageForm, key) or key in _reserved_keys():
         raise ConfigError(f"{where}: the field_key {key!r} is reserved")
     field_type = entry.get("type")
     if field_type not in FIELD_TYPES:
