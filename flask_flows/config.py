@@ -4,11 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from .models import Designation
+from .options import ConfigError
+
 DEFAULTS: dict[str, Any] = {
     # Where the blueprint is mounted.
     "FLOWS_URL_PREFIX": "/flows",
     # Where a finished flow goes when the plan has no validated `next`.
     "FLOWS_DEFAULT_REDIRECT": "/",
+    # The flow /flows/-/default/<designation>/ (and /flows/-/login/, /-/logout/) opens,
+    # per designation, e.g. {"authentication": "my-login"}; without one, or when the
+    # visitor may not run it, the first flow of the designation by slug that they may.
+    "FLOWS_DEFAULT_FLOWS": {},
     # Shown in the page shell and titles; defaults to the app's name.
     "FLOWS_BRAND_NAME": None,
     # The app's base template to render flow pages in (None: flask-flows' own shell),
@@ -121,3 +128,18 @@ def apply_defaults(config: dict[str, Any], app_name: str) -> None:
         config.setdefault(key, value)
     if not config["FLOWS_BRAND_NAME"]:
         config["FLOWS_BRAND_NAME"] = app_name
+    _check_default_flows(config["FLOWS_DEFAULT_FLOWS"])
+
+
+def _check_default_flows(chosen: Any) -> None:
+    designations = [d.value for d in Designation]
+    if not isinstance(chosen, dict):
+        raise ConfigError("FLOWS_DEFAULT_FLOWS: expected a dict of designation -> flow slug")
+    for designation, slug in chosen.items():
+        if designation not in designations:
+            raise ConfigError(
+                f"FLOWS_DEFAULT_FLOWS: {designation!r} is not a designation"
+                f" ({', '.join(designations)})"
+            )
+        if not isinstance(slug, str) or not slug:
+            raise ConfigError(f"FLOWS_DEFAULT_FLOWS[{designation!r}]: expected a flow slug")

@@ -260,13 +260,25 @@ class FlowsState:
         return self.definitions.load(self.db.session, slug, recheck=recheck)
 
     def flows_of(self, designation: str) -> Iterator[Flow]:
-        """The flows of ``designation`` by slug, each loaded only when the caller asks
-        for it: picking the default flow costs the same however many flows there are."""
+        """The flows of ``designation``: the one ``FLOWS_DEFAULT_FLOWS`` names first, then
+        the others by slug, each loaded only when the caller asks for it (picking the
+        default flow costs the same however many flows there are)."""
         slugs = list(
             self.db.session.scalars(
                 sa.select(Flow.slug).where(Flow.designation == designation).order_by(Flow.slug)
             )
         )
+        chosen = self.config["FLOWS_DEFAULT_FLOWS"].get(designation)
+        if chosen in slugs:
+            slugs.remove(chosen)
+            slugs.insert(0, chosen)
+        elif chosen is not None:
+            self.log.warning(
+                "FLOWS_DEFAULT_FLOWS names %r for %s, but there is no such flow of that"
+                " designation",
+                chosen,
+                designation,
+            )
         for slug in slugs:
             flow = self.load_flow(slug)
             if flow is not None:

@@ -34,6 +34,7 @@ from flask_flows.executor import (
     PLANS_KEY,
 )
 from flask_flows.models import AuthenticationRequirement, DeniedAction, InvalidResponseAction
+from flask_flows.options import ConfigError
 
 PASSWORD = "correct horse battery"
 FAIL_MESSAGE = "This step did not accept the submission."
@@ -639,6 +640,44 @@ def test_default_flow_picks_first_passing_by_slug(
     assert location.path == "/flows/b-login/"
     assert parse_qs(location.query)["next"] == ["/x?y=1"]
     assert client.get("/flows/-/login/?next=/y").headers["Location"] == "/flows/b-login/?next=/y"
+
+
+@pytest.mark.parametrize("app_config", [{"FLOWS_DEFAULT_FLOWS": {"authentication": "z-login"}}])
+def test_the_app_names_its_default_flow(
+    app: Flask, client: FlaskClient, make_flow: Callable[..., Flow], nope_policy: str
+) -> None:
+    """Not the first by slug: the one FLOWS_DEFAULT_FLOWS names, while the visitor may
+    run it; else the first they may (authentik's rule)."""
+    for slug in ("a-login", "z-login"):
+        make_flow(slug, "dummy")
+    assert client.get("/flows/-/login/").headers["Location"] == "/flows/z-login/"
+    assert client.get("/flows/-/default/authentication/").headers["Location"] == "/flows/z-login/"
+    bind_python_policy(app, "z-login", nope_policy)
+    assert client.get("/flows/-/login/").headers["Location"] == "/flows/a-login/"
+
+
+@pytest.mark.parametrize(
+    ("chosen", "refusal"),
+    [
+        ({"signin": "a-login"}, "'signin' is not a designation"),
+        ({"authentication": ""}, "expected a flow slug"),
+        (["a-login"], "expected a dict"),
+    ],
+)
+def test_a_wrong_default_flow_setting_is_refused(chosen: object, refusal: str) -> None:
+    from factory import create_test_app
+
+    with pytest.raises(ConfigError, match=refusal):
+        create_test_app("sqlite://", FLOWS_DEFAULT_FLOWS=chosen)
+
+
+@pytest.mark.parametrize("app_config", [{"FLOWS_DEFAULT_FLOWS": {"authentication": "gone"}}])
+def test_a_default_flow_that_does_not_exist_falls_back_and_is_logged(
+    client: FlaskClient, make_flow: Callable[..., Flow], caplog: pytest.LogCaptureFixture
+) -> None:
+    make_flow("a-login", "dummy")
+    assert client.get("/flows/-/login/").headers["Location"] == "/flows/a-login/"
+    assert "FLOWS_DEFAULT_FLOWS names 'gone' for authentication" in caplog.text
 
 
 def test_default_flow_drops_unsafe_next(
