@@ -126,7 +126,8 @@ def prepare_database() -> None:
     """Create the tables, and the default flows when the database has no flow yet.
 
     Later starts cost SQLAlchemy's table checks and one query, and flows edited or
-    deleted on purpose are left as they are (``flask flows init`` restores the defaults).
+    deleted on purpose are left as they are (``flask flows init`` adds missing defaults,
+    ``--restore`` puts back edited ones).
     """
     state = get_state()
     state.create_tables()

@@ -33,21 +33,33 @@ flows_cli.add_command(db_cli)
 
 
 @flows_cli.command("init")
-def init_command() -> None:
+@click.option(
+    "--restore",
+    is_flag=True,
+    help="Put the shipped default flows back over changes made to them in the database.",
+)
+def init_command(restore: bool) -> None:
     """Bring flask-flows' tables to this version, fill the lookup keys of users written
-    before them, and install the default flows (safe to run again); then check the user
-    table as 'check' does."""
+    before them, and add the default flows that are missing, keeping those changed in
+    the database (safe to run on every deploy); then check the user table as 'check'
+    does."""
     state = app_state()
     with migration_errors():
         state.create_tables()
     _fill_keys(state)
     _refuse_problems(state, definitions=False)
     try:
-        report = install_default_flows(state)
+        report = install_default_flows(state, restore=restore)
     except BlueprintError as error:
         raise click.ClickException(str(error)) from error
     click.echo("flask-flows: tables ready")
     click.echo(f"default flows:\n{report}")
+    kept = [name for names in report.kept.values() for name in names]
+    if kept:
+        click.echo(
+            f"kept as changed in this database: {', '.join(kept)}\n"
+            "(flask flows init --restore puts the shipped definitions back)"
+        )
 
 
 @flows_cli.command("check")

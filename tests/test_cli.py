@@ -210,3 +210,73 @@ def test_an_app_without_flows_set_up_is_told_how(args: list[str]) -> None:
     assert result.exit_code == 1
     assert "flask-flows is not set up in this app: call flows.init_app(app" in result.output
     assert "Traceback" not in result.output
+
+
+def revisions(app: Flask) -> dict[str, int]:
+    with app.app_context():
+        rows = db.session.execute(sa.select(Flow.slug, Flow.revision)).all()
+        return {slug: revision for slug, revision in rows}
+
+
+def test_init_keeps_what_the_app_changed_and_restores_on_request(app: Flask) -> None:
+    """Before: every init put the shipped definitions back over the app's edits and bumped
+    their revisions, restarting logins in progress on every deploy."""
+    run(app, "init")
+    installed = revisions(app)
+    assert run(app, "init").exit_code == 0
+    assert revisions(app) == installed  # nothing changed: no revision moves
+
+    with app.app_context():  # the app's edits: a flow's title, a stage's label, a flow gone
+        flow = db.session.scalar(sa.select(Flow).filter_by(slug="default-authentication-flow"))
+        flow.title = "Sign in to Notes"
+        stage = db.session.scalar(
+            sa.select(Stage).filter_by(name="default-authentication-password")
+        )
+        stage.config = {**stage.config, "allow_show_password": False}
+        db.session.delete(
+            db.session.scalar(sa.select(Flow).filter_by(slug="default-password-change"))
+        )
+        db.session.commit()
+    edited = revisions(app)
+
+    result = run(app, "init")
+    assert result.exit_code == 0, result.output
+    assert "kept as changed in this database: default-authentication-password," in result.output
+    assert "default-authentication-flow" in result.output
+    assert "flask flows init --restore puts the shipped definitions back" in result.output
+    after = revisions(app)
+    assert after["default-authentication-flow"] == edited["default-authentication-flow"]
+    assert "default-password-change" in after  # what was missing is added again
+    with app.app_context():
+        title = db.session.scalar(
+            sa.select(Flow.title).filter_by(slug="default-authentication-flow")
+        )
+        assert title == "Sign in to Notes"
+
+    result = run(app, "init", "--restore")
+    assert result.exit_code == 0, result.output
+    assert "kept as changed" not in result.output
+    with app.app_context():
+        title = db.session.scalar(
+            sa.select(Flow.title).filter_by(slug="default-authentication-flow")
+        )
+        config = db.session.scalar(
+            sa.select(Stage.config).filter_by(name="default-authentication-password")
+        )
+    assert title == "Welcome"
+    assert "allow_show_password" not in config or config["allow_show_password"] is True
+
+
+def test_a_kept_flow_whose_bindings_changed_is_left_whole(app: Flask) -> None:
+    run(app, "init")
+    with app.app_context():
+        flow = db.session.scalar(sa.select(Flow).filter_by(slug="default-authentication-flow"))
+        flow.bindings.remove(flow.bindings[-2])  # the app dropped the MFA step
+        db.session.commit()
+    before = revisions(app)["default-authentication-flow"]
+    result = run(app, "init")
+    assert "kept as changed in this database: default-authentication-flow" in result.output
+    assert revisions(app)["default-authentication-flow"] == before
+    with app.app_context():
+        flow = db.session.scalar(sa.select(Flow).filter_by(slug="default-authentication-flow"))
+        assert len(flow.bindings) == 3

@@ -55,6 +55,9 @@ class ApplyReport:
     created: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SECTIONS, 0))
     updated: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SECTIONS, 0))
     unchanged: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SECTIONS, 0))
+    #: Names of objects that differ from the file and were left as they are (applied
+    #: with ``keep_changed``), by section.
+    kept: dict[str, list[str]] = field(default_factory=lambda: {s: [] for s in SECTIONS})
 
     @property
     def changed(self) -> bool:
@@ -65,12 +68,17 @@ class ApplyReport:
         counts[section] += 1
 
     def summary(self) -> str:
-        """One line per kind that appeared, e.g. ``flows: 1 created, 0 updated, 0 unchanged``."""
+        """One line per kind that appeared, e.g. ``flows: 1 created, 0 updated, 0 unchanged``
+        (and ``, 1 kept as changed`` when some differ and were kept)."""
         lines = [
             f"{section}: {self.created[section]} created, {self.updated[section]} updated,"
             f" {self.unchanged[section]} unchanged"
+            + (f", {len(self.kept[section])} kept as changed" if self.kept[section] else "")
             for section in SECTIONS
-            if self.created[section] or self.updated[section] or self.unchanged[section]
+            if self.created[section]
+            or self.updated[section]
+            or self.unchanged[section]
+            or self.kept[section]
         ]
         return "\n".join(lines) or "nothing to apply"
 
@@ -103,13 +111,19 @@ def apply_files(state: FlowsState, paths: Iterable[str | Path]) -> ApplyReport:
     return apply_documents(state, documents)
 
 
-def apply_documents(state: FlowsState, documents: list[BlueprintDocument]) -> ApplyReport:
-    """Apply loaded documents in one transaction: all of them, or (on any error) none."""
+def apply_documents(
+    state: FlowsState, documents: list[BlueprintDocument], *, keep_changed: bool = False
+) -> ApplyReport:
+    """Apply loaded documents in one transaction: all of them, or (on any error) none.
+
+    With ``keep_changed`` an object that exists and differs from its document is left as
+    it is (and named in :attr:`ApplyReport.kept`): only what is missing is added.
+    """
     check_unique(documents)
     session = state.db.session
     try:
         with session.no_autoflush:
-            report = _Applier(state, documents).run()
+            report = _Applier(state, documents, keep_changed=keep_changed).run()
         session.commit()
     except BlueprintError:
         session.rollback()
@@ -125,10 +139,13 @@ def apply_documents(state: FlowsState, documents: list[BlueprintDocument]) -> Ap
 class _Applier:
     """One apply run: upserts section by section and resolves references by name."""
 
-    def __init__(self, state: FlowsState, documents: list[BlueprintDocument]) -> None:
+    def __init__(
+        self, state: FlowsState, documents: list[BlueprintDocument], *, keep_changed: bool
+    ) -> None:
         self.state = state
         self.session = state.db.session
         self.documents = documents
+        self.keep_changed = keep_changed
         self.report = ApplyReport()
         self.groups: dict[str, Group] = {}
         self.policies: dict[str, Policy] = {}
@@ -157,6 +174,10 @@ class _Applier:
         existing: dict[str, Model] = {row.name: row for row in rows}  # type: ignore[attr-defined]
         for entry in entries:
             row = existing.get(entry["name"])
+            if row is not None and self.keep_changed and _differs(row, values(entry)):
+                defined[entry["name"]] = row
+                self.report.kept[section].append(entry["name"])
+                continue
             created = row is None
             if row is None:
                 row = model(name=entry["name"])
@@ -191,25 +212,45 @@ class _Applier:
             for index, entry in enumerate(document["flows"]):
                 where = f"{document.source}: {entry_label('flows', index, entry)}"
                 flow = existing.get(entry["slug"])
+                if flow is not None and self.keep_changed:
+                    if self._would_change(flow, entry, where):
+                        self.report.kept["flows"].append(entry["slug"])
+                    else:
+                        self.report.record("flows", created=False, changed=False)
+                    continue
                 created = flow is None
                 if flow is None:
                     flow = Flow(slug=entry["slug"])
                     self.session.add(flow)
-                changed = _assign(
-                    flow,
-                    {
-                        "name": entry["name"],
-                        "title": entry["title"],
-                        "designation": Designation(entry["designation"]),
-                        "authentication": AuthenticationRequirement(entry["authentication"]),
-                        "denied_action": DeniedAction(entry["denied_action"]),
-                        "policy_engine_mode": PolicyEngineMode(entry["policy_engine_mode"]),
-                        "layout": entry["layout"],
-                    },
-                )
-                changed |= self._sync_subjects(flow.policy_bindings, entry["policies"], where)
-                changed |= self._sync_bindings(flow, entry["bindings"], where)
+                changed = self._sync_flow(flow, entry, where)
                 self.report.record("flows", created=created, changed=changed)
+
+    def _would_change(self, flow: Flow, entry: dict[str, Any], where: str) -> bool:
+        """Whether applying ``entry`` would change ``flow``: found by applying it in a
+        savepoint, which is then rolled back either way."""
+        with self.session.begin_nested() as savepoint:
+            changed = self._sync_flow(flow, entry, where)
+            self.session.flush()
+            savepoint.rollback()
+        return changed
+
+    def _sync_flow(self, flow: Flow, entry: dict[str, Any], where: str) -> bool:
+        """Make ``flow`` match ``entry``: its fields, policy bindings and stage bindings."""
+        changed = _assign(
+            flow,
+            {
+                "name": entry["name"],
+                "title": entry["title"],
+                "designation": Designation(entry["designation"]),
+                "authentication": AuthenticationRequirement(entry["authentication"]),
+                "denied_action": DeniedAction(entry["denied_action"]),
+                "policy_engine_mode": PolicyEngineMode(entry["policy_engine_mode"]),
+                "layout": entry["layout"],
+            },
+        )
+        changed |= self._sync_subjects(flow.policy_bindings, entry["policies"], where)
+        changed |= self._sync_bindings(flow, entry["bindings"], where)
+        return changed
 
     def _sync_bindings(self, flow: Flow, entries: list[dict[str, Any]], where: str) -> bool:
         wanted = {entry["order"] for entry in entries}
@@ -311,6 +352,10 @@ class _Applier:
                 raise BlueprintError(f"{where}, field 'user': no user with username {username!r}")
             self.users[username] = store.user_id(user)
         return self.users[username]
+
+
+def _differs(row: Any, values: dict[str, Any]) -> bool:
+    return any(getattr(row, name) != value for name, value in values.items())
 
 
 def _assign(row: Any, values: dict[str, Any]) -> bool:

@@ -26,11 +26,14 @@ RECOVERY_FLOW = "default-recovery-flow"
 PASSWORD_POLICY = "default-password-policy"  # noqa: S105 (a policy name)
 
 
-def install_default_flows(state: FlowsState) -> ApplyReport:
+def install_default_flows(state: FlowsState, *, restore: bool = False) -> ApplyReport:
     """Apply every ``*.yaml`` in :data:`DEFAULT_BLUEPRINTS` (sorted), shaped to the user
     model, in one transaction.
 
-    Safe to run again; it puts back any default flow that was edited in the database.
+    Safe to run again: it adds what is missing and leaves a default group, policy, stage
+    or flow that the app changed as it is (named in the report's ``kept``), so a deploy
+    never undoes the app's edits nor restarts logins in progress. ``restore`` puts the
+    shipped definitions back over such changes.
     """
     documents = [load_blueprint(p, state=state) for p in sorted(DEFAULT_BLUEPRINTS.glob("*.yaml"))]
     if not state.user_store.has_field("email"):
@@ -39,7 +42,7 @@ def install_default_flows(state: FlowsState) -> ApplyReport:
             for d in documents
             if "recovery" not in _designations(d)
         ]
-    return apply_documents(state, documents)
+    return apply_documents(state, documents, keep_changed=not restore)
 
 
 def _designations(document: BlueprintDocument) -> set[str]:
