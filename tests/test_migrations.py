@@ -634,3 +634,118 @@ def check_constraints(connection: sa.Connection, table: str) -> list[str]:
         {"name": table},
     ).scalar_one()
     return sorted(re.findall(r"CONSTRAINT (\w+) CHECK", sql))
+
+
+def shipped_0_1_0_login(connection: sa.Connection, *, also_bound_by: str | None) -> None:
+    """0.1.0's default login flow as its init installed it: identification, the IP-wide
+    deny stage (two negated reputation policies), password, login; and optionally a flow
+    of the app's own that binds that deny stage too."""
+    tables = sa.MetaData()
+    tables.reflect(connection)
+    t = tables.tables
+
+    def insert(table: str, **values: Any) -> int:
+        row = connection.execute(sa.insert(t[table]).values(**values))
+        return int(row.inserted_primary_key[0])
+
+    flow = OLD_ROWS["flows_flow"][0]
+    login = insert("flows_flow", **{**flow, "slug": "default-authentication-flow", "revision": 1})
+    stages = {
+        name: insert("flows_stage", name=f"default-authentication-{name}", type=kind, config={})
+        for name, kind in [
+            ("identification", "identification"),
+            ("throttle", "deny"),
+            ("password", "password"),
+            ("login", "user_login"),
+        ]
+    }
+    policies = [
+        insert("flows_policy", name=name, type="reputation", config=config, execution_logging=False)
+        for name, config in [
+            ("default-authentication-reputation-ip", {"check_identifier": False, "threshold": -10}),
+            ("default-authentication-reputation-identifier", {"check_ip": False, "threshold": -50}),
+        ]
+    ]
+    for order, name in enumerate(stages, start=1):
+        binding = insert(
+            "flows_binding",
+            flow_id=login,
+            stage_id=stages[name],
+            order=order * 10,
+            evaluate_on_plan=False,
+            re_evaluate_policies=name == "throttle",
+            invalid_response_action="retry",
+            policy_engine_mode="any",
+        )
+        if name == "throttle":
+            for index, policy in enumerate(policies):
+                insert(
+                    "flows_policy_binding",
+                    **policy_binding(
+                        binding_id=binding, policy_id=policy, order=index, negate=True
+                    ),
+                )
+    if also_bound_by:
+        mine = insert("flows_flow", **{**flow, "slug": also_bound_by})
+        insert(
+            "flows_binding",
+            flow_id=mine,
+            stage_id=stages["throttle"],
+            order=10,
+            evaluate_on_plan=False,
+            re_evaluate_policies=False,
+            invalid_response_action="retry",
+            policy_engine_mode="any",
+        )
+
+
+@pytest.mark.parametrize("also_bound_by", [None, "my-login"])
+def test_the_shipped_login_flow_loses_its_ip_wide_deny_stage(
+    old_database: str, also_bound_by: str | None
+) -> None:
+    """0.1.0's deny stage locked out everyone behind an attacker's IP; guesses are now
+    judged per account and IP. init keeps flows an app changed, so the upgrade itself
+    takes the stage out of the shipped flow (and drops it where nothing else binds it)."""
+    engine = sa.create_engine(old_database)
+    with engine.begin() as connection:
+        shipped_0_1_0_login(connection, also_bound_by=also_bound_by)
+    engine.dispose()
+    app = flows_app(old_database)
+    assert run(app, "db", "upgrade").exit_code == 0
+    with app.app_context(), db.engine.connect() as connection:
+        flow = connection.execute(
+            sa.text(
+                "SELECT id, revision FROM flows_flow WHERE slug = 'default-authentication-flow'"
+            )
+        ).one()
+        stages = (
+            connection.execute(
+                sa.text(
+                    "SELECT s.name FROM flows_binding b JOIN flows_stage s ON s.id = b.stage_id"
+                    ' WHERE b.flow_id = :flow ORDER BY b."order"'
+                ),
+                {"flow": flow.id},
+            )
+            .scalars()
+            .all()
+        )
+        names = set(connection.execute(sa.text("SELECT name FROM flows_stage")).scalars())
+        policies = set(connection.execute(sa.text("SELECT name FROM flows_policy")).scalars())
+        orphans = connection.execute(
+            sa.text(
+                "SELECT count(*) FROM flows_policy_binding pb WHERE pb.binding_id IS NOT NULL"
+                " AND NOT EXISTS (SELECT 1 FROM flows_binding b WHERE b.id = pb.binding_id)"
+            )
+        ).scalar()
+    assert stages == [
+        "default-authentication-identification",
+        "default-authentication-password",
+        "default-authentication-login",
+    ]
+    assert flow.revision == 2  # plans in progress restart cleanly
+    assert orphans == 0
+    assert ("default-authentication-throttle" in names) is bool(also_bound_by)
+    assert not policies & {
+        "default-authentication-reputation-ip",
+        "default-authentication-reputation-identifier",
+    }

@@ -13,6 +13,13 @@ now ``check_username``. A policy with both checks off checked nothing (it always
 passed); flask-flows now refuses that configuration, so it is named in a warning for
 its owner to turn a check on.
 
+The shipped login flow loses its IP-wide deny stage (``default-authentication-throttle``
+and its two policies): every guess is now judged on the server per account and IP, and
+that stage locked out everyone behind an attacker's IP. Only flask-flows' own objects,
+by their shipped names, are removed; ``flask flows init`` keeps flows an app changed, so
+without this an upgraded database would keep the stage. The downgrade does not put it
+back.
+
 Revision ID: 0002
 Revises: 0001
 """
@@ -58,6 +65,7 @@ def upgrade() -> None:
     op.create_index("flows_reputation_ip", "flows_reputation", ["ip"], unique=False)
     op.drop_table("flows_reputation_score")
     _carry_policies("check_identifier", "check_username")
+    _drop_shipped_throttle()
     for name, config in _reputation_policies():
         if not config.get("check_ip", True) and not config.get("check_username", True):
             logger.warning(
@@ -81,6 +89,63 @@ def downgrade() -> None:
     )
     op.drop_table("flows_reputation")
     _carry_policies("check_username", "check_identifier")
+
+
+_flow = sa.table(
+    "flows_flow",
+    sa.column("id", sa.Integer),
+    sa.column("slug", sa.String),
+    sa.column("revision", sa.Integer),
+)
+_stage = sa.table("flows_stage", sa.column("id", sa.Integer), sa.column("name", sa.String))
+_binding = sa.table(
+    "flows_binding",
+    sa.column("id", sa.Integer),
+    sa.column("flow_id", sa.Integer),
+    sa.column("stage_id", sa.Integer),
+)
+_subject_binding = sa.table(
+    "flows_policy_binding",
+    sa.column("binding_id", sa.Integer),
+    sa.column("policy_id", sa.Integer),
+)
+LOGIN_FLOW = "default-authentication-flow"
+THROTTLE_STAGE = "default-authentication-throttle"
+THROTTLE_POLICIES = (
+    "default-authentication-reputation-ip",
+    "default-authentication-reputation-identifier",
+)
+
+
+def _drop_shipped_throttle() -> None:
+    """Remove 0.1.0's deny stage from the shipped login flow (moving its revision, so
+    plans restart cleanly), then the stage and its policies where nothing else uses
+    them: a flow of the app's own that binds them keeps them. Rows are deleted in order
+    by hand, as foreign keys (and so cascades) are off while a migration runs on SQLite."""
+    bind = op.get_bind()
+    stage_id = bind.execute(sa.select(_stage.c.id).where(_stage.c.name == THROTTLE_STAGE)).scalar()
+    login = bind.execute(sa.select(_flow.c.id).where(_flow.c.slug == LOGIN_FLOW)).scalar()
+    if stage_id is None:
+        return
+    ours = sa.and_(_binding.c.stage_id == stage_id, _binding.c.flow_id == login)
+    ids = bind.execute(sa.select(_binding.c.id).where(ours)).scalars().all()
+    if ids:
+        bind.execute(_subject_binding.delete().where(_subject_binding.c.binding_id.in_(ids)))
+        bind.execute(_binding.delete().where(_binding.c.id.in_(ids)))
+        bind.execute(
+            _flow.update().where(_flow.c.id == login).values(revision=_flow.c.revision + 1)
+        )
+    if not _count(_binding, _binding.c.stage_id == stage_id):
+        bind.execute(_stage.delete().where(_stage.c.id == stage_id))
+    policies = bind.execute(sa.select(_policy.c.id).where(_policy.c.name.in_(THROTTLE_POLICIES)))
+    for policy_id in policies.scalars().all():
+        if not _count(_subject_binding, _subject_binding.c.policy_id == policy_id):
+            bind.execute(_policy.delete().where(_policy.c.id == policy_id))
+
+
+def _count(table: sa.TableClause, where: sa.ColumnElement[bool]) -> int:
+    query = sa.select(sa.func.count()).select_from(table).where(where)
+    return int(op.get_bind().execute(query).scalar_one())
 
 
 def _reputation_policies() -> list[tuple[str, dict]]:
