@@ -46,6 +46,8 @@ _EXPORTS = {
     "Policy": "models",
     "PolicyBinding": "models",
     "Stage": "models",
+    "log_in": "logins",
+    "log_out": "logins",
     "ConfigError": "options",
     "Option": "options",
     "PasswordFormat": "password_formats",
@@ -111,4 +113,6 @@ __all__ = [
     "StageType",
     "UserStore",
     "get_state",
+    "log_in",
+    "log_out",
 ]

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from flask import Blueprint, Flask, current_app, has_app_context
 from flask_login import LoginManager, current_user
 from flask_login import config as flask_login_config
+from flask_login import signals as flask_login_signals
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import generate_csrf
 from sqlalchemy import event
@@ -160,6 +161,9 @@ class Flows:
             manager = LoginManager(app)
         if manager._user_callback is None:  # the app did not register its own loader
             manager.user_loader(state.user_store.get)
+        # A login the app makes with flask_login.login_user() gets its server-side
+        # session too (otherwise session enforcement would undo it on the next request).
+        flask_login_signals.user_logged_in.connect(sessions.record_app_login, app, weak=False)
         if app.config["FLOWS_SET_LOGIN_VIEW"] and not manager.login_view:
             manager.login_view = "flows.login"
         # Flask-Login's own default message ("Please log in to access this page.") is

@@ -12,7 +12,16 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, cast
 
 import sqlalchemy as sa
-from flask import Response, after_this_request, current_app, g, request, session
+from flask import (
+    Flask,
+    Response,
+    after_this_request,
+    current_app,
+    g,
+    has_request_context,
+    request,
+    session,
+)
 from flask_login import login_user, logout_user
 from sqlalchemy.engine import CursorResult
 
@@ -44,6 +53,38 @@ def log_in(
     """Log ``user`` in on a fresh session and record it server-side."""
     _end_current(state, commit=False)  # in the same transaction as the new row
     _clear_session()
+    record, key = _record(state, user, duration, end_other_sessions)
+    session.permanent = persistent
+    g._flows_logging_in = True  # Flask-Login's signal below is this login's, not the app's
+    try:
+        login_user(user, remember=False, fresh=True)
+    finally:
+        g.pop("_flows_logging_in", None)
+    session[SESSION_KEY] = key
+    g._flows_session = record
+    return record
+
+
+def record_app_login(app: Flask, user: Any, **_: Any) -> None:
+    """Flask-Login's ``user_logged_in`` receiver: a login the app made itself with
+    ``flask_login.login_user()`` (an OAuth callback, a magic link) gets its server-side
+    session too, so session enforcement keeps it rather than undoing it on the next
+    request. Logins made by flask-flows record their own."""
+    if g.get("_flows_logging_in") or not has_request_context():
+        return
+    state: FlowsState = app.extensions["flows"]
+    _end_current(state, commit=False)
+    record, key = _record(state, user, 0, end_other_sessions=False)
+    session[SESSION_KEY] = key
+    g._flows_session = record
+    state.log.info("a login by the app's login_user() recorded for user %s", record.user_id)
+
+
+def _record(
+    state: FlowsState, user: Any, duration: int, end_other_sessions: bool
+) -> tuple[AuthenticatedSession, str]:
+    """A new server-side session for ``user`` from this request, committed, and the key
+    the cookie keeps for it."""
     key = new_token()
     now = utcnow()
     record = AuthenticatedSession(
@@ -66,11 +107,7 @@ def log_in(
             )
         )
     commit_keeping_loaded_state(state.db.session)
-    session.permanent = persistent
-    login_user(user, remember=False, fresh=True)
-    session[SESSION_KEY] = key
-    g._flows_session = record
-    return record
+    return record, key
 
 
 def log_out(state: FlowsState) -> None:

@@ -199,15 +199,23 @@ def test_last_seen_is_refreshed(
 
 
 @pytest.mark.parametrize("remember", ["0", "1"])
-def test_app_login_without_flows_session_is_logged_out(
+def test_an_app_login_with_flask_logins_login_user_is_kept(
     app: Flask, make_user: Callable[..., User], remember: str
 ) -> None:
+    """Before: an OAuth callback's or magic link's login_user() was undone on the next
+    request (no server-side session behind it). Now one is recorded for it, and logout
+    and "end other sessions" end it like any other."""
     user = make_user("alice")
     add_app_login_route(app)
     client = app.test_client()
     assert client.get(f"/app-login/{user.id}?remember={remember}").status_code == 200
+    assert client.get("/").text == "home: alice"
+    (record,) = records(app)
+    assert record.user_id == str(user.id)
+    with app.app_context():
+        db.session.delete(db.session.get(AuthenticatedSession, record.id))
+        db.session.commit()
     assert client.get("/").text == "home: anonymous"
-    assert records(app) == []
 
 
 def test_app_remember_cookie_alone_is_logged_out(
