@@ -94,6 +94,11 @@ class FlowExecutor:
             plan = None
         if plan is None:
             return self._start()
+        # A link with its own `next` (sent to log in from another page than the plan's
+        # first one) takes the person there afterwards, not to the older target.
+        target = safe_next(request.args.get("next"))
+        if target:
+            plan.context[REDIRECT] = target
         return self._proceed(plan, submitted=False)
 
     def post(self) -> Response:
@@ -375,6 +380,11 @@ class FlowExecutor:
         return self._redirect(target)
 
     def _not_applicable(self, refusal: FlowNonApplicable, context: dict[str, Any]) -> Response:
+        if refusal.logged_in_already and self.flow.denied_action is not DeniedAction.message:
+            # Sign-up or recovery opened by someone logged in (often a `next` that led
+            # there through the login): nothing to do here, so on to where they were
+            # going, unless the flow's designer asked for the message alone.
+            return self._redirect(context.get(REDIRECT) or self._default_target())
         if refusal.login_required:
             here = url_for("flows.execute", slug=self.flow.slug, next=context.get(REDIRECT))
             return self._redirect(url_for("flows.login", next=here))

@@ -28,10 +28,19 @@ if TYPE_CHECKING:
 class FlowNonApplicable(Exception):
     """The flow does not apply to this request; ``messages`` say why, for the user."""
 
-    def __init__(self, messages: tuple[str, ...] | list[str], *, login_required: bool = False):
+    def __init__(
+        self,
+        messages: tuple[str, ...] | list[str],
+        *,
+        login_required: bool = False,
+        logged_in_already: bool = False,
+    ):
         super().__init__("; ".join(messages))
         self.messages = tuple(messages)
         self.login_required = login_required
+        #: A flow for visitors who are not logged in (sign-up, recovery) opened by one who
+        #: is: the executor sends them on instead of refusing.
+        self.logged_in_already = logged_in_already
 
 
 class EmptyFlow(Exception):
@@ -153,7 +162,7 @@ class FlowPlanner:
                 raise FlowNonApplicable(("Please log in to continue.",), login_required=True)
         elif requirement is AuthenticationRequirement.require_unauthenticated:
             if authenticated_user is not None:
-                raise FlowNonApplicable(("You are already logged in.",))
+                raise FlowNonApplicable(("You are already logged in.",), logged_in_already=True)
         elif requirement is AuthenticationRequirement.require_superuser and (
             authenticated_user is None or not self.state.user_store.is_superuser(authenticated_user)
         ):

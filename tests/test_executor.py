@@ -623,6 +623,46 @@ def test_require_superuser(
     assert "admin area" in other.start("admin").text
 
 
+def test_a_newer_next_replaces_the_plans_target(
+    browser: FlowBrowser, make_user: Callable[..., Any], login_flow: Flow
+) -> None:
+    """Sent to log in from /index, then from /explore, with the plan of the first still
+    in the session: the login ends on /explore. Before, it ended on /index."""
+    make_user("alice")
+    browser.start("login", next="/index")
+    browser.start("login", next="/explore")
+    browser.step("login", uid_field="alice")
+    browser.step("login", password=PASSWORD)
+    assert browser.redirect_target == "/explore"
+
+
+@pytest.mark.parametrize("sign_up_next", [None, "/welcome"])
+def test_a_next_into_sign_up_after_logging_in_goes_on_instead_of_refusing(
+    browser: FlowBrowser,
+    make_user: Callable[..., Any],
+    make_flow: Callable[..., Flow],
+    login_flow: Flow,
+    sign_up_next: str | None,
+) -> None:
+    """A sign-up page sent someone to log in, with `next` back to the sign-up: once
+    logged in they go where the sign-up would have led, or home, not to a 403."""
+    make_user("alice")
+    make_flow(
+        "signup",
+        "dummy",
+        designation="enrollment",
+        authentication=AuthenticationRequirement.require_unauthenticated,
+    )
+    back = "/flows/signup/" + (f"?next={sign_up_next}" if sign_up_next else "")
+    browser.start("login", next=back)
+    browser.step("login", uid_field="alice")
+    browser.step("login", password=PASSWORD)
+    assert browser.redirect_target == back
+    response = browser.follow()
+    assert response.status_code in (200, 303)
+    assert browser.redirect_target == (sign_up_next or "/")
+
+
 # -- default flow for a designation ----------------------------------------------------------
 
 
