@@ -16,7 +16,9 @@ DEFAULTS: dict[str, Any] = {
     # per designation, e.g. {"authentication": "my-login"}; without one, or when the
     # visitor may not run it, the first flow of the designation by slug that they may.
     "FLOWS_DEFAULT_FLOWS": {},
-    # Shown in the page shell and titles; defaults to the app's name.
+    # Shown in the page shell, titles and mails. Defaults to the app's import name made
+    # readable ("my_blog" -> "My blog"); a generic one ("app", "wsgi", ...) must be
+    # replaced outside debug and testing, or every mail would come from "App".
     "FLOWS_BRAND_NAME": None,
     # The app's base template to render flow pages in (None: flask-flows' own shell),
     # the block of it that a flow page fills, and the block that holds the page title.
@@ -123,12 +125,47 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
+#: Import names that say nothing about the site: no brand can be made of them.
+GENERIC_NAMES = frozenset(
+    {
+        "app",
+        "application",
+        "main",
+        "wsgi",
+        "asgi",
+        "server",
+        "run",
+        "web",
+        "api",
+        "site",
+        "src",
+        "factory",
+        "create_app",
+        "manage",
+        "index",
+        "flask_app",
+    }
+)
+
+
 def apply_defaults(config: dict[str, Any], app_name: str) -> None:
     for key, value in DEFAULTS.items():
         config.setdefault(key, value)
     if not config["FLOWS_BRAND_NAME"]:
-        config["FLOWS_BRAND_NAME"] = app_name
+        config["FLOWS_BRAND_NAME"] = brand_from(app_name)
     _check_default_flows(config["FLOWS_DEFAULT_FLOWS"])
+
+
+def brand_from(app_name: str) -> str:
+    """A readable name from an import name: ``my_blog.app`` -> ``My blog``."""
+    words = app_name.split(".")[0].strip("_").replace("_", " ").replace("-", " ").strip()
+    return (words[:1].upper() + words[1:]) if words else "This site"
+
+
+def generic_brand(config: dict[str, Any], app_name: str) -> bool:
+    """Whether the brand is the default made of a name that says nothing ("App")."""
+    base = app_name.split(".")[0].strip("_").lower()
+    return base in GENERIC_NAMES and config["FLOWS_BRAND_NAME"] == brand_from(app_name)
 
 
 def _check_default_flows(chosen: Any) -> None:

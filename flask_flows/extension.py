@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from weakref import WeakKeyDictionary
 
+import click
 import sqlalchemy as sa
 from flask import Blueprint, Flask, current_app, has_app_context
 from flask_login import LoginManager, current_user
@@ -31,7 +32,7 @@ from . import (
     revisions,  # noqa: F401  (registers the revision-bumping flush hook)
     sessions,
 )
-from .config import apply_defaults
+from .config import apply_defaults, generic_brand
 from .definitions import FlowDefinitions
 from .models import Flow, Policy, Stage
 from .options import ConfigError, validate_options
@@ -109,6 +110,7 @@ class Flows:
         if user_model is None:
             raise ConfigError("Flows needs the app's user model: pass user_model=")
         apply_defaults(app.config, app.name)
+        _require_a_brand(app)
         mail.check_config(app.config)
         state = FlowsState(self, app, db, user_model, user_store or self.user_store_class)
         app.extensions["flows"] = state
@@ -345,6 +347,22 @@ def _build_blueprint() -> Blueprint:
     blueprint.jinja_loader = layouts.TemplateLoader(resource_dir("templates"))
     register_views(blueprint)
     return blueprint
+
+
+def _require_a_brand(app: Flask) -> None:
+    """Outside debug and testing, refuse to call the site after a generic import name
+    ("Welcome to App" in every mail); the ``flask`` command only logs it, so it keeps
+    working while the setting is added."""
+    if not generic_brand(app.config, app.name) or app.debug or app.testing:
+        return
+    message = (
+        f"set FLOWS_BRAND_NAME: pages and mails would call this site"
+        f" {app.config['FLOWS_BRAND_NAME']!r}, after the import name {app.name!r}"
+    )
+    if click.get_current_context(silent=True) is not None:
+        logging.getLogger("flask_flows").warning("flask-flows: %s", message)
+        return
+    raise ConfigError(message)
 
 
 def _enforce_sqlite_foreign_keys(app: Flask, db: SQLAlchemy) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from factory import FAST_ARGON2, MakeApp, User, db
@@ -44,7 +45,7 @@ def test_config_defaults_do_not_override_the_app(tmp_path: Path) -> None:
     assert app.config["FLOWS_URL_PREFIX"] == "/auth"
     assert app.config["FLOWS_PLAN_MAX_AGE"] == 60
     assert app.config["FLOWS_PLAN_CACHE_TTL"] == DEFAULTS["FLOWS_PLAN_CACHE_TTL"]
-    assert app.config["FLOWS_BRAND_NAME"] == "bare"
+    assert app.config["FLOWS_BRAND_NAME"] == "Bare"  # the import name, made readable
     assert any(rule.rule == "/auth/<slug>/" for rule in app.url_map.iter_rules())
 
 
@@ -177,3 +178,37 @@ def test_the_public_names_and_where_they_live_stay_in_step() -> None:
     for name in flask_flows.__all__:
         assert getattr(flask_flows, name) is not None
     assert flask_flows.signals.user_deleting is not None  # submodules, after `import flask_flows`
+
+
+# -- the brand ---------------------------------------------------------------------------
+
+
+def branded_app(name: str, **config: Any) -> Flask:
+    app = Flask(name)
+    app.config.update(SECRET_KEY="x", SQLALCHEMY_DATABASE_URI="sqlite://", **config)
+    Flows(app, db=SQLAlchemy(app), user_model=User)
+    return app
+
+
+def test_the_default_brand_is_the_import_name_made_readable() -> None:
+    assert branded_app("my_blog").config["FLOWS_BRAND_NAME"] == "My blog"
+    assert branded_app("flaskr.factory").config["FLOWS_BRAND_NAME"] == "Flaskr"
+    assert branded_app("app", FLOWS_BRAND_NAME="Notes").config["FLOWS_BRAND_NAME"] == "Notes"
+
+
+def test_a_generic_import_name_needs_a_brand_in_production() -> None:
+    """Before: every mail of an app made as Flask("app") came from "app"."""
+    refusal = "set FLOWS_BRAND_NAME: .* 'App', after the import name 'app'"
+    with pytest.raises(ConfigError, match=refusal):
+        branded_app("app")
+    assert branded_app("app", TESTING=True).config["FLOWS_BRAND_NAME"] == "App"
+    assert branded_app("wsgi", DEBUG=True).config["FLOWS_BRAND_NAME"] == "Wsgi"
+
+
+def test_the_flask_command_only_warns_about_the_brand(caplog: pytest.LogCaptureFixture) -> None:
+    import click
+
+    with click.Context(click.Command("flask")):
+        app = branded_app("app")
+    assert app.config["FLOWS_BRAND_NAME"] == "App"
+    assert "set FLOWS_BRAND_NAME" in caplog.text
