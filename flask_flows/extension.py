@@ -197,6 +197,8 @@ class FlowsState:
         self.config = config
         self.app = app
         self._foreign_keys_enforced = False
+        #: Whether the missing-ProxyFix warning was logged (once per process).
+        self.proxy_warned = False
         self.log = logging.getLogger("flask_flows")
         self.hashing = PasswordHashing(
             time_cost=config["FLOWS_ARGON2_TIME_COST"],

@@ -16,7 +16,7 @@ from flask import (
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
-from . import input_guards, layouts
+from . import input_guards, layouts, proxies
 from .csrf import csrf_valid
 from .executor import MSG_CSRF, FlowExecutor
 from .extension import FlowsState, get_state
@@ -48,6 +48,7 @@ def register_views(blueprint: Blueprint) -> None:
         defaults={"designation": "invalidation"},
     )
     register_settings(blueprint)
+    blueprint.before_request(lambda: proxies.warn_if_unfixed(get_state()))
     blueprint.before_request(input_guards.limit_request_size)
     blueprint.before_request(input_guards.refuse_unstorable_input)
     blueprint.after_request(add_framing_headers)
