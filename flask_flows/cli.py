@@ -18,10 +18,11 @@ from flask.cli import AppGroup
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
-from . import schema_check, sessions, signals
+from . import schema_check, sessions, signals, support_commands
 from .blueprints import BlueprintError, apply_files, export_flow, install_default_flows
 from .blueprints.defaults import PASSWORD_POLICY
-from .extension import FlowsState, get_state
+from .cli_state import app_state
+from .extension import FlowsState
 from .grants import create_invitation
 from .migrations.commands import db_cli, migration_errors
 from .models import Flow, FlowStageBinding, Policy
@@ -30,6 +31,7 @@ from .policies.base import PolicyRequest
 
 flows_cli = AppGroup("flows", help="Manage flask-flows flows, stages, policies and users.")
 flows_cli.add_command(db_cli)
+support_commands.register(flows_cli)
 
 
 @flows_cli.command("init")
@@ -85,18 +87,6 @@ def _fill_keys(state: FlowsState, quiet: bool = True) -> None:
         raise click.ClickException(str(error)) from error
     if filled or not quiet:
         click.echo(f"flask-flows: filled the lookup keys of {filled} users")
-
-
-def app_state() -> FlowsState:
-    """The app's flask-flows state; an app that has not set flask-flows up is told how,
-    not shown a traceback."""
-    try:
-        return get_state()
-    except RuntimeError as error:
-        raise click.ClickException(
-            "flask-flows is not set up in this app: call flows.init_app(app, db=db,"
-            " user_model=User) in the app factory (or Flows(app, db=db, user_model=User))"
-        ) from error
 
 
 def _refuse_problems(state: FlowsState, *, definitions: bool = True) -> None:

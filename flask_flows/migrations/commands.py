@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from flask.cli import AppGroup
 
 from .. import migrations
+from ..cli_state import app_state
 
 db_cli = AppGroup(
     "db",
@@ -103,6 +104,4 @@ def _described(revision: str | None) -> str:
 
 
 def _engine() -> sa.Engine:
-    from ..cli import app_state  # the commands module registers this group: import late
-
     return app_state().db.engine
