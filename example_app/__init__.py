@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Mapping
-from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
@@ -62,8 +61,8 @@ def create_app(
     # With no mail server configured, sign-up and recovery mails are printed to the
     # terminal so the links can be followed; with FLASK_FLOWS_MAIL_SERVER set they go
     # there, and working links never reach the terminal or its logs.
-    if "FLOWS_MAIL_SERVER" not in app.config:
-        app.config.setdefault("FLOWS_MAIL_BACKEND", print_mail)
+    if not app.config.get("FLOWS_MAIL_SERVER"):
+        app.config.setdefault("FLOWS_MAIL_BACKEND", "console")
     # Mailed links are built from this address, never from a request's Host header (which
     # a client can forge): where `make run` serves. Deployments set
     # FLASK_FLOWS_MAIL_BASE_URL (or FLASK_SERVER_NAME) to their public address.
@@ -80,13 +79,6 @@ def create_app(
 
     register_pages(app)
     return app
-
-
-def print_mail(message: EmailMessage) -> None:
-    """A mail backend for development: the message, with its link, on the terminal."""
-    text = message.get_body(("plain",))
-    body = text.get_content() if text is not None else message.get_content()  # type: ignore[attr-defined]
-    print(f"\n--- mail to {message['To']}: {message['Subject']} ---\n{body}\n---", flush=True)
 
 
 def database_url(instance_path: str) -> str:

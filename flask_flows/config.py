@@ -72,7 +72,8 @@ DEFAULTS: dict[str, Any] = {
     "FLOWS_SET_LOGIN_VIEW": True,
     # Outgoing mail (the email stage). SMTP server and credentials; USE_TLS is STARTTLS on
     # a plain connection, USE_SSL a TLS connection from the start (port 465).
-    "FLOWS_MAIL_SERVER": "localhost",
+    # None: no SMTP server (see flask_flows.mail_backends for what is used instead).
+    "FLOWS_MAIL_SERVER": None,
     "FLOWS_MAIL_PORT": 25,
     "FLOWS_MAIL_USE_TLS": False,
     "FLOWS_MAIL_USE_SSL": False,

@@ -26,6 +26,7 @@ from . import (
     layouts,
     link_hosts,
     mail,
+    mail_backends,
     migrations,
     remembered_mfa,
     reputation,
@@ -131,6 +132,7 @@ class Flows:
             state.enforce_sqlite_foreign_keys()
             app.before_request(state.enforce_sqlite_foreign_keys)
         link_hosts.check_at_start(app, state)
+        mail_backends.check_at_start(app, state)
 
         from .cli import flows_cli
 

@@ -1,8 +1,9 @@
 """Building and sending the extension's emails (``FLOWS_MAIL_*`` settings).
 
 A message is rendered in the request, from a text and an HTML template the app can
-override, and delivered by SMTP (:mod:`smtplib`) or by the app's own
-``FLOWS_MAIL_BACKEND``. Delivery runs in a daemon thread by default: a response then
+override, and delivered by the backend :mod:`flask_flows.mail_backends` picks (the
+app's Flask-Mail or Flask-Mailman, SMTP, the console in development, or
+``FLOWS_MAIL_BACKEND``). Delivery runs in a daemon thread by default: a response then
 takes as long whether a mail went out or not, which the recovery flow needs so that it
 does not reveal which accounts exist, and a slow or broken mail server never fails the
 request. Delivery errors are logged, never raised into the request.
@@ -13,8 +14,6 @@ request. Delivery errors are logged, never raised into the request.
 from __future__ import annotations
 
 import logging
-import smtplib
-import ssl
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -24,12 +23,10 @@ from email.utils import format_datetime, make_msgid
 from typing import Any
 
 from flask import Flask, current_app, g, has_request_context, render_template
-from werkzeug.utils import import_string
 
+from . import mail_backends
+from .mail_backends import MailBackend
 from .options import ConfigError
-
-#: Takes a finished message and delivers it; raises on failure.
-MailBackend = Callable[[EmailMessage], None]
 
 log = logging.getLogger("flask_flows.mail")
 
@@ -65,7 +62,7 @@ def check_config(config: Mapping[str, Any]) -> None:
     a bad rate limit would otherwise be an error page on the email stage, and a backend
     that does not import a failure logged from the mail thread."""
     RateLimit.from_config(config)
-    _backend(config)
+    mail_backends.check_config(config)
 
 
 def build_message(*, to: str, subject: str, template: str, **context: Any) -> EmailMessage:
@@ -102,8 +99,11 @@ def send(
     a real one does, for someone who must not be told that nobody gets a mail.
     """
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+    # Here, in the request: with no way to send at all, the person is not told "we sent
+    # you an email" (a ConfigError, whether or not this mail has a recipient).
+    backend = mail_backends.backend_for(app)
     if not app.config["FLOWS_MAIL_SEND_IN_BACKGROUND"]:
-        _deliver_logged(app, message, prepare, deliver)
+        _deliver_logged(app, message, prepare, deliver, backend)
         return
     gate = _Gate()
     if has_request_context():
@@ -115,7 +115,7 @@ def send(
         gate.open(go=True)
     thread = threading.Thread(
         target=_deliver_after,
-        args=(gate, app, message, prepare, deliver),
+        args=(gate, app, message, prepare, deliver, backend),
         name="flask-flows-mail",
         daemon=True,
     )
@@ -163,9 +163,10 @@ def _deliver_after(
     message: EmailMessage,
     prepare: Callable[[], None] | None,
     send: bool,
+    backend: MailBackend,
 ) -> None:
     if gate.wait():
-        _deliver_logged(app, message, prepare, send)
+        _deliver_logged(app, message, prepare, send, backend)
         return
     with _pending_lock:
         _pending.discard(threading.current_thread())
@@ -185,34 +186,12 @@ def wait_for_outgoing_mail(timeout: float | None = None) -> bool:
     return not any(thread.is_alive() for thread in threads)
 
 
-def deliver(message: EmailMessage, config: Mapping[str, Any]) -> None:
-    """Hand ``message`` to ``FLOWS_MAIL_BACKEND``, or to the SMTP server; raises on failure."""
-    backend = _backend(config)
-    if backend is None:
-        _send_smtp(message, config)
-    else:
-        backend(message)
-
-
-def _backend(config: Mapping[str, Any]) -> MailBackend | None:
-    """``FLOWS_MAIL_BACKEND`` as a callable (imported when named by a string), or None."""
-    backend = config["FLOWS_MAIL_BACKEND"]
-    if backend is None:
-        return None
-    if isinstance(backend, str):
-        try:
-            backend = import_string(backend)
-        except ImportError as error:
-            raise ConfigError(
-                f"FLOWS_MAIL_BACKEND {backend!r} cannot be imported: {error}"
-            ) from None
-    if not callable(backend):
-        raise ConfigError(f"FLOWS_MAIL_BACKEND must be callable, got {backend!r}")
-    return backend  # type: ignore[no-any-return]
-
-
 def _deliver_logged(
-    app: Flask, message: EmailMessage, prepare: Callable[[], None] | None, send: bool
+    app: Flask,
+    message: EmailMessage,
+    prepare: Callable[[], None] | None,
+    send: bool,
+    backend: MailBackend,
 ) -> None:
     try:
         with app.app_context():
@@ -220,7 +199,7 @@ def _deliver_logged(
                 prepare()
             if not send:
                 return
-            deliver(message, app.config)
+            backend(message)
         log.info("mail: sent %r", message["Subject"])
     except Exception:
         # The traceback names the error, never the body: the body holds the link.
@@ -228,21 +207,3 @@ def _deliver_logged(
     finally:
         with _pending_lock:
             _pending.discard(threading.current_thread())
-
-
-def _send_smtp(message: EmailMessage, config: Mapping[str, Any]) -> None:
-    host = config["FLOWS_MAIL_SERVER"]
-    port = int(config["FLOWS_MAIL_PORT"])
-    timeout = float(config["FLOWS_MAIL_TIMEOUT"])
-    context = ssl.create_default_context()
-    smtp: smtplib.SMTP
-    if config["FLOWS_MAIL_USE_SSL"]:
-        smtp = smtplib.SMTP_SSL(host, port, timeout=timeout, context=context)
-    else:
-        smtp = smtplib.SMTP(host, port, timeout=timeout)
-    with smtp:
-        if config["FLOWS_MAIL_USE_TLS"] and not config["FLOWS_MAIL_USE_SSL"]:
-            smtp.starttls(context=context)
-        if config["FLOWS_MAIL_USERNAME"]:
-            smtp.login(config["FLOWS_MAIL_USERNAME"], config["FLOWS_MAIL_PASSWORD"] or "")
-        smtp.send_message(message)

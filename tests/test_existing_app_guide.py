@@ -137,6 +137,7 @@ def yourapp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
         "FLASK_SECRET_KEY": "an existing app's secret",
         "FLASK_SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'app.sqlite3'}",
         "FLASK_FLOWS_MAIL_BASE_URL": "https://app.example.com",
+        "FLASK_FLOWS_MAIL_SERVER": "smtp.example.com",  # as the guide sets it; never reached
         "FLASK_FLOWS_ARGON2_TIME_COST": "1",
         "FLASK_FLOWS_ARGON2_MEMORY_COST": "8",
         "FLASK_FLOWS_ARGON2_PARALLELISM": "1",

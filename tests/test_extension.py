@@ -98,7 +98,7 @@ def test_missing_db_or_user_model_is_a_clear_error(tmp_path: Path) -> None:
     [
         ("FLOWS_MAIL_RATE_LIMIT", "five per hour", "expected 'count/seconds'"),
         ("FLOWS_MAIL_RATE_LIMIT", "0/3600", "must be positive"),
-        ("FLOWS_MAIL_BACKEND", "no_such_module:send", "cannot be imported"),
+        ("FLOWS_MAIL_BACKEND", "no_such_module:send", "nor importable"),
         ("FLOWS_MAIL_BACKEND", 42, "must be callable"),
     ],
 )
