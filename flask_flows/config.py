@@ -181,3 +181,12 @@ def _check_default_flows(chosen: Any) -> None:
             )
         if not isinstance(slug, str) or not slug:
             raise ConfigError(f"FLOWS_DEFAULT_FLOWS[{designation!r}]: expected a flow slug")
+
+
+#: Whom a person is told to contact when ``FLOWS_SUPPORT_CONTACT`` names no one.
+DEFAULT_CONTACT = "the site administrators"
+
+
+def support_contact(config: Any) -> str:
+    """Whom a person is told to contact (``FLOWS_SUPPORT_CONTACT``, or a plain default)."""
+    return str(config["FLOWS_SUPPORT_CONTACT"] or DEFAULT_CONTACT)

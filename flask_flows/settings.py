@@ -57,6 +57,7 @@ MAX_PASSWORD_FAILURES = 5
 TOTP_SETUP_FLOW = "default-authenticator-totp-setup"
 STATIC_SETUP_FLOW = "default-authenticator-static-setup"
 PASSWORD_CHANGE_FLOW = "default-password-change"  # noqa: S105  (a flow slug)
+EMAIL_CHANGE_FLOW = "default-email-change"
 UNENROLLMENT_FLOW = "default-unenrollment-flow"
 
 MSG_WRONG_PASSWORD = "That password is not correct, so nothing was removed."  # noqa: S105
@@ -282,6 +283,7 @@ def _page(
         totp_setup_url=_flow_url(state, TOTP_SETUP_FLOW),
         static_setup_url=_flow_url(state, STATIC_SETUP_FLOW),
         password_change_url=_flow_url(state, PASSWORD_CHANGE_FLOW),
+        email_change_url=_flow_url(state, EMAIL_CHANGE_FLOW),
         unenrollment_url=_flow_url(state, UNENROLLMENT_FLOW),
     )
     response = make_response(html, status)

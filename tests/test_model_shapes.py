@@ -132,6 +132,7 @@ def test_a_username_only_login_offers_no_recovery_it_cannot_give(member_app: Fla
     assert "Forgot" not in page
     assert "default-recovery-flow" not in page
     assert browser.start("default-recovery-flow").status_code == 404
+    assert browser.start("default-email-change").status_code == 404
     assert "default-enrollment-flow" in page  # sign-up is still offered
 
 

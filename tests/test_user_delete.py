@@ -14,11 +14,11 @@ from flask import Flask
 from werkzeug.test import TestResponse
 
 from flask_flows import Flow, FlowsModel, PolicyBinding, signals
+from flask_flows.config import DEFAULT_CONTACT
 from flask_flows.devices import StaticDevice, StaticToken, TOTPDevice
 from flask_flows.extension import FlowsState
 from flask_flows.reputation import Reputation, record_failure, user_key
 from flask_flows.stages.user_delete import (
-    DEFAULT_CONTACT,
     MSG_NO_USER,
     MSG_NOT_DELETED,
     MSG_STILL_REFERENCED,

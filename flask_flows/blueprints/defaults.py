@@ -3,9 +3,10 @@ to the app's user model.
 
 A model without email addresses (its class sets ``email = None``) has nothing to confirm
 at sign-up and no address to mail a recovery link to. For it the default sign-up has no
-email stage, no recovery flow is installed (it could only ever say "check your inbox"),
-and the login page offers none; an operator sets a forgotten password with
-``flask flows set-password``. Every other model gets the blueprints as shipped.
+email stage, no recovery or email-change flow is installed (the first could only ever
+say "check your inbox"), and the login page offers no recovery; an operator sets a
+forgotten password with ``flask flows set-password``. Every other model gets the
+blueprints as shipped.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
 #: The folder of blueprints that ``flask flows init`` installs.
 DEFAULT_BLUEPRINTS = Path(__file__).resolve().parent / "default"
 RECOVERY_FLOW = "default-recovery-flow"
+EMAIL_CHANGE_FLOW = "default-email-change"
 #: The policy every default flow that sets a password checks it with.
 PASSWORD_POLICY = "default-password-policy"  # noqa: S105 (a policy name)
 
@@ -40,9 +42,13 @@ def install_default_flows(state: FlowsState, *, restore: bool = False) -> ApplyR
         documents = [
             _without_recovery_links(_without_mail(d) if _designations(d) == {"enrollment"} else d)
             for d in documents
-            if "recovery" not in _designations(d)
+            if "recovery" not in _designations(d) and not _defines(d, EMAIL_CHANGE_FLOW)
         ]
     return apply_documents(state, documents, keep_changed=not restore)
+
+
+def _defines(document: BlueprintDocument, slug: str) -> bool:
+    return any(flow["slug"] == slug for flow in document.get("flows", []))
 
 
 def _designations(document: BlueprintDocument) -> set[str]:

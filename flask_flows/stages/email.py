@@ -12,6 +12,10 @@ nothing more.
 The recipient is the plan's pending user (or the logged-in user); for enrollment, before
 the user exists, the address typed into the prompt (``prompt_data["email"]``). The user's
 own address wins when both exist, so a prompt can never redirect another account's link.
+A typed address is used for an existing user only when that user is the one logged in
+(not one named at an identification stage): when they have no address yet, or always
+with ``to: entered``, which confirms a new address before it is written (the email-change
+flow). A known user with nowhere to send to is logged.
 
 When identification pretended that an unknown account exists, nobody receives anything,
 yet the page, its status and the work are the same as for a real account: the page
@@ -71,6 +75,13 @@ class EmailStage(StageType):
         "activate_user_on_success": Option(bool, default=True),
         "use_global_settings": Option(
             bool, default=True, help="Per-stage SMTP settings are not supported: keep true."
+        ),
+        "to": Option(
+            str,
+            default="account",
+            choices=("account", "entered"),
+            help="account: the user's address (else the one entered, for the logged-in user"
+            " or a sign-up); entered: the address entered in the prompt, to confirm it.",
         ),
     }
 
@@ -165,18 +176,33 @@ class _Recipient:
     @classmethod
     def of(cls, run: StageRun) -> _Recipient:
         user = run.pending_user()
-        user_id = run.state.user_store.user_id(user) if user is not None else None
-        if user is not None:
-            address = getattr(user, "email", None)
-        else:
-            prompt = run.context.get(PROMPT_DATA)
-            address = prompt.get("email") if isinstance(prompt, dict) else None
+        store = run.state.user_store
+        user_id = store.user_id(user) if user is not None else None
+        prompt = run.context.get(PROMPT_DATA)
+        entered = prompt.get("email") if isinstance(prompt, dict) else None
+        own = getattr(user, "email", None) if user is not None else None
+        # A typed address stands for an existing user only when it was typed by that
+        # user, logged in: never for one named at identification (recovery), whose link
+        # must go to the account's own address.
+        typed_by_owner = (
+            user is not None
+            and PENDING_USER_IDENTIFIER not in run.context
+            and _same_user(store, user, run.state.current_user())
+        )
+        typed = user is None or (typed_by_owner and (run.config["to"] == "entered" or not own))
+        address = entered if typed else own
         address = address.strip() if isinstance(address, str) and _plausible(address) else None
+        if user is not None and address is None and PENDING_USER_IDENTIFIER not in run.context:
+            run.state.log.warning(
+                "email: user %s has no address to send the link of flow %s to",
+                user_id,
+                run.flow.slug,
+            )
         if PENDING_USER_IDENTIFIER in run.context:
             # Typed into an identification stage that may have pretended: show nothing
             # that differs between a real account and none.
             shown = None
-        elif user is None:
+        elif typed:
             shown = address
         else:
             shown = _mask(address) if address else None
@@ -192,6 +218,10 @@ def _continuation(plan: FlowPlan) -> FlowPlan:
     advanced.context.pop(EMAIL_SENT, None)
     advanced.context.pop(EMAIL_SENDS, None)
     return advanced
+
+
+def _same_user(store: Any, user: Any, other: Any | None) -> bool:
+    return other is not None and store.user_id(other) == store.user_id(user)
 
 
 def _plausible(address: str) -> bool:

@@ -13,6 +13,7 @@ from flask import current_app
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from .. import sessions, signals
+from ..config import support_contact
 from ..outcomes import Outcome
 from ..plan import PENDING_USER, PROMPT_DATA
 from .base import StageForm, StageResult, StageRun, StageType, deny, invalid, ok
@@ -24,7 +25,6 @@ MSG_STILL_REFERENCED = (
     "Your account could not be deleted: other records on this site still refer to it."
     " Please contact {contact} to have it removed."
 )
-DEFAULT_CONTACT = "the site administrators"
 
 
 class UserDeleteStage(StageType):
@@ -57,7 +57,7 @@ class UserDeleteStage(StageType):
                 user_id,
                 error.orig,
             )
-            contact = run.state.config["FLOWS_SUPPORT_CONTACT"] or DEFAULT_CONTACT
+            contact = support_contact(run.state.config)
             return invalid(MSG_STILL_REFERENCED.format(contact=contact))
         except SQLAlchemyError:
             store.session.rollback()

@@ -21,7 +21,8 @@ import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from .. import identifiers, sessions, signals
+from .. import identifiers, mail, sessions, signals
+from ..config import support_contact
 from ..options import ConfigError, Option
 from ..outcomes import Outcome
 from ..plan import PENDING_USER, PROMPT_DATA
@@ -52,6 +53,11 @@ class UserWriteStage(StageType):
             dict, default=None, nullable=True, help="prompt_data key → user attribute."
         ),
         "terminate_other_sessions_on_password_change": Option(bool, default=True),
+        "notify_previous_email": Option(
+            bool,
+            default=True,
+            help="When an existing user's email address changes, tell the old address.",
+        ),
     }
 
     def check_config(self, config: dict[str, Any], where: str) -> None:
@@ -76,6 +82,7 @@ class UserWriteStage(StageType):
             return deny(MSG_NO_USER)
         attributes = _attributes(run, data)
         new_hash = password_hash(data.get(PASSWORD_KEY))
+        previous_email = getattr(user, "email", None) if user is not None else None
         try:
             _lock_identifiers(run, attributes)
             if create:
@@ -97,6 +104,8 @@ class UserWriteStage(StageType):
         except SQLAlchemyError as error:
             store.session.rollback()
             return invalid(_failure_message(run, error, attributes))
+        if not create and run.config["notify_previous_email"]:
+            _notify_previous_email(run, user, previous_email)
         return self._after_write(run, user, created=create, password_changed=new_hash is not None)
 
     def _after_write(
@@ -225,3 +234,25 @@ def _failure_message(run: StageRun, error: SQLAlchemyError, attributes: dict[str
             return taken
     run.state.log.exception("user_write: writing the user failed in flow %s", run.flow.slug)
     return MSG_NOT_SAVED
+
+
+def _notify_previous_email(run: StageRun, user: Any, previous: str | None) -> None:
+    """Tell the address the account had that it has another now: if someone else made
+    the change (a stolen password), the owner hears of it where they still read mail."""
+    current = getattr(user, "email", None)
+    if not previous or not current or identifiers.key(previous) == identifiers.key(current):
+        return
+    contact = support_contact(run.state.config)
+    message = mail.build_message(
+        to=previous,
+        subject="Your email address was changed",
+        template="flows/email/email_changed",
+        username=getattr(user, "username", None),
+        new_address=current,
+        contact=contact,
+    )
+    mail.send(message)
+    run.state.log.info(
+        "user_write: told the previous address of user %s of the change",
+        run.state.user_store.user_id(user),
+    )
