@@ -39,11 +39,18 @@ SITE = """<!doctype html>
 </body>
 </html>
 """
-DEFAULT_FLOWS = [
-    "default-authentication-flow",
-    "default-enrollment-flow",
-    "default-recovery-flow",
-]
+#: Every default flow, and whether it is for logged-in users.
+DEFAULT_FLOWS = {
+    "default-authentication-flow": False,
+    "default-enrollment-flow": False,
+    "default-recovery-flow": False,
+    "default-invalidation-flow": True,
+    "default-password-change": True,
+    "default-email-change": True,
+    "default-unenrollment-flow": True,
+    "default-authenticator-totp-setup": True,
+    "default-authenticator-static-setup": True,
+}
 
 
 def use_templates(app: Flask, templates: dict[str, str]) -> None:
@@ -71,9 +78,16 @@ def embedded(html: str) -> bool:
 
 
 @pytest.mark.parametrize("slug", DEFAULT_FLOWS)
-def test_default_flows_render_inside_the_app_layout(site: Flask, slug: str) -> None:
-    page = site.test_client().get(f"/flows/{slug}/").text
+def test_default_flows_render_inside_the_app_layout(
+    site: Flask, slug: str, make_user: Callable[..., User]
+) -> None:
+    browser = FlowBrowser(site.test_client())
+    if DEFAULT_FLOWS[slug]:
+        make_user("alice", password=PASSWORD)
+        browser.log_in("alice", PASSWORD)
+    page = browser.start(slug).text
     assert embedded(page)
+    assert browser.stage_type is not None
     assert "flows/flows.css" in page and "flows/flows.js" in page
     assert "flows-shell" not in page  # not flask-flows' own page shell
 
