@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 from weakref import WeakKeyDictionary
 
-import click
 import sqlalchemy as sa
 from flask import Blueprint, Flask, current_app, has_app_context
 from flask_login import LoginManager, current_user
@@ -28,6 +27,7 @@ from . import (
     mail,
     mail_backends,
     migrations,
+    outcomes,
     remembered_mfa,
     reputation,
     revisions,  # noqa: F401  (registers the revision-bumping flush hook)
@@ -36,7 +36,7 @@ from . import (
 from .config import apply_defaults, generic_brand
 from .definitions import FlowDefinitions
 from .models import Flow, Policy, Stage
-from .options import ConfigError, validate_options
+from .options import ConfigError, refuse_at_start, validate_options
 from .password_formats import DEFAULT_FORMATS, PasswordFormat
 from .passwords import PasswordHashing
 from .planner import PlanCache
@@ -171,15 +171,12 @@ class Flows:
         if app.config["FLOWS_SET_LOGIN_VIEW"] and not manager.login_view:
             manager.login_view = "flows.login"
         # Flask-Login's own default message ("Please log in to access this page.") is
-        # flashed on the way to the login flow: flask-flows' shell never shows it, so it
-        # would wait in the session and greet the user on the app's next page, after
-        # logging in. Unless the app changed it, or shows flashes around flow pages.
-        config = app.config
-        shown = config["FLOWS_FLASH"] or (
-            config["FLOWS_FLASH"] is None and config["FLOWS_LAYOUT_TEMPLATE"]
-        )
-        if manager.login_message == flask_login_config.LOGIN_MESSAGE and not shown:
-            manager.login_message = None  # type: ignore[assignment]
+        # flashed on the way to the login flow: where flow pages show no flashes it would
+        # wait in the session and greet the user on the app's next page, after logging
+        # in. Unless the app changed it. Decided at the first request, when the app's
+        # templates (does its layout show flashes?) can be read.
+        if manager.login_message == flask_login_config.LOGIN_MESSAGE:
+            app.before_request(_LoginMessage(app, manager))
 
 
 class FlowsState:
@@ -353,20 +350,34 @@ def _build_blueprint() -> Blueprint:
     return blueprint
 
 
+class _LoginMessage:
+    """``before_request``: once, clear Flask-Login's default message unless flashed
+    messages show around flow pages (:func:`flask_flows.outcomes.flashing`)."""
+
+    def __init__(self, app: Flask, manager: LoginManager) -> None:
+        self.app = app
+        self.manager = manager
+        self.settled = False
+
+    def __call__(self) -> None:
+        if self.settled:
+            return
+        self.settled = True
+        if not outcomes.flashing(self.app):
+            self.manager.login_message = None  # type: ignore[assignment]
+
+
 def _require_a_brand(app: Flask) -> None:
     """Outside debug and testing, refuse to call the site after a generic import name
     ("Welcome to App" in every mail); the ``flask`` command only logs it, so it keeps
     working while the setting is added."""
     if not generic_brand(app.config, app.name) or app.debug or app.testing:
         return
-    message = (
+    refuse_at_start(
+        logging.getLogger("flask_flows"),
         f"set FLOWS_BRAND_NAME: pages and mails would call this site"
-        f" {app.config['FLOWS_BRAND_NAME']!r}, after the import name {app.name!r}"
+        f" {app.config['FLOWS_BRAND_NAME']!r}, after the import name {app.name!r}",
     )
-    if click.get_current_context(silent=True) is not None:
-        logging.getLogger("flask_flows").warning("flask-flows: %s", message)
-        return
-    raise ConfigError(message)
 
 
 def _enforce_sqlite_foreign_keys(app: Flask, db: SQLAlchemy) -> bool:

@@ -68,7 +68,7 @@ class TemplateLoader(BaseLoader):
         self, environment: Environment, template: str
     ) -> tuple[str, str | None, Callable[[], bool] | None]:
         if template.startswith(SHIPPED):
-            return self.files.get_source(environment, "flows/" + template[len(SHIPPED) :])
+            template = "flows/" + template[len(SHIPPED) :]
         source, filename, uptodate = self.files.get_source(environment, template)
         if template != EMBEDDED:
             return source, filename, uptodate

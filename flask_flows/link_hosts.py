@@ -14,13 +14,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import click
 import sqlalchemy as sa
 from flask import Flask, current_app, url_for
 from sqlalchemy.exc import SQLAlchemyError
 
 from .models import Stage
-from .options import ConfigError
+from .options import ConfigError, refuse_at_start
 
 if TYPE_CHECKING:
     from .extension import FlowsState
@@ -69,27 +68,31 @@ def check_at_start(app: Flask, state: FlowsState) -> None:
     """
     if host_is_pinned(app):
         return
+    found = mailing_stage(app, state)
+    if found is None:
+        return
+    refuse_at_start(
+        state.log,
+        f"stage {found!r} mails links, and this app does not name its host: set {SETTINGS}"
+        f" (e.g. FLOWS_MAIL_BASE_URL = 'https://example.com'), so a forged Host header"
+        f" cannot point a recovery link at another site",
+    )
+
+
+def mailing_stage(app: Flask, state: FlowsState) -> str | None:
+    """The name of a stage in the database that mails links (one query), ``None`` when
+    there is none or the database cannot say yet (no tables before ``flask flows init``,
+    out of reach, ``db.init_app`` after ``flows.init_app``: logged, and left to the
+    check each mail makes)."""
     mailing = sorted(name for name, cls in state.flows.stage_types.items() if cls.mails_links)
     try:
         with app.app_context():
-            found = state.db.session.scalar(
+            return state.db.session.scalar(  # type: ignore[no-any-return]
                 sa.select(Stage.name).where(Stage.type.in_(mailing)).limit(1)
             )
     except (SQLAlchemyError, RuntimeError):
         state.log.warning(
-            "flask-flows: could not check for stages that mail links at start-up; set %s"
-            " before any is used",
-            SETTINGS,
+            "flask-flows: could not check for stages that mail links at start-up; set a"
+            " mail host and a way to send before any is used"
         )
-        return
-    if found is None:
-        return
-    message = (
-        f"stage {found!r} mails links, and this app does not name its host: set {SETTINGS}"
-        f" (e.g. FLOWS_MAIL_BASE_URL = 'https://example.com'), so a forged Host header"
-        f" cannot point a recovery link at another site"
-    )
-    if click.get_current_context(silent=True) is not None:
-        state.log.error("flask-flows: %s", message)
-        return
-    raise ConfigError(message)
+        return None

@@ -6,7 +6,8 @@ app's Flask-Mail or Flask-Mailman, SMTP, the console in development, or
 ``FLOWS_MAIL_BACKEND``). Delivery runs in a daemon thread by default: a response then
 takes as long whether a mail went out or not, which the recovery flow needs so that it
 does not reveal which accounts exist, and a slow or broken mail server never fails the
-request. Delivery errors are logged, never raised into the request.
+request. Delivery errors are logged, never raised into the request; an app with no way
+to send at all is a ``ConfigError`` there (:mod:`flask_flows.mail_backends`).
 
 .. versionadded:: 0.1
 """
@@ -93,10 +94,12 @@ def send(
 
     ``prepare`` runs first, in the same thread and app context, and the message is not
     sent if it fails: the email stage stores the link's token there, so that the database
-    write is not foreground work either. Never raises: a failure is logged, because the
-    person in front of the form can do nothing about it and must not learn more than
-    "we sent a link". With ``deliver=False`` only ``prepare`` runs: a job that costs what
-    a real one does, for someone who must not be told that nobody gets a mail.
+    write is not foreground work either. A delivery failure never raises: it is logged,
+    because the person in front of the form can do nothing about it and must not learn
+    more than "we sent a link". Only an app with no way to send at all raises
+    (``ConfigError``, :func:`flask_flows.mail_backends.backend_for`), in the request.
+    With ``deliver=False`` only ``prepare`` runs: a job that costs what a real one does,
+    for someone who must not be told that nobody gets a mail.
     """
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
     # Here, in the request: with no way to send at all, the person is not told "we sent

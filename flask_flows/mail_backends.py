@@ -22,14 +22,12 @@ from collections.abc import Callable, Mapping
 from email.message import EmailMessage
 from typing import TYPE_CHECKING, Any
 
-import click
-import sqlalchemy as sa
 from flask import Flask, current_app
-from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.utils import import_string
 
-from .models import Stage
-from .options import ConfigError
+from . import link_hosts
+from .config import DEFAULTS
+from .options import ConfigError, refuse_at_start
 
 if TYPE_CHECKING:
     from .extension import FlowsState
@@ -63,21 +61,9 @@ def check_at_start(app: Flask, state: FlowsState) -> None:
     as the host check does (:func:`flask_flows.link_hosts.check_at_start`)."""
     if _resolve(app) is not None:
         return
-    mailing = sorted(name for name, cls in state.flows.stage_types.items() if cls.mails_links)
-    try:
-        with app.app_context():
-            found = state.db.session.scalar(
-                sa.select(Stage.name).where(Stage.type.in_(mailing)).limit(1)
-            )
-    except (SQLAlchemyError, RuntimeError):
-        return  # no tables yet: a mail asked for later is refused in its request
-    if found is None:
-        return
-    message = f"stage {found!r} mails links, but {NOT_CONFIGURED}"
-    if click.get_current_context(silent=True) is not None:
-        state.log.error("flask-flows: %s", message)
-        return
-    raise ConfigError(message)
+    found = link_hosts.mailing_stage(app, state)
+    if found is not None:
+        refuse_at_start(state.log, f"stage {found!r} mails links, but {NOT_CONFIGURED}")
 
 
 def console(message: EmailMessage) -> None:
@@ -124,7 +110,7 @@ def flask_mail(message: EmailMessage) -> None:
             recipients=[str(message["To"])],
             body=text,
             html=html,
-            sender=str(message["From"]),
+            sender=_sender(message),
         )
     )
 
@@ -137,7 +123,7 @@ def flask_mailman(message: EmailMessage) -> None:
     outgoing = EmailMultiAlternatives(
         subject=str(message["Subject"]),
         body=text,
-        from_email=str(message["From"]),
+        from_email=_sender(message),
         to=[str(message["To"])],
     )
     if html:
@@ -186,6 +172,16 @@ def _configured(config: Mapping[str, Any]) -> MailBackend | None:
     if not callable(backend):
         raise ConfigError(f"FLOWS_MAIL_BACKEND must be callable, got {backend!r}")
     return backend  # type: ignore[no-any-return]
+
+
+def _sender(message: EmailMessage) -> str | None:
+    """``None`` (the app's mailer then uses its own ``MAIL_DEFAULT_SENDER``) when the app
+    set that and not ``FLOWS_MAIL_DEFAULT_SENDER``; else flask-flows' From."""
+    config = current_app.config
+    ours = config["FLOWS_MAIL_DEFAULT_SENDER"] != DEFAULTS["FLOWS_MAIL_DEFAULT_SENDER"]
+    if not ours and config.get("MAIL_DEFAULT_SENDER"):
+        return None
+    return str(message["From"])
 
 
 def _parts(message: EmailMessage) -> tuple[str, str | None]:

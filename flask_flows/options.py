@@ -88,3 +88,15 @@ def validate_options(
 
 def _names(types: tuple[type, ...]) -> str:
     return " or ".join(t.__name__ for t in types)
+
+
+def refuse_at_start(log: Any, message: str) -> None:
+    """A configuration an app must not run with: ``ConfigError`` at ``init_app``, but only
+    logged under the ``flask`` command, which must keep working (to migrate, to create
+    users) while the configuration is fixed."""
+    import click
+
+    if click.get_current_context(silent=True) is not None:
+        log.error("flask-flows: %s", message)
+        return
+    raise ConfigError(message)

@@ -8,6 +8,8 @@ other sessions" and expiry end the session for real (ASVS 7.4.1, 7.4.3).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, cast
 
@@ -23,7 +25,7 @@ from flask import (
     session,
 )
 from flask_login import login_user, logout_user
-from sqlalchemy.engine import CursorResult
+from sqlalchemy.engine import Connection, CursorResult
 
 from . import remembered_mfa
 from .models import AuthenticatedSession, utcnow
@@ -69,15 +71,57 @@ def record_app_login(app: Flask, user: Any, **_: Any) -> None:
     """Flask-Login's ``user_logged_in`` receiver: a login the app made itself with
     ``flask_login.login_user()`` (an OAuth callback, a magic link) gets its server-side
     session too, so session enforcement keeps it rather than undoing it on the next
-    request. Logins made by flask-flows record their own."""
+    request. Written on a connection of its own: the app's transaction, whatever it
+    holds, is left to the app. Logins made by flask-flows record their own."""
     if g.get("_flows_logging_in") or not has_request_context():
         return
     state: FlowsState = app.extensions["flows"]
-    _end_current(state, commit=False)
-    record, key = _record(state, user, 0, end_other_sessions=False)
+    key = new_token()
+    now = utcnow()
+    earlier = session.get(SESSION_KEY)
+    with state.db.engine.begin() as connection, _no_wait_on_sqlite(connection):
+        if isinstance(earlier, str):
+            connection.execute(
+                sa.delete(AuthenticatedSession).where(
+                    AuthenticatedSession.key_hash == hash_token(earlier)
+                )
+            )
+        connection.execute(
+            sa.insert(AuthenticatedSession).values(
+                key_hash=hash_token(key),
+                user_id=state.user_store.user_id(user),
+                created=now,
+                last_seen=now,
+                expires=None,
+                ip_address=(request.remote_addr or "")[:64],
+                user_agent=(request.user_agent.string or "")[:512],
+                password_failures=0,
+            )
+        )
     session[SESSION_KEY] = key
-    g._flows_session = record
-    state.log.info("a login by the app's login_user() recorded for user %s", record.user_id)
+    g.pop("_flows_session", None)
+    state.log.info("a login by the app's login_user() recorded for user %s", user.get_id())
+
+
+@contextmanager
+def _no_wait_on_sqlite(connection: Connection) -> Iterator[None]:
+    """SQLite has one writer: while the request's own transaction holds uncommitted
+    writes, the app's login cannot be recorded beside it. Fail at once, saying so,
+    rather than wait out the lock and fail anyway."""
+    if connection.dialect.name != "sqlite":
+        yield
+        return
+    before = connection.exec_driver_sql("PRAGMA busy_timeout").scalar()
+    connection.exec_driver_sql("PRAGMA busy_timeout = 0")
+    try:
+        yield
+    except sa.exc.OperationalError as error:
+        raise RuntimeError(
+            "flask-flows could not record this login_user(): on SQLite, commit the"
+            " request's changes before logging the user in (or use flask_flows.log_in)"
+        ) from error
+    finally:
+        connection.exec_driver_sql(f"PRAGMA busy_timeout = {int(before or 0)}")
 
 
 def _record(

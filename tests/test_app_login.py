@@ -96,3 +96,34 @@ def test_end_other_sessions(routed: Flask, make_user: Callable[..., User]) -> No
     assert laptop.get("/").text == "home: alice"
     assert phone.get("/").text == "home: anonymous"
     assert sessions_of(routed) == 1
+
+
+def test_a_plain_login_user_leaves_the_apps_transaction_alone(
+    app: Flask, make_user: Callable[..., User]
+) -> None:
+    """The server-side session of an app's own login_user() is written apart: what the
+    app's request has pending stays the app's to commit or roll back."""
+    from flask_login import login_user
+
+    alice = make_user("alice")
+
+    @app.get("/login-then-undo/<int:user_id>")
+    def login_then_undo(user_id: int) -> str:
+        db.session.add(User(username="pending", email="pending@example.com"))
+        db.session.flush()
+        login_user(db.session.get(User, user_id))
+        db.session.rollback()  # the app changes its mind about its own row
+        return "ok"
+
+    client = app.test_client()
+    with app.app_context():
+        sqlite = db.engine.dialect.name == "sqlite"
+    if sqlite:  # one writer: the pending row blocks the record, and that is said at once
+        with pytest.raises(RuntimeError, match="on SQLite, commit the request's changes"):
+            client.get(f"/login-then-undo/{alice.id}")
+        return
+    assert client.get(f"/login-then-undo/{alice.id}").text == "ok"
+    assert client.get("/").text == "home: alice"
+    with app.app_context():
+        assert db.session.scalar(sa.select(User).filter_by(username="pending")) is None
+    assert sessions_of(app) == 1

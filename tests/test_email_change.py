@@ -17,8 +17,9 @@ from factory import User, db
 from flask import Flask
 from smtp_sink import Mailbox, link_in
 
-from flask_flows import Flow
+from flask_flows import AuthenticatedSession, Flow
 from flask_flows.blueprints import install_default_flows
+from flask_flows.mail import wait_for_outgoing_mail
 
 PASSWORD = "correct horse battery"
 SLUG = "default-email-change"
@@ -115,7 +116,6 @@ def test_an_entered_address_never_receives_the_link_of_an_identified_account(
     alice: User,
     make_flow: Callable[..., Flow],
     mailbox: Mailbox,
-    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """A recovery-like flow that asks for an address after identification: the link is
     the account's, so it goes to the account's own address, never the one typed."""
@@ -132,4 +132,50 @@ def test_an_entered_address_never_receives_the_link_of_an_identified_account(
     browser.start("sneaky")
     browser.step("sneaky", uid_field="alice")
     browser.step("sneaky", email="attacker@evil.example")
-    assert mailbox.wait_for_message()["To"] == "alice@example.com"
+    assert wait_for_outgoing_mail(timeout=10)
+    assert mailbox.messages == []  # not the typed address, and no link to confirm it
+
+
+def test_a_login_that_ended_mid_change_confirms_nothing(
+    app: Flask, alice: User, mailbox: Mailbox
+) -> None:
+    """The login ends (idle, or ended from another device) after the new address was
+    entered: "Send again" must not fall back to the account's own address, whose link
+    would then write the unconfirmed one."""
+    browser = ask_to_change(app, "typo@new.example")
+    mailbox.wait_for_message()
+    with app.app_context():
+        db.session.execute(sa.delete(AuthenticatedSession))
+        db.session.commit()
+    mailbox.clear()
+    browser.submit(SLUG)  # "Send again"
+    assert wait_for_outgoing_mail(timeout=10)
+    assert mailbox.messages == []
+
+
+def test_a_notice_the_app_cannot_send_does_not_undo_the_change(
+    make_app: Callable[..., Any], make_flow: Callable[..., Flow], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A profile flow that writes the address straight away, in an app with no way to send
+    mail: the address is written, and the log says the old one was not told."""
+    app, _flows = make_app(TESTING=False, FLOWS_MAIL_BASE_URL="https://example.com")
+    with app.app_context():
+        app.extensions["flows"].user_store.create(
+            username="dora", email="dora@example.com", password=PASSWORD
+        )
+        db.session.commit()
+    prompt = {"fields": [{"field_key": "email", "label": "Email", "type": "email"}]}
+    make_flow(
+        "profile",
+        ("prompt", prompt),
+        ("user_write", {"user_creation_mode": "never_create"}),
+        designation="stage_configuration",
+    )
+    make_flow("login", "identification", "password", "user_login")
+    browser = FlowBrowser(app.test_client())
+    browser.log_in("dora", PASSWORD, slug="login")
+    browser.start("profile")
+    browser.step("profile", email="dora@new.example")
+    assert browser.redirect_target == "/"
+    assert email_of(app, "dora") == "dora@new.example"
+    assert "was not told of the change: this app cannot send mail" in caplog.text

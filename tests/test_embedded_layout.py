@@ -199,3 +199,24 @@ def test_flows_css_styles_only_its_own_elements() -> None:
             elif ".flows-" not in selector and ".htmx-indicator" not in selector:
                 outside.append(selector)
     assert outside == []
+
+
+def test_the_embedded_layout_is_made_under_both_names(site: Flask) -> None:
+    """An app's own flows/embedded.html may extend the shipped one as flask_flows/…:
+    that one is made for the app's block names too."""
+    with site.app_context():
+        for name in ("flows/embedded.html", "flask_flows/embedded.html"):
+            source = site.jinja_env.loader.get_source(site.jinja_env, name)[0]  # type: ignore[union-attr]
+            assert "__flows_layout_block__" not in source
+            assert "{% block content %}" in source
+
+
+def test_a_block_name_that_is_not_one_is_refused(make_app: MakeApp) -> None:
+    """A layout that picks its parent at run time cannot be checked for the block, but
+    a name Jinja could not parse is refused all the same."""
+    app, _flows = make_app(FLOWS_LAYOUT_TEMPLATE="page.html", FLOWS_LAYOUT_BLOCK="main-area")
+    use_templates(app, {"site.html": SITE, "page.html": "{% extends ['site.html'][0] %}"})
+    with app.app_context():
+        install_default_flows(app.extensions["flows"])
+    with pytest.raises(ConfigError, match="FLOWS_LAYOUT_BLOCK = 'main-area': not a Jinja block"):
+        app.test_client().get("/flows/default-authentication-flow/")

@@ -122,8 +122,9 @@ def test_the_category_is_the_apps_choice(make_app: MakeApp, alice: User) -> None
         ("Sign in to see your notes.", None, "Sign in to see your notes."),
         (None, None, None),  # Flask-Login's default, unseen in flask-flows' shell
         (None, LAYOUT, "Please log in to access this page."),  # shown by the layout
+        (None, QUIET_LAYOUT, None),  # a layout that shows no flashes
     ],
-    ids=["the-apps-own", "default-shell", "default-layout"],
+    ids=["the-apps-own", "default-shell", "default-layout", "default-quiet-layout"],
 )
 def test_flask_logins_message_is_left_as_the_app_set_it(
     app_message: str | None, layout: str | None, kept: str | None
@@ -137,8 +138,10 @@ def test_flask_logins_message_is_left_as_the_app_set_it(
     app.config.update(SECRET_KEY="x", SQLALCHEMY_DATABASE_URI="sqlite://")
     if layout:
         app.config["FLOWS_LAYOUT_TEMPLATE"] = "site.html"
+        app.jinja_loader = DictLoader({"site.html": layout})  # type: ignore[method-assign,assignment]
     manager = LoginManager(app)
     if app_message:
         manager.login_message = app_message
     Flows(app, db=SQLAlchemy(app), user_model=User)
+    assert app.test_client().get("/").status_code == 404  # decided at the first request
     assert manager.login_message == kept

@@ -48,6 +48,7 @@ def with_mailer(make_app: MakeApp, mailbox: Mailbox, extension: str) -> Flask:
         "MAIL_PORT": mailbox.port,
         "MAIL_SUPPRESS_SEND": False,  # Flask-Mail's default under TESTING
         "MAIL_BACKEND": "smtp",  # Flask-Mailman's default under TESTING is in memory
+        "MAIL_DEFAULT_SENDER": "Notes <notes@example.com>",
     }
     app, _flows = make_app(**settings)
     if extension == "flask-mail":
@@ -72,6 +73,9 @@ def test_an_apps_own_mailer_sends_the_links(
     assert browser.stage_type == "email"
     message = mailbox.wait_for_message()
     assert message["To"] == "alice@example.com"
+    assert message["From"] == "Notes <notes@example.com>"  # the app's sender, not ours
+    html = message.get_body(("html",))
+    assert html is not None and "/flows/-/resume/" in html.get_content()
     assert browser.fresh().open_link(link_in(message)).status_code == 303
 
 

@@ -189,8 +189,14 @@ class _Recipient:
             and PENDING_USER_IDENTIFIER not in run.context
             and _same_user(store, user, run.state.current_user())
         )
-        typed = user is None or (typed_by_owner and (run.config["to"] == "entered" or not own))
+        wants_entered = run.config["to"] == "entered"
+        typed = user is None or (typed_by_owner and (wants_entered or not own))
         address = entered if typed else own
+        if wants_entered and not typed:
+            # The address to confirm was not typed by this account's owner, logged in now
+            # (their login ended mid-flow): confirm nothing, and never fall back to the
+            # account's own address, whose link would write the unconfirmed one.
+            address = None
         address = address.strip() if isinstance(address, str) and _plausible(address) else None
         if user is not None and address is None and PENDING_USER_IDENTIFIER not in run.context:
             run.state.log.warning(

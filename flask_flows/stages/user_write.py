@@ -251,7 +251,16 @@ def _notify_previous_email(run: StageRun, user: Any, previous: str | None) -> No
         new_address=current,
         contact=contact,
     )
-    mail.send(message)
+    try:
+        mail.send(message)
+    except ConfigError:
+        # The new address is written; a notice the app cannot send must not undo it.
+        run.state.log.warning(
+            "user_write: the previous address of user %s was not told of the change:"
+            " this app cannot send mail",
+            run.state.user_store.user_id(user),
+        )
+        return
     run.state.log.info(
         "user_write: told the previous address of user %s of the change",
         run.state.user_store.user_id(user),
