@@ -36,7 +36,7 @@ from . import (
 from .config import apply_defaults, generic_brand
 from .definitions import FlowDefinitions
 from .models import Flow, Policy, Stage
-from .options import ConfigError, refuse_at_start, validate_options
+from .options import ConfigError, validate_options
 from .password_formats import DEFAULT_FORMATS, PasswordFormat
 from .passwords import PasswordHashing
 from .planner import PlanCache
@@ -111,12 +111,14 @@ class Flows:
         if user_model is None:
             raise ConfigError("Flows needs the app's user model: pass user_model=")
         apply_defaults(app.config, app.name)
-        _require_a_brand(app)
         mail.check_config(app.config)
         state = FlowsState(self, app, db, user_model, user_store or self.user_store_class)
         app.extensions["flows"] = state
         self._setup_login(app, state)
-        app.register_blueprint(_build_blueprint(), url_prefix=app.config["FLOWS_URL_PREFIX"])
+        blueprint = _build_blueprint()
+        if generic_brand(app.config, app.name):
+            blueprint.before_request(_BrandCheck(app))
+        app.register_blueprint(blueprint, url_prefix=app.config["FLOWS_URL_PREFIX"])
         if app.config["FLOWS_ENFORCE_SESSIONS"]:
             app.before_request(lambda: sessions.enforce(state))
         app.add_template_global(generate_csrf, "flows_csrf_token")
@@ -367,17 +369,26 @@ class _LoginMessage:
             self.manager.login_message = None  # type: ignore[assignment]
 
 
-def _require_a_brand(app: Flask) -> None:
-    """Outside debug and testing, refuse to call the site after a generic import name
-    ("Welcome to App" in every mail); the ``flask`` command only logs it, so it keeps
-    working while the setting is added."""
-    if not generic_brand(app.config, app.name) or app.debug or app.testing:
-        return
-    refuse_at_start(
-        logging.getLogger("flask_flows"),
-        f"set FLOWS_BRAND_NAME: pages and mails would call this site"
-        f" {app.config['FLOWS_BRAND_NAME']!r}, after the import name {app.name!r}",
-    )
+class _BrandCheck:
+    """``before_request`` of the flow pages of an app whose brand would be a generic
+    import name ("Welcome to App" in every mail): outside debug and testing, no flow page
+    is served (nor mail sent) until FLOWS_BRAND_NAME is set. Checked at requests, not at
+    ``init_app``: debug is known only then (``app.run(debug=True)``), and the ``flask``
+    command serves none."""
+
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+        self.passed = False
+
+    def __call__(self) -> None:
+        app = self.app
+        if self.passed or app.debug or app.testing or not generic_brand(app.config, app.name):
+            self.passed = True
+            return
+        raise ConfigError(
+            f"set FLOWS_BRAND_NAME: pages and mails would call this site"
+            f" {app.config['FLOWS_BRAND_NAME']!r}, after the import name {app.name!r}"
+        )
 
 
 def _enforce_sqlite_foreign_keys(app: Flask, db: SQLAlchemy) -> bool:

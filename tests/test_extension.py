@@ -196,19 +196,34 @@ def test_the_default_brand_is_the_import_name_made_readable() -> None:
     assert branded_app("app", FLOWS_BRAND_NAME="Notes").config["FLOWS_BRAND_NAME"] == "Notes"
 
 
+def with_tables(app: Flask) -> Flask:
+    with app.app_context():
+        app.extensions["flows"].create_tables()
+    return app
+
+
 def test_a_generic_import_name_needs_a_brand_in_production() -> None:
-    """Before: every mail of an app made as Flask("app") came from "app"."""
+    """Before: every mail of an app made as Flask("app") came from "app". Now its flow
+    pages are refused until the brand is set, outside debug and testing; the app's own
+    pages, and the flask command, go on."""
+    app = branded_app("app")
+
+    @app.get("/")
+    def home() -> str:
+        return "home"
+
+    client = app.test_client()
     refusal = "set FLOWS_BRAND_NAME: .* 'App', after the import name 'app'"
     with pytest.raises(ConfigError, match=refusal):
-        branded_app("app")
-    assert branded_app("app", TESTING=True).config["FLOWS_BRAND_NAME"] == "App"
-    assert branded_app("wsgi", DEBUG=True).config["FLOWS_BRAND_NAME"] == "Wsgi"
+        app.config["PROPAGATE_EXCEPTIONS"] = True
+        client.get("/flows/-/login/")
+    assert client.get("/").text == "home"
+    testing = with_tables(branded_app("app", TESTING=True))
+    assert testing.config["FLOWS_BRAND_NAME"] == "App"
+    assert testing.test_client().get("/flows/-/login/").status_code == 404  # no flow yet
 
 
-def test_the_flask_command_only_warns_about_the_brand(caplog: pytest.LogCaptureFixture) -> None:
-    import click
-
-    with click.Context(click.Command("flask")):
-        app = branded_app("app")
-    assert app.config["FLOWS_BRAND_NAME"] == "App"
-    assert "set FLOWS_BRAND_NAME" in caplog.text
+def test_debug_known_only_at_run_time_is_enough() -> None:
+    app = with_tables(branded_app("__main__"))
+    app.debug = True  # what app.run(debug=True) does, after init_app
+    assert app.test_client().get("/flows/-/login/").status_code == 404
