@@ -146,7 +146,7 @@ def sessions_end_command(identifier: str, session_ids: tuple[int, ...], end_all:
             )
         )
         state.db.session.commit()
-        ended = int(getattr(result, "rowcount", 0) or 0)
+        ended = _rowcount(result)
     state.log.info("cli: ended %d sessions of user %s", ended, user_id)
     click.echo(f"Ended {_plural(ended, 'login')} of {_name(state, user, identifier)!r}.")
 
@@ -210,14 +210,14 @@ def reputation_clear_command(ip: str | None, identifier: str | None) -> None:
         result = session.execute(
             sa.delete(reputation.Reputation).where(reputation.Reputation.identifier == key)
         )
-        cleared += int(getattr(result, "rowcount", 0) or 0)
+        cleared += _rowcount(result)
     if ip:
         result = session.execute(
             sa.delete(reputation.Reputation).where(
                 reputation.Reputation.ip == reputation.ip_key(ip)
             )
         )
-        cleared += int(getattr(result, "rowcount", 0) or 0)
+        cleared += _rowcount(result)
     session.commit()
     state.log.info("cli: cleared %d reputation rows (ip=%s, user=%s)", cleared, ip, identifier)
     click.echo(f"Cleared {_plural(cleared, 'record')} of failed guesses.")
@@ -269,6 +269,11 @@ def _counts(state: FlowsState, model: Any, user_ids: list[str], *where: Any) -> 
         .group_by(model.user_id)
     )
     return {user_id: int(count) for user_id, count in state.db.session.execute(query)}
+
+
+def _rowcount(result: Any) -> int:
+    """Rows a DELETE removed (``None`` from drivers that cannot say counts as 0)."""
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def _plural(count: int, noun: str) -> str:
