@@ -21,7 +21,7 @@ from sqlalchemy.orm import selectinload
 from . import schema_check, sessions, signals, support_commands
 from .blueprints import BlueprintError, apply_files, export_flow, install_default_flows
 from .blueprints.defaults import PASSWORD_POLICY
-from .cli_state import app_state
+from .cli_state import app_state, user_named
 from .extension import FlowsState
 from .grants import create_invitation
 from .migrations.commands import db_cli, migration_errors
@@ -223,9 +223,7 @@ def set_password_command(identifier: str, password: str) -> None:
     The password must pass the default password policy, as in the flows."""
     state = app_state()
     store = state.user_store
-    user = store.find_by_identifier(identifier, store.available_fields)
-    if user is None:
-        raise click.ClickException(f"there is no user {identifier.strip()!r}")
+    user = user_named(state, identifier)
     _check_password(state, password, user)
     user_id = store.user_id(user)
     store.set_password(user, password)

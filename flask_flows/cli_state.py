@@ -1,7 +1,10 @@
-"""The app's flask-flows state for a ``flask flows`` command, or a clear error: an app
-that has flask-flows installed but not set up is told how, not shown a traceback."""
+"""What ``flask flows`` commands look up: the app's flask-flows state (an app that has
+flask-flows installed but not set up is told how, not shown a traceback) and a user named
+as identification names them."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import click
 
@@ -16,3 +19,12 @@ def app_state() -> FlowsState:
             "flask-flows is not set up in this app: call flows.init_app(app, db=db,"
             " user_model=User) in the app factory (or Flows(app, db=db, user_model=User))"
         ) from error
+
+
+def user_named(state: FlowsState, identifier: str) -> Any:
+    """The user with this username or email address (compared by key), or a clear error."""
+    store = state.user_store
+    user = store.find_by_identifier(identifier, store.available_fields)
+    if user is None:
+        raise click.ClickException(f"there is no user {identifier.strip()!r}")
+    return user

@@ -76,8 +76,7 @@ def record_app_login(app: Flask, user: Any, **_: Any) -> None:
     if g.get("_flows_logging_in") or not has_request_context():
         return
     state: FlowsState = app.extensions["flows"]
-    key = new_token()
-    now = utcnow()
+    key, values = _new_session(state, user, duration=0)
     earlier = session.get(SESSION_KEY)
     with state.db.engine.begin() as connection, _no_wait_on_sqlite(connection):
         if isinstance(earlier, str):
@@ -86,21 +85,27 @@ def record_app_login(app: Flask, user: Any, **_: Any) -> None:
                     AuthenticatedSession.key_hash == hash_token(earlier)
                 )
             )
-        connection.execute(
-            sa.insert(AuthenticatedSession).values(
-                key_hash=hash_token(key),
-                user_id=state.user_store.user_id(user),
-                created=now,
-                last_seen=now,
-                expires=None,
-                ip_address=(request.remote_addr or "")[:64],
-                user_agent=(request.user_agent.string or "")[:512],
-                password_failures=0,
-            )
-        )
+        connection.execute(sa.insert(AuthenticatedSession).values(**values))
     session[SESSION_KEY] = key
     g.pop("_flows_session", None)
     state.log.info("a login by the app's login_user() recorded for user %s", user.get_id())
+
+
+def _new_session(state: FlowsState, user: Any, duration: int) -> tuple[str, dict[str, Any]]:
+    """A new random key, and the row that records a login of ``user`` from this request
+    under it (``duration`` seconds, 0 for none of its own)."""
+    key = new_token()
+    now = utcnow()
+    return key, {
+        "key_hash": hash_token(key),
+        "user_id": state.user_store.user_id(user),
+        "created": now,
+        "last_seen": now,
+        "expires": now + timedelta(seconds=duration) if duration else None,
+        "ip_address": (request.remote_addr or "")[:64],
+        "user_agent": (request.user_agent.string or "")[:512],
+        "password_failures": 0,
+    }
 
 
 @contextmanager
@@ -129,17 +134,8 @@ def _record(
 ) -> tuple[AuthenticatedSession, str]:
     """A new server-side session for ``user`` from this request, committed, and the key
     the cookie keeps for it."""
-    key = new_token()
-    now = utcnow()
-    record = AuthenticatedSession(
-        key_hash=hash_token(key),
-        user_id=state.user_store.user_id(user),
-        created=now,
-        last_seen=now,
-        expires=now + timedelta(seconds=duration) if duration else None,
-        ip_address=(request.remote_addr or "")[:64],
-        user_agent=(request.user_agent.string or "")[:512],
-    )
+    key, values = _new_session(state, user, duration)
+    record = AuthenticatedSession(**values)
     db_session = state.db.session
     db_session.add(record)
     db_session.flush()

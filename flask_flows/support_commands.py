@@ -19,8 +19,8 @@ import sqlalchemy as sa
 from flask import current_app
 from flask.cli import AppGroup, with_appcontext
 
-from . import reputation, sessions, signals
-from .cli_state import app_state
+from . import guesses, reputation, sessions, signals
+from .cli_state import app_state, user_named
 from .devices import StaticDevice, StaticToken, TOTPDevice
 from .extension import FlowsState
 from .models import AuthenticatedSession, Flow
@@ -76,7 +76,7 @@ def users_list_command(search: str | None, inactive: bool, limit: int) -> None:
 def users_disable_command(identifier: str) -> None:
     """Disable a user: they cannot log in, and their logins end now."""
     state = app_state()
-    user = _user(state, identifier)
+    user = user_named(state, identifier)
     state.user_store.update(user, active=False)
     ended = sessions.end_sessions(state, state.user_store.user_id(user), keep_current=False)
     state.log.info(
@@ -90,7 +90,7 @@ def users_disable_command(identifier: str) -> None:
 def users_enable_command(identifier: str) -> None:
     """Enable a disabled user again."""
     state = app_state()
-    user = _user(state, identifier)
+    user = user_named(state, identifier)
     state.user_store.update(user, active=True)
     state.user_store.session.commit()
     state.log.info("cli: enabled user %s", state.user_store.user_id(user))
@@ -102,7 +102,7 @@ def users_enable_command(identifier: str) -> None:
 def sessions_list_command(identifier: str) -> None:
     """List a user's logins: id, started, last seen, address and browser."""
     state = app_state()
-    user = _user(state, identifier)
+    user = user_named(state, identifier)
     records = state.db.session.scalars(
         sa.select(AuthenticatedSession)
         .where(AuthenticatedSession.user_id == state.user_store.user_id(user))
@@ -132,7 +132,7 @@ def sessions_list_command(identifier: str) -> None:
 def sessions_end_command(identifier: str, session_ids: tuple[int, ...], end_all: bool) -> None:
     """End some of a user's logins (by the IDs 'sessions list' shows), or --all."""
     state = app_state()
-    user = _user(state, identifier)
+    user = user_named(state, identifier)
     user_id = state.user_store.user_id(user)
     if end_all == bool(session_ids):
         raise click.ClickException("give the IDs of the logins to end, or --all")
@@ -159,7 +159,7 @@ def mfa_reset_command(identifier: str, yes: bool) -> None:
     codes), and every browser that remembered their second factor. They log in with
     the password alone until they set one up again. Confirm who asks first."""
     state = app_state()
-    user = _user(state, identifier)
+    user = user_named(state, identifier)
     user_id = state.user_store.user_id(user)
     name = _name(state, user, identifier)
     if not yes:
@@ -202,11 +202,7 @@ def reputation_clear_command(ip: str | None, identifier: str | None) -> None:
     cleared = 0
     if identifier:
         user = state.user_store.find_by_identifier(identifier, state.user_store.available_fields)
-        key = (
-            reputation.user_key(state.user_store.user_id(user))
-            if user is not None
-            else reputation.name_key(identifier)
-        )
+        key = guesses.account(state, user, identifier)
         result = session.execute(
             sa.delete(reputation.Reputation).where(reputation.Reputation.identifier == key)
         )
@@ -248,14 +244,6 @@ def register(group: click.Group) -> None:
 
 
 # -- helpers -----------------------------------------------------------------------------------
-
-
-def _user(state: FlowsState, identifier: str) -> Any:
-    store = state.user_store
-    user = store.find_by_identifier(identifier, store.available_fields)
-    if user is None:
-        raise click.ClickException(f"there is no user {identifier.strip()!r}")
-    return user
 
 
 def _name(state: FlowsState, user: Any, identifier: str) -> str:
