@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 from collections.abc import Callable, Iterator
@@ -133,8 +134,10 @@ class Flows:
             # that uses the database: the order of the two init calls must not matter.
             state.enforce_sqlite_foreign_keys()
             app.before_request(state.enforce_sqlite_foreign_keys)
-        link_hosts.check_at_start(app, state)
-        mail_backends.check_at_start(app, state)
+        # Both checks need the one query for a stage that mails links, if any needs it.
+        mailing_stage = functools.cache(lambda: link_hosts.mailing_stage(app, state))
+        link_hosts.check_at_start(app, state, mailing_stage)
+        mail_backends.check_at_start(app, state, mailing_stage)
 
         from .cli import flows_cli
 

@@ -12,6 +12,7 @@ mails links added later fails its request instead of mailing a forgeable link.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -57,18 +58,20 @@ def host_is_pinned(app: Flask) -> bool:
     )
 
 
-def check_at_start(app: Flask, state: FlowsState) -> None:
+def check_at_start(
+    app: Flask, state: FlowsState, mailing: Callable[[], str | None] | None = None
+) -> None:
     """Refuse to start an app that mails links but has not named its host.
 
-    Needs one query; a database without flask-flows' tables (before ``flask flows init``),
-    out of reach, or not set up yet (``db.init_app`` after ``flows.init_app``) is left to
-    the check each mailed link makes. Under the ``flask``
-    command the problem is logged instead: the CLI must keep working (to migrate, to
-    create users) while the configuration is fixed, and it serves no mail links.
+    ``mailing`` finds a stage that mails (:func:`mailing_stage`, one query shared with
+    the other start-up checks); a database that cannot say yet is left to the check each
+    mailed link makes. Under the ``flask`` command the problem is logged instead: the CLI
+    must keep working (to migrate, to create users) while the configuration is fixed,
+    and it serves no mail links.
     """
     if host_is_pinned(app):
         return
-    found = mailing_stage(app, state)
+    found = mailing() if mailing is not None else mailing_stage(app, state)
     if found is None:
         return
     refuse_at_start(

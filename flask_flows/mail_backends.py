@@ -55,13 +55,16 @@ def check_config(config: Mapping[str, Any]) -> None:
         raise ConfigError("FLOWS_MAIL_BACKEND 'smtp' needs FLOWS_MAIL_SERVER")
 
 
-def check_at_start(app: Flask, state: FlowsState) -> None:
+def check_at_start(
+    app: Flask, state: FlowsState, mailing: Callable[[], str | None] | None = None
+) -> None:
     """Refuse to start an app that mails links (a stage that mails is in its database)
     but has no way to send them. Under the ``flask`` command this is logged instead,
-    as the host check does (:func:`flask_flows.link_hosts.check_at_start`)."""
+    as the host check does (:func:`flask_flows.link_hosts.check_at_start`, whose
+    ``mailing`` query this shares)."""
     if _resolve(app) is not None:
         return
-    found = link_hosts.mailing_stage(app, state)
+    found = mailing() if mailing is not None else link_hosts.mailing_stage(app, state)
     if found is not None:
         refuse_at_start(state.log, f"stage {found!r} mails links, but {NOT_CONFIGURED}")
 
