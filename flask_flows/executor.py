@@ -288,11 +288,16 @@ class FlowExecutor:
         if action is InvalidResponseAction.retry or form is None:
             stage_type = self.state.stage_type(run.stage.type)
             form = form or stage_type.form_class(run)(formdata=None)
+            response = self._render_stage(run, form, status=429 if result.retry_after else 200)
             if result.retry_after:
-                response = self._render_stage(run, form, status=429)
                 response.headers["Retry-After"] = str(result.retry_after)
-                return response
-            return self._render_stage(run, form, status=200)
+            # Messages sit above the form, outside any region: with one, all is swapped.
+            region = stage_type.error_region(run) if self.htmx and not run.messages else None
+            if region:
+                response.headers["HX-Retarget"] = f"#{region}"
+                response.headers["HX-Reswap"] = "innerHTML"
+                response.headers["HX-Reselect"] = f"#{region} > *"
+            return response
         self.messages.extend(run.messages or [MSG_RESTARTED])
         return self._restart(
             plan, keep_context=action is InvalidResponseAction.restart_with_context

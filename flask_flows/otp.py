@@ -88,19 +88,37 @@ def normalise_digits(code: str) -> str:
     return "".join(code.split()).replace("-", "")
 
 
-def new_recovery_codes(count: int) -> list[str]:
-    """``count`` codes like ``7K3Q-9XW2-HF4D`` (60 bits each, from the OS CSPRNG)."""
+def new_recovery_seed() -> bytes:
+    """256 bits from the OS CSPRNG, from which :func:`recovery_codes` derives a set."""
+    return secrets.token_bytes(32)
+
+
+def recovery_codes(seed: bytes, count: int) -> list[str]:
+    """``count`` codes like ``7K3Q-9XW2-HF4D`` (60 bits each), derived from ``seed``.
+
+    The same seed gives the same codes, so a setup page shown again (a reload, a form
+    error) shows the set the person may already have saved rather than a new one. The
+    bytes come from HMAC-SHA256 over a counter (a DRBG in the manner of NIST SP 800-90A);
+    the 32-letter alphabet takes five bits of a byte, so every letter is equally likely.
+    """
     codes: list[str] = []
     lookups: set[str] = set()
+    length = _LOOKUP_LENGTH + _SECRET_LENGTH
+    block = 0
     while len(codes) < count:
-        raw = "".join(
-            secrets.choice(_CODE_ALPHABET) for _ in range(_LOOKUP_LENGTH + _SECRET_LENGTH)
-        )
+        digest = hmac.new(seed, block.to_bytes(8, "big"), hashlib.sha256).digest()
+        block += 1
+        raw = "".join(_CODE_ALPHABET[byte & 31] for byte in digest[:length])
         if raw[:_LOOKUP_LENGTH] in lookups:
             continue
         lookups.add(raw[:_LOOKUP_LENGTH])
         codes.append("-".join(raw[i : i + 4] for i in range(0, len(raw), 4)))
     return codes
+
+
+def new_recovery_codes(count: int) -> list[str]:
+    """``count`` codes from a fresh seed (60 bits each, from the OS CSPRNG)."""
+    return recovery_codes(new_recovery_seed(), count)
 
 
 def store_recovery_codes(device: StaticDevice, codes: list[str], hashing: PasswordHashing) -> None:

@@ -27,7 +27,13 @@ from flask_flows.devices import StaticDevice, StaticToken, TOTPDevice
 from flask_flows.extension import FlowsState
 from flask_flows.models import utcnow
 from flask_flows.otp import match_recovery_code
-from flask_flows.stages.authenticator_static import NEW_SET, NOT_SAVED
+from flask_flows.stages.authenticator_static import (
+    NEW_SET,
+    NOT_SAVED,
+    SETUP_EXPIRED,
+    SETUP_SEED,
+    delete_static_devices,
+)
 from flask_flows.stages.authenticator_totp import NO_USER, SETUP_DEVICE, WRONG_CODE
 
 PASSWORD = "correct horse battery"
@@ -450,35 +456,77 @@ def test_the_download_link_holds_the_codes(browser: FlowBrowser) -> None:
     assert re.search(r'<button [^>]*data-flows-copy="flows-recovery-codes" hidden>', page.text)
 
 
-@pytest.mark.usefixtures("setup_flows", "login_flow", "alice")
-def test_reloading_makes_a_new_set_and_drops_the_shown_one(
-    app: Flask, browser: FlowBrowser
+@pytest.mark.usefixtures("setup_flows", "login_flow")
+def test_reloading_shows_the_same_set(
+    app: Flask, state: FlowsState, browser: FlowBrowser, alice: User
 ) -> None:
     browser.log_in("alice", PASSWORD, slug="login")
     first = codes_on(open_setup(browser, STATIC_FLOW))
     page = browser.get(f"/flows/{STATIC_FLOW}/")
 
+    assert codes_on(page) == first
+    assert NEW_SET not in page.text
+    [device] = static_devices(app)
+    assert not device.confirmed
+    browser.step(STATIC_FLOW, saved="y")
+    assert recovery_code_works(app, state, alice, first[0])
+
+
+@pytest.mark.usefixtures("setup_flows", "login_flow")
+def test_a_form_error_keeps_the_codes_already_seen(
+    app: Flask, state: FlowsState, browser: FlowBrowser, alice: User
+) -> None:
+    browser.log_in("alice", PASSWORD, slug="login")
+    first = codes_on(open_setup(browser, STATIC_FLOW))
+    page = browser.step(STATIC_FLOW)  # "I have saved these codes" left unticked
+    assert browser.stage_type == "authenticator_static"
+    assert NOT_SAVED in page.text
+    assert NEW_SET not in page.text
+    assert codes_on(page) == first
+    assert [d.confirmed for d in static_devices(app)] == [False]
+    # htmx swaps only the confirmation form; the codes on screen are not touched.
+    swapped_alone = {
+        "HX-Retarget": "#flows-recovery-confirm",
+        "HX-Reswap": "innerHTML",
+        "HX-Reselect": "#flows-recovery-confirm > *",
+    }
+    assert {k: page.headers.get(k) for k in swapped_alone} == (
+        swapped_alone if browser.htmx else dict.fromkeys(swapped_alone)
+    )
+
+    browser.step(STATIC_FLOW, saved="y")
+    assert recovery_code_works(app, state, alice, first[9])
+
+
+@pytest.mark.usefixtures("setup_flows", "login_flow", "alice")
+def test_a_set_removed_meanwhile_is_replaced_and_said_so(app: Flask, browser: FlowBrowser) -> None:
+    browser.log_in("alice", PASSWORD, slug="login")
+    first = codes_on(open_setup(browser, STATIC_FLOW))
+    with app.app_context():  # another tab's setup removed this one's set
+        [device] = db.session.scalars(sa.select(StaticDevice)).all()
+        delete_static_devices(db.session, [device.id])
+        db.session.commit()
+
+    page = browser.step(STATIC_FLOW, saved="y")
     second = codes_on(page)
+    assert SETUP_EXPIRED in page.text
+    assert "HX-Retarget" not in page.headers  # a new set replaces the whole stage
     assert len(second) == 10
     assert not set(first) & set(second)
-    assert NEW_SET in page.text
     [now] = static_devices(app)
-    assert not now.confirmed
     with app.app_context():
         token_devices = list(db.session.scalars(sa.select(StaticToken.device_id)))
-    # The shown set's tokens went with it (SQLite may even give the new set the same id).
     assert token_devices == [now.id] * 10
 
 
 @pytest.mark.usefixtures("setup_flows", "login_flow", "alice")
-def test_saving_needs_the_checkbox(app: Flask, browser: FlowBrowser) -> None:
+def test_a_new_setup_removes_an_abandoned_set(app: Flask, browser: FlowBrowser) -> None:
     browser.log_in("alice", PASSWORD, slug="login")
     first = codes_on(open_setup(browser, STATIC_FLOW))
-    page = browser.step(STATIC_FLOW)
-    assert browser.stage_type == "authenticator_static"
-    assert NOT_SAVED in page.text
-    assert NEW_SET in page.text
-    assert not set(first) & set(codes_on(page))
+    browser.post(f"/flows/{STATIC_FLOW}/cancel/", data={"csrf_token": browser.csrf_token()})
+    second = codes_on(open_setup(browser, STATIC_FLOW))
+
+    assert not set(first) & set(second)
     assert [d.confirmed for d in static_devices(app)] == [False]
 
 
@@ -518,7 +566,9 @@ def test_recovery_codes_are_neither_in_the_cookie_nor_in_the_logs(
     browser.log_in("alice", PASSWORD, slug="login")
     codes = codes_on(open_setup(browser, STATIC_FLOW))
     stored = repr(session_contents(app, browser))
+    assert plan_context(browser.client, STATIC_FLOW)[SETUP_SEED]
     browser.step(STATIC_FLOW, saved="y")
+    assert STATIC_FLOW not in repr(session_contents(app, browser))  # plan and seed gone
 
     assert "authenticator_static: user" in caplog.text
     for code in codes:

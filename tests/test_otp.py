@@ -12,8 +12,10 @@ from flask_flows.devices import StaticDevice, TOTPDevice
 from flask_flows.otp import (
     match_recovery_code,
     new_recovery_codes,
+    new_recovery_seed,
     new_totp_secret,
     provisioning_uri,
+    recovery_codes,
     store_recovery_codes,
     totp,
     verify_totp,
@@ -122,6 +124,25 @@ def test_recovery_codes_are_distinct_hashed_and_single_lookup() -> None:
     assert match_recovery_code([device], codes[3][:-1] + "0", hashing) in (None, device.tokens[3])
     assert match_recovery_code([device], "ZZZZ-ZZZZ-ZZZZ", hashing) is None
     assert match_recovery_code([device], "short", hashing) is None
+
+
+def test_a_seed_always_gives_the_same_set_and_sets_differ_by_seed() -> None:
+    seed = new_recovery_seed()
+    assert len(seed) == 32
+    assert recovery_codes(seed, 10) == recovery_codes(seed, 10)
+    assert recovery_codes(seed, 3) == recovery_codes(seed, 10)[:3]
+    assert not set(recovery_codes(seed, 10)) & set(recovery_codes(new_recovery_seed(), 10))
+    many = recovery_codes(seed, 300)
+    assert len({code[:4] for code in many}) == 300  # lookups stay unique in a large set
+
+
+def test_derived_codes_use_every_letter_evenly() -> None:
+    letters = "".join(c.replace("-", "") for c in recovery_codes(new_recovery_seed(), 2000))
+    counts = {letter: letters.count(letter) for letter in set(letters)}
+    assert len(counts) == 32
+    assert not set(counts) & set("ILOU")
+    expected = len(letters) / 32  # 750: a fair die stays well within a third of it
+    assert all(abs(n - expected) < expected / 3 for n in counts.values())
 
 
 def test_a_recovery_code_miss_costs_one_verification(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -123,6 +123,13 @@ class StageType:
     #: (``FLOWS_MAIL_BASE_URL``, ``SERVER_NAME`` or ``TRUSTED_HOSTS``), see link_hosts.
     mails_links: ClassVar[bool] = False
 
+    def error_region(self, run: StageRun) -> str | None:
+        """The id of the element whose content alone htmx swaps when this stage comes back
+        with errors on its form; ``None`` swaps the whole stage. A stage that shows
+        something above its form that must not change under the reader (recovery codes)
+        wraps its form in that element."""
+        return None
+
     def check_config(self, config: dict[str, Any], where: str) -> None:
         """Cross-field checks beyond :class:`Option`; raise ``ConfigError`` naming ``where``."""
 

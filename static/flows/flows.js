@@ -25,11 +25,21 @@
     return document.getElementById(STAGE_ID);
   }
 
+  // A stage that opens with something to read before its form (recovery codes, a QR
+  // code) marks itself data-flows-focus="heading": focusing its first field would
+  // scroll a phone's screen past what it shows.
+  function headingFirst(root) {
+    var marked = root.querySelector("[data-flows-focus='heading']");
+    return marked && marked.querySelector(".flows-stage-heading");
+  }
+
   // After a swap the old focus is gone with the old stage: put it where a keyboard user
-  // needs it, the first invalid field, else the first field, else the primary button.
+  // needs it, the first invalid field, else the heading of a stage that asks for it,
+  // else the first field, else the primary button.
   function focusStage(root) {
     var target =
       root.querySelector("[aria-invalid='true']") ||
+      headingFirst(root) ||
       root.querySelector(
         "input:not([type=hidden]):not([disabled]), select:not([disabled]), textarea:not([disabled])"
       ) ||
@@ -153,6 +163,7 @@
     // button would only skip the page's text for screen reader users.
     var field =
       root.querySelector("[aria-invalid='true']") ||
+      headingFirst(root) ||
       root.querySelector(
         "input:not([type=hidden]):not([type=checkbox]):not([type=radio]):not([disabled]), textarea:not([disabled])"
       );
@@ -194,11 +205,30 @@
     if (isStageEvent(event)) showMessage(MSG_OFFLINE);
   });
 
+  // Errors of the field itself: what a partial swap announces (it has no messages).
+  function errorsOf(root) {
+    var texts = [];
+    root.querySelectorAll(".flows-error").forEach(function (node) {
+      texts.push(node.textContent.trim());
+    });
+    return texts.join(" ");
+  }
+
   document.addEventListener("htmx:afterSwap", function (event) {
     var root = stage();
-    if (!root || event.detail.target !== root) return;
-    enhance(root);
-    focusStage(root);
-    announce(messagesOf(root));
+    var target = event.detail.target;
+    if (!root) return;
+    if (target === root) {
+      enhance(root);
+      focusStage(root);
+      announce(messagesOf(root));
+    } else if (root.contains(target)) {
+      // A stage swapped only its form's region after an error (HX-Retarget), so what
+      // it showed above the form stays put.
+      enhance(root);
+      var invalid = root.querySelector("[aria-invalid='true']");
+      if (invalid) invalid.focus();
+      announce(errorsOf(root) || messagesOf(root));
+    }
   });
 })();

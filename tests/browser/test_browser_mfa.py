@@ -19,6 +19,21 @@ def log_in_to_second_factor(me: Walker, username: str) -> None:
     me.submit("authenticator_validate", password=PASSWORD)
 
 
+def test_setup_pages_open_at_their_heading_on_a_phone(
+    walker: Callable[..., Walker], user: str
+) -> None:
+    me = walker(viewport={"width": 360, "height": 640})
+    me.log_in(user)
+    me.page.get_by_role("link", name="Create recovery codes").click()
+    me.stage_loaded("password")
+    me.submit("authenticator_static", password=PASSWORD)
+    if me.js:
+        assert me.focused() == "h2:"
+    first_code = me.stage.locator("#flows-recovery-codes code").first.bounding_box()
+    assert first_code is not None
+    assert 0 <= first_code["y"] < 640, "the page opened scrolled past the codes"
+
+
 def test_set_up_an_authenticator_app_and_log_in_with_a_code(
     walker: Callable[..., Walker], user: str
 ) -> None:
@@ -53,11 +68,24 @@ def test_create_recovery_codes_and_log_in_with_one(
     me.screenshot("recovery-codes")
     codes = me.stage.locator("#flows-recovery-codes code").all_inner_texts()
     assert len(codes) == 10
-    me.submit("authenticator_static")  # "I have saved them" left unticked
-    assert me.field("saved").get_attribute("aria-invalid") == "true"
-    # Codes are shown once: the stage shown again holds a new set, and says so.
-    assert "These are new codes" in me.stage.inner_text()
-    codes = me.stage.locator("#flows-recovery-codes code").all_inner_texts()
+    if me.js:
+        assert me.focused() == "h2:"  # the heading, so the codes are what shows first
+        me.page.evaluate("document.getElementById('flows-recovery-codes').__shown = 1")
+    # "I have saved them" left unticked: an error that must not cost the codes shown.
+    button = me.stage.locator("form.flows-form button[type=submit]")
+    if me.js:
+        button.click()
+    else:
+        with me.page.expect_navigation():
+            button.click()
+    me.page.wait_for_selector("#flow-stage [name='saved'][aria-invalid='true']")
+    assert me.stage.locator("#flows-recovery-codes code").all_inner_texts() == codes
+    assert "These are new codes" not in me.stage.inner_text()
+    if me.js:
+        # Only the confirmation was swapped: the list on screen is the same element.
+        assert me.page.evaluate("document.getElementById('flows-recovery-codes').__shown") == 1
+        assert me.focused() == "saved"
+        me.check_a11y()
     me.stage.get_by_label("I have saved these codes").check()
     me.finish("/")
 
