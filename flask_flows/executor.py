@@ -288,7 +288,9 @@ class FlowExecutor:
         if action is InvalidResponseAction.retry or form is None:
             stage_type = self.state.stage_type(run.stage.type)
             form = form or stage_type.form_class(run)(formdata=None)
-            response = self._render_stage(run, form, status=429 if result.retry_after else 200)
+            response = self._render_stage(
+                run, form, status=429 if result.retry_after else 200, failed=True
+            )
             if result.retry_after:
                 response.headers["Retry-After"] = str(result.retry_after)
             # Messages sit above the form, outside any region: with one, all is swapped.
@@ -358,7 +360,11 @@ class FlowExecutor:
 
     # -- responses ------------------------------------------------------------------------
 
-    def _render_stage(self, run: StageRun, form: StageForm, status: int = 200) -> Response:
+    def _render_stage(
+        self, run: StageRun, form: StageForm, status: int = 200, *, failed: bool = False
+    ) -> Response:
+        """Show the stage; ``failed`` when its form came back refused (the page title
+        then begins "Error:")."""
         form.flow_step.data = run.plan.token
         stage_type = self.state.stage_type(run.stage.type)
         extra = stage_type.challenge(run, form)
@@ -372,6 +378,7 @@ class FlowExecutor:
             form=form,
             messages=run.messages,
             history=stage_type.history,
+            failed=failed,
             action_url=url_for("flows.execute", slug=self.flow.slug),
             **extra,
         )

@@ -499,8 +499,8 @@ def test_default_flows_log_a_user_in_and_out(
 
     browser.start("default-authentication-flow", next="/after")
     assert browser.stage_type == "identification"
-    if not browser.htmx:  # the page shell carries the flow's title; a fragment does not
-        assert "<title>Welcome" in browser.last.text
+    # The title names the stage and the flow, in a whole page and (for htmx) a fragment.
+    assert "<title>Sign in · Welcome · Test App</title>" in browser.last.text
     browser.submit("default-authentication-flow", uid_field="alice")
     if not browser.htmx:
         browser.follow()

@@ -94,7 +94,7 @@ def test_default_flows_render_inside_the_app_layout(
 
 def test_the_title_fills_the_app_title_block(site: Flask) -> None:
     page = site.test_client().get("/flows/default-authentication-flow/").text
-    assert "<title>Welcome · Site</title>" in page
+    assert "<title>Sign in · Welcome · Site</title>" in page
 
 
 def test_a_login_walks_through_the_app_layout(site: Flask, make_user: Callable[..., User]) -> None:

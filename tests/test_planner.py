@@ -21,7 +21,7 @@ from flask_flows import (
 )
 from flask_flows.planner import EmptyFlow, FlowNonApplicable
 
-_HEADING = re.compile(r'id="flows-stage-heading">([^<]*)<')
+_HEADING = re.compile(r'id="flows-stage-heading"[^>]*>([^<]*)<')
 
 
 def bind_python(

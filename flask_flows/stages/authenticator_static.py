@@ -28,7 +28,7 @@ from ..options import Option
 from ..otp import new_recovery_seed, recovery_codes, store_recovery_codes
 from ..outcomes import Outcome
 from .authenticator_setup import AuthenticatorSetupStage
-from .base import StageForm, StageResult, StageRun, deny, invalid, ok
+from .base import WORDING, StageForm, StageResult, StageRun, deny, invalid, ok
 
 #: Plan context key holding the id of the unconfirmed set being shown.
 SETUP_DEVICE = "static_setup_device"
@@ -55,6 +55,7 @@ class AuthenticatorStaticStage(AuthenticatorSetupStage):
     name = "authenticator_static"
     template = "flows/stages/authenticator_static.html"
     options = {
+        **WORDING,
         "token_count": Option(int, default=10, minimum=1),
         "device_name": Option(str, default="Recovery codes"),
     }

@@ -27,7 +27,7 @@ from ..options import Option
 from ..otp import new_totp_secret, provisioning_uri, verify_totp
 from ..outcomes import Outcome
 from .authenticator_setup import NAME_MAX, AuthenticatorSetupStage
-from .base import StageForm, StageResult, StageRun, deny, invalid, ok
+from .base import WORDING, StageForm, StageResult, StageRun, deny, invalid, ok
 
 #: Plan context key holding the id of the unconfirmed device being set up.
 SETUP_DEVICE = "totp_setup_device"
@@ -73,6 +73,7 @@ class AuthenticatorTOTPStage(AuthenticatorSetupStage):
     name = "authenticator_totp"
     template = "flows/stages/authenticator_totp.html"
     options = {
+        **WORDING,
         "issuer": Option(
             str,
             default=None,

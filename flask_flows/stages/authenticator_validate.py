@@ -42,6 +42,7 @@ from ..remembered_mfa import MFA_COOKIE
 from ..transactions import commit_keeping_loaded_state
 from .base import (
     TOO_MANY,
+    WORDING,
     StageForm,
     StageResult,
     StageRun,
@@ -97,6 +98,7 @@ class AuthenticatorValidateStage(StageType):
     name = "authenticator_validate"
     template = "flows/stages/authenticator_validate.html"
     options = {
+        **WORDING,
         "device_classes": Option(list, default=(TOTP, STATIC), choices=(TOTP, STATIC), items=str),
         "not_configured_action": Option(
             str,

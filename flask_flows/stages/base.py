@@ -20,6 +20,14 @@ from ..options import Option
 from ..outcomes import Outcome
 from ..plan import PENDING_USER, PENDING_USER_IDENTIFIER
 
+#: The words on a stage's page, options of every stage type that shows one: ``None``
+#: keeps the template's own, which may depend on the flow's designation (the
+#: identification stage of a recovery flow is not headed "Sign in").
+WORDING: dict[str, Option] = {
+    "title": Option(str, default=None, nullable=True, help="The stage's heading."),
+    "submit_label": Option(str, default=None, nullable=True, help="The primary button's label."),
+}
+
 #: A stage's ``failed_attempts_before_cancel`` ended the flow, and no wait is running.
 TOO_MANY = "Too many failed attempts. Please start again."
 

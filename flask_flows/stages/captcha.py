@@ -19,7 +19,7 @@ import urllib.request
 from typing import Any
 
 from ..options import ConfigError, Option
-from .base import StageForm, StageResult, StageRun, StageType, invalid, ok
+from .base import WORDING, StageForm, StageResult, StageRun, StageType, invalid, ok
 
 MSG_MISSING = "Please complete the challenge before continuing."
 MSG_FAILED = "The challenge was not passed. Please try again."
@@ -36,6 +36,7 @@ class CaptchaStage(StageType):
     template = "flows/stages/captcha.html"
     full_page = True
     options = {
+        **WORDING,
         "public_key": Option(str, help="The site key, shown to the browser."),
         "private_key": Option(str, help="The secret key, sent only to verify_url."),
         "js_url": Option(str, default="https://challenges.cloudflare.com/turnstile/v0/api.js"),

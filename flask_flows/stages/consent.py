@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from ..grants import UserConsent
 from ..models import utcnow
 from ..options import Option
-from .base import StageForm, StageResult, StageRun, StageType, deny, ok
+from .base import WORDING, StageForm, StageResult, StageRun, StageType, deny, ok
 
 #: Plan context key an authorization flow may set to name what is being consented to.
 APPLICATION = "application"
@@ -36,6 +36,7 @@ class ConsentStage(StageType):
     name = "consent"
     template = "flows/stages/consent.html"
     options = {
+        **WORDING,
         "mode": Option(
             str, default="always_require", choices=("always_require", "permanent", "expiring")
         ),

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from ..options import Option
-from .base import StageForm, StageResult, StageRun, StageType, invalid, ok
+from .base import WORDING, StageForm, StageResult, StageRun, StageType, invalid, ok
 
 
 class DummyStage(StageType):
     name = "dummy"
     template = "flows/stages/dummy.html"
     options = {
+        **WORDING,
         "message": Option(str, default="Continue to the next step."),
         "fail": Option(bool, default=False, help="Always reject the submission (tests)."),
     }

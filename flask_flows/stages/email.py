@@ -46,7 +46,7 @@ from ..link_hosts import mailed_link
 from ..options import ConfigError, Option
 from ..plan import PENDING_USER_IDENTIFIER, PROMPT_DATA, FlowPlan
 from ..tokens import new_token
-from .base import StageForm, StageResult, StageRun, StageType, invalid
+from .base import WORDING, StageForm, StageResult, StageRun, StageType, invalid
 
 #: Plan context: the first mail for this plan went out (or was skipped); how many were asked for.
 EMAIL_SENT = "email_sent"
@@ -65,6 +65,7 @@ class EmailStage(StageType):
     template = "flows/stages/email.html"
     mails_links = True
     options = {
+        "title": WORDING["title"],
         "subject": Option(str, default="Confirm your email address"),
         "template": Option(
             str,

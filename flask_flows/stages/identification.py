@@ -16,7 +16,7 @@ from wtforms.validators import DataRequired, Length
 from .. import signals
 from ..options import Option
 from ..plan import PENDING_USER, PENDING_USER_IDENTIFIER
-from .base import StageForm, StageResult, StageRun, StageType, invalid, ok
+from .base import WORDING, StageForm, StageResult, StageRun, StageType, invalid, ok
 
 _FIELD_LABELS = {"username": "username", "email": "email address"}
 
@@ -36,6 +36,7 @@ class IdentificationStage(StageType):
     name = "identification"
     template = "flows/stages/identification.html"
     options = {
+        **WORDING,
         "user_fields": Option(
             list, default=("username", "email"), items=str, choices=("username", "email")
         ),

@@ -26,7 +26,7 @@ from ..models import utcnow
 from ..options import Option
 from ..plan import PROMPT_DATA
 from ..tokens import hash_token
-from .base import StageForm, StageResult, StageRun, StageType, deny, ok
+from .base import WORDING, StageForm, StageResult, StageRun, StageType, deny, ok
 
 if TYPE_CHECKING:
     from flask import Request
@@ -50,6 +50,7 @@ class InvitationStage(StageType):
     name = "invitation"
     template = "flows/stages/invitation.html"
     options = {
+        **WORDING,
         "continue_flow_without_invitation": Option(
             bool,
             default=False,

@@ -17,6 +17,7 @@ from ..options import Option
 from ..plan import AUTH_METHOD, PENDING_USER, PENDING_USER_IDENTIFIER
 from .base import (
     TOO_MANY,
+    WORDING,
     StageForm,
     StageResult,
     StageRun,
@@ -48,6 +49,7 @@ class PasswordStage(StageType):
     name = "password"
     template = "flows/stages/password.html"
     options = {
+        **WORDING,
         "failed_attempts_before_cancel": Option(int, default=5, minimum=1),
         "allow_show_password": Option(bool, default=True),
     }

@@ -15,7 +15,7 @@ from wtforms import BooleanField
 from .. import sessions, signals
 from ..options import Option
 from ..outcomes import Outcome
-from .base import StageForm, StageResult, StageRun, StageType, deny, ok
+from .base import WORDING, StageForm, StageResult, StageRun, StageType, deny, ok
 
 
 class UserLoginForm(StageForm):
@@ -26,6 +26,7 @@ class UserLoginStage(StageType):
     name = "user_login"
     template = "flows/stages/user_login.html"
     options = {
+        **WORDING,
         "session_duration": Option(
             int, default=0, minimum=0, help="Seconds; 0 ends the session with the browser."
         ),

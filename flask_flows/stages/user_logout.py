@@ -12,12 +12,13 @@ from flask import current_app
 
 from .. import sessions, signals
 from ..outcomes import Outcome
-from .base import StageForm, StageResult, StageRun, StageType, ok
+from .base import WORDING, StageForm, StageResult, StageRun, StageType, ok
 
 
 class UserLogoutStage(StageType):
     name = "user_logout"
     template = "flows/stages/user_logout.html"
+    options = {**WORDING}
 
     def challenge(self, run: StageRun, form: StageForm) -> dict[str, Any]:
         user = run.state.current_user()

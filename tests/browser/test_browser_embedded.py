@@ -33,7 +33,7 @@ def test_log_in_change_nothing_and_log_out_inside_the_layout(
     me.page.locator(".bar nav").get_by_role("link", name="Log in").click()
     me.stage_loaded("identification")
     in_the_layout(me)
-    assert me.page.title() == "Welcome · flask-flows example"
+    assert me.page.title() == "Sign in · Welcome · flask-flows example"
     me.screenshot("embedded-login")
     me.submit("password", uid_field=user)
     in_the_layout(me)

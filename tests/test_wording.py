@@ -1,0 +1,169 @@
+"""The words a person reads: headings, buttons and the page title come from the flow and
+its stages' configuration, fit the flow they are in, and never repeat each other."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import yaml
+from browsing import FlowBrowser
+from factory import User
+from flask import Flask
+from werkzeug.test import TestResponse
+
+from flask_flows.blueprints import install_default_flows
+from flask_flows.extension import FlowsState
+from flask_flows.models import Flow
+
+PASSWORD = "correct horse battery staple"
+
+_H1 = re.compile(r'<h1 class="flows-title"[^>]*>([^<]*)</h1>')
+_H2 = re.compile(r'<h2 class="flows-stage-heading"[^>]*>(.*?)</h2>', re.S)
+_TITLE = re.compile(r"<title>([^<]*)</title>")
+_SUBMIT = re.compile(r'<span class="flows-button-label">([^<]*)</span>')
+
+
+def headings(page: TestResponse) -> tuple[str | None, str | None]:
+    """The flow's h1 (a whole page only) and the stage's h2, if any."""
+    h1 = _H1.search(page.text)
+    h2 = _H2.search(page.text)
+    return (h1.group(1).strip() if h1 else None, h2.group(1).strip() if h2 else None)
+
+
+def title(page: TestResponse) -> str:
+    found = _TITLE.search(page.text)
+    assert found, "the page has no <title>"
+    return found.group(1)
+
+
+def submit_label(page: TestResponse) -> str:
+    found = _SUBMIT.search(page.text)
+    assert found, "the page has no submit button"
+    return found.group(1)
+
+
+@pytest.fixture
+def defaults(app: Flask, state: FlowsState) -> None:
+    with app.app_context():
+        install_default_flows(state)
+
+
+@pytest.fixture
+def alice(make_user: Callable[..., User]) -> User:
+    return make_user("alice", email="alice@example.com", password=PASSWORD)
+
+
+@pytest.mark.usefixtures("defaults")
+def test_the_recovery_flow_does_not_ask_to_sign_in(app: Flask) -> None:
+    page = FlowBrowser(app.test_client()).start("default-recovery-flow")
+    assert headings(page) == ("Reset your password", "Find your account")
+    assert "Sign in" not in page.text
+    assert title(page) == "Find your account · Reset your password · Test App"
+
+
+@pytest.mark.usefixtures("defaults", "alice")
+def test_a_password_asked_again_is_confirmed_not_signed_in_with(app: Flask) -> None:
+    browser = FlowBrowser(app.test_client())
+    browser.log_in("alice", PASSWORD)
+    page = browser.start("default-unenrollment-flow")
+    assert browser.stage_type == "password"
+    assert headings(page) == ("Delete your account", "Confirm your password")
+    assert submit_label(page) == "Continue"
+    assert "Sign in" not in page.text
+
+
+@pytest.mark.usefixtures("defaults", "alice")
+def test_no_stage_of_a_default_flow_repeats_the_flows_heading(app: Flask) -> None:
+    """Every page of the shipped flows a person can reach in one visit: the h2 says what
+    this step is, never the words of the h1 again ("Log out / Log out")."""
+    seen: list[tuple[str | None, str | None]] = []
+    anonymous = FlowBrowser(app.test_client())
+    seen.append(headings(anonymous.start("default-authentication-flow")))
+    seen.append(headings(anonymous.step("default-authentication-flow", uid_field="alice")))
+    assert anonymous.stage_type == "password"
+    for slug in ("default-recovery-flow", "default-enrollment-flow"):
+        seen.append(headings(anonymous.start(slug)))
+
+    me = FlowBrowser(app.test_client())
+    me.log_in("alice", PASSWORD)
+    for slug in (
+        "default-invalidation-flow",
+        "default-unenrollment-flow",
+        "default-password-change",
+        "default-email-change",
+        "default-authenticator-totp-setup",
+        "default-authenticator-static-setup",
+    ):
+        seen.append(headings(me.start(slug)))
+        if me.stage_type == "password":
+            seen.append(headings(me.step(slug, password=PASSWORD)))
+
+    assert len(seen) == 15
+    for h1, h2 in seen:
+        assert h1, "every flow page has the flow's heading"
+        assert h2 is None or h2.lower() != h1.lower(), (h1, h2)
+    assert ("Log out", None) in seen  # the logout stage's own heading is the flow's
+    assert ("Delete your account", None) in seen
+
+
+def test_headings_and_buttons_come_from_the_stage_configuration(
+    app: Flask, make_flow: Callable[..., Flow]
+) -> None:
+    make_flow(
+        "find",
+        ("identification", {"title": "Who is this?", "submit_label": "Look me up"}),
+        "dummy",
+    )
+    page = FlowBrowser(app.test_client()).start("find")
+    assert headings(page) == ("Find", "Who is this?")
+    assert submit_label(page) == "Look me up"
+    assert title(page) == "Who is this? · Find · Test App"
+
+
+def test_a_stage_heading_that_repeats_the_flow_title_is_left_out(
+    app: Flask, make_flow: Callable[..., Flow]
+) -> None:
+    make_flow("same", ("dummy", {"title": "SAME"}))
+    page = FlowBrowser(app.test_client()).start("same")
+    assert headings(page) == ("Same", None)
+    # The stage is then named by the page's heading.
+    assert 'aria-labelledby="flows-title"' in page.text
+    assert title(page) == "Same · Test App"
+
+
+@pytest.mark.usefixtures("alice")
+def test_a_refused_form_says_error_in_the_title(browser: FlowBrowser, login_flow: Flow) -> None:
+    browser.start("login")
+    page = browser.step("login", uid_field="")
+    assert browser.stage_type == "identification"
+    assert title(page) == "Error: Sign in · Login · Test App"
+    browser.step("login", uid_field="alice")
+    page = browser.step("login", password="wrong")
+    assert title(page).startswith("Error: Enter your password · ")
+    page = browser.step("login", password=PASSWORD)
+    assert browser.redirect_target == "/"
+
+
+def test_an_htmx_fragment_carries_the_title_but_not_in_an_apps_layout(
+    app: Flask, make_flow: Callable[..., Flow]
+) -> None:
+    make_flow("find", "identification")
+    htmx = FlowBrowser(app.test_client(), htmx=True)
+    assert title(htmx.start("find")) == "Sign in · Find · Test App"
+    app.config["FLOWS_LAYOUT_TEMPLATE"] = "layout.html"
+    assert "<title>" not in htmx.get("/flows/find/").text
+
+
+def test_the_stages_guide_example_sets_the_words(
+    app: Flask, make_flow: Callable[..., Flow]
+) -> None:
+    guide = (Path(__file__).parent.parent / "docs" / "stages.md").read_text()
+    section = guide.split("### Words on the page", 1)[1]
+    [stage] = yaml.safe_load(section.split("```yaml", 1)[1].split("```", 1)[0])
+    make_flow("recover", (stage["type"], stage["config"]), "dummy", designation="recovery")
+    page = FlowBrowser(app.test_client()).start("recover")
+    assert headings(page) == ("Recover", "Which account is it?")
+    assert submit_label(page) == "Send me a link"
