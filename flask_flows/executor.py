@@ -21,7 +21,7 @@ from htmx_flask import make_response as htmx_response
 from htmx_flask.requests import HtmxHeaders
 from werkzeug.urls import iri_to_uri
 
-from . import layouts, outcomes, signals
+from . import layouts, lockouts, outcomes, signals
 from .csrf import MSG_CSRF, csrf_valid
 from .extension import FlowsState
 from .models import (
@@ -46,7 +46,7 @@ from .plan import (
 from .planner import EmptyFlow, FlowNonApplicable, FlowPlanner
 from .policies import PolicyRequest
 from .redirects import safe_next
-from .stages.base import StageForm, StageResult, StageRun, StageType, invalid
+from .stages.base import TOO_MANY, StageForm, StageResult, StageRun, StageType, invalid
 
 MSG_EXPIRED = "Your session for this form expired, so it started again."
 MSG_CHANGED = "This form was changed while you were using it, so it started again."
@@ -276,6 +276,18 @@ class FlowExecutor:
         if result.kind == "redirect":
             self._drop_plan()
             return self._redirect(result.url or self._default_target())
+        if result.kind == "deny" and result.lockout:
+            self._drop_plan()
+            signals.flow_denied.send(self._app(), flow=self.flow, messages=[result.message])
+            return lockouts.page(
+                self.state,
+                result.message or TOO_MANY,
+                result.retry_after or 0,
+                flow=self.flow,
+                htmx=self.htmx,
+                recovery=result.offer_recovery,
+                retry_url=url_for("flows.execute", slug=self.flow.slug),
+            )
         if result.kind == "deny":
             self._drop_plan()
             # A stage's refusal always says why; denied_action is for flows that do not apply.

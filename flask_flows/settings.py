@@ -35,7 +35,7 @@ from werkzeug.wrappers import Response
 from wtforms import Label, PasswordField
 from wtforms.validators import DataRequired, Length
 
-from . import guesses, layouts, sessions, signals
+from . import guesses, layouts, lockouts, sessions, signals
 from .csrf import MSG_CSRF
 from .devices import StaticDevice, TOTPDevice
 from .extension import FlowsState, get_state
@@ -389,7 +389,7 @@ def _wrong_password(
             "settings: user %s logged out after %d wrong passwords", user_id, failures
         )
         _log_out(state, user)
-        return _logged_out_page(verdict.after(MSG_TOO_MANY_FAILURES))
+        return _logged_out_page(state, verdict.after(MSG_TOO_MANY_FAILURES), verdict)
     failed[2].password.errors = [verdict.after(MSG_WRONG_PASSWORD)]
     return _page(state, user, failed=failed)
 
@@ -425,19 +425,18 @@ def _log_out(state: FlowsState, user: Any) -> None:
     )
 
 
-def _logged_out_page(message: str) -> Response:
-    """The themed "denied" page: a notice kept in the session would not survive the
-    login that must come next, which starts a fresh session."""
-    html = render_template(
-        "flows/denied.html",
-        layout=layouts.page_layout(),
+def _logged_out_page(state: FlowsState, message: str, verdict: Verdict) -> Response:
+    """The lockout page, rendered here: a notice kept in the session would not survive
+    the login that must come next, which starts a fresh session. "Log in again" only
+    once no wait runs; meanwhile password recovery, which does not need the password."""
+    return lockouts.page(
+        state,
+        message,
+        verdict.wait_seconds(),
         flow=None,
-        messages=[message],
-        continue_url=url_for("flows.login", next=url_for("flows.settings")),
+        retry_url=url_for("flows.login", next=url_for("flows.settings")),
+        retry_label="Log in again",
     )
-    response = make_response(html, 403)
-    response.headers["Cache-Control"] = "no-store"
-    return response
 
 
 def _back(notice: str) -> Response:

@@ -41,7 +41,6 @@ from ..plan import AUTH_METHOD
 from ..remembered_mfa import MFA_COOKIE
 from ..transactions import commit_keeping_loaded_state
 from .base import (
-    TOO_MANY,
     WORDING,
     StageForm,
     StageResult,
@@ -51,6 +50,7 @@ from .base import (
     deny,
     invalid,
     judge_guess,
+    locked_out,
     ok,
     refused,
 )
@@ -221,7 +221,7 @@ class AuthenticatorValidateStage(StageType):
         self, run: StageRun, form: AuthenticatorValidateForm, error: str, verdict: Verdict
     ) -> StageResult:
         if count_failure(run, FAILED_ATTEMPTS, "invalid_mfa_code"):
-            return deny(verdict.wait_message() or TOO_MANY)
+            return locked_out(verdict, offer_recovery=False)
         form.code.errors = [error]
         _clear_code(form)
         return invalid(verdict.wait_message())

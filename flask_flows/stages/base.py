@@ -29,7 +29,7 @@ WORDING: dict[str, Option] = {
 }
 
 #: A stage's ``failed_attempts_before_cancel`` ended the flow, and no wait is running.
-TOO_MANY = "Too many failed attempts. Please start again."
+TOO_MANY = "Too many failed attempts. You can start again now."
 
 if TYPE_CHECKING:
     from flask import Request
@@ -56,6 +56,10 @@ class StageResult:
     #: Seconds until the stage can be tried again (a guess came too soon): sent as
     #: ``Retry-After`` with status 429 to browsers without htmx.
     retry_after: int | None = None
+    #: A denial because too many guesses failed: the lockout page (flask_flows.lockouts),
+    #: which offers password recovery when ``offer_recovery``.
+    lockout: bool = False
+    offer_recovery: bool = False
 
 
 def ok() -> StageResult:
@@ -75,6 +79,18 @@ def refused(verdict: Verdict) -> StageResult:
 def deny(message: str) -> StageResult:
     """End the plan and show ``message`` on the access-denied page."""
     return StageResult("deny", message)
+
+
+def locked_out(verdict: Verdict, *, offer_recovery: bool) -> StageResult:
+    """End the plan because too many guesses failed: the lockout page says when the
+    next guess will be judged and, with ``offer_recovery``, offers password recovery."""
+    return StageResult(
+        "deny",
+        verdict.wait_message() or TOO_MANY,
+        retry_after=verdict.wait_seconds(),
+        lockout=True,
+        offer_recovery=offer_recovery,
+    )
 
 
 def redirect(url: str) -> StageResult:

@@ -13,19 +13,19 @@ from typing import Any
 from wtforms import PasswordField
 from wtforms.validators import DataRequired, Length
 
+from .. import lockouts
 from ..options import Option
 from ..plan import AUTH_METHOD, PENDING_USER, PENDING_USER_IDENTIFIER
 from .base import (
-    TOO_MANY,
     WORDING,
     StageForm,
     StageResult,
     StageRun,
     StageType,
     count_failure,
-    deny,
     invalid,
     judge_guess,
+    locked_out,
     ok,
     refused,
 )
@@ -58,7 +58,16 @@ class PasswordStage(StageType):
         return PasswordForm
 
     def challenge(self, run: StageRun, form: StageForm) -> dict[str, Any]:
-        return {"identifier": run.context.get(PENDING_USER_IDENTIFIER)}
+        identifier = run.context.get(PENDING_USER_IDENTIFIER)
+        user = run.state.current_user() if identifier is None else None
+        return {
+            "identifier": identifier,
+            # For password managers, which save and fill the pair: the name the password
+            # belongs to, in a hidden autocomplete="username" field.
+            "account_name": identifier
+            or (run.state.user_store.display_name(user) if user is not None else None),
+            "recovery_url": lockouts.recovery_url(run.state, run.flow, search=False),
+        }
 
     def respond(self, run: StageRun, form: StageForm | None) -> StageResult:
         assert isinstance(form, PasswordForm)
@@ -77,7 +86,7 @@ class PasswordStage(StageType):
             return ok()
 
         if count_failure(run, FAILED_ATTEMPTS, "invalid_password"):
-            return deny(verdict.wait_message() or TOO_MANY)
+            return locked_out(verdict, offer_recovery=True)
         form.password.errors = [WRONG_CREDENTIALS]
         return invalid(verdict.wait_message())
 

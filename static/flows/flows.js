@@ -41,7 +41,7 @@
       root.querySelector("[aria-invalid='true']") ||
       headingFirst(root) ||
       root.querySelector(
-        "input:not([type=hidden]):not([disabled]), select:not([disabled]), textarea:not([disabled])"
+        "input:not([type=hidden]):not([hidden]):not([disabled]), select:not([disabled]), textarea:not([disabled])"
       ) ||
       root.querySelector(".flows-button--primary, button[type=submit], a.flows-button");
     if (target) {
