@@ -165,7 +165,7 @@
       root.querySelector("[aria-invalid='true']") ||
       headingFirst(root) ||
       root.querySelector(
-        "input:not([type=hidden]):not([type=checkbox]):not([type=radio]):not([disabled]), textarea:not([disabled])"
+        "input:not([type=hidden]):not([hidden]):not([type=checkbox]):not([type=radio]):not([disabled]), textarea:not([disabled])"
       );
     if (field) field.focus();
     announce(messagesOf(root));
