@@ -124,6 +124,12 @@ def test_a_username_only_sign_up_asks_for_no_email_and_mails_nothing(member_app:
     assert browser.redirect_target == "/"
     assert SENT == []
     assert "Signed in as <strong>bo</strong>" in browser.get("/flows/-/settings/").text
+    # With no email link to wait for, a taken username is said at the prompt.
+    other = testing.FlowBrowser(member_app.test_client())
+    other.start(slug)
+    page = other.step(slug, username="BO", password=PASSWORD, password_repeat=PASSWORD)
+    assert other.stage_type == "prompt"
+    assert "That username is already taken." in page.text
 
 
 def test_a_username_only_login_offers_no_recovery_it_cannot_give(member_app: Flask) -> None:

@@ -272,14 +272,26 @@ def test_a_refused_form_keeps_values_but_never_the_password(
     assert SECRET not in page
 
 
-def test_username_must_be_free_ignoring_case(
-    browser: FlowBrowser, all_fields: Flow, make_user: Callable[..., User]
+def test_a_designer_may_report_a_taken_username_at_once_ignoring_case(
+    browser: FlowBrowser, make_flow: Callable[..., Flow], make_user: Callable[..., User]
 ) -> None:
     make_user("alice")
+    prompt = {"fields": ALL_FIELDS, "report_taken_username": True}
+    make_flow("signup", ("prompt", prompt), "dummy", designation="enrollment")
     browser.start("signup")
     assert errors(browser.step("signup", **{**VALID, "username": "ALICE"})) == {
         "username": MSG_USERNAME_TAKEN
     }
+
+
+def test_by_default_a_taken_username_is_not_told_at_the_prompt(
+    browser: FlowBrowser, all_fields: Flow, make_user: Callable[..., User]
+) -> None:
+    make_user("alice")
+    browser.start("signup")
+    page = browser.step("signup", **{**VALID, "username": "ALICE"})
+    assert MSG_USERNAME_TAKEN not in page.text
+    assert errors(page) == {}
 
 
 def test_a_user_may_keep_their_own_username(

@@ -58,10 +58,15 @@ def _designations(document: BlueprintDocument) -> set[str]:
 def _without_mail(document: BlueprintDocument) -> BlueprintDocument:
     """An enrollment document without its email stages: with no address to confirm, the
     sign-up goes straight on. (Only enrollment: a recovery flow without its email stage
-    would reset anyone's password, so recovery flows are left out whole.)"""
+    would reset anyone's password, so recovery flows are left out whole.) Its prompts
+    then report a taken username at once: with no link to wait for, the write that
+    follows would say the same a page later."""
     stages = document.get("stages", [])
     mailing = {stage["name"] for stage in stages if stage["type"] == "email"}
     document["stages"] = [stage for stage in stages if stage["name"] not in mailing]
+    for stage in document["stages"]:
+        if stage["type"] == "prompt":
+            stage.setdefault("config", {})["report_taken_username"] = True
     for flow in document.get("flows", []):
         flow["bindings"] = [b for b in flow["bindings"] if b["stage"] not in mailing]
     return document

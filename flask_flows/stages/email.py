@@ -84,6 +84,15 @@ class EmailStage(StageType):
             help="account: the user's address (else the one entered, for the logged-in user"
             " or a sign-up); entered: the address entered in the prompt, to confirm it.",
         ),
+        "address_in_use": Option(
+            str,
+            default="tell_owner",
+            choices=("tell_owner", "send_link"),
+            help="An entered address that is another account's: tell_owner mails its owner"
+            " that they have an account (sign-in and recovery links) and continues nothing,"
+            " so the page cannot tell a used address from a free one; send_link mails the"
+            " link anyway (the write after it then says the address is taken).",
+        ),
     }
 
     def check_config(self, config: dict[str, Any], where: str) -> None:
@@ -134,18 +143,24 @@ class EmailStage(StageType):
                 return False
         # With no address (an account pretended, or its mailbox at its limit), the same
         # work is done and nothing is kept or sent: the response and the mail job then
-        # cost what they cost for a real account (ASVS 6.3.8).
+        # cost what they cost for a real account (ASVS 6.3.8). An entered address that
+        # is another account's gets a mail for its owner instead of the link, and the
+        # token is rehearsed like that: the page is the same either way.
         token = new_token()
-        message = mail.build_message(
-            to=address or "nobody@invalid",
-            subject=run.config["subject"],
-            template=run.config["template"],
-            link=mailed_link("flows.resume", token=token),
-            user=recipient.user,
-            username=getattr(recipient.user, "username", None),
-            expires_in=_duration(run.config["token_expiry"]),
-            flow=run.flow,
-        )
+        owner = _owner_to_tell(run, recipient, address)
+        if owner is not None:
+            message = _account_exists_message(run, address or "", owner)
+        else:
+            message = mail.build_message(
+                to=address or "nobody@invalid",
+                subject=run.config["subject"],
+                template=run.config["template"],
+                link=mailed_link("flows.resume", token=token),
+                user=recipient.user,
+                username=getattr(recipient.user, "username", None),
+                expires_in=_duration(run.config["token_expiry"]),
+                flow=run.flow,
+            )
         save = partial(
             save_token,
             run.state,
@@ -155,14 +170,52 @@ class EmailStage(StageType):
             address=address or "",
             lifetime=timedelta(minutes=run.config["token_expiry"]),
             activate_user=run.config["activate_user_on_success"],
-            rehearse=address is None,
+            rehearse=address is None or owner is not None,
         )
         # The token is stored by the mail thread, which starts when the request ends: a
         # database write here would make a real account's response slower.
         mail.send(message, prepare=save, deliver=address is not None)
-        if address:
+        if owner is not None:
+            run.state.log.info(
+                "email: address entered in flow %s is user %s's; told its owner",
+                run.flow.slug,
+                run.state.user_store.user_id(owner),
+            )
+        elif address:
             run.state.log.info("email: link for flow %s handed to the mailer", run.flow.slug)
         return True
+
+
+def _owner_to_tell(run: StageRun, recipient: _Recipient, address: str | None) -> Any | None:
+    """The account that already has the entered ``address``, when its owner is to be told
+    (``address_in_use: tell_owner``) rather than mailed a link for another account."""
+    if not address or not recipient.typed or run.config["address_in_use"] != "tell_owner":
+        return None
+    store = run.state.user_store
+    if not store.has_field("email"):
+        return None
+    owner = store.find_by_identifier(address, ["email"], True)
+    if owner is None or (recipient.user is not None and store.user_id(owner) == recipient.user_id):
+        return None
+    return owner
+
+
+def _account_exists_message(run: StageRun, address: str, owner: Any) -> Any:
+    """What the owner of an address someone entered for another account reads: they have
+    an account, how to sign in, and how to recover it."""
+    brand = str(run.state.config["FLOWS_BRAND_NAME"])
+    has_recovery = next(run.state.flows_of("recovery"), None) is not None
+    return mail.build_message(
+        to=address,
+        subject=f"You already have an account at {brand}",
+        template="flows/email/account_exists",
+        login_link=mailed_link("flows.login"),
+        recovery_link=(
+            mailed_link("flows.default_flow", designation="recovery") if has_recovery else None
+        ),
+        username=run.state.user_store.display_name(owner),
+        flow=run.flow,
+    )
 
 
 @dataclass(frozen=True)
@@ -173,6 +226,8 @@ class _Recipient:
     user_id: str | None
     address: str | None
     shown: str | None
+    #: The address was typed into a prompt (a sign-up, a new address), not the account's.
+    typed: bool = False
 
     @classmethod
     def of(cls, run: StageRun) -> _Recipient:
@@ -213,7 +268,7 @@ class _Recipient:
             shown = address
         else:
             shown = _mask(address) if address else None
-        return cls(user, user_id, address, shown)
+        return cls(user, user_id, address, shown, typed=typed and address is not None)
 
 
 def _continuation(plan: FlowPlan) -> FlowPlan:

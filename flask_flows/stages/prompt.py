@@ -72,6 +72,13 @@ class PromptStage(StageType):
         ),
         "title": Option(str, default="Your details"),
         "submit_label": Option(str, default="Continue"),
+        "report_taken_username": Option(
+            bool,
+            default=False,
+            help="Say at once that a username is taken. This tells anyone which usernames"
+            " exist (ASVS 6.3.8); off, user_write asks for another one when it writes the"
+            " account, after the email link in the default sign-up.",
+        ),
     }
 
     def check_config(self, config: dict[str, Any], where: str) -> None:
@@ -82,7 +89,8 @@ class PromptStage(StageType):
         for spec in _fields(run):
             if spec.type == "static":
                 continue
-            extra = [_unique_username(run)] if spec.type == "username" else []
+            reported = spec.type == "username" and run.config["report_taken_username"]
+            extra = [unique_username(run)] if reported else []
             spec = _within_the_model(run, spec)
             attributes[spec.key] = build_field(spec, resolve_initial(spec, run), extra)
             if spec.repeat:
@@ -156,7 +164,7 @@ def _fields(run: StageRun) -> list[PromptField]:
     return list(run.memo["fields"])
 
 
-def _unique_username(run: StageRun) -> Any:
+def unique_username(run: StageRun) -> Any:
     """A validator: the username is free, case-insensitively, or already the user's own."""
 
     def check(form: StageForm, field: Any) -> None:

@@ -27,7 +27,8 @@ from ..options import ConfigError, Option
 from ..outcomes import Outcome
 from ..plan import PENDING_USER, PROMPT_DATA
 from .base import StageForm, StageResult, StageRun, StageType, deny, invalid, ok
-from .prompt import password_hash
+from .prompt import password_hash, unique_username
+from .prompt_fields import PromptField, build_field, stored_value
 
 CREATION_MODES = ("never_create", "create_when_required", "always_create")
 #: Attributes only this module's own logic may set, never a mapping.
@@ -39,6 +40,9 @@ MSG_NO_USER = "There is no account to update. Please sign in and try again."
 MSG_USERNAME_TAKEN = "That username is already taken."
 MSG_EMAIL_TAKEN = "That email address is already used by another account."
 MSG_NOT_SAVED = "Your details could not be saved. Please try again."
+MSG_CHOOSE_USERNAME = "That username is already taken. Choose another one."
+#: Plan context: the username to write was taken; the stage asks for another one.
+USERNAME_TAKEN = "user_write_username_taken"
 
 
 class UserWriteStage(StageType):
@@ -70,11 +74,33 @@ class UserWriteStage(StageType):
                 )
 
     def is_interactive(self, run: StageRun) -> bool:
-        return False
+        """Only while it asks for another username: the one entered was taken (a prompt
+        that does not ``report_taken_username`` let it through, or someone took it
+        meanwhile), told only now, after the earlier stages (the email link) ran."""
+        return bool(run.context.get(USERNAME_TAKEN))
+
+    def form_class(self, run: StageRun) -> type[StageForm]:
+        if not run.context.get(USERNAME_TAKEN):
+            return StageForm
+        spec = PromptField(key="username", label="Username", type="username")
+        taken = (run.context.get(PROMPT_DATA) or {}).get("username")
+        field = build_field(spec, taken, [unique_username(run)])
+        return type("UsernameForm", (StageForm,), {"username": field})
+
+    def challenge(self, run: StageRun, form: StageForm) -> dict[str, Any]:
+        username = getattr(form, "username", None)
+        if username is not None and run.memo.get(USERNAME_TAKEN):
+            username.errors = [MSG_CHOOSE_USERNAME]
+        return {}
 
     def respond(self, run: StageRun, form: StageForm | None) -> StageResult:
         store = run.state.user_store
         data = dict(run.context.get(PROMPT_DATA) or {})
+        chosen = getattr(form, "username", None)
+        if chosen is not None:
+            spec = PromptField(key="username", label="Username", type="username")
+            data["username"] = stored_value(spec, chosen.data)
+            run.context[PROMPT_DATA] = {**(run.context.get(PROMPT_DATA) or {}), **data}
         user = run.pending_user()
         mode = run.config["user_creation_mode"]
         create = mode == "always_create" or (mode == "create_when_required" and user is None)
@@ -97,16 +123,27 @@ class UserWriteStage(StageType):
             taken = _taken_ignoring_case(run, attributes, user)
             if taken is not None:
                 store.session.rollback()
-                return invalid(taken)
+                return self._taken(run, taken)
             if create and run.config["create_users_group"]:
                 store.add_to_group(user, run.config["create_users_group"])
             store.session.commit()
         except SQLAlchemyError as error:
             store.session.rollback()
-            return invalid(_failure_message(run, error, attributes))
+            return self._taken(run, _failure_message(run, error, attributes))
+        run.context.pop(USERNAME_TAKEN, None)
         if not create and run.config["notify_previous_email"]:
             _notify_previous_email(run, user, previous_email)
         return self._after_write(run, user, created=create, password_changed=new_hash is not None)
+
+    def _taken(self, run: StageRun, message: str) -> StageResult:
+        """A username entered in a prompt was taken: ask for another one here. Anything
+        else (an email address taken, a failed write) is said, with a way to start again."""
+        entered = (run.context.get(PROMPT_DATA) or {}).get("username")
+        if message == MSG_USERNAME_TAKEN and isinstance(entered, str):
+            run.context[USERNAME_TAKEN] = True
+            run.memo[USERNAME_TAKEN] = True  # challenge() puts the error on the field
+            return invalid()
+        return invalid(message)
 
     def _after_write(
         self, run: StageRun, user: Any, *, created: bool, password_changed: bool

@@ -1,0 +1,125 @@
+"""Sign-up tells no one which accounts exist (ASVS 6.3.8): a taken username and a used
+email address get the page a free one gets. The owner of a used address is mailed that
+they have an account; a taken username is asked for again only after the email link,
+by the person who proved the address."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from browsing import FlowBrowser
+from factory import User, db
+from flask import Flask
+from smtp_sink import Mailbox, bodies, link_in
+
+from flask_flows.blueprints import install_default_flows
+from flask_flows.extension import FlowsState
+from flask_flows.models import Stage
+from flask_flows.stages.user_write import MSG_CHOOSE_USERNAME
+
+PASSWORD = "correct horse battery staple"
+ENROLL = "default-enrollment-flow"
+_TOKENS = re.compile(r'(name="(?:csrf_token|flow_step)"[^>]*value=")[^"]*')
+
+
+@pytest.fixture
+def app_config(mailbox: Mailbox) -> dict[str, Any]:
+    return {**mailbox.config}
+
+
+@pytest.fixture(autouse=True)
+def default_flows(app: Flask, state: FlowsState) -> None:
+    with app.app_context():
+        install_default_flows(state)
+
+
+@pytest.fixture(autouse=True)
+def alice(make_user: Callable[..., User]) -> User:
+    return make_user("alice", email="alice@example.com", password=PASSWORD)
+
+
+def sign_up(browser: FlowBrowser, username: str, email: str) -> tuple[int, str]:
+    """The status and page after the sign-up form, without its per-request tokens and
+    the address it shows."""
+    browser.start(ENROLL)
+    page = browser.step(
+        ENROLL, username=username, email=email, password=PASSWORD, password_repeat=PASSWORD
+    )
+    assert browser.stage_type == "email"
+    return page.status_code, _TOKENS.sub(r"\1", page.text).replace(email, "ADDRESS")
+
+
+def user_named(app: Flask, username: str) -> User | None:
+    with app.app_context():
+        return db.session.scalar(sa.select(User).where(User.username == username))
+
+
+def test_a_taken_username_gets_the_page_a_free_one_gets(
+    app: Flask, browser: FlowBrowser, mailbox: Mailbox
+) -> None:
+    free = sign_up(browser, "carol", "carol@example.com")
+    taken = sign_up(browser.fresh(), "ALICE", "dave1@example.com")
+    assert taken == free
+    assert "taken" not in taken[1]
+    # Both addresses get the same kind of mail: a link to confirm them.
+    assert "Confirm your email address" in mailbox.wait_for_message(1)["Subject"]
+    assert "Confirm your email address" in mailbox.wait_for_message(2)["Subject"]
+
+
+def test_a_used_email_address_gets_the_page_a_free_one_gets_and_its_owner_a_mail(
+    app: Flask, browser: FlowBrowser, mailbox: Mailbox
+) -> None:
+    free = sign_up(browser, "carol", "carol@example.com")
+    used = sign_up(browser.fresh(), "erin1", "alice@example.com")
+    assert used == free
+
+    mailbox.wait_for_message(2)  # the mails go out in the background, in either order
+    [told] = [m for m in mailbox.messages if m["To"] == "alice@example.com"]
+    assert told["Subject"] == "You already have an account at Test App"
+    text, html = bodies(told)
+    for body in (text, html):
+        assert "Hello alice," in body
+        assert "http://localhost/flows/-/login/" in body
+        assert "http://localhost/flows/-/default/recovery/" in body
+        assert "/flows/-/resume/" not in body  # nothing that would continue the sign-up
+    assert user_named(app, "erin1") is None
+
+
+def test_the_person_with_a_taken_username_picks_another_after_the_link(
+    app: Flask, browser: FlowBrowser, mailbox: Mailbox
+) -> None:
+    sign_up(browser, "Alice", "carol@example.com")
+    browser.open_link(link_in(mailbox.wait_for_message()))
+    page = browser.follow()
+    assert browser.stage_type == "user_write"
+    assert "Choose another username" in page.text
+    assert MSG_CHOOSE_USERNAME in page.text
+    assert re.search(r'name="username"[^>]*value="Alice"', page.text)
+
+    page = browser.step(ENROLL, username="alice")  # taken in another case, still
+    assert browser.stage_type == "user_write"
+    assert "That username is already taken." in page.text
+    browser.step(ENROLL, username="carol")
+    assert browser.get("/").text == "home: carol"
+    carol = user_named(app, "carol")
+    assert carol is not None and carol.email == "carol@example.com"
+
+
+def test_a_designer_may_report_taken_usernames_at_the_prompt(
+    app: Flask, state: FlowsState, browser: FlowBrowser
+) -> None:
+    with app.app_context():
+        prompt = db.session.scalar(sa.select(Stage).filter_by(name="default-enrollment-prompt"))
+        assert prompt is not None
+        prompt.config = {**prompt.config, "report_taken_username": True}
+        db.session.commit()
+    browser.start(ENROLL)
+    page = browser.step(
+        ENROLL, username="ALICE", email="x@example.com", password=PASSWORD, password_repeat=PASSWORD
+    )
+    assert browser.stage_type == "prompt"
+    assert "That username is already taken." in page.text
