@@ -399,7 +399,7 @@ class FlowExecutor:
     def _finish(self, plan: FlowPlan) -> Response:
         self._drop_plan()
         target = plan.context.get(REDIRECT) or self._default_target()
-        outcomes.flash_outcome(self._app(), plan.context)
+        outcomes.flash_outcome(self._app(), plan.context, target)
         signals.flow_completed.send(self._app(), flow=self.flow, plan=plan, redirect_to=target)
         return self._redirect(target)
 

@@ -9,25 +9,31 @@ what happened.
 ``FLOWS_FLASH``: ``True`` or ``False``, or ``None`` (the default) for "when the app shows
 flashed messages around flow pages", that is when ``FLOWS_LAYOUT_TEMPLATE`` names a layout
 that calls ``get_flashed_messages``. An app whose pages show them but whose flows use
-flask-flows' own shell sets it to ``True``.
+flask-flows' own shell sets it to ``True``. A flow that leads back to the settings page
+(the setup flows, a password change started there) says it there instead, whatever the
+setting: that page is flask-flows' own and shows its notices.
 """
 
 from __future__ import annotations
 
 import enum
 from typing import Any
+from urllib.parse import urlsplit
 
-from flask import Flask, flash
+from flask import Flask, flash, session, url_for
 
 from . import layouts
 
 #: Plan context key: the outcomes recorded so far, in the order they happened.
 OUTCOMES = "outcomes"
+#: Session key of the notice the settings page shows once.
+SETTINGS_NOTICE = "_flows_settings_notice"
 
 
 class Outcome(enum.StrEnum):
     created = "created"
     password_changed = "password_changed"  # noqa: S105 (an outcome, not a password)
+    email_changed = "email_changed"
     authenticator_added = "authenticator_added"
     recovery_codes_saved = "recovery_codes_saved"
     deleted = "deleted"
@@ -39,6 +45,7 @@ class Outcome(enum.StrEnum):
 SENTENCES = {
     Outcome.created: "Your account was created.",
     Outcome.password_changed: "Your password was changed.",
+    Outcome.email_changed: "Your email address was changed.",
     Outcome.authenticator_added: "Your authenticator app was added.",
     Outcome.recovery_codes_saved: "Your new recovery codes are ready.",
     Outcome.deleted: "Your account was deleted.",
@@ -61,10 +68,15 @@ def message(context: dict[str, Any]) -> str | None:
     return " ".join(words) or None
 
 
-def flash_outcome(app: Flask, context: dict[str, Any]) -> None:
-    """Flash the finished flow's message, when flashing is on for ``app``."""
+def flash_outcome(app: Flask, context: dict[str, Any], target: str) -> None:
+    """Say the finished flow's message on the page at ``target``: the settings page's
+    notice when it leads there, else a flash when flashing is on for ``app``."""
     text = message(context)
-    if text and flashing(app):
+    if not text:
+        return
+    if urlsplit(target).path == url_for("flows.settings"):
+        session[SETTINGS_NOTICE] = text
+    elif flashing(app):
         flash(text, app.config["FLOWS_FLASH_CATEGORY"])
 
 

@@ -35,7 +35,7 @@ from werkzeug.wrappers import Response
 from wtforms import Label, PasswordField
 from wtforms.validators import DataRequired, Length
 
-from . import guesses, layouts, lockouts, sessions, signals
+from . import guesses, layouts, lockouts, outcomes, sessions, signals
 from .csrf import MSG_CSRF
 from .devices import StaticDevice, TOTPDevice
 from .extension import FlowsState, get_state
@@ -45,7 +45,7 @@ from .passwords import MSG_BUSY, HashingBusy
 from .user_agents import describe_user_agent
 
 #: Session key of the one-time notice shown at the top of the page after an action.
-NOTICE_KEY = "_flows_settings_notice"
+NOTICE_KEY = outcomes.SETTINGS_NOTICE
 #: Session key counting wrong passwords for a login that has no server-side row.
 FAILURES_KEY = "_flows_settings_password_failures"
 #: Wrong confirmation passwords in a row, counted on the login's server-side row, after

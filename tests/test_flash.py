@@ -145,3 +145,37 @@ def test_flask_logins_message_is_left_as_the_app_set_it(
     Flows(app, db=SQLAlchemy(app), user_model=User)
     assert app.test_client().get("/").status_code == 404  # decided at the first request
     assert manager.login_message == kept
+
+
+@pytest.mark.parametrize("layout", [None, LAYOUT], ids=["shell", "flashing-layout"])
+def test_a_flow_that_leads_back_to_settings_says_so_there(
+    make_app: MakeApp, alice: User, layout: str | None
+) -> None:
+    app = build(make_app, layout)
+    browser = log_in(app)
+    browser.get("/flows/-/settings/")
+    slug = "default-password-change"
+    browser.start(slug, next="/flows/-/settings/")
+    browser.step(slug, password=PASSWORD)
+    browser.step(
+        slug, password="a new horse battery staple", password_repeat="a new horse battery staple"
+    )
+    assert browser.redirect_target == "/flows/-/settings/"
+    settings = browser.get("/flows/-/settings/").text
+    assert "Your password was changed." in settings
+    assert "Your password was changed." not in browser.get("/flows/-/settings/").text  # once
+    assert browser.get("/flashes").text == "(none)"  # and not again on the app's next page
+
+
+def test_a_changed_email_address_is_confirmed(
+    make_app: MakeApp, make_flow: Callable[..., Flow], alice: User
+) -> None:
+    app = build(make_app, LAYOUT)
+    prompt = {"fields": [{"field_key": "email", "label": "Email", "type": "email"}]}
+    make_flow("address", ("prompt", prompt), "user_write", designation="stage_configuration")
+    browser = log_in(app)
+    browser.get("/flashes")
+    browser.start("address")
+    browser.step("address", email="alice.new@example.com")
+    assert browser.redirect_target == "/"
+    assert browser.get("/flashes").text == "Your email address was changed."

@@ -131,6 +131,8 @@ class UserWriteStage(StageType):
             store.session.rollback()
             return self._taken(run, _failure_message(run, error, attributes))
         run.context.pop(USERNAME_TAKEN, None)
+        if not create and _changed(previous_email, getattr(user, "email", None)):
+            run.record(Outcome.email_changed)
         if not create and run.config["notify_previous_email"]:
             _notify_previous_email(run, user, previous_email)
         return self._after_write(run, user, created=create, password_changed=new_hash is not None)
@@ -273,11 +275,16 @@ def _failure_message(run: StageRun, error: SQLAlchemyError, attributes: dict[str
     return MSG_NOT_SAVED
 
 
+def _changed(previous: str | None, current: str | None) -> bool:
+    """Whether the account has a new address now (a first one too), not counting case."""
+    return bool(current) and identifiers.key(previous or "") != identifiers.key(current or "")
+
+
 def _notify_previous_email(run: StageRun, user: Any, previous: str | None) -> None:
     """Tell the address the account had that it has another now: if someone else made
     the change (a stolen password), the owner hears of it where they still read mail."""
     current = getattr(user, "email", None)
-    if not previous or not current or identifiers.key(previous) == identifiers.key(current):
+    if not previous or not _changed(previous, current):
         return
     contact = support_contact(run.state.config)
     message = mail.build_message(
