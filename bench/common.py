@@ -39,6 +39,9 @@ PRODUCTION = {"time_cost": 3, "memory_cost": 65536, "parallelism": 4}
 PROFILES = {"cheap": CHEAP, "production": PRODUCTION}
 
 LOGIN_SLUG = "login"
+#: The same login on one page: identification with a ``password_stage`` (the default
+#: login flow's shape).
+ONE_PAGE_SLUG = "login-one-page"
 CSRF = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
 
 
@@ -47,7 +50,8 @@ def argon2_config(profile: dict[str, int]) -> dict[str, int]:
 
 
 def flows_app(database_url: str, profile: dict[str, int], **config: Any) -> Flask:
-    """The tests' app with its tables, one login flow (identification → password →
+    """The tests' app with its tables, the two-step login flow (identification → password
+    → user_login), the one-page login flow (identification with the password →
     user_login) and the user ``alice``."""
     app, _ = create_test_app(
         database_url,
@@ -61,6 +65,7 @@ def flows_app(database_url: str, profile: dict[str, int], **config: Any) -> Flas
         state = flows_state(app)
         state.create_tables()
         add_login_flow()
+        add_one_page_login_flow()
         state.user_store.create(username="alice", email="alice@example.com", password=PASSWORD)
         db.session.commit()
     return app
@@ -82,6 +87,26 @@ def add_login_flow(slug: str = LOGIN_SLUG) -> None:
     for order, stage in enumerate(stages, start=1):
         flow.bindings.append(FlowStageBinding(stage=stage, order=order * 10))
     db.session.add(flow)
+    db.session.commit()
+
+
+def add_one_page_login_flow(slug: str = ONE_PAGE_SLUG) -> None:
+    """identification asking for the password too (``password_stage``), then user_login;
+    the password stage it names never cancels either."""
+    password = Stage(
+        name=f"{slug}-password", type="password", config={"failed_attempts_before_cancel": 10**9}
+    )
+    identification = Stage(
+        name=f"{slug}-identification",
+        type="identification",
+        config={"password_stage": password.name},
+    )
+    flow = Flow(slug=slug, name=slug, title="Log in", designation="authentication")
+    flow.bindings.append(FlowStageBinding(stage=identification, order=10))
+    flow.bindings.append(
+        FlowStageBinding(stage=Stage(name=f"{slug}-login", type="user_login", config={}), order=20)
+    )
+    db.session.add_all([password, flow])
     db.session.commit()
 
 

@@ -18,6 +18,7 @@ from argon2 import PasswordHasher
 from common import (
     CHEAP,
     LOGIN_SLUG,
+    ONE_PAGE_SLUG,
     PASSWORD,
     PROFILES,
     WRONG_PASSWORD,
@@ -158,14 +159,19 @@ def stage_overhead(workdir: Path, rounds: int, requests: int) -> dict[str, Any]:
 # -- 2. whole login, 3. ceiling ---------------------------------------------------------------
 
 
-def flows_login(app: Flask, timer: CpuTimer, htmx: bool) -> float:
-    """One complete login with a fresh browser; returns its server-side CPU time."""
+def flows_login(app: Flask, timer: CpuTimer, htmx: bool, one_page: bool = False) -> float:
+    """One complete login with a fresh browser, on two pages or (``one_page``) one;
+    returns its server-side CPU time."""
     browser = FlowBrowser(app.test_client(), htmx=htmx)
     timer.take()
-    browser.start(LOGIN_SLUG)
-    browser.step(LOGIN_SLUG, uid_field="alice")
-    assert browser.stage_type == "password"
-    response = browser.step(LOGIN_SLUG, password=PASSWORD)
+    if one_page:
+        browser.start(ONE_PAGE_SLUG)
+        response = browser.step(ONE_PAGE_SLUG, uid_field="alice", password=PASSWORD)
+    else:
+        browser.start(LOGIN_SLUG)
+        browser.step(LOGIN_SLUG, uid_field="alice")
+        assert browser.stage_type == "password"
+        response = browser.step(LOGIN_SLUG, password=PASSWORD)
     assert browser.redirect_target == "/", response.status
     spent = timer.take()
     timer.recording = False
@@ -200,8 +206,10 @@ def whole_login(workdir: Path, rounds: dict[str, int], logins: dict[str, int]) -
         def per_login(login: Callable[[], float], count: int = count) -> Callable[[], float]:
             return lambda: sum(login() for _ in range(count)) / count
 
-        def ours_login(htmx: bool, app: Flask = ours, timer: CpuTimer = ours_timer) -> float:
-            return flows_login(app, timer, htmx=htmx)
+        def ours_login(
+            htmx: bool, one_page: bool = False, app: Flask = ours, timer: CpuTimer = ours_timer
+        ) -> float:
+            return flows_login(app, timer, htmx=htmx, one_page=one_page)
 
         def peer_login(app: Flask = peer, timer: CpuTimer = peer_timer) -> float:
             return fst_login(app, timer)
@@ -209,6 +217,8 @@ def whole_login(workdir: Path, rounds: dict[str, int], logins: dict[str, int]) -
         cases = {
             "flows htmx": per_login(lambda: ours_login(True)),
             "flows no-JS": per_login(lambda: ours_login(False)),
+            "flows one-page htmx": per_login(lambda: ours_login(True, one_page=True)),
+            "flows one-page no-JS": per_login(lambda: ours_login(False, one_page=True)),
             "Flask-Security-Too": per_login(peer_login),
         }
         for case in cases.values():
@@ -220,6 +230,8 @@ def whole_login(workdir: Path, rounds: dict[str, int], logins: dict[str, int]) -
             "ratio": {
                 "htmx": medians["flows htmx"] / peer_time,
                 "no-JS": medians["flows no-JS"] / peer_time,
+                "one-page htmx": medians["flows one-page htmx"] / peer_time,
+                "one-page no-JS": medians["flows one-page no-JS"] / peer_time,
             },
             "rounds": rounds[name],
             "logins_per_round": count,
@@ -328,11 +340,24 @@ def _login_walk(app: Flask, slug: str) -> Callable[..., dict[str, tuple[int, int
         measure("GET /flows/-/login/ (default flow)", lambda: browser.get("/flows/-/login/"))
         assert browser.redirect_target and browser.redirect_target.startswith(f"/flows/{slug}/")
         measure("GET identification (start)", lambda: browser.start(slug))
-        measure("POST identification", lambda: browser.submit(slug, uid_field="alice"))
-        measure("GET password", lambda: browser.follow())
-        assert browser.stage_type == "password"
-        measure("POST password (wrong)", lambda: browser.submit(slug, password=WRONG_PASSWORD))
-        measure("POST password + login", lambda: browser.submit(slug, password=PASSWORD))
+        assert browser.last is not None
+        if 'name="password"' in browser.last.text:  # one page (the default login flow)
+            measure(
+                "POST identification + password (wrong)",
+                lambda: browser.submit(slug, uid_field="alice", password=WRONG_PASSWORD),
+            )
+            measure(
+                "POST identification + password + login",
+                lambda: browser.submit(slug, uid_field="alice", password=PASSWORD),
+            )
+        else:
+            measure("POST identification", lambda: browser.submit(slug, uid_field="alice"))
+            measure("GET password", lambda: browser.follow())
+            assert browser.stage_type == "password"
+            measure(
+                "POST password (wrong)", lambda: browser.submit(slug, password=WRONG_PASSWORD)
+            )
+            measure("POST password + login", lambda: browser.submit(slug, password=PASSWORD))
         assert browser.redirect_target == "/"
         measure("GET / (logged in)", lambda: browser.get("/"))
         assert browser.last is not None and browser.last.text == LOGGED_IN

@@ -15,6 +15,9 @@ CHART = ROOT / "docs" / "performance.png"
 
 OVERHEAD_TARGET = 1.25
 LOGIN_TARGET = 1.10
+#: The one-page login (identification with the password) at cheap argon2, where the
+#: framework's own work shows (issue 14).
+ONE_PAGE_TARGET = 1.25
 COOKIE_LIMIT = 4096
 COOKIE_TARGET = 1024
 QUERY_TARGET = 3
@@ -41,6 +44,8 @@ def _most_per_stage_request(counts: dict[str, dict[str, int]]) -> int:
 
 
 def _cell(counts: dict[str, dict[str, int]], step: str) -> str:
+    if step not in counts["total"]:
+        return "—"  # a request this login does not make (the default login is one page)
     total, guess = counts["total"][step], counts["guess"][step]
     return f"{total} ({guess})" if guess else str(total)
 
@@ -75,7 +80,9 @@ def markdown(r: dict[str, Any]) -> str:
     ]
     worst_overhead = max(over["ratio"].values())
     prod = login["production"]["ratio"]
-    worst_login = max(prod.values())
+    worst_login = max(prod["htmx"], prod["no-JS"])
+    cheap = login["cheap"]["ratio"]
+    worst_one_page = max(cheap["one-page htmx"], cheap["one-page no-JS"])
     stage_queries = {
         flows: _most_per_stage_request(counts) for flows, counts in queries["scaling"].items()
     }
@@ -89,6 +96,9 @@ def markdown(r: dict[str, Any]) -> str:
         f"| 2. whole login CPU vs Flask-Security-Too, production argon2 | htmx {prod['htmx']:.2f}×,"
         f" no-JS {prod['no-JS']:.2f}× | ≤ {LOGIN_TARGET}× |"
         f" {_verdict(worst_login <= LOGIN_TARGET)} |",
+        f"| 2b. whole one-page login CPU vs Flask-Security-Too, cheap argon2 |"
+        f" htmx {cheap['one-page htmx']:.2f}×, no-JS {cheap['one-page no-JS']:.2f}× |"
+        f" ≤ {ONE_PAGE_TARGET}× | {_verdict(worst_one_page <= ONE_PAGE_TARGET)} |",
         f"| 3. logins/s per core vs argon2 limit, production |"
         f" {ceil['production']['logins_per_core']:.2f} of"
         f" {ceil['production']['hash_limit_per_core']:.2f}"
@@ -137,22 +147,25 @@ def markdown(r: dict[str, Any]) -> str:
         "## 2. Whole login",
         "",
         "CPU time of every request of one complete login with a fresh browser: flask-flows",
-        "(GET, POST identification, [no-JS: GET after the 303], POST password which also logs",
-        "in) against Flask-Security-Too's login form (GET /login, POST /login) with the same",
-        "argon2id parameters (`SECURITY_PASSWORD_HASH_PASSLIB_OPTIONS`). Each login is checked:",
-        "`/` shows the user for flask-flows, FST's `@auth_required` page answers 200.",
+        "on two pages (GET, POST identification, [no-JS: GET after the 303], POST password",
+        "which also logs in) and on one page, as the default login flow does (GET, POST",
+        "identification with the password, which also logs in), against Flask-Security-Too's",
+        "login form (GET /login, POST /login) with the same argon2id parameters",
+        "(`SECURITY_PASSWORD_HASH_PASSLIB_OPTIONS`). Each login is checked: `/` shows the user",
+        "for flask-flows, FST's `@auth_required` page answers 200.",
         "",
-        "| argon2 | flask-flows htmx | flask-flows no-JS | Flask-Security-Too | htmx ratio |"
-        " no-JS ratio |",
-        "|---|---|---|---|---|---|",
+        "| argon2 | login | flask-flows htmx | flask-flows no-JS | Flask-Security-Too |"
+        " htmx ratio | no-JS ratio |",
+        "|---|---|---|---|---|---|---|",
     ]
     for name, row in login.items():
         s = row["seconds"]
-        lines.append(
-            f"| {name} | {_ms(s['flows htmx'])} | {_ms(s['flows no-JS'])} |"
-            f" {_ms(s['Flask-Security-Too'])} | {row['ratio']['htmx']:.2f}× |"
-            f" {row['ratio']['no-JS']:.2f}× |"
-        )
+        for shape, prefix in (("two pages", ""), ("one page", "one-page ")):
+            lines.append(
+                f"| {name} | {shape} | {_ms(s[f'flows {prefix}htmx'])} |"
+                f" {_ms(s[f'flows {prefix}no-JS'])} | {_ms(s['Flask-Security-Too'])} |"
+                f" {row['ratio'][f'{prefix}htmx']:.2f}× | {row['ratio'][f'{prefix}no-JS']:.2f}× |"
+            )
     lines += [
         "",
         "Cheap: t=1, m=8 KiB, p=1. Production: argon2-cffi's defaults, t=3, m=64 MiB, p=4",
@@ -207,13 +220,15 @@ def markdown(r: dict[str, Any]) -> str:
         "|---|" + "---|" * (len(queries["scaling"]) + 2),
     ]
     columns = [*queries["scaling"].values(), queries["every_request"], queries["default_flows"]]
-    for label in next(iter(queries["scaling"].values()))["total"]:
+    labels = list(dict.fromkeys(label for c in columns for label in c["total"]))
+    for label in labels:
         lines.append(f"| {label} | " + " | ".join(_cell(c, label) for c in columns) + " |")
     lines += [
         "",
-        "The POST that ends the login runs more than one stage: password and user_login,",
-        "and in the default flow also the MFA check (no device here, so it passes without a",
-        "form).",
+        "The POST that ends the login runs more than one stage: password and user_login;",
+        "in the default flow, one page, it is identification with the password (which also",
+        "reads the options of the password stage it names), the MFA check (no device here,",
+        "so it passes without a form) and user_login.",
         "",
         "## 6. Scale-out",
         "",
@@ -313,23 +328,23 @@ def chart(r: dict[str, Any]) -> None:
     labels = [
         "stage GET",
         "stage POST",
-        "login htmx\ncheap",
-        "login no-JS\ncheap",
+        "1-page\nhtmx\ncheap",
+        "1-page\nno-JS\ncheap",
         "login htmx\nprod",
         "login no-JS\nprod",
     ]
     values = [
         r["overhead"]["ratio"]["GET"],
         r["overhead"]["ratio"]["POST"],
-        r["login"]["cheap"]["ratio"]["htmx"],
-        r["login"]["cheap"]["ratio"]["no-JS"],
+        r["login"]["cheap"]["ratio"]["one-page htmx"],
+        r["login"]["cheap"]["ratio"]["one-page no-JS"],
         r["login"]["production"]["ratio"]["htmx"],
         r["login"]["production"]["ratio"]["no-JS"],
     ]
     ax.bar(labels, values, color=["#4c72b0"] * 2 + ["#dd8452"] * 4)
     ax.axhline(1, color="black", linewidth=0.8)
     ax.axhline(OVERHEAD_TARGET, color="#4c72b0", linestyle="--", label="stage target 1.25×")
-    ax.axhline(LOGIN_TARGET, color="#dd8452", linestyle="--", label="login target 1.10× (prod)")
+    ax.axhline(LOGIN_TARGET, color="#dd8452", linestyle="--", label="login target 1.10× (prod), one page 1.25× (cheap)")
     ax.set_title("1–2. CPU time ratio vs baseline (lower is better)")
     ax.set_ylabel("× baseline")
     ax.tick_params(axis="x", labelsize=8)

@@ -59,9 +59,8 @@ class Walk:
     def log_in(self, browser: FlowBrowser, username: str, password: str = PASSWORD) -> None:
         browser.start(LOGIN)
         self.record(browser, "login: identification shown")
-        browser.step(LOGIN, uid_field=username)
-        self.record(browser, "login: password shown")
-        browser.step(LOGIN, password=password)
+        # The default login asks for the password on the same page (password_stage).
+        browser.step(LOGIN, uid_field=username, password=password)
         self.record(browser, "login: logged in")
         assert browser.get("/").text == f"home: {username}"
 

@@ -174,15 +174,19 @@ class FlowBrowser:
         self, username: str, password: str, slug: str | None = None, next: str | None = None
     ) -> TestResponse:
         """Walk a login flow (``slug``, else the default authentication flow): the
-        identifier, the password, and the "stay signed in" step when it asks. Returns the
+        identifier and the password (on one page or two), and the "stay signed in" step
+        when it asks. Returns the
         last response: the redirect that leaves the flow, or a stage that needs more (a
         second factor, an error)."""
         if slug is None:
             self.start_default("authentication", next=next)
         else:
             self.start(slug, next=next)
-        self.step(slug, uid_field=username)
-        response = self.step(slug, password=password)
+        if 'name="password"' in self._last().text:  # identification with a password_stage
+            response = self.step(slug, uid_field=username, password=password)
+        else:
+            self.step(slug, uid_field=username)
+            response = self.step(slug, password=password)
         if self.stage_type == "user_login":
             response = self.step(slug)
         return response

@@ -479,8 +479,7 @@ def test_install_default_flows_is_idempotent(app: Flask, state: FlowsState) -> N
     assert first.created == default_definitions()
     before = flow_summary(app, "default-authentication-flow")
     assert [b[2] for b in before["bindings"]] == [
-        "default-authentication-identification",
-        "default-authentication-password",
+        "default-authentication-identification",  # asks for the password too
         "default-authentication-mfa-validation",
         "default-authentication-login",
     ]
@@ -501,11 +500,10 @@ def test_default_flows_log_a_user_in_and_out(
     assert browser.stage_type == "identification"
     # The title names the stage and the flow, in a whole page and (for htmx) a fragment.
     assert "<title>Sign in · Welcome · Test App</title>" in browser.last.text
-    browser.submit("default-authentication-flow", uid_field="alice")
-    if not browser.htmx:
-        browser.follow()
-    assert browser.stage_type == "password"
-    browser.submit("default-authentication-flow", password="correct horse battery")
+    # One page asks for both (the identification stage's password_stage).
+    browser.submit(
+        "default-authentication-flow", uid_field="alice", password="correct horse battery"
+    )
     assert browser.redirect_target == "/after"
     assert browser.get("/").text == "home: alice"
 

@@ -72,8 +72,8 @@ def test_list_shows_each_flow_with_its_stages_in_order(app: Flask) -> None:
     login = rows[slugs.index("default-authentication-flow")]
     assert login.split()[:3] == ["default-authentication-flow", "authentication", "Welcome"]
     assert login.endswith(
-        "default-authentication-identification, default-authentication-password,"
-        " default-authentication-mfa-validation, default-authentication-login"
+        "default-authentication-identification, default-authentication-mfa-validation,"
+        " default-authentication-login"
     )
     assert "Log out" in rows[slugs.index("default-invalidation-flow")]
     # Columns line up: every row's stage list starts where the header's STAGES does.
@@ -279,4 +279,4 @@ def test_a_kept_flow_whose_bindings_changed_is_left_whole(app: Flask) -> None:
     assert revisions(app)["default-authentication-flow"] == before
     with app.app_context():
         flow = db.session.scalar(sa.select(Flow).filter_by(slug="default-authentication-flow"))
-        assert len(flow.bindings) == 3
+        assert len(flow.bindings) == 2

@@ -109,9 +109,7 @@ def test_home_shows_who_is_logged_in(browser: FlowBrowser, example: Flask) -> No
     browser.get(login_url)
     browser.follow()
     assert browser.stage_type == "identification"
-    browser.step(LOGIN_FLOW, uid_field="alice")
-    assert browser.stage_type == "password"
-    browser.step(LOGIN_FLOW, password=PASSWORD)
+    browser.step(LOGIN_FLOW, uid_field="alice", password=PASSWORD)
     assert browser.redirect_target == "/"
     home = browser.get("/")
     assert "Signed in as <strong>alice</strong>" in home.text
@@ -135,9 +133,7 @@ def test_account_page_sends_anonymous_users_through_login_and_back(
     browser.follow()  # to /flows/-/login/, which sends on to the login flow
     browser.follow()
     assert browser.stage_type == "identification"
-    browser.step(LOGIN_FLOW, uid_field="bob")
-    assert browser.stage_type == "password"
-    browser.step(LOGIN_FLOW, password=PASSWORD)
+    browser.step(LOGIN_FLOW, uid_field="bob", password=PASSWORD)
     assert browser.redirect_target == "/account"
     account = browser.get("/account")
     assert account.status_code == 200

@@ -43,12 +43,10 @@ def alice(make_user: Callable[..., User]) -> User:
 
 
 def fail_login(browser: FlowBrowser, times: int) -> TestResponse:
-    browser.start(LOGIN)
-    browser.step(LOGIN, uid_field="alice")
-    page = browser.last
+    """Wrong passwords on the default login's one page."""
+    page = browser.start(LOGIN)
     for n in range(times):
-        page = browser.step(LOGIN, password=f"guess {n}")
-    assert page is not None
+        page = browser.step(LOGIN, uid_field="alice", password=f"guess {n}")
     return page
 
 
@@ -110,17 +108,18 @@ def test_after_the_wait_the_login_works_again(app: Flask, browser: FlowBrowser) 
     fail_login(browser, FREE)
     pass_time(app, 61)
     browser.start(LOGIN)
-    browser.step(LOGIN, uid_field="alice")
-    browser.step(LOGIN, password=PASSWORD)
+    browser.step(LOGIN, uid_field="alice", password=PASSWORD)
     assert browser.redirect_target == "/"
 
 
 @pytest.mark.usefixtures("defaults", "alice")
 def test_the_password_step_offers_recovery_and_names_the_account_for_password_managers(
-    browser: FlowBrowser,
+    browser: FlowBrowser, make_flow: Callable[..., Flow]
 ) -> None:
-    browser.start(LOGIN)
-    page = browser.step(LOGIN, uid_field="alice")
+    identify = {"recovery_flow": "default-recovery-flow"}
+    make_flow("two-step", ("identification", identify), "password", "user_login")
+    browser.start("two-step")
+    page = browser.step("two-step", uid_field="alice")
     assert browser.stage_type == "password"
     assert (
         '<a class="flows-link" href="/flows/default-recovery-flow/">Forgot your password?</a>'
@@ -128,7 +127,7 @@ def test_the_password_step_offers_recovery_and_names_the_account_for_password_ma
     )
     assert re.search(r'<input type="text" autocomplete="username" value="alice" hidden', page.text)
     # A wrong password keeps the offer in view.
-    page = browser.step(LOGIN, password="a guess")
+    page = browser.step("two-step", password="a guess")
     assert "Invalid username or password." in page.text
     assert "Forgot your password?" in page.text
 

@@ -157,7 +157,7 @@ def test_an_operator_sets_a_forgotten_password(member_app: Flask) -> None:
     assert "/flows/-/login/" in ended.headers["Location"]
     old = testing.FlowBrowser(member_app.test_client())
     old.log_in("bo", PASSWORD)
-    assert old.stage_type == "password"  # refused: still asking
+    assert old.stage_type == "identification"  # refused: still asking
     browser = testing.FlowBrowser(member_app.test_client())
     browser.log_in("bo", "new horse battery")
     assert browser.redirect_target == "/"

@@ -335,6 +335,9 @@ def test_the_documented_spraying_captcha_works(
     visitor = client_from(app, "198.51.100.20")
     visitor.start("guarded-login")
     assert visitor.stage_type == "identification"
+    make_user("vic", password="correct horse battery")
+    visitor.step("guarded-login", uid_field="vic", password="correct horse battery")
+    assert visitor.redirect_target == "/"  # the password asked once, on that page
 
 
 @pytest.mark.parametrize(

@@ -18,6 +18,8 @@ from smtp_sink import Mailbox, link_in
 from sqlalchemy.orm import Mapped, mapped_column
 
 from flask_flows import AuthenticatedSession, Flow, Flows, FlowsUserMixin
+from flask_flows.blueprints import install_default_flows
+from flask_flows.extension import FlowsState
 from flask_flows.testing import FlowClient, log_in, log_out
 
 TESTING_DOC = Path(__file__).resolve().parents[1] / "docs" / "testing.md"
@@ -212,18 +214,21 @@ def test_a_failed_login_leaves_the_browser_on_the_stage(
 
 
 def test_a_protected_page_leads_into_the_login_flow_and_back(
-    app: Flask, browser: FlowBrowser, make_user: Callable[..., User], login_flow: Flow
+    app: Flask, state: FlowsState, browser: FlowBrowser, make_user: Callable[..., User]
 ) -> None:
+    """docs/testing.md's example, on the default login flow."""
+
     @app.get("/orders")
     @login_required
     def orders() -> str:
         return "your orders"
 
+    with app.app_context():
+        install_default_flows(state)
     make_user("alice")
     browser.get("/orders", follow_redirects=True)
     assert browser.stage_type == "identification"
-    browser.step(uid_field="alice")
-    browser.step(password=PASSWORD)
+    browser.step(uid_field="alice", password=PASSWORD)
     assert browser.redirect_target == "/orders"
     assert browser.follow().text == "your orders"
 

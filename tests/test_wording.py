@@ -82,8 +82,6 @@ def test_no_stage_of_a_default_flow_repeats_the_flows_heading(app: Flask) -> Non
     seen: list[tuple[str | None, str | None]] = []
     anonymous = FlowBrowser(app.test_client())
     seen.append(headings(anonymous.start("default-authentication-flow")))
-    seen.append(headings(anonymous.step("default-authentication-flow", uid_field="alice")))
-    assert anonymous.stage_type == "password"
     for slug in ("default-recovery-flow", "default-enrollment-flow"):
         seen.append(headings(anonymous.start(slug)))
 
@@ -101,7 +99,7 @@ def test_no_stage_of_a_default_flow_repeats_the_flows_heading(app: Flask) -> Non
         if me.stage_type == "password":
             seen.append(headings(me.step(slug, password=PASSWORD)))
 
-    assert len(seen) == 15
+    assert len(seen) == 14
     for h1, h2 in seen:
         assert h1, "every flow page has the flow's heading"
         assert h2 is None or h2.lower() != h1.lower(), (h1, h2)

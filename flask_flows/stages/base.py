@@ -190,11 +190,12 @@ def judge_guess(run: StageRun, user: Any | None, correct: bool) -> Verdict:
     return guesses.judge(run.state, key, correct)
 
 
-def count_failure(run: StageRun, counter: str, reason: str) -> bool:
+def count_failure(run: StageRun, counter: str, reason: str, limit: int | None = None) -> bool:
     """One more failed check in this plan, already counted on the server by
     :func:`judge_guess`: counted under ``counter`` in the plan context (the cookie, so
     only to end this flow after ``failed_attempts_before_cancel``, as authentik does),
-    sent as ``login_failed`` and logged. True once that number is reached."""
+    sent as ``login_failed`` and logged. True once that number (``limit``, else the
+    stage's own option) is reached."""
     attempts = int(run.context.get(counter, 0)) + 1
     run.context[counter] = attempts
     signals.login_failed.send(
@@ -204,4 +205,4 @@ def count_failure(run: StageRun, counter: str, reason: str) -> bool:
         reason=reason,
     )
     run.state.log.info("%s: failed attempt %d in flow %s", run.stage.type, attempts, run.flow.slug)
-    return attempts >= int(run.config["failed_attempts_before_cancel"])
+    return attempts >= int(limit or run.config["failed_attempts_before_cancel"])

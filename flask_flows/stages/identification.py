@@ -3,19 +3,28 @@
 With ``pretend_user_exists`` (the default) an unknown identifier continues to the next
 stage exactly like a known one, so the password stage fails in the same words and the
 same time for both, and the form never reveals whether an account exists.
+
+With ``password_stage`` (authentik's option of that name) the page asks for the password
+too and checks it as the named password stage would (its options, the same judgement and
+counting, :func:`flask_flows.stages.password.verify`): one page and one request for the
+login, and the pair password managers fill best. An unknown identifier then fails like a
+wrong password, whatever ``pretend_user_exists`` says.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import sqlalchemy as sa
 from flask import current_app, url_for
 from wtforms import StringField
 from wtforms.validators import DataRequired, Length
 
 from .. import signals
-from ..options import Option
+from ..models import Stage
+from ..options import ConfigError, Option
 from ..plan import PENDING_USER, PENDING_USER_IDENTIFIER
+from .password import password_field, verify
 from .base import WORDING, StageForm, StageResult, StageRun, StageType, invalid, ok
 
 _FIELD_LABELS = {"username": "username", "email": "email address"}
@@ -44,9 +53,18 @@ class IdentificationStage(StageType):
         "pretend_user_exists": Option(bool, default=True),
         "enrollment_flow": Option(str, default=None, nullable=True),
         "recovery_flow": Option(str, default=None, nullable=True),
+        "password_stage": Option(
+            str,
+            default=None,
+            nullable=True,
+            help="Name of a password stage: ask for the password on this page, checked"
+            " with that stage's options (the flow then binds no password stage of its own).",
+        ),
     }
 
     def form_class(self, run: StageRun) -> type[StageForm]:
+        if run.config["password_stage"]:
+            return IdentificationPasswordForm
         return IdentificationForm
 
     def challenge(self, run: StageRun, form: StageForm) -> dict[str, Any]:
@@ -59,9 +77,11 @@ class IdentificationStage(StageType):
                 "type": "email",
                 "autocomplete": "email",
             }  # type: ignore[attr-defined]
+        password = _password_config(run)
         return {
             "enrollment_url": _flow_url(run.config["enrollment_flow"]),
             "recovery_url": _flow_url(run.config["recovery_flow"]),
+            "allow_show_password": bool(password and password["allow_show_password"]),
         }
 
     def respond(self, run: StageRun, form: StageForm | None) -> StageResult:
@@ -71,6 +91,11 @@ class IdentificationStage(StageType):
             identifier, run.config["user_fields"], run.config["case_insensitive_matching"]
         )
         run.context[PENDING_USER_IDENTIFIER] = identifier
+        run.context.pop(PENDING_USER, None)
+        password = _password_config(run)
+        if password is not None:
+            assert isinstance(form, IdentificationPasswordForm)
+            return verify(run, user, form.password, password)
         if user is not None:
             run.context[PENDING_USER] = run.state.user_store.user_id(user)
             return ok()
@@ -86,6 +111,27 @@ class IdentificationStage(StageType):
             return ok()
         form.uid_field.errors = ["No account matches that username or email address."]  # type: ignore[attr-defined]
         return invalid()
+
+
+class IdentificationPasswordForm(IdentificationForm):
+    password = password_field()
+
+
+def _password_config(run: StageRun) -> dict[str, Any] | None:
+    """The options of the ``password_stage`` this stage names, ``None`` when it names none."""
+    name = run.config["password_stage"]
+    if not name:
+        return None
+    if "password_stage" not in run.memo:
+        stage = run.state.db.session.scalar(sa.select(Stage).where(Stage.name == name))
+        if stage is None or stage.type != "password":
+            raise ConfigError(
+                f"stage {run.stage.name!r} (identification), field 'password_stage':"
+                f" there is no password stage named {name!r}"
+            )
+        run.memo["password_stage"] = run.state.stage_config(stage)
+    config: dict[str, Any] = run.memo["password_stage"]
+    return config
 
 
 def _flow_url(slug: str | None) -> str | None:

@@ -34,8 +34,9 @@ FAILED_ATTEMPTS = "failed_password_attempts"
 WRONG_CREDENTIALS = "Invalid username or password."
 
 
-class PasswordForm(StageForm):
-    password = PasswordField(
+def password_field() -> Any:
+    """The field a current password is typed into (here and on an identification page)."""
+    return PasswordField(
         "Password",
         validators=[
             DataRequired("Enter your password."),
@@ -43,6 +44,10 @@ class PasswordForm(StageForm):
         ],
         render_kw={"autocomplete": "current-password"},
     )
+
+
+class PasswordForm(StageForm):
+    password = password_field()
 
 
 class PasswordStage(StageType):
@@ -71,24 +76,7 @@ class PasswordStage(StageType):
 
     def respond(self, run: StageRun, form: StageForm | None) -> StageResult:
         assert isinstance(form, PasswordForm)
-        user = self._subject(run)
-        store = run.state.user_store
-        correct = store.check_password(user, form.password.data or "") and user is not None
-        verdict = judge_guess(run, user, correct)
-        if verdict.refused:
-            return refused(verdict)
-        if correct:
-            run.context[AUTH_METHOD] = "password"
-            run.context.pop(FAILED_ATTEMPTS, None)
-            run.context[PENDING_USER] = store.user_id(user)
-            if store.session.is_modified(user):
-                store.session.commit()  # persists a re-hash made with new parameters
-            return ok()
-
-        if count_failure(run, FAILED_ATTEMPTS, "invalid_password"):
-            return locked_out(verdict, offer_recovery=True)
-        form.password.errors = [WRONG_CREDENTIALS]
-        return invalid(verdict.wait_message())
+        return verify(run, self._subject(run), form.password, run.config)
 
     def _subject(self, run: StageRun) -> Any | None:
         """The pending user; the logged-in user when re-authenticating; ``None`` if pretended."""
@@ -97,3 +85,28 @@ class PasswordStage(StageType):
         if PENDING_USER_IDENTIFIER in run.context:
             return None
         return run.state.current_user()
+
+
+def verify(run: StageRun, user: Any | None, field: Any, config: dict[str, Any]) -> StageResult:
+    """Check the password typed into ``field`` for ``user`` (``None``: an identifier that
+    matches no one, checked against a dummy hash all the same), as a password stage with
+    ``config`` does: judged on the server, counted in the plan, the plan cancelled at
+    ``failed_attempts_before_cancel``. Also what an identification stage with a
+    ``password_stage`` runs on its own page."""
+    store = run.state.user_store
+    correct = store.check_password(user, field.data or "") and user is not None
+    verdict = judge_guess(run, user, correct)
+    if verdict.refused:
+        return refused(verdict)
+    if correct:
+        run.context[AUTH_METHOD] = "password"
+        run.context.pop(FAILED_ATTEMPTS, None)
+        run.context[PENDING_USER] = store.user_id(user)
+        if store.session.is_modified(user):
+            store.session.commit()  # persists a re-hash made with new parameters
+        return ok()
+    limit = int(config["failed_attempts_before_cancel"])
+    if count_failure(run, FAILED_ATTEMPTS, "invalid_password", limit):
+        return locked_out(verdict, offer_recovery=True)
+    field.errors = [WRONG_CREDENTIALS]
+    return invalid(verdict.wait_message())

@@ -237,8 +237,7 @@ class Walker:
     def log_in(self, username: str, password: str = PASSWORD) -> Walker:
         """Walk the default login flow to the home page (a user without a second factor)."""
         self.start("default-authentication-flow")
-        self.submit("password", uid_field=username)
-        return self.finish("/", password=password)
+        return self.finish("/", uid_field=username, password=password)
 
     def stage_loaded(self, stage_type: str | None = None) -> None:
         """A stage page has just been loaded (not swapped): set the marker that every later

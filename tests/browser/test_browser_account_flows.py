@@ -94,8 +94,7 @@ def test_delete_the_account(walker: Callable[..., Walker], user: str) -> None:
 
     again = walker()
     again.start("default-authentication-flow")
-    again.submit("password", uid_field=user)
-    again.submit("password", password=PASSWORD)
+    again.submit("identification", uid_field=user, password=PASSWORD)
     assert "Invalid username or password." in again.stage.inner_text()
 
 

@@ -35,9 +35,8 @@ def test_log_in_change_nothing_and_log_out_inside_the_layout(
     in_the_layout(me)
     assert me.page.title() == "Sign in · Welcome · flask-flows example"
     me.screenshot("embedded-login")
-    me.submit("password", uid_field=user)
+    me.submit("identification", uid_field=user, password="not the password")
     in_the_layout(me)
-    me.submit("password", password="not the password")
     assert "Invalid username or password." in me.stage.inner_text()
     me.finish("/", password=PASSWORD)
     assert me.page.locator(".bar nav strong").inner_text() == user
@@ -64,5 +63,5 @@ def test_htmx_keeps_no_history_and_stays_on_the_site(
     history cache, requests stay same-origin, swapped HTML runs no scripts."""
     me = walker()
     me.start("default-authentication-flow")
-    me.submit("password", uid_field=user)
+    me.submit("identification", uid_field=user, password="not the password")
     assert me.page.evaluate(HTMX_SETTINGS) == [0, True, False, False, None]

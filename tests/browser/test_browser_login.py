@@ -11,7 +11,18 @@ from conftest import HTMX_SETTINGS, PASSWORD, Walker
 pytestmark = pytest.mark.browser
 
 LOGIN = "default-authentication-flow"
+SIGN_UP = "default-enrollment-flow"
 BAD_LOGIN = "Invalid username or password."
+
+
+def new_account(name: str) -> dict[str, str]:
+    """The sign-up form of someone new: a flow of two pages (the form, then the inbox)."""
+    return {
+        "username": name,
+        "email": f"{name}@example.com",
+        "password": PASSWORD,
+        "password_repeat": PASSWORD,
+    }
 
 
 def test_log_in_and_out(walker: Callable[..., Walker], user: str) -> None:
@@ -20,9 +31,10 @@ def test_log_in_and_out(walker: Callable[..., Walker], user: str) -> None:
     me.page.get_by_role("link", name="Log in").last.click()
     me.stage_loaded()
     me.screenshot("login")
-    me.submit("password", uid_field=user)
-    me.submit("password", password="not the password")
+    # One page asks for both (the identification stage's password_stage).
+    me.submit("identification", uid_field=user, password="not the password")
     assert BAD_LOGIN in me.stage.inner_text()
+    assert me.field("uid_field").input_value() == user  # kept for the next try
     me.screenshot("password-error")
     me.finish("/", password=PASSWORD)
     assert me.page.locator(".bar nav strong").inner_text() == user
@@ -43,14 +55,10 @@ def test_keyboard_only_with_focus_and_announced_errors(
     assert me.focused() == "uid_field"
     keyboard.type(user)
     keyboard.press("Tab")
-    assert me.focused() == "button:submit"
-    keyboard.press("Enter")
-    me.expect_stage("password")
     assert me.focused() == "password"
-
     keyboard.type("not the password")
     keyboard.press("Enter")
-    me.expect_stage("password")
+    me.expect_stage("identification")
     password = me.field("password")
     assert me.focused() == "password"
     assert password.get_attribute("aria-invalid") == "true"
@@ -66,16 +74,14 @@ def test_keyboard_only_with_focus_and_announced_errors(
 
 
 @pytest.mark.parametrize("js", [True], ids=["js"])
-def test_stage_messages_are_announced_in_the_live_region(
-    walker: Callable[..., Walker], user: str
-) -> None:
+def test_stage_messages_are_announced_in_the_live_region(walker: Callable[..., Walker]) -> None:
     me = walker()
-    me.start(LOGIN)
+    me.start(SIGN_UP)
     old_tab = me.page.context.new_page()
     old_tab.goto(me.page.url)
-    me.submit("password", uid_field=user)
+    me.submit("email", **new_account("dana"))
 
-    old_tab.locator("[name=uid_field]").fill(user)
+    old_tab.locator("[name=username]").fill("erin")
     old_tab.get_by_role("button", name="Continue").click()
     stale = "That page was out of date"
     old_tab.wait_for_function(
@@ -85,49 +91,41 @@ def test_stage_messages_are_announced_in_the_live_region(
     messages = old_tab.locator("#flow-stage .flows-messages")
     assert messages.get_attribute("aria-live") == "polite"
     assert stale in messages.inner_text()
-    assert old_tab.evaluate("document.activeElement.name") == "uid_field"
+    assert old_tab.evaluate("document.activeElement.name") == "username"
 
 
-def test_back_and_reload_land_on_the_current_stage(
-    walker: Callable[..., Walker], user: str, js: bool
-) -> None:
+def test_back_and_reload_land_on_the_current_stage(walker: Callable[..., Walker], js: bool) -> None:
     me = walker()
     me.goto("/")
-    me.page.get_by_role("link", name="Log in").last.click()
-    me.stage_loaded("identification")
-    me.submit("password", uid_field=user)
+    me.start(SIGN_UP)
+    me.submit("email", **new_account("frank"))
 
     me.page.reload()
-    me.stage_loaded("password")
+    me.stage_loaded("email")
     me.page.go_back()
     if js:
         # htmx swaps add no history entry: Back leaves the flow, Forward comes back to it.
         me.wait_for_path("/")
         me.page.go_forward()
-    me.stage_loaded("password")
-    assert "Signing in as" in me.stage.inner_text()
-    me.finish("/", password=PASSWORD)
-    assert me.page.locator(".bar nav strong").inner_text() == user
+    me.stage_loaded("email")
+    assert "frank@example.com" in me.stage.inner_text()
 
 
 def test_double_click_submits_once(walker: Callable[..., Walker], user: str) -> None:
     me = walker()
     me.start(LOGIN)
-    me.fill(uid_field=user)
-    me.stage.get_by_role("button", name="Continue").dblclick()
-    me.page.wait_for_selector("#flow-stage [data-stage-type='password']")
+    me.fill(uid_field=user, password=PASSWORD)
+    me.stage.get_by_role("button", name="Sign in").dblclick()
+    me.wait_for_path("/")
     me.page.wait_for_load_state()
     # htmx disables the button while its request is in flight. Without JS, Chromium
     # usually does not submit again while the first submission loads, but on a busy
     # machine the second click can leave before the first answer arrives: it then
-    # carries the same (old) session cookie and step, and simply repeats the step.
+    # carries the same (old) session cookie and step, and lands where the first did.
     if me.js:
         assert len(me.posts) == 1
     else:
         assert len(me.posts) in (1, 2)
-    me.stage_loaded("password")
-    assert not me.stage.locator(".flows-message").count()
-    me.finish("/", password=PASSWORD)
     assert me.page.locator(".bar nav strong").inner_text() == user
 
 
@@ -138,5 +136,5 @@ def test_htmx_keeps_no_history_and_stays_on_the_site(
     """The same htmx settings in flask-flows' own page shell (set by flows.js)."""
     me = walker()
     me.start(LOGIN)
-    me.submit("password", uid_field=user)
+    me.submit("identification", uid_field=user, password="not the password")
     assert me.page.evaluate(HTMX_SETTINGS) == [0, True, False, False, None]

@@ -15,8 +15,7 @@ pytestmark = pytest.mark.browser
 
 def log_in_to_second_factor(me: Walker, username: str) -> None:
     me.start("default-authentication-flow")
-    me.submit("password", uid_field=username)
-    me.submit("authenticator_validate", password=PASSWORD)
+    me.submit("authenticator_validate", uid_field=username, password=PASSWORD)
 
 
 def test_setup_pages_open_at_their_heading_on_a_phone(

@@ -34,6 +34,6 @@ def test_a_360_px_wide_phone(walker: Callable[..., Walker]) -> None:
     me.start(LOGIN)
     width = me.page.evaluate("document.documentElement.scrollWidth")
     assert width <= 360, f"the page scrolls sideways at 360 px ({width} px wide)"
-    button = me.stage.get_by_role("button", name="Continue").bounding_box()
+    button = me.stage.get_by_role("button", name="Sign in").bounding_box()
     assert button is not None and button["x"] >= 0 and button["x"] + button["width"] <= 360
     me.screenshot("mobile", full_page=False)
