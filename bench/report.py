@@ -344,7 +344,12 @@ def chart(r: dict[str, Any]) -> None:
     ax.bar(labels, values, color=["#4c72b0"] * 2 + ["#dd8452"] * 4)
     ax.axhline(1, color="black", linewidth=0.8)
     ax.axhline(OVERHEAD_TARGET, color="#4c72b0", linestyle="--", label="stage target 1.25×")
-    ax.axhline(LOGIN_TARGET, color="#dd8452", linestyle="--", label="login target 1.10× (prod), one page 1.25× (cheap)")
+    ax.axhline(
+        LOGIN_TARGET,
+        color="#dd8452",
+        linestyle="--",
+        label="login target 1.10× (prod), one page 1.25× (cheap)",
+    )
     ax.set_title("1–2. CPU time ratio vs baseline (lower is better)")
     ax.set_ylabel("× baseline")
     ax.tick_params(axis="x", labelsize=8)
