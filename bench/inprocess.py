@@ -354,9 +354,7 @@ def _login_walk(app: Flask, slug: str) -> Callable[..., dict[str, tuple[int, int
             measure("POST identification", lambda: browser.submit(slug, uid_field="alice"))
             measure("GET password", lambda: browser.follow())
             assert browser.stage_type == "password"
-            measure(
-                "POST password (wrong)", lambda: browser.submit(slug, password=WRONG_PASSWORD)
-            )
+            measure("POST password (wrong)", lambda: browser.submit(slug, password=WRONG_PASSWORD))
             measure("POST password + login", lambda: browser.submit(slug, password=PASSWORD))
         assert browser.redirect_target == "/"
         measure("GET / (logged in)", lambda: browser.get("/"))

@@ -24,8 +24,8 @@ from .. import signals
 from ..models import Stage
 from ..options import ConfigError, Option
 from ..plan import PENDING_USER, PENDING_USER_IDENTIFIER
-from .password import password_field, verify
 from .base import WORDING, StageForm, StageResult, StageRun, StageType, invalid, ok
+from .password import password_field, verify
 
 _FIELD_LABELS = {"username": "username", "email": "email address"}
 
