@@ -19,9 +19,9 @@ from threading import Lock
 from typing import Any, Generic, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session, joinedload, scoped_session, selectinload
+from sqlalchemy.orm import Session, joinedload, object_session, scoped_session, selectinload
 
-from .models import Flow, FlowStageBinding, PolicyBinding
+from .models import Flow, FlowStageBinding, PolicyBinding, Stage
 
 Value = TypeVar("Value")
 AnySession = Session | scoped_session[Any]
@@ -108,14 +108,37 @@ class FlowDefinitions:
             )
             .execution_options(populate_existing=True)
         ).one()
+        names = {
+            binding.stage.config.get(option)
+            for binding in flow.bindings
+            for option in REFERENCING_OPTIONS.get(binding.stage.type, ())
+        } - {None}
+        found: Any = session.scalars(sa.select(Stage).where(Stage.name.in_(names))) if names else ()
+        flow._flows_referenced_stages = {stage.name: stage for stage in found}  # type: ignore[attr-defined]
         for obj in _graph(flow):
             if obj in session:
                 session.expunge(obj)
         return flow
 
 
+#: Stage options that name another stage, which then belongs to the flow's definition:
+#: loaded with it, and a change to it bumps the flow's revision (flask_flows.revisions).
+REFERENCING_OPTIONS: dict[str, tuple[str, ...]] = {"identification": ("password_stage",)}
+
+
+def referenced_stage(flow: Flow, name: str) -> Stage | None:
+    """The stage called ``name`` that a stage of ``flow`` names in an option (see
+    :data:`REFERENCING_OPTIONS`), as loaded with the flow; ``None`` when there is none.
+    A flow not loaded through this cache (built in Python) looks it up afresh."""
+    loaded: dict[str, Stage] | None = getattr(flow, "_flows_referenced_stages", None)
+    if loaded is not None:
+        return loaded.get(name)
+    session = object_session(flow)
+    return session.scalar(sa.select(Stage).where(Stage.name == name)) if session else None
+
+
 def _graph(flow: Flow) -> list[Any]:
-    objects: list[Any] = [flow]
+    objects: list[Any] = [flow, *getattr(flow, "_flows_referenced_stages", {}).values()]
     policy_bindings = list(flow.policy_bindings)
     for binding in flow.bindings:
         objects.extend([binding, binding.stage])

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.orm import ORMExecuteState, Session
 
-from .definitions import definitions_changed
+from .definitions import REFERENCING_OPTIONS, definitions_changed
 from .models import Flow, FlowStageBinding, Policy, PolicyBinding, Stage
 
 
@@ -28,6 +28,7 @@ def _changed(session: Session, obj: Any) -> bool:
 def _flows_touched(session: Session) -> set[Flow]:
     touched: set[Flow] = set()
     stage_ids: set[int] = set()
+    stage_names: set[str] = set()
     policy_ids: set[int] = set()
     binding_ids: set[int] = set()
     # Pending rows built from foreign keys alone (``flow_id=…``) have no relationship to
@@ -44,8 +45,10 @@ def _flows_touched(session: Session) -> set[Flow]:
                 touched.add(obj.flow)
             elif obj.flow_id is not None:
                 flow_ids.add(obj.flow_id)
-        elif isinstance(obj, Stage) and obj.id is not None:
-            stage_ids.add(obj.id)
+        elif isinstance(obj, Stage):
+            if obj.id is not None:
+                stage_ids.add(obj.id)
+            stage_names.add(obj.name)
         elif isinstance(obj, Policy) and obj.id is not None:
             policy_ids.add(obj.id)
         elif isinstance(obj, PolicyBinding):
@@ -57,6 +60,10 @@ def _flows_touched(session: Session) -> set[Flow]:
                 touched.add(obj.binding.flow)
             elif obj.binding_id is not None:
                 binding_ids.add(obj.binding_id)
+    if stage_names:
+        # A stage another stage names in an option (an identification's password_stage)
+        # is part of that stage's flows too, created, changed or deleted.
+        stage_ids.update(_stages_naming(session, stage_names))
     if stage_ids or policy_ids or binding_ids or flow_ids:
         via_binding = sa.select(FlowStageBinding.flow_id).where(
             sa.or_(
@@ -78,6 +85,16 @@ def _flows_touched(session: Session) -> set[Flow]:
             )
         )
     return {flow for flow in touched if flow not in session.deleted and flow not in session.new}
+
+
+def _stages_naming(session: Session, names: set[str]) -> set[int]:
+    """Ids of the stages whose options name one of the stages called ``names``."""
+    ids: set[int] = set()
+    for stage_type, options in REFERENCING_OPTIONS.items():
+        for stage in session.scalars(sa.select(Stage).where(Stage.type == stage_type)):
+            if stage.id is not None and any((stage.config or {}).get(o) in names for o in options):
+                ids.add(stage.id)
+    return ids
 
 
 _DEFINITION_MODELS = (Flow, FlowStageBinding, Stage, Policy, PolicyBinding)

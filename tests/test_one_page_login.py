@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from browsing import FlowBrowser
 from factory import User, db
 from flask import Flask
@@ -117,4 +118,39 @@ def test_the_stages_guide_two_step_example_asks_on_two_pages(
     browser.step("two-step-login", uid_field="bo")
     assert browser.stage_type == "password"
     browser.step("two-step-login", password=PASSWORD)
+    assert browser.redirect_target == "/"
+
+
+@pytest.mark.usefixtures("one_page", "alice")
+def test_the_named_stage_belongs_to_the_flows_definition(
+    app: Flask, state: FlowsState, browser: FlowBrowser
+) -> None:
+    """Loaded with the flow (no query of its own per request), and a change to it is a
+    change to the flow: the next request sees it."""
+    with app.app_context():
+        before = state.load_flow("one")
+        assert before is not None
+        revision = before.revision
+        stage = db.session.scalar(sa.select(Stage).filter_by(name="pw"))
+        assert stage is not None
+        stage.config = {"allow_show_password": False}
+        db.session.commit()
+        after = state.load_flow("one")
+        assert after is not None and after.revision == revision + 1
+    page = browser.start("one")
+    assert 'name="password"' in page.text
+    assert "data-flows-show-password" not in page.text
+
+
+def test_a_password_stage_made_after_the_flow_is_found(
+    app: Flask, browser: FlowBrowser, make_flow: Callable[..., Flow], alice: User
+) -> None:
+    make_flow("later", ("identification", {"password_stage": "pw-later"}), "user_login")
+    with pytest.raises(ConfigError):
+        browser.start("later")
+    with app.app_context():
+        db.session.add(Stage(name="pw-later", type="password"))
+        db.session.commit()
+    browser.start("later")
+    browser.step("later", uid_field="alice", password=PASSWORD)
     assert browser.redirect_target == "/"

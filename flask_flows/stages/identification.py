@@ -15,13 +15,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import sqlalchemy as sa
 from flask import current_app, url_for
 from wtforms import StringField
 from wtforms.validators import DataRequired, Length
 
 from .. import signals
-from ..models import Stage
+from ..definitions import referenced_stage
 from ..options import ConfigError, Option
 from ..plan import PENDING_USER, PENDING_USER_IDENTIFIER
 from .base import WORDING, StageForm, StageResult, StageRun, StageType, invalid, ok
@@ -123,7 +122,7 @@ def _password_config(run: StageRun) -> dict[str, Any] | None:
     if not name:
         return None
     if "password_stage" not in run.memo:
-        stage = run.state.db.session.scalar(sa.select(Stage).where(Stage.name == name))
+        stage = referenced_stage(run.flow, name)
         if stage is None or stage.type != "password":
             raise ConfigError(
                 f"stage {run.stage.name!r} (identification), field 'password_stage':"
