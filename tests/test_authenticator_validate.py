@@ -5,6 +5,7 @@ cookie. The OTP clock is frozen so codes of neighbouring steps are exact."""
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -32,6 +33,7 @@ from flask_flows.stages.authenticator_validate import (
     INVALID_CODE,
     NOT_CONFIGURED,
     REPLAYED_CODE,
+    code_kind,
 )
 from flask_flows.stages.base import TOO_MANY
 from flask_flows.tokens import hash_token, new_token
@@ -97,7 +99,10 @@ def code_error(browser: FlowBrowser) -> str | None:
     text = browser.last.text
     if marker not in text:
         return None
-    return text.split(marker, 1)[1].split("</p>", 1)[0]
+    error = text.split(marker, 1)[1].split("</p>", 1)[0]
+    return re.sub(
+        r" \d+ tr(y|ies) left\.$", "", error
+    )  # see test_a_wrong_code_says_how_many_tries_are_left
 
 
 def session_data(app: Flask, browser: FlowBrowser) -> str:
@@ -309,7 +314,7 @@ def test_a_recovery_code_works_once(
     assert token_count(app) == len(codes) - 1
 
 
-def test_a_user_with_both_kinds_picks_one(
+def test_a_user_with_both_kinds_types_either_and_its_shape_decides(
     app: Flask,
     state: FlowsState,
     browser: FlowBrowser,
@@ -323,16 +328,16 @@ def test_a_user_with_both_kinds_picks_one(
 
     to_second_factor(browser)
     page = browser.last.text  # type: ignore[union-attr]
-    assert 'name="device_class"' in page
-    assert "Authenticator app" in page and "Recovery code" in page
-    # The code is checked against the chosen kind only.
-    browser.step("login", device_class="totp", code=codes[0])
+    assert 'name="device_class"' not in page  # nothing to pick: the code's shape says
+    assert "authenticator app, or one of your recovery codes" in page
+    assert 'inputmode="numeric"' not in page  # recovery codes have letters
+    browser.step("login", code="000000" if code_for(secret) != "000000" else "111111")
     assert code_error(browser) == INVALID_CODE
-    browser.step("login", device_class="static", code=code_for(secret))
+    browser.step("login", code="ZZZZ-ZZZZ-ZZZZ")
     assert code_error(browser) == INVALID_CODE
     assert token_count(app) == len(codes)
 
-    browser.step("login", device_class="static", code=codes[1])
+    browser.step("login", code=codes[1].lower().replace("-", " "))
     assert browser.whoami() == "home: alice"
     assert token_count(app) == len(codes) - 1
     assert totp_device(app).last_step == 0
@@ -736,10 +741,10 @@ def test_no_code_or_secret_in_the_session_cookie_or_logs(
     mfa_flow(make_flow)
     to_second_factor(browser)
 
-    browser.step("login", device_class="totp", code="123456")
-    browser.step("login", device_class="static", code="ABCD-EFGH-JKMN")
+    browser.step("login", code="123456")
+    browser.step("login", code="ABCD-EFGH-JKMN")
     mid_flow = session_data(app, browser)
-    browser.step("login", device_class="static", code=codes[0])
+    browser.step("login", code=codes[0])
     assert browser.whoami() == "home: alice"
 
     secrets = [secret, code_for(secret), "123456", "ABCD-EFGH-JKMN", *codes]
@@ -749,3 +754,34 @@ def test_no_code_or_secret_in_the_session_cookie_or_logs(
         assert value not in caplog.text
         assert value.replace("-", "") not in caplog.text
     assert "flask_flows" in {record.name.split(".")[0] for record in caplog.records}
+
+
+def test_a_wrong_code_says_how_many_tries_are_left(
+    app: Flask, browser: FlowBrowser, make_user: Callable[..., User], make_flow: Callable[..., Flow]
+) -> None:
+    add_totp(app, make_user("alice"))
+    mfa_flow(make_flow, failed_attempts_before_cancel=3)
+    to_second_factor(browser)
+    browser.step("login", code="000000")
+    assert f"{INVALID_CODE} 2 tries left." in browser.last.text  # type: ignore[union-attr]
+    browser.step("login", code="000001")
+    assert f"{INVALID_CODE} 1 try left." in browser.last.text  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("code", "classes", "kind"),
+    [
+        ("123456", ["totp", "static"], "totp"),
+        ("123 456", ["totp", "static"], "totp"),
+        ("12345678", ["totp", "static"], "totp"),
+        ("7K3Q-9XW2-HF4D", ["totp", "static"], "static"),
+        ("7k3q 9xw2 hf4d", ["totp", "static"], "static"),
+        ("123456789012", ["totp", "static"], "static"),
+        ("123456", ["static"], "static"),
+        ("7K3Q-9XW2-HF4D", ["totp"], "totp"),
+    ],
+)
+def test_the_kind_of_a_code_is_read_from_its_shape(
+    code: str, classes: list[str], kind: str
+) -> None:
+    assert code_kind(code, classes) == kind

@@ -28,7 +28,7 @@ from typing import Any, cast
 
 import sqlalchemy as sa
 from flask import Response, after_this_request
-from wtforms import RadioField, SelectChoice, StringField
+from wtforms import StringField
 from wtforms.validators import DataRequired, Length
 
 from .. import remembered_mfa
@@ -61,13 +61,19 @@ FAILED_ATTEMPTS = "failed_mfa_attempts"
 
 TOTP = "totp"
 STATIC = "static"
-DEVICE_CLASS_LABELS = {TOTP: "Authenticator app", STATIC: "Recovery code"}
 
 NOT_CONFIGURED = (
     "This account must use two-factor authentication, but none is set up yet. "
     "Please contact your administrator to set up two-factor authentication."
 )
 INVALID_CODE = "That code is not valid."
+#: What the code field asks for, by the kinds of device the user has.
+CODE_HINTS = {
+    (TOTP,): "Enter the code your authenticator app shows for this account.",
+    (STATIC,): "Enter one of your recovery codes. Each code works only once.",
+    (): "Enter the code from your authenticator app, or one of your recovery codes"
+    " (each works only once).",
+}
 REPLAYED_CODE = "This code was already used. Wait for the next code from your app."
 NO_USER = "There is no account to verify. Please start again."
 
@@ -140,22 +146,21 @@ class AuthenticatorValidateStage(StageType):
         user = run.pending_user()
         classes = _available_classes(run, user) if user is not None else []
         # Recovery codes have letters: a numeric keypad only when TOTP is the only kind.
+        # With both kinds there is nothing to pick: the code's shape says which it is.
         fields: dict[str, Any] = {
             "code": _code_field(inputmode="numeric")
             if classes == [TOTP]
             else _code_field(autocapitalize="characters")
         }
-        if len(classes) > 1:
-            fields["device_class"] = RadioField(
-                "Verify with",
-                choices=[SelectChoice(c, DEVICE_CLASS_LABELS[c]) for c in classes],
-                default=classes[0],
-            )
         return type("AuthenticatorValidateForm", (AuthenticatorValidateForm,), fields)
 
     def challenge(self, run: StageRun, form: StageForm) -> dict[str, Any]:
         user = run.pending_user()
-        return {"device_classes": _available_classes(run, user) if user is not None else []}
+        classes = _available_classes(run, user) if user is not None else []
+        return {
+            "device_classes": classes,
+            "code_hint": CODE_HINTS.get(tuple(classes), CODE_HINTS[()]),
+        }
 
     def respond(self, run: StageRun, form: StageForm | None) -> StageResult:
         user = run.pending_user()
@@ -165,9 +170,8 @@ class AuthenticatorValidateStage(StageType):
             return self._without_code(run, user)
         assert isinstance(form, AuthenticatorValidateForm)
         classes = _available_classes(run, user) or [TOTP]
-        chosen = form.data.get("device_class") or classes[0]
         code = form.code.data or ""
-        if chosen == TOTP:
+        if code_kind(code, classes) == TOTP:
             method, match = TOTP, _match_totp(run, user, code)
         else:
             method, match = STATIC, _match_recovery_code(run, user, code)
@@ -222,9 +226,21 @@ class AuthenticatorValidateStage(StageType):
     ) -> StageResult:
         if count_failure(run, FAILED_ATTEMPTS, "invalid_mfa_code"):
             return locked_out(verdict, offer_recovery=False)
-        form.code.errors = [error]
+        left = int(run.config["failed_attempts_before_cancel"]) - int(run.context[FAILED_ATTEMPTS])
+        form.code.errors = [f"{error} {left} {'try' if left == 1 else 'tries'} left."]
         _clear_code(form)
         return invalid(verdict.wait_message())
+
+
+def code_kind(code: str, classes: list[str]) -> str:
+    """Which kind of code was typed, from its shape: a TOTP code is 6 or 8 digits, a
+    recovery code 12 letters and digits (spaces and dashes aside). Only kinds in
+    ``classes`` are answered; an unclear code goes to TOTP when the user has it."""
+    compact = "".join(code.split()).replace("-", "")
+    looks_totp = compact.isdigit() and len(compact) <= 8
+    if STATIC in classes and (TOTP not in classes or not looks_totp):
+        return STATIC
+    return TOTP
 
 
 def _clear_code(form: AuthenticatorValidateForm) -> None:
