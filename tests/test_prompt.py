@@ -25,7 +25,6 @@ from flask_flows.stages.prompt_checks import (
     MSG_EMAIL,
     MSG_MISMATCH,
     MSG_NUMBER,
-    MSG_REQUIRED,
     MSG_TICK,
     MSG_USERNAME_TAKEN,
     is_valid_email,
@@ -216,10 +215,21 @@ def test_missing_required_values_are_named_per_field(
     assert response.status_code == 200
     assert browser.stage_type == "prompt"
     found = errors(response)
-    for key in ("nickname", "bio", "email", "username", "password", "age", "birthday", "meeting"):
-        assert found[key] == MSG_REQUIRED, key
+    # Each says what to do, naming the field where its type does not.
+    assert {key: found[key] for key in found if key not in ("terms", "plan", "colour")} == {
+        "nickname": "Fill in “Nickname”.",
+        "bio": "Fill in “About you”.",
+        "email": "Enter an email address.",
+        "username": "Enter a username.",
+        "password": "Enter a password.",
+        "password_repeat": "Enter the password again.",
+        "age": "Enter a number.",
+        "birthday": "Enter a date.",
+        "meeting": "Enter a date and time.",
+    }
     assert found["terms"] == MSG_TICK
-    assert found["plan"] == MSG_CHOOSE and found["colour"] == MSG_CHOOSE
+    assert found["plan"] == "Choose an option for “Plan”."
+    assert found["colour"] == "Choose an option for “Colour”."
     assert "shown" not in found and "source" not in found
 
 
@@ -263,13 +273,17 @@ def test_an_unticked_required_checkbox_is_refused(browser: FlowBrowser, all_fiel
     assert errors(browser.step("signup", **values)) == {"terms": MSG_TICK}
 
 
-def test_a_refused_form_keeps_values_but_never_the_password(
+def test_a_refused_form_keeps_values_and_a_password_refused_nowhere(
     browser: FlowBrowser, all_fields: Flow
 ) -> None:
     browser.start("signup")
     page = browser.step("signup", **{**VALID, "age": "9"}).text
     assert 'value="Bob"' in page
-    assert SECRET not in page
+    # The error is elsewhere: the password typed stays (masked), not to be typed again.
+    assert re.search(rf'<input[^>]*name="password"[^>]*value="{SECRET}"', page)
+    # A password the form refused is never echoed back.
+    page = browser.step("signup", **{**VALID, "password_repeat": "not the same"}).text
+    assert "not the same" not in page
 
 
 def test_a_designer_may_report_a_taken_username_at_once_ignoring_case(

@@ -165,3 +165,80 @@ def test_the_stages_guide_example_sets_the_words(
     page = FlowBrowser(app.test_client()).start("recover")
     assert headings(page) == ("Recover", "Which account is it?")
     assert submit_label(page) == "Send me a link"
+
+
+# -- refused forms --------------------------------------------------------------------------
+
+SIGN_UP = "default-enrollment-flow"
+NEW_PASSWORD = "a long and unusual passphrase"
+_SUMMARY_LINK = re.compile(r'<li><a href="#([^"]+)">([^<]*)</a></li>')
+
+
+@pytest.mark.usefixtures("defaults")
+def test_a_refused_form_lists_its_errors_at_the_top_linked_to_the_fields(
+    browser: FlowBrowser,
+) -> None:
+    browser.start(SIGN_UP)
+    page = browser.step(SIGN_UP, username="", email="", password="", password_repeat="")
+    assert browser.stage_type == "prompt"
+    summary = page.text.split('id="flows-error-summary"', 1)[1].split("</div>", 1)[0]
+    # A whole page focuses it on load (without JavaScript, reading starts there); an htmx
+    # swap does not: flows.js focuses the first invalid field.
+    autofocus = re.search(
+        r'<div class="flows-error-summary"[^>]* tabindex="-1" autofocus', page.text
+    )
+    assert bool(autofocus) is not browser.htmx
+    assert _SUMMARY_LINK.findall(summary) == [
+        ("username", "Enter a username."),
+        ("email", "Enter an email address."),
+        ("password", "Enter a password."),
+        ("password_repeat", "Enter the password again."),
+    ]
+    for field_id, _ in _SUMMARY_LINK.findall(summary):
+        assert f'id="{field_id}"' in page.text  # each link lands on its field
+
+
+@pytest.mark.usefixtures("alice")
+def test_a_one_field_form_has_no_summary(browser: FlowBrowser, login_flow: Flow) -> None:
+    browser.start("login")
+    browser.step("login", uid_field="alice")
+    page = browser.step("login", password="wrong")
+    assert "flows-error-summary" not in page.text
+
+
+@pytest.mark.usefixtures("defaults")
+def test_passwords_typed_are_kept_when_the_error_is_elsewhere(browser: FlowBrowser) -> None:
+    browser.start(SIGN_UP)
+    page = browser.step(
+        SIGN_UP,
+        username="has space",
+        email="new@example.com",
+        password=NEW_PASSWORD,
+        password_repeat=NEW_PASSWORD,
+    )
+    assert browser.stage_type == "prompt"
+    assert re.search(rf'<input[^>]*name="password"[^>]*value="{NEW_PASSWORD}"', page.text)
+    assert re.search(rf'<input[^>]*name="password_repeat"[^>]*value="{NEW_PASSWORD}"', page.text)
+    # A repeat that does not match is asked for again; the password itself is kept.
+    page = browser.step(
+        SIGN_UP,
+        username="newbie",
+        email="new@example.com",
+        password=NEW_PASSWORD,
+        password_repeat="something else",
+    )
+    assert re.search(rf'<input[^>]*name="password"[^>]*value="{NEW_PASSWORD}"', page.text)
+    assert "something else" not in page.text
+    # Every password field has a Show button (hidden until flows.js can make it work).
+    assert 'data-flows-show-password="password"' in page.text
+    assert 'data-flows-show-password="password_repeat"' in page.text
+
+
+@pytest.mark.usefixtures("defaults", "alice")
+def test_deleting_the_account_is_a_danger_button(app: Flask) -> None:
+    browser = FlowBrowser(app.test_client())
+    browser.log_in("alice", PASSWORD)
+    browser.start("default-unenrollment-flow")
+    page = browser.step("default-unenrollment-flow", password=PASSWORD)
+    assert browser.stage_type == "prompt"
+    assert re.search(r'<button class="flows-button flows-button--danger" type="submit">', page.text)

@@ -27,6 +27,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from wtforms.validators import ValidationError
+from wtforms.widgets import PasswordInput
 
 from ..models import Policy
 from ..options import ConfigError, Option
@@ -72,6 +73,12 @@ class PromptStage(StageType):
         ),
         "title": Option(str, default="Your details"),
         "submit_label": Option(str, default="Continue"),
+        "submit_style": Option(
+            str,
+            default="primary",
+            choices=("primary", "danger"),
+            help="danger for a button that destroys something (deleting the account).",
+        ),
         "report_taken_username": Option(
             bool,
             default=False,
@@ -99,6 +106,8 @@ class PromptStage(StageType):
 
     def challenge(self, run: StageRun, form: StageForm) -> dict[str, Any]:
         fields = _fields(run)
+        if form.errors:
+            _keep_passwords_typed(form, fields)
         static = {f.key: resolve_initial(f, run) for f in fields if f.type == "static"}
         return {"fields": fields, "static_text": static}
 
@@ -125,6 +134,15 @@ class PromptStage(StageType):
             return invalid(MSG_TOO_MUCH)
         run.context[PROMPT_DATA] = prompt_data
         return ok()
+
+
+def _keep_passwords_typed(form: StageForm, fields: list[PromptField]) -> None:
+    """After a refusal elsewhere on the form, a password the person typed is shown again
+    (masked) rather than lost; one that was itself refused, or its repeat that did not
+    match, is asked for afresh."""
+    for key in (key for f in fields if f.type == "password" for key in (f.key, f.repeat_key)):
+        if key in form and not form[key].errors:
+            form[key].widget = PasswordInput(hide_value=False)
 
 
 def resolve_initial(spec: PromptField, run: StageRun) -> Any:

@@ -16,9 +16,18 @@ from wtforms.validators import StopValidation, ValidationError
 from .. import identifiers
 from .base import StageForm
 
-MSG_REQUIRED = "Please fill in this field."
-MSG_CHOOSE = "Please choose one of the options."
-MSG_TICK = "Please tick this box to continue."
+MSG_REQUIRED = "Fill in this field."
+MSG_CHOOSE = "Choose one of the options."
+MSG_TICK = "Tick this box to continue."
+#: What an empty required field says, by type: what to do, in the person's words.
+MSG_ENTER = {
+    "username": "Enter a username.",
+    "email": "Enter an email address.",
+    "password": "Enter a password.",
+    "number": "Enter a number.",
+    "date": "Enter a date.",
+    "date_time": "Enter a date and time.",
+}
 MSG_EMAIL = "Enter a valid email address, like name@example.com."
 MSG_NUMBER = "Enter a whole number."
 MSG_DATE = "Enter a date, like 2024-12-31."
@@ -161,9 +170,13 @@ TYPE_VALIDATORS: dict[str, tuple[Callable[[StageForm, Any], None], ...]] = {
 }
 
 
-def required_message(field_type: str) -> str:
+def required_message(field_type: str, label: str = "") -> str:
+    """What a required field left empty says: what to do ("Enter a username."), naming
+    the field by its label where its type does not say ("Fill in “Nickname”.")."""
     if field_type == "checkbox":
         return MSG_TICK
     if field_type in ("radio", "dropdown"):
-        return MSG_CHOOSE
-    return MSG_REQUIRED
+        return f"Choose an option for “{label}”." if label else MSG_CHOOSE
+    if field_type in MSG_ENTER:
+        return MSG_ENTER[field_type]
+    return f"Fill in “{label}”." if label else MSG_REQUIRED

@@ -141,7 +141,7 @@ def build_field(
     validators: list[Callable[..., None]] = []
     if not spec.fixed:
         validators.append(
-            checks.Required(checks.required_message(spec.type))
+            checks.Required(checks.required_message(spec.type, spec.label))
             if spec.required
             else checks.optional
         )
@@ -180,7 +180,7 @@ def build_field(
 
 def build_repeat_field(spec: PromptField) -> UnboundField:
     """The second password field, which must match the first; its value is never stored."""
-    validators = [checks.Required("Please enter the password again.")] if spec.required else []
+    validators = [checks.Required("Enter the password again.")] if spec.required else []
     return PasswordField(
         f"{spec.label} (again)",
         validators=[*validators, checks.matches(spec.key)],

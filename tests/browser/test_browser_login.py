@@ -35,6 +35,10 @@ def test_log_in_and_out(walker: Callable[..., Walker], user: str) -> None:
     me.submit("identification", uid_field=user, password="not the password")
     assert BAD_LOGIN in me.stage.inner_text()
     assert me.field("uid_field").input_value() == user  # kept for the next try
+    summary = me.page.locator("#flows-error-summary")
+    assert BAD_LOGIN in summary.inner_text()
+    # Without JavaScript the page opens at the summary; with it, at the invalid field.
+    assert me.focused() == ("password" if me.js else "div:")
     me.screenshot("password-error")
     me.finish("/", password=PASSWORD)
     assert me.page.locator(".bar nav strong").inner_text() == user
