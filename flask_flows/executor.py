@@ -4,8 +4,9 @@ GET shows the current stage; POST validates it and, on success, moves on: htmx g
 next stage's fragment in the same response, a plain browser a 303 back to the flow URL
 (post/redirect/get). The end of a flow is ``HX-Redirect`` for htmx and a 303 otherwise.
 Anything wrong with the stored plan (missing, tampered, expired, from an older revision
-of the flow, or a POST for a stage that is no longer current) restarts the flow with a
-message rather than failing.
+of the flow) restarts the flow with a message rather than failing; a POST for a stage
+that is no longer current (a double submit, Back, another tab) is not used: the current
+stage is shown with a message.
 
 Plan entries may also be stages injected by another stage (see :mod:`flask_flows.plan`);
 they run through an :class:`InjectedBinding`, a read-only stand-in for a binding.
@@ -39,6 +40,7 @@ from .plan import (
     REDIRECT,
     FlowPlan,
     injected_stage_id,
+    same_plan,
     store_plan,
     stored_plan,
     stored_plans,
@@ -50,7 +52,8 @@ from .stages.base import TOO_MANY, StageForm, StageResult, StageRun, StageType, 
 
 MSG_EXPIRED = "Your session for this form expired, so it started again."
 MSG_CHANGED = "This form was changed while you were using it, so it started again."
-MSG_STALE = "That page was out of date, so the form started again from the beginning."
+MSG_STALE = "That page was out of date. This is where you are now."
+MSG_OTHER_TAB = "This went on in another tab or window. This is where it is now."
 MSG_RESTARTED = "Please start again."
 
 
@@ -111,9 +114,13 @@ class FlowExecutor:
             # Before the step check: a forged POST must not even restart the flow.
             self.messages.append(MSG_CSRF)
             return self._proceed(plan, submitted=False)
-        if request.form.get("flow_step") != plan.token:
-            self.messages.append(MSG_STALE)
-            return self._restart(plan, keep_context=False)
+        step = request.form.get("flow_step")
+        if step != plan.token:
+            # Nothing of a stale form is used (another tab may have moved the plan on to
+            # another account): the stage the plan is at now is shown, and the other
+            # tab's progress is kept.
+            self.messages.append(MSG_STALE if same_plan(plan, step) else MSG_OTHER_TAB)
+            return self._proceed(plan, submitted=False)
         return self._proceed(plan, submitted=True)
 
     def cancel(self, *, restart: bool = False) -> Response:

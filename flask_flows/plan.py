@@ -17,6 +17,7 @@ itself. See :func:`injected_stage_id`.
 from __future__ import annotations
 
 import copy
+import secrets
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -50,6 +51,9 @@ class FlowPlan:
     context: dict[str, Any] = field(default_factory=dict)
     created: float = field(default_factory=time.time)
     step: int = 0
+    #: Random per plan: a form of an earlier plan (another tab, a restart) never matches
+    #: a step of this one, even at the same stage and step number.
+    nonce: str = field(default_factory=lambda: secrets.token_urlsafe(4))
 
     @property
     def current(self) -> int | None:
@@ -57,8 +61,9 @@ class FlowPlan:
 
     @property
     def token(self) -> str:
-        """Identifies the stage a form was rendered for; a POST with another token is stale."""
-        return f"{self.current or 0}.{self.step}"
+        """Identifies the plan and stage a form was rendered for; a POST with another
+        token is stale (:func:`same_plan` tells whether it came from this plan at all)."""
+        return f"{self.nonce}.{self.current or 0}.{self.step}"
 
     def advance(self) -> None:
         """Drop the current binding: it succeeded or its policies said to skip it."""
@@ -87,6 +92,7 @@ class FlowPlan:
             "c": self.context,
             "t": int(self.created),
             "s": self.step,
+            "n": self.nonce,
         }
 
     @classmethod
@@ -101,10 +107,16 @@ class FlowPlan:
                 context=dict(data["c"]),
                 created=float(data["t"]),
                 step=int(data["s"]),
+                nonce=str(data["n"]),
             )
         except (KeyError, TypeError, ValueError):
             return None
         return plan
+
+
+def same_plan(plan: FlowPlan, token: str | None) -> bool:
+    """Whether a form's step ``token`` was rendered for ``plan`` (at any of its steps)."""
+    return bool(token) and str(token).split(".", 1)[0] == plan.nonce
 
 
 def injected_stage_id(entry: int) -> int | None:

@@ -30,6 +30,7 @@ from flask_flows.executor import (
     MSG_CHANGED,
     MSG_CSRF,
     MSG_EXPIRED,
+    MSG_OTHER_TAB,
     MSG_STALE,
     PLANS_KEY,
 )
@@ -212,7 +213,7 @@ def test_two_flows_in_two_tabs(browser: FlowBrowser, make_flow: Callable[..., Fl
 # -- restarts -----------------------------------------------------------------------------
 
 
-def test_stale_identification_post_restarts(
+def test_a_stale_post_shows_where_the_flow_is(
     browser: FlowBrowser, make_user: Callable[..., Any], login_flow: Flow
 ) -> None:
     make_user("alice")
@@ -221,17 +222,16 @@ def test_stale_identification_post_restarts(
     browser.step("login", uid_field="alice")
     assert browser.stage_type == "password"
 
-    response = browser.post("/flows/login/", {**old_form, "uid_field": "alice"})
+    response = browser.post("/flows/login/", {**old_form, "uid_field": "bob"})
     assert response.status_code == 200
     assert MSG_STALE in response.text
-    assert browser.stage_type == "identification"
-    # The restart keeps `next`.
-    browser.step("login", uid_field="alice")
+    assert browser.stage_type == "password"  # nothing lost, nothing of the old form used
+    assert "alice" in response.text
     browser.step("login", password=PASSWORD)
     assert browser.redirect_target == "/kept"
 
 
-def test_double_submit_restarts(browser: FlowBrowser, two_dummies: Flow) -> None:
+def test_a_double_submit_shows_the_next_step(browser: FlowBrowser, two_dummies: Flow) -> None:
     browser.start("two")
     form = {"csrf_token": browser.csrf_token(), "flow_step": browser.step_token()}
     first = browser.post("/flows/two/", form)
@@ -239,7 +239,31 @@ def test_double_submit_restarts(browser: FlowBrowser, two_dummies: Flow) -> None
     second = browser.post("/flows/two/", form)
     assert second.status_code == 200
     assert MSG_STALE in second.text
-    assert "first step" in second.text
+    assert "second step" in second.text
+
+
+def test_a_tab_left_behind_never_checks_its_password_against_another_account(
+    app: Flask, make_user: Callable[..., Any], login_flow: Flow
+) -> None:
+    """Tab A waits at alice's password; tab B (same browser) starts again and names bob.
+    A's password must not be tried against bob: A is told the flow went on elsewhere."""
+    make_user("alice")
+    make_user("bob")
+    tab_a = FlowBrowser(app.test_client())
+    tab_a.start("login")
+    tab_a.step("login", uid_field="alice")
+    assert tab_a.stage_type == "password"
+    alices_form = {"csrf_token": tab_a.csrf_token(), "flow_step": tab_a.step_token()}
+
+    tab_a.post("/flows/login/cancel/", {"csrf_token": tab_a.csrf_token(), "restart": "1"})
+    tab_a.follow()
+    tab_a.step("login", uid_field="bob")  # "tab B", sharing the cookie
+    assert tab_a.stage_type == "password"
+
+    response = tab_a.post("/flows/login/", {**alices_form, "password": PASSWORD})
+    assert MSG_OTHER_TAB in response.text
+    assert tab_a.stage_type == "password"
+    assert tab_a.whoami() == "home: anonymous"
 
 
 def test_tampered_cookie_starts_over(
@@ -354,7 +378,7 @@ def test_binding_removed_mid_flow_restarts(
 
 @pytest.mark.parametrize(
     "garbage",
-    ["garbage", ["r", "b"], {"r": "x"}, {"r": 1, "b": ["a"], "m": [], "c": {}, "t": 0, "s": 0}, 7],
+    ["garbage", ["r", "b"], {"r": "x"}, {"r": 1, "b": ["a"], "m": [], "c": {}, "t": 0, "s": 0, "n": "x"}, 7],
 )
 def test_garbage_plan_restarts(browser: FlowBrowser, two_dummies: Flow, garbage: Any) -> None:
     browser.start("two")

@@ -195,7 +195,7 @@ def test_messages_are_announced(browser: FlowBrowser, login_flow: Flow) -> None:
     page = Page(browser.submit("login", uid_field="alice", flow_step="stale").text)
     [messages] = page.find("div", class_="flows-messages")
     assert messages["attrs"]["aria-live"] == "polite"
-    assert "out of date" in messages["text"]
+    assert "another tab" in messages["text"]
 
 
 # -- forms: htmx attributes, cancel, no-JS markup ------------------------------------------------
