@@ -378,7 +378,13 @@ def test_binding_removed_mid_flow_restarts(
 
 @pytest.mark.parametrize(
     "garbage",
-    ["garbage", ["r", "b"], {"r": "x"}, {"r": 1, "b": ["a"], "m": [], "c": {}, "t": 0, "s": 0, "n": "x"}, 7],
+    [
+        "garbage",
+        ["r", "b"],
+        {"r": "x"},
+        {"r": 1, "b": ["a"], "m": [], "c": {}, "t": 0, "s": 0, "n": "x"},
+        7,
+    ],
 )
 def test_garbage_plan_restarts(browser: FlowBrowser, two_dummies: Flow, garbage: Any) -> None:
     browser.start("two")
