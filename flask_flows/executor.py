@@ -27,6 +27,7 @@ from .csrf import MSG_CSRF, csrf_valid
 from .extension import FlowsState
 from .models import (
     DeniedAction,
+    Designation,
     Flow,
     FlowStageBinding,
     InvalidResponseAction,
@@ -124,12 +125,17 @@ class FlowExecutor:
         return self._proceed(plan, submitted=True)
 
     def cancel(self, *, restart: bool = False) -> Response:
-        """Drop the plan; leave to `next` (or home), or with ``restart`` begin the flow anew."""
+        """Drop the plan; leave to `next` (or home), or with ``restart`` begin the flow anew.
+
+        A login cancelled by someone not signed in goes to the app's home page: its
+        `next` is often a page that asked for the login, which would only ask again."""
         plan = self._stored_plan()
         self._drop_plan()
         target = plan.context.get(REDIRECT) if plan else None
         if restart:
             return self._redirect(url_for("flows.execute", slug=self.flow.slug, next=target))
+        if self.flow.designation is Designation.authentication and not self.state.current_user():
+            return self._redirect(request.script_root + "/")
         return self._redirect(target or self._default_target())
 
     # -- planning -------------------------------------------------------------------

@@ -108,6 +108,7 @@ def two_dummies(make_flow: Callable[..., Flow]) -> Flow:
         "two",
         ("dummy", {"message": "first step"}),
         ("dummy", {"message": "second step"}),
+        designation="authorization",
     )
 
 
@@ -784,6 +785,14 @@ def test_cancel_drops_plan_and_leaves(browser: FlowBrowser, two_dummies: Flow) -
 def test_cancel_without_next_goes_home(browser: FlowBrowser, two_dummies: Flow) -> None:
     browser.start("two")
     browser.post("/flows/two/cancel/", {"csrf_token": browser.csrf_token()})
+    assert browser.redirect_target == "/"
+
+
+def test_a_cancelled_login_goes_home_not_back_to_the_page_that_asked_for_it(
+    browser: FlowBrowser, login_flow: Flow
+) -> None:
+    browser.start("login", next="/members-only")
+    browser.post("/flows/login/cancel/", {"csrf_token": browser.csrf_token()})
     assert browser.redirect_target == "/"
 
 

@@ -154,3 +154,17 @@ def test_a_password_stage_made_after_the_flow_is_found(
     browser.start("later")
     browser.step("later", uid_field="alice", password=PASSWORD)
     assert browser.redirect_target == "/"
+
+
+@pytest.mark.usefixtures("alice")
+def test_back_after_a_login_says_who_is_signed_in(browser: FlowBrowser, login_flow: Flow) -> None:
+    browser.log_in("alice", PASSWORD, slug="login")
+    page = browser.start("login", next="/orders")
+    assert browser.stage_type == "identification"
+    assert "You are already signed in as <strong>alice</strong>." in page.text
+    assert (
+        '<a class="flows-button flows-button--secondary" href="/orders">Continue as alice</a>'
+        in (page.text)
+    )
+    anonymous = browser.fresh().start("login")
+    assert "already signed in" not in anonymous.text

@@ -22,7 +22,7 @@ from wtforms.validators import DataRequired, Length
 from .. import signals
 from ..definitions import referenced_stage
 from ..options import ConfigError, Option
-from ..plan import PENDING_USER, PENDING_USER_IDENTIFIER
+from ..plan import PENDING_USER, PENDING_USER_IDENTIFIER, REDIRECT
 from .base import WORDING, StageForm, StageResult, StageRun, StageType, invalid, ok
 from .password import password_field, verify
 
@@ -77,10 +77,15 @@ class IdentificationStage(StageType):
                 "autocomplete": "email",
             }  # type: ignore[attr-defined]
         password = _password_config(run)
+        signed_in = run.state.current_user()
         return {
             "enrollment_url": _flow_url(run.config["enrollment_flow"]),
             "recovery_url": _flow_url(run.config["recovery_flow"]),
             "allow_show_password": bool(password and password["allow_show_password"]),
+            # Someone already signed in (Back after a login, an old tab): say so, and
+            # offer the way on, before the form that would sign in someone else.
+            "signed_in_as": run.state.user_store.display_name(signed_in) if signed_in else None,
+            "continue_url": run.context.get(REDIRECT) or run.state.config["FLOWS_DEFAULT_REDIRECT"],
         }
 
     def respond(self, run: StageRun, form: StageForm | None) -> StageResult:
