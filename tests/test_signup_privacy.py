@@ -18,6 +18,7 @@ from smtp_sink import Mailbox, bodies, link_in
 
 from flask_flows.blueprints import install_default_flows
 from flask_flows.extension import FlowsState
+from flask_flows.mail import wait_for_outgoing_mail
 from flask_flows.models import Stage
 from flask_flows.stages.user_write import MSG_CHOOSE_USERNAME
 
@@ -123,3 +124,54 @@ def test_a_designer_may_report_taken_usernames_at_the_prompt(
     )
     assert browser.stage_type == "prompt"
     assert "That username is already taken." in page.text
+
+
+# -- "Check your inbox" --------------------------------------------------------------------
+
+
+def test_a_wrong_address_is_changed_on_the_form_filled_in_again(
+    app: Flask, browser: FlowBrowser, mailbox: Mailbox
+) -> None:
+    sign_up(browser, "carol", "carol@exmaple.com")  # a typo
+    page = browser.last
+    assert page is not None and "Wrong address? Change it" in page.text
+    form = browser.step(ENROLL, change_address="1")
+    assert browser.stage_type == "prompt"
+    assert re.search(r'<input[^>]*name="username"[^>]*value="carol"', form.text)
+    assert re.search(r'<input[^>]*name="email"[^>]*value="carol@exmaple.com"', form.text)
+    page = browser.step(
+        ENROLL,
+        username="carol",
+        email="carol@example.com",
+        password=PASSWORD,
+        password_repeat=PASSWORD,
+    )
+    assert browser.stage_type == "email"
+    assert "carol@example.com" in page.text
+    mailbox.wait_for_message(2)
+    fixed = [m for m in mailbox.messages if m["To"] == "carol@example.com"]
+    assert len(fixed) == 1
+    phone = browser.fresh()
+    phone.open_link(link_in(fixed[0]))
+    phone.follow()
+    carol = user_named(app, "carol")
+    assert carol is not None and carol.email == "carol@example.com"
+
+
+def test_send_again_waits_a_moment_after_each_email(browser: FlowBrowser, mailbox: Mailbox) -> None:
+    sign_up(browser, "carol", "carol@example.com")
+    page = browser.step(ENROLL)  # "Send again" at once
+    assert re.search(
+        r"We just sent an email\. You can ask for another one in \d+ seconds\.", page.text
+    )
+    assert wait_for_outgoing_mail(5)
+    assert len(mailbox.messages) == 1
+
+
+def test_a_recovery_link_offers_no_address_change(
+    app: Flask, browser: FlowBrowser, mailbox: Mailbox
+) -> None:
+    browser.start("default-recovery-flow")
+    page = browser.step("default-recovery-flow", uid_field="alice")
+    assert browser.stage_type == "email"
+    assert "Change it" not in page.text  # the account's own address: nothing was typed

@@ -46,13 +46,18 @@ from ..link_hosts import mailed_link
 from ..options import ConfigError, Option
 from ..plan import PENDING_USER_IDENTIFIER, PROMPT_DATA, FlowPlan
 from ..tokens import new_token
-from .base import WORDING, StageForm, StageResult, StageRun, StageType, invalid
+from .base import WORDING, StageForm, StageResult, StageRun, StageType, invalid, ok
 
-#: Plan context: the first mail for this plan went out (or was skipped); how many were asked for.
+#: Plan context: the first mail for this plan went out (or was skipped); how many were asked for;
+#: when the last one was asked for (Unix seconds).
 EMAIL_SENT = "email_sent"
 EMAIL_SENDS = "email_sends"
+EMAIL_SENT_AT = "email_sent_at"
+#: Form field of the "Wrong address? Change it" button.
+CHANGE_ADDRESS = "change_address"
 
 SENT_AGAIN = "We sent another email."
+TOO_SOON = "We just sent an email. You can ask for another one in {seconds} seconds."
 SENT_AGAIN_IF_EXISTS = "If an account exists for what you entered, we sent another email."
 RATE_LIMITED = (
     "We have already sent several emails. Please wait a while before asking for another,"
@@ -73,6 +78,9 @@ class EmailStage(StageType):
             help="Base name of the mail templates: <template>.txt and <template>.html.",
         ),
         "token_expiry": Option(int, default=30, minimum=1, help="Minutes the link stays valid."),
+        "resend_after": Option(
+            int, default=30, minimum=0, help="Seconds before 'Send again' sends another email."
+        ),
         "activate_user_on_success": Option(bool, default=True),
         "use_global_settings": Option(
             bool, default=True, help="Per-stage SMTP settings are not supported: keep true."
@@ -110,11 +118,26 @@ class EmailStage(StageType):
             if not self._send(run, recipient):
                 run.messages.append(RATE_LIMITED)
             run.context[EMAIL_SENT] = True  # the executor saves the plan after challenge()
-        return {"address": recipient.shown, "expires_in": _duration(run.config["token_expiry"])}
+        return {
+            "address": recipient.shown,
+            "expires_in": _duration(run.config["token_expiry"]),
+            "can_change_address": recipient.typed and _address_prompt(run) is not None,
+        }
 
     def respond(self, run: StageRun, form: StageForm | None) -> StageResult:
-        """The "Send again" button: never completes the stage, only says what happened."""
+        """"Send again" (never completes the stage, only says what happened), or "Wrong
+        address? Change it", which goes back to the prompt the address was typed into."""
         recipient = _Recipient.of(run)
+        if run.request.form.get(CHANGE_ADDRESS):
+            prompt = _address_prompt(run) if recipient.typed else None
+            if prompt is not None:
+                # The prompt, then this stage again, for the address typed there now.
+                run.plan.bindings[1:1] = [prompt, run.plan.bindings[0]]
+                run.context.pop(EMAIL_SENT, None)
+                return ok()
+        wait = _resend_wait(run)
+        if wait:
+            return invalid(TOO_SOON.format(seconds=wait))
         if not self._send(run, recipient):
             return invalid(RATE_LIMITED)
         return invalid(SENT_AGAIN if recipient.shown else SENT_AGAIN_IF_EXISTS)
@@ -133,6 +156,7 @@ class EmailStage(StageType):
         if sends >= limit.count:
             return False
         run.context[EMAIL_SENDS] = sends + 1
+        run.context[EMAIL_SENT_AT] = int(time.time())
         address = recipient.address
         address_hash = hash_address(address or run.context.get(PENDING_USER_IDENTIFIER) or "")
         recent = tokens_sent_since(run.state, address_hash, limit.seconds)
@@ -184,6 +208,30 @@ class EmailStage(StageType):
         elif address:
             run.state.log.info("email: link for flow %s handed to the mailer", run.flow.slug)
         return True
+
+
+def _resend_wait(run: StageRun) -> int:
+    """Seconds until "Send again" may send another email (0: now)."""
+    sent_at = run.context.get(EMAIL_SENT_AT)
+    if not isinstance(sent_at, int):
+        return 0
+    return max(0, sent_at + int(run.config["resend_after"]) - int(time.time()))
+
+
+def _address_prompt(run: StageRun) -> int | None:
+    """The binding of the prompt, earlier in this flow, that asked for the email
+    address: where "Wrong address? Change it" goes back to."""
+    current = run.binding.order if hasattr(run.binding, "order") else None
+    earlier = [
+        binding
+        for binding in run.flow.bindings
+        if binding.stage.type == "prompt" and (current is None or binding.order < current)
+    ]
+    for binding in reversed(earlier):
+        fields = run.state.stage_config(binding.stage)["fields"]
+        if any(isinstance(f, dict) and f.get("field_key") == "email" for f in fields):
+            return int(binding.id)
+    return None
 
 
 def _owner_to_tell(run: StageRun, recipient: _Recipient, address: str | None) -> Any | None:
@@ -277,8 +325,8 @@ def _continuation(plan: FlowPlan) -> FlowPlan:
     assert advanced is not None
     advanced.advance()
     advanced.created = time.time()
-    advanced.context.pop(EMAIL_SENT, None)
-    advanced.context.pop(EMAIL_SENDS, None)
+    for key in (EMAIL_SENT, EMAIL_SENDS, EMAIL_SENT_AT):
+        advanced.context.pop(key, None)
     return advanced
 
 

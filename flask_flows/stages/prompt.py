@@ -99,7 +99,7 @@ class PromptStage(StageType):
             reported = spec.type == "username" and run.config["report_taken_username"]
             extra = [unique_username(run)] if reported else []
             spec = _within_the_model(run, spec)
-            attributes[spec.key] = build_field(spec, resolve_initial(spec, run), extra)
+            attributes[spec.key] = build_field(spec, _initial(spec, run), extra)
             if spec.repeat:
                 attributes[spec.repeat_key] = build_repeat_field(spec)
         return type("PromptForm", (StageForm,), attributes)
@@ -143,6 +143,16 @@ def _keep_passwords_typed(form: StageForm, fields: list[PromptField]) -> None:
     for key in (key for f in fields if f.type == "password" for key in (f.key, f.repeat_key)):
         if key in form and not form[key].errors:
             form[key].widget = PasswordInput(hide_value=False)
+
+
+def _initial(spec: PromptField, run: StageRun) -> Any:
+    """What the field shows first: what this plan already collected under its key (the
+    form shown again, as when "Wrong address? Change it" comes back to it), else its
+    ``initial_value``. Never a password, which the plan holds only as a hash."""
+    earlier = (run.context.get(PROMPT_DATA) or {}).get(spec.key)
+    if not spec.fixed and spec.type != "password" and isinstance(earlier, str | int | bool):
+        return earlier
+    return resolve_initial(spec, run)
 
 
 def resolve_initial(spec: PromptField, run: StageRun) -> Any:
