@@ -125,7 +125,7 @@ class EmailStage(StageType):
         }
 
     def respond(self, run: StageRun, form: StageForm | None) -> StageResult:
-        """"Send again" (never completes the stage, only says what happened), or "Wrong
+        """ "Send again" (never completes the stage, only says what happened), or "Wrong
         address? Change it", which goes back to the prompt the address was typed into."""
         recipient = _Recipient.of(run)
         if run.request.form.get(CHANGE_ADDRESS):
