@@ -14,6 +14,7 @@ request on (ASVS 7.4.1, 7.4.3).
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -124,6 +125,13 @@ class SessionEntry:
     created: datetime
     last_seen: datetime
     current: bool
+    #: What tells this session from another of the same browser and system ("signed in
+    #: 2026-11-30 09:12 UTC"), empty when its device name alone does.
+    distinction: str = ""
+
+    @property
+    def label(self) -> str:
+        return f"{self.device}, {self.distinction}" if self.distinction else self.device
 
     @property
     def end_url(self) -> str:
@@ -358,6 +366,14 @@ def _sessions(state: FlowsState, user_id: str) -> list[SessionEntry]:
         )
         for record in records
     ]
+    # Two sessions of one browser on one system read the same: name them by when they
+    # began (and, if that is the same minute, by their IP address).
+    names = Counter(entry.device for entry in entries)
+    for entry in entries:
+        if names[entry.device] > 1:
+            entry.distinction = f"signed in {entry.created:%Y-%m-%d %H:%M} UTC"
+            if entry.ip_address:
+                entry.distinction += f" from {entry.ip_address}"
     # This device first; the rest by most recent use.
     return sorted(entries, key=lambda entry: not entry.current)
 

@@ -547,3 +547,34 @@ def test_a_stolen_cookie_used_from_many_addresses_dies_after_five_guesses(
     assert statuses == [200] * (MAX_PASSWORD_FAILURES - 1) + [429]
     assert session_rows(app) == []
     assert device_exists(app, TOTPDevice, device_id)
+
+
+def test_two_sessions_of_one_browser_are_told_apart(
+    app: Flask, browser: FlowBrowser, make_user: Callable[..., User], login_flow: Flow
+) -> None:
+    make_user("alice")
+    another(app, FIREFOX_UA).log_in("alice", PASSWORD, slug="login")
+    another(app, FIREFOX_UA).log_in("alice", PASSWORD, slug="login")
+    browser.log_in("alice", PASSWORD, slug="login")
+    page = open_settings(browser)
+    notes = re.findall(r'<span class="flows-settings-item-note">([^<]*)</span>', page)
+    assert len(notes) == 2  # the two Firefox sessions; this device's name is its own
+    assert all(
+        re.fullmatch(r"signed in \d{4}-\d\d-\d\d \d\d:\d\d UTC from [\d.]+", n) for n in notes
+    )
+    assert (
+        page.count('End this session<span class="flows-sr-only"> (Firefox on Linux, signed in') == 2
+    )
+
+
+def test_times_are_shown_in_the_visitors_zone_by_a_script_of_its_own(
+    browser: FlowBrowser, make_user: Callable[..., User], login_flow: Flow
+) -> None:
+    make_user("alice")
+    browser.log_in("alice", PASSWORD, slug="login")
+    page = open_settings(browser)
+    # UTC in the markup (the server cannot know the zone), marked for local-time.js.
+    assert re.search(r'<time datetime="[^"]+Z" data-flows-local-time>[^<]+ UTC</time>', page)
+    assert "flows/local-time.js" in page and "flows/flows.js" not in page
+    script = browser.client.get("/flows/static/flows/local-time.js")
+    assert script.status_code == 200 and b"Intl.DateTimeFormat" in script.data

@@ -27,3 +27,26 @@ def test_end_the_session_of_another_device(walker: Callable[..., Walker], user: 
 
     assert laptop.logged_in_as() is None
     assert phone.logged_in_as() == user
+
+
+def test_times_read_in_the_visitors_time_zone(walker: Callable[..., Walker], user: str) -> None:
+    me = walker(timezone_id="Asia/Tokyo", locale="en-GB")
+    me.log_in(user)
+    me.goto("/flows/-/settings/")
+    signed_in = me.page.locator(".flows-settings-facts time").first
+    stamp = signed_in.get_attribute("datetime")
+    assert stamp and stamp.endswith("Z")
+    if me.js:
+        expected = me.page.evaluate(
+            "s => new Intl.DateTimeFormat(undefined, {dateStyle: 'medium', timeStyle: 'short'})"
+            ".format(new Date(s))",
+            stamp,
+        )
+        me.page.wait_for_function(
+            "() => !document.querySelector('time').textContent.includes('UTC')"
+        )
+        assert signed_in.inner_text() == expected
+        hour = int(stamp[11:13])
+        assert f"{(hour + 9) % 24:02d}:" in expected  # Tokyo is UTC+9
+    else:
+        assert signed_in.inner_text().endswith(" UTC")
