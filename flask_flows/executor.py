@@ -48,7 +48,7 @@ from .plan import (
 )
 from .planner import EmptyFlow, FlowNonApplicable, FlowPlanner
 from .policies import PolicyRequest
-from .redirects import safe_next
+from .redirects import app_home, safe_next
 from .stages.base import TOO_MANY, StageForm, StageResult, StageRun, StageType, invalid
 
 MSG_EXPIRED = "Your session for this form expired, so it started again."
@@ -135,7 +135,7 @@ class FlowExecutor:
         if restart:
             return self._redirect(url_for("flows.execute", slug=self.flow.slug, next=target))
         if self.flow.designation is Designation.authentication and not self.state.current_user():
-            return self._redirect(request.script_root + "/")
+            return self._redirect(app_home())
         return self._redirect(target or self._default_target())
 
     # -- planning -------------------------------------------------------------------

@@ -15,6 +15,7 @@ from flask import Response, current_app, render_template, url_for
 
 from . import layouts
 from .models import Flow
+from .redirects import app_home
 
 if TYPE_CHECKING:
     from .extension import FlowsState
@@ -46,7 +47,7 @@ def page(
         retry_url=retry_url if wait_seconds <= 0 else None,
         retry_label=retry_label,
         recovery_url=recovery_url(state, flow) if recovery else None,
-        home_url=str(state.config["FLOWS_DEFAULT_REDIRECT"]),
+        home_url=app_home(),
     )
     response = current_app.make_response((html, 200 if htmx else 429))
     if wait_seconds > 0:

@@ -107,7 +107,8 @@ class FlowPlan:
                 context=dict(data["c"]),
                 created=float(data["t"]),
                 step=int(data["s"]),
-                nonce=str(data["n"]),
+                # A plan stored before plans had a nonce (a link mailed then) gets one.
+                nonce=str(data.get("n") or secrets.token_urlsafe(4)),
             )
         except (KeyError, TypeError, ValueError):
             return None
@@ -115,8 +116,10 @@ class FlowPlan:
 
 
 def same_plan(plan: FlowPlan, token: str | None) -> bool:
-    """Whether a form's step ``token`` was rendered for ``plan`` (at any of its steps)."""
-    return bool(token) and str(token).split(".", 1)[0] == plan.nonce
+    """Whether a form's step ``token`` was rendered for ``plan`` (at any of its steps); a
+    token of the older form ``<entry>.<step>`` (no nonce) is taken as this plan's."""
+    parts = str(token or "").split(".")
+    return len(parts) == 2 or (len(parts) == 3 and parts[0] == plan.nonce)
 
 
 def injected_stage_id(entry: int) -> int | None:

@@ -8,6 +8,14 @@ from urllib.parse import unquote, urlsplit
 _DECODE_ROUNDS = 4
 
 
+def app_home() -> str:
+    """The app's home page, where a way out leads when ``next`` could lead back into the
+    login (a cancelled login, a lockout): the root of the app, wherever it is mounted."""
+    from flask import request
+
+    return request.script_root + "/"
+
+
 def safe_next(target: str | None) -> str | None:
     """Return ``target`` if it is a relative path on this site, else ``None``.
 

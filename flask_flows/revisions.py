@@ -48,7 +48,8 @@ def _flows_touched(session: Session) -> set[Flow]:
         elif isinstance(obj, Stage):
             if obj.id is not None:
                 stage_ids.add(obj.id)
-            stage_names.add(obj.name)
+            # A renamed stage leaves the flows that named it under its old name too.
+            stage_names.update([obj.name, *sa.inspect(obj).attrs.name.history.deleted])
         elif isinstance(obj, Policy) and obj.id is not None:
             policy_ids.add(obj.id)
         elif isinstance(obj, PolicyBinding):
@@ -91,9 +92,10 @@ def _stages_naming(session: Session, names: set[str]) -> set[int]:
     """Ids of the stages whose options name one of the stages called ``names``."""
     ids: set[int] = set()
     for stage_type, options in REFERENCING_OPTIONS.items():
-        for stage in session.scalars(sa.select(Stage).where(Stage.type == stage_type)):
-            if stage.id is not None and any((stage.config or {}).get(o) in names for o in options):
-                ids.add(stage.id)
+        rows = session.execute(sa.select(Stage.id, Stage.config).where(Stage.type == stage_type))
+        for stage_id, config in rows:
+            if any((config or {}).get(option) in names for option in options):
+                ids.add(stage_id)
     return ids
 
 

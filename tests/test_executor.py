@@ -929,3 +929,16 @@ def test_a_form_is_never_read_by_a_later_stage(
     response = browser.step("switch")
     assert browser.stage_type == "dummy"
     assert "This step did not accept the submission." not in response.text
+
+
+def test_a_plan_stored_before_plans_had_a_nonce_still_works() -> None:
+    """A link mailed before the upgrade holds a plan without one; a page rendered then
+    carries a step token without one: both are taken as they were meant."""
+    from flask_flows.plan import FlowPlan, same_plan
+
+    stored = {"r": 1, "b": [10, 20], "m": [], "c": {}, "t": 0, "s": 1}
+    plan = FlowPlan.from_session("login", stored)
+    assert plan is not None and plan.nonce
+    assert same_plan(plan, "20.1")
+    assert same_plan(plan, plan.token)
+    assert not same_plan(plan, "other.20.1")

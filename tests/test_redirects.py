@@ -133,17 +133,23 @@ def test_default_flow_view_drops_unsafe_next(app: Flask, one_step: Flow, target:
 
 
 @pytest.mark.parametrize("target", ["//evil.com", "/%5Cevil.com", "javascript:alert(1)"])
-def test_cancel_refuses_unsafe_next(browser: FlowBrowser, one_step: Flow, target: str) -> None:
+def test_cancel_refuses_unsafe_next(
+    browser: FlowBrowser, make_flow: Callable[..., Flow], target: str
+) -> None:
+    # Not a login, whose cancel goes home whatever its `next`.
+    make_flow("consent", ("dummy", {"message": "only step"}), designation="authorization")
     browser.last = browser.client.get(
-        "/flows/one-step/", query_string={"next": target}, headers=browser.headers
+        "/flows/consent/", query_string={"next": target}, headers=browser.headers
     )
-    browser.post("/flows/one-step/cancel/", {"csrf_token": browser.csrf_token()})
+    browser.post("/flows/consent/cancel/", {"csrf_token": browser.csrf_token()})
     assert browser.redirect_target == "/"
 
 
-def test_cancel_follows_safe_next(browser: FlowBrowser, one_step: Flow) -> None:
+def test_cancel_follows_safe_next(browser: FlowBrowser, make_flow: Callable[..., Flow]) -> None:
+    # Not a login: a cancelled login goes home (test_executor.py).
+    make_flow("consent", ("dummy", {"message": "only step"}), designation="authorization")
     browser.last = browser.client.get(
-        "/flows/one-step/", query_string={"next": "/back?to=1"}, headers=browser.headers
+        "/flows/consent/", query_string={"next": "/back?to=1"}, headers=browser.headers
     )
-    browser.post("/flows/one-step/cancel/", {"csrf_token": browser.csrf_token()})
+    browser.post("/flows/consent/cancel/", {"csrf_token": browser.csrf_token()})
     assert browser.redirect_target == "/back?to=1"

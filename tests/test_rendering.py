@@ -225,7 +225,7 @@ def test_cancel_form_carries_a_working_csrf_token(client: FlaskClient, login_flo
 
     response = client.post(form["attrs"]["action"], data={"csrf_token": token["attrs"]["value"]})
     assert response.status_code == 303
-    assert response.headers["Location"] == "/after"
+    assert response.headers["Location"] == "/"  # a cancelled login goes home, not to `next`
 
 
 def test_show_password_waits_for_javascript(

@@ -15,6 +15,7 @@ from browsing import FlowBrowser
 from factory import User, db
 from flask import Flask
 from smtp_sink import Mailbox, bodies, link_in
+from test_request_cost import statements
 
 from flask_flows.blueprints import install_default_flows
 from flask_flows.extension import FlowsState
@@ -175,3 +176,66 @@ def test_a_recovery_link_offers_no_address_change(
     page = browser.step("default-recovery-flow", uid_field="alice")
     assert browser.stage_type == "email"
     assert "Change it" not in page.text  # the account's own address: nothing was typed
+
+
+# -- what a prober could measure -----------------------------------------------------------
+
+
+def test_a_used_address_meets_the_same_rate_limit_as_a_free_one(
+    app: Flask, mailbox: Mailbox
+) -> None:
+    app.config["FLOWS_MAIL_RATE_LIMIT"] = "1/3600"
+    pages = {}
+    for address in ("carol@example.com", "alice@example.com"):
+        answers = []
+        for n in range(2):
+            page = sign_up(FlowBrowser(app.test_client()), f"user{n}x", address)
+            answers.append("already sent several emails" in page[1])
+            assert wait_for_outgoing_mail(5)  # the first one's mail job stored its token
+        pages[address] = answers
+    assert pages["carol@example.com"] == pages["alice@example.com"] == [False, True]
+    assert wait_for_outgoing_mail(5)
+    assert len([m for m in mailbox.messages if m["To"] == "alice@example.com"]) == 1
+
+
+def test_a_used_address_costs_the_same_statements_as_a_free_one(
+    app: Flask, mailbox: Mailbox
+) -> None:
+    counts = []
+    sign_up(FlowBrowser(app.test_client()), "warm", "warm@example.com")  # caches filled
+    for address in ("carol@example.com", "alice@example.com"):
+        assert wait_for_outgoing_mail(5)  # the mail job of the one before is done
+        browser = FlowBrowser(app.test_client(), htmx=True)
+        browser.start(ENROLL)
+        with statements(app) as seen:
+            browser.step(
+                ENROLL, username="erin2", email=address, password=PASSWORD, password_repeat=PASSWORD
+            )
+        counts.append(list(seen))
+        assert wait_for_outgoing_mail(5)
+    assert len(counts[0]) == len(counts[1]), "\n---\n".join("\n".join(c) for c in counts)
+
+
+def test_a_taken_name_is_asked_for_again_under_the_prompts_own_key_and_rules(
+    app: Flask, browser: FlowBrowser, make_flow: Callable[..., Any]
+) -> None:
+    fields = [
+        {"field_key": "login", "label": "Login", "type": "username", "max_length": 8},
+        {"field_key": "password", "label": "Password", "type": "password"},
+    ]
+    make_flow(
+        "join",
+        ("prompt", {"fields": fields}),
+        ("user_write", {"attribute_mapping": {"login": "username"}}),
+        "user_login",
+        designation="enrollment",
+    )
+    browser.start("join")
+    page = browser.step("join", login="alice", password=PASSWORD)
+    assert browser.stage_type == "user_write"
+    assert 'name="login"' in page.text and MSG_CHOOSE_USERNAME in page.text
+    page = browser.step("join", login="a-name-far-too-long")
+    assert browser.stage_type == "user_write"  # the prompt's max_length holds here too
+    assert user_named(app, "a-name-far-too-long") is None
+    browser.step("join", login="alicia")
+    assert browser.get("/").text == "home: alicia"

@@ -168,18 +168,20 @@ class EmailStage(StageType):
         # With no address (an account pretended, or its mailbox at its limit), the same
         # work is done and nothing is kept or sent: the response and the mail job then
         # cost what they cost for a real account (ASVS 6.3.8). An entered address that
-        # is another account's gets a mail for its owner instead of the link, and the
-        # token is rehearsed like that: the page is the same either way.
+        # is another account's gets a mail for its owner instead of the link; its token
+        # is stored all the same (never mailed, so nobody can claim it), so the work is
+        # the same and the address's rate limit counts that mail too.
         token = new_token()
-        owner = _owner_to_tell(run, recipient, address)
+        link = mailed_link("flows.resume", token=token)
+        owner, recovery = _owner_to_tell(run, recipient, address)
         if owner is not None:
-            message = _account_exists_message(run, address or "", owner)
+            message = _account_exists_message(run, address or "", owner, recovery)
         else:
             message = mail.build_message(
                 to=address or "nobody@invalid",
                 subject=run.config["subject"],
                 template=run.config["template"],
-                link=mailed_link("flows.resume", token=token),
+                link=link,
                 user=recipient.user,
                 username=getattr(recipient.user, "username", None),
                 expires_in=_duration(run.config["token_expiry"]),
@@ -194,7 +196,7 @@ class EmailStage(StageType):
             address=address or "",
             lifetime=timedelta(minutes=run.config["token_expiry"]),
             activate_user=run.config["activate_user_on_success"],
-            rehearse=address is None or owner is not None,
+            rehearse=address is None,
         )
         # The token is stored by the mail thread, which starts when the request ends: a
         # database write here would make a real account's response slower.
@@ -234,25 +236,29 @@ def _address_prompt(run: StageRun) -> int | None:
     return None
 
 
-def _owner_to_tell(run: StageRun, recipient: _Recipient, address: str | None) -> Any | None:
+def _owner_to_tell(
+    run: StageRun, recipient: _Recipient, address: str | None
+) -> tuple[Any | None, bool]:
     """The account that already has the entered ``address``, when its owner is to be told
-    (``address_in_use: tell_owner``) rather than mailed a link for another account."""
+    (``address_in_use: tell_owner``) rather than mailed a link for another account, and
+    whether the app has a recovery flow to offer them. Both lookups run for every typed
+    address, used or free, so the two cost the same."""
     if not address or not recipient.typed or run.config["address_in_use"] != "tell_owner":
-        return None
+        return None, False
     store = run.state.user_store
     if not store.has_field("email"):
-        return None
+        return None, False
     owner = store.find_by_identifier(address, ["email"], True)
+    has_recovery = next(run.state.flows_of("recovery"), None) is not None
     if owner is None or (recipient.user is not None and store.user_id(owner) == recipient.user_id):
-        return None
-    return owner
+        return None, has_recovery
+    return owner, has_recovery
 
 
-def _account_exists_message(run: StageRun, address: str, owner: Any) -> Any:
+def _account_exists_message(run: StageRun, address: str, owner: Any, has_recovery: bool) -> Any:
     """What the owner of an address someone entered for another account reads: they have
     an account, how to sign in, and how to recover it."""
     brand = str(run.state.config["FLOWS_BRAND_NAME"])
-    has_recovery = next(run.state.flows_of("recovery"), None) is not None
     return mail.build_message(
         to=address,
         subject=f"You already have an account at {brand}",

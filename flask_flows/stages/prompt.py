@@ -98,7 +98,7 @@ class PromptStage(StageType):
                 continue
             reported = spec.type == "username" and run.config["report_taken_username"]
             extra = [unique_username(run)] if reported else []
-            spec = _within_the_model(run, spec)
+            spec = within_the_model(run, spec)
             attributes[spec.key] = build_field(spec, _initial(spec, run), extra)
             if spec.repeat:
                 attributes[spec.repeat_key] = build_repeat_field(spec)
@@ -138,11 +138,13 @@ class PromptStage(StageType):
 
 def _keep_passwords_typed(form: StageForm, fields: list[PromptField]) -> None:
     """After a refusal elsewhere on the form, a password the person typed is shown again
-    (masked) rather than lost; one that was itself refused, or its repeat that did not
-    match, is asked for afresh."""
-    for key in (key for f in fields if f.type == "password" for key in (f.key, f.repeat_key)):
-        if key in form and not form[key].errors:
-            form[key].widget = PasswordInput(hide_value=False)
+    (masked) rather than lost. A password and its repeat go together: when either was
+    refused (a policy, a mismatch), both are asked for afresh."""
+    for spec in (f for f in fields if f.type == "password"):
+        pair = [key for key in (spec.key, spec.repeat_key) if key in form]
+        if pair and not any(form[key].errors for key in pair):
+            for key in pair:
+                form[key].widget = PasswordInput(hide_value=False)
 
 
 def _initial(spec: PromptField, run: StageRun) -> Any:
@@ -250,7 +252,7 @@ def _evaluate(run: StageRun, name: str, request: PolicyRequest) -> PolicyResult:
         return PolicyResult(False, (MSG_POLICY_ERROR,))
 
 
-def _within_the_model(run: StageRun, spec: PromptField) -> PromptField:
+def within_the_model(run: StageRun, spec: PromptField) -> PromptField:
     """A username or email prompt offers no more characters than the app's user model
     can store (a ``String(64)`` username is not offered 150)."""
     if spec.type not in ("username", "email"):

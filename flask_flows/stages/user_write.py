@@ -27,8 +27,8 @@ from ..options import ConfigError, Option
 from ..outcomes import Outcome
 from ..plan import PENDING_USER, PROMPT_DATA
 from .base import StageForm, StageResult, StageRun, StageType, deny, invalid, ok
-from .prompt import password_hash, unique_username
-from .prompt_fields import PromptField, build_field, stored_value
+from .prompt import password_hash, unique_username, within_the_model
+from .prompt_fields import PromptField, build_field, parse_fields, stored_value
 
 CREATION_MODES = ("never_create", "create_when_required", "always_create")
 #: Attributes only this module's own logic may set, never a mapping.
@@ -80,27 +80,27 @@ class UserWriteStage(StageType):
         return bool(run.context.get(USERNAME_TAKEN))
 
     def form_class(self, run: StageRun) -> type[StageForm]:
-        if not run.context.get(USERNAME_TAKEN):
+        spec = _username_spec(run) if run.context.get(USERNAME_TAKEN) else None
+        if spec is None:
             return StageForm
-        spec = PromptField(key="username", label="Username", type="username")
-        taken = (run.context.get(PROMPT_DATA) or {}).get("username")
+        taken = (run.context.get(PROMPT_DATA) or {}).get(spec.key)
         field = build_field(spec, taken, [unique_username(run)])
-        return type("UsernameForm", (StageForm,), {"username": field})
+        return type("UsernameForm", (StageForm,), {spec.key: field})
 
     def challenge(self, run: StageRun, form: StageForm) -> dict[str, Any]:
-        username = getattr(form, "username", None)
-        if username is not None and run.memo.get(USERNAME_TAKEN):
-            username.errors = [MSG_CHOOSE_USERNAME]
-        return {}
+        spec = _username_spec(run) if run.context.get(USERNAME_TAKEN) else None
+        field = form[spec.key] if spec is not None and spec.key in form else None
+        if field is not None and run.memo.get(USERNAME_TAKEN):
+            field.errors = [MSG_CHOOSE_USERNAME]
+        return {"username_field": field}
 
     def respond(self, run: StageRun, form: StageForm | None) -> StageResult:
         store = run.state.user_store
         data = dict(run.context.get(PROMPT_DATA) or {})
-        chosen = getattr(form, "username", None)
-        if chosen is not None:
-            spec = PromptField(key="username", label="Username", type="username")
-            data["username"] = stored_value(spec, chosen.data)
-            run.context[PROMPT_DATA] = {**(run.context.get(PROMPT_DATA) or {}), **data}
+        spec = _username_spec(run) if form is not None else None
+        if spec is not None and form is not None and spec.key in form:
+            data[spec.key] = stored_value(spec, form[spec.key].data)
+            run.context[PROMPT_DATA] = data
         user = run.pending_user()
         mode = run.config["user_creation_mode"]
         create = mode == "always_create" or (mode == "create_when_required" and user is None)
@@ -140,8 +140,7 @@ class UserWriteStage(StageType):
     def _taken(self, run: StageRun, message: str) -> StageResult:
         """A username entered in a prompt was taken: ask for another one here. Anything
         else (an email address taken, a failed write) is said, with a way to start again."""
-        entered = (run.context.get(PROMPT_DATA) or {}).get("username")
-        if message == MSG_USERNAME_TAKEN and isinstance(entered, str):
+        if message == MSG_USERNAME_TAKEN and _username_spec(run) is not None:
             run.context[USERNAME_TAKEN] = True
             run.memo[USERNAME_TAKEN] = True  # challenge() puts the error on the field
             return invalid()
@@ -273,6 +272,28 @@ def _failure_message(run: StageRun, error: SQLAlchemyError, attributes: dict[str
             return taken
     run.state.log.exception("user_write: writing the user failed in flow %s", run.flow.slug)
     return MSG_NOT_SAVED
+
+
+def _username_spec(run: StageRun) -> PromptField | None:
+    """The prompt field, earlier in this flow, whose value becomes the username (through
+    ``attribute_mapping`` too), as that prompt checks it: what the stage asks for again
+    when the name is taken. ``None`` when no prompt of the flow collected one."""
+    if "username_spec" in run.memo:
+        found: PromptField | None = run.memo["username_spec"]
+        return found
+    mapping = {"username": "username", "email": "email", **(run.config["attribute_mapping"] or {})}
+    keys = {key for key, attribute in mapping.items() if attribute == "username"}
+    data = run.context.get(PROMPT_DATA) or {}
+    found = None
+    for binding in run.flow.bindings:
+        if binding.stage.type != "prompt":
+            continue
+        where = f"stage {binding.stage.name!r} (prompt)"
+        for spec in parse_fields(run.state.stage_config(binding.stage)["fields"], where):
+            if spec.key in keys and isinstance(data.get(spec.key), str) and not spec.fixed:
+                found = within_the_model(run, spec)
+    run.memo["username_spec"] = found
+    return found
 
 
 def _changed(previous: str | None, current: str | None) -> bool:

@@ -30,7 +30,9 @@
   // scroll a phone's screen past what it shows.
   function headingFirst(root) {
     var marked = root.querySelector("[data-flows-focus='heading']");
-    return marked && marked.querySelector(".flows-stage-heading");
+    if (!marked) return null;
+    // The stage's own heading, or the flow's when the stage's only repeated it.
+    return marked.querySelector(".flows-stage-heading") || document.getElementById("flows-title");
   }
 
   // After a swap the old focus is gone with the old stage: put it where a keyboard user
