@@ -20,6 +20,7 @@ from postgres import PostgresServer, PostgresUnavailable, start_postgres
 from smtp_sink import Mailbox
 
 from flask_flows import Flow, Flows, FlowStageBinding, Stage
+from flask_flows.blueprints import install_default_flows
 from flask_flows.extension import FlowsState
 
 #: pytester runs the recipe of docs/testing.md as an app's own test suite.
@@ -154,6 +155,13 @@ def detach(obj: Any, *relationships: str) -> Any:
     for name in relationships:
         getattr(obj, name)
     return obj
+
+
+@pytest.fixture
+def defaults(app: Flask, state: FlowsState) -> None:
+    """The shipped default flows, installed as `flask flows init` does."""
+    with app.app_context():
+        install_default_flows(state)
 
 
 @pytest.fixture

@@ -15,8 +15,6 @@ from flask import Flask
 from smtp_sink import link_in
 
 from flask_flows import AuthenticatedSession, FlowsModel
-from flask_flows.blueprints import install_default_flows
-from flask_flows.extension import FlowsState
 
 LOGIN = "default-authentication-flow"
 ENROLL = "default-enrollment-flow"
@@ -27,15 +25,12 @@ PASSWORD = "correct horse battery"
 NEW_PASSWORD = "a whole new passphrase"
 
 
+pytestmark = pytest.mark.usefixtures("defaults")
+
+
 @pytest.fixture
 def app_config(mailbox: Any) -> dict[str, Any]:
     return {**mailbox.config}
-
-
-@pytest.fixture(autouse=True)
-def default_flows(app: Flask, state: FlowsState) -> None:
-    with app.app_context():
-        install_default_flows(state)
 
 
 def user_named(app: Flask, username: str) -> User | None:

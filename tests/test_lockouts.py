@@ -14,9 +14,7 @@ from flask import Flask
 from werkzeug.test import TestResponse
 
 from flask_flows import Flow
-from flask_flows.blueprints import install_default_flows
 from flask_flows.config import DEFAULTS
-from flask_flows.extension import FlowsState
 from flask_flows.lockouts import HEADING
 from flask_flows.stages.base import TOO_MANY
 
@@ -29,12 +27,6 @@ _LINKS = re.compile(r'<a class="flows-(?:link|button[^"]*)" href="([^"]*)">([^<]
 def actions(page: TestResponse) -> dict[str, str]:
     """The lockout page's links, by their words."""
     return {words: href for href, words in _LINKS.findall(page.text)}
-
-
-@pytest.fixture
-def defaults(app: Flask, state: FlowsState) -> None:
-    with app.app_context():
-        install_default_flows(state)
 
 
 @pytest.fixture

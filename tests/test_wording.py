@@ -14,8 +14,6 @@ from factory import User
 from flask import Flask
 from werkzeug.test import TestResponse
 
-from flask_flows.blueprints import install_default_flows
-from flask_flows.extension import FlowsState
 from flask_flows.models import Flow
 
 PASSWORD = "correct horse battery staple"
@@ -43,12 +41,6 @@ def submit_label(page: TestResponse) -> str:
     found = _SUBMIT.search(page.text)
     assert found, "the page has no submit button"
     return found.group(1)
-
-
-@pytest.fixture
-def defaults(app: Flask, state: FlowsState) -> None:
-    with app.app_context():
-        install_default_flows(state)
 
 
 @pytest.fixture
