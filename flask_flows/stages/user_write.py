@@ -123,13 +123,13 @@ class UserWriteStage(StageType):
             taken = _taken_ignoring_case(run, attributes, user)
             if taken is not None:
                 store.session.rollback()
-                return self._taken(run, taken)
+                return self._not_written(run, taken)
             if create and run.config["create_users_group"]:
                 store.add_to_group(user, run.config["create_users_group"])
             store.session.commit()
         except SQLAlchemyError as error:
             store.session.rollback()
-            return self._taken(run, _failure_message(run, error, attributes))
+            return self._not_written(run, _failure_message(run, error, attributes))
         run.context.pop(USERNAME_TAKEN, None)
         if not create and _changed(previous_email, getattr(user, "email", None)):
             run.record(Outcome.email_changed)
@@ -137,7 +137,7 @@ class UserWriteStage(StageType):
             _notify_previous_email(run, user, previous_email)
         return self._after_write(run, user, created=create, password_changed=new_hash is not None)
 
-    def _taken(self, run: StageRun, message: str) -> StageResult:
+    def _not_written(self, run: StageRun, message: str) -> StageResult:
         """A username entered in a prompt was taken: ask for another one here. Anything
         else (an email address taken, a failed write) is said, with a way to start again."""
         if message == MSG_USERNAME_TAKEN and _username_spec(run) is not None:
