@@ -124,6 +124,21 @@ class FlowExecutor:
             return self._proceed(plan, submitted=False)
         return self._proceed(plan, submitted=True)
 
+    def waiting(self) -> Response:
+        """``GET /flows/<slug>/-/waiting/?flow_step=…``, asked every few seconds by a page that
+        waits for something outside it (StageType.waited_for): 204 while the plan is still
+        at that page's step and it waits, else a redirect (``HX-Redirect``) to the flow,
+        which then shows what comes next. Reads the plan, changes nothing."""
+        plan = stored_plan(self.flow.slug) if self.flow.slug in stored_plans() else None
+        binding = self._binding_for(plan.current) if plan and plan.current is not None else None
+        if plan is not None and binding is not None and request.args.get("flow_step") == plan.token:
+            stage_type = self.state.stage_type(binding.stage.type)
+            if not stage_type.waited_for(self._run_for(plan, binding)):
+                response = current_app.make_response(("", 204))
+                response.headers["Cache-Control"] = "no-store"
+                return response
+        return htmx_response("", 200, redirect=url_for("flows.execute", slug=self.flow.slug))
+
     def cancel(self, *, restart: bool = False) -> Response:
         """Drop the plan; leave to `next` (or home), or with ``restart`` begin the flow anew.
 

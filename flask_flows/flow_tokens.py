@@ -18,7 +18,7 @@ import copy
 import hashlib
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
 import sqlalchemy as sa
@@ -99,6 +99,22 @@ def save_token(
         state.db.session.rollback()
         return
     state.db.session.commit()
+
+
+def opened_since(state: FlowsState, address_hash: str, plan: FlowPlan) -> bool:
+    """Whether a link mailed to ``address_hash`` for ``plan`` (its nonce is in the stored
+    continuation) has been opened: what lets the tab that waits for it move on. One
+    indexed lookup; the nonce is compared here, the same on every database."""
+    since = datetime.fromtimestamp(plan.created, UTC).replace(tzinfo=None) - timedelta(seconds=1)
+    stored = state.db.session.scalars(
+        sa.select(FlowToken.plan).where(
+            FlowToken.address_hash == address_hash,
+            FlowToken.flow_slug == plan.flow_slug,
+            FlowToken.used_at.is_not(None),
+            FlowToken.created >= since,
+        )
+    )
+    return any(isinstance(row, dict) and row.get("n") == plan.nonce for row in stored)
 
 
 def tokens_sent_since(state: FlowsState, address_hash: str, seconds: int) -> int:

@@ -31,6 +31,7 @@ from .settings import register_settings
 def register_views(blueprint: Blueprint) -> None:
     blueprint.add_url_rule("/<slug>/", view_func=execute, methods=["GET", "POST"])
     blueprint.add_url_rule("/<slug>/cancel/", view_func=cancel, methods=["POST"])
+    blueprint.add_url_rule("/<slug>/-/waiting/", view_func=waiting)
     blueprint.add_url_rule("/-/default/<designation>/", view_func=default_flow)
     blueprint.add_url_rule(
         "/-/resume/<token>/", endpoint="resume", view_func=resume, methods=["GET", "POST"]
@@ -61,6 +62,12 @@ def execute(slug: str) -> Response:
     state = get_state()
     executor = FlowExecutor(state, _flow_or_404(state, slug))
     return executor.post() if request.method == "POST" else executor.get()
+
+
+def waiting(slug: str) -> Response:
+    """``GET /flows/<slug>/-/waiting/``: has what the current stage waits for happened?"""
+    state = get_state()
+    return FlowExecutor(state, _flow_or_404(state, slug)).waiting()
 
 
 def cancel(slug: str) -> Response:

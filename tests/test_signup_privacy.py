@@ -20,6 +20,7 @@ from test_request_cost import statements
 from flask_flows.extension import FlowsState
 from flask_flows.mail import wait_for_outgoing_mail
 from flask_flows.models import Stage
+from flask_flows.stages.email import NOT_OPENED_YET
 from flask_flows.stages.user_write import MSG_CHOOSE_USERNAME
 
 PASSWORD = "correct horse battery staple"
@@ -237,3 +238,45 @@ def test_a_taken_name_is_asked_for_again_under_the_prompts_own_key_and_rules(
     assert user_named(app, "a-name-far-too-long") is None
     browser.step("join", login="alicia")
     assert browser.get("/").text == "home: alicia"
+
+
+def test_the_waiting_tab_learns_when_the_link_is_opened_elsewhere(
+    app: Flask, browser: FlowBrowser, mailbox: Mailbox
+) -> None:
+    sign_up(browser, "carol", "carol@example.com")
+    waiting = f"/flows/{ENROLL}/-/waiting/?flow_step={browser.step_token()}"
+    assert browser.client.get(waiting).status_code == 204  # asked every few seconds
+    page = browser.step(ENROLL, opened="1")  # the same question, without JavaScript
+    assert NOT_OPENED_YET in page.text
+
+    phone = browser.fresh()
+    phone.open_link(link_in(mailbox.wait_for_message()))
+    phone.follow()
+    assert user_named(app, "carol") is not None
+
+    answer = browser.client.get(waiting)
+    assert answer.status_code == 200 and answer.headers["HX-Redirect"] == f"/flows/{ENROLL}/"
+    page = browser.get(f"/flows/{ENROLL}/")
+    assert browser.stage_type == "email"
+    assert "The link was opened in another browser or on another device." in page.text
+    assert "Send again" not in page.text
+
+
+def test_a_link_opened_in_the_same_browser_moves_the_waiting_tab_on(
+    browser: FlowBrowser, mailbox: Mailbox
+) -> None:
+    sign_up(browser, "dana", "dana@example.com")
+    waiting = f"/flows/{ENROLL}/-/waiting/?flow_step={browser.step_token()}"
+    link = link_in(mailbox.wait_for_message())
+    other_tab = FlowBrowser(browser.client)  # the same cookies
+    other_tab.open_link(link)
+    answer = browser.client.get(waiting)
+    assert answer.headers.get("HX-Redirect") == f"/flows/{ENROLL}/"
+
+
+def test_nobody_waits_on_a_pretended_account(app: Flask, browser: FlowBrowser) -> None:
+    browser.start("default-recovery-flow")
+    browser.step("default-recovery-flow", uid_field="nobody-here")
+    assert browser.stage_type == "email"
+    waiting = f"/flows/default-recovery-flow/-/waiting/?flow_step={browser.step_token()}"
+    assert browser.client.get(waiting).status_code == 204

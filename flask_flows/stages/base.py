@@ -147,6 +147,12 @@ class StageType:
     #: (``FLOWS_MAIL_BASE_URL``, ``SERVER_NAME`` or ``TRUSTED_HOSTS``), see link_hosts.
     mails_links: ClassVar[bool] = False
 
+    def waited_for(self, run: StageRun) -> bool:
+        """For a stage that waits for something outside the page (the email stage, for its
+        link): whether it has happened, so that the page, which asks every few seconds
+        (``GET /flows/<slug>/-/waiting/``), loads again and shows what comes next."""
+        return False
+
     def error_region(self, run: StageRun) -> str | None:
         """The id of the element whose content alone htmx swaps when this stage comes back
         with errors on its form; ``None`` swaps the whole stage. A stage that shows

@@ -41,7 +41,7 @@ from functools import partial
 from typing import Any
 
 from .. import mail
-from ..flow_tokens import hash_address, save_token, tokens_sent_since
+from ..flow_tokens import hash_address, opened_since, save_token, tokens_sent_since
 from ..link_hosts import mailed_link
 from ..options import ConfigError, Option
 from ..plan import PENDING_USER_IDENTIFIER, PROMPT_DATA, FlowPlan
@@ -53,11 +53,14 @@ from .base import WORDING, StageForm, StageResult, StageRun, StageType, invalid,
 EMAIL_SENT = "email_sent"
 EMAIL_SENDS = "email_sends"
 EMAIL_SENT_AT = "email_sent_at"
-#: Form field of the "Wrong address? Change it" button.
+#: Form fields of the "Wrong address? Change it" and (without JavaScript) "I've opened
+#: the link" buttons.
 CHANGE_ADDRESS = "change_address"
+OPENED = "opened"
 
 SENT_AGAIN = "We sent another email."
 TOO_SOON = "We just sent an email. You can ask for another one in {seconds} seconds."
+NOT_OPENED_YET = "The link has not been opened yet. Open it from the email, then come back."
 SENT_AGAIN_IF_EXISTS = "If an account exists for what you entered, we sent another email."
 RATE_LIMITED = (
     "We have already sent several emails. Please wait a while before asking for another,"
@@ -122,12 +125,27 @@ class EmailStage(StageType):
             "address": recipient.shown,
             "expires_in": _duration(run.config["token_expiry"]),
             "can_change_address": recipient.typed and _address_prompt(run) is not None,
+            "opened_elsewhere": self.waited_for(run),
         }
+
+    def waited_for(self, run: StageRun) -> bool:
+        """Whether the link was opened, in another browser or device: this browser's plan
+        still waits here, and can only say so (the flow goes on where the link was
+        opened). Opened in this browser, the plan itself has moved on."""
+        if "opened" not in run.memo:
+            # Asked for a pretended account too, by the identifier (whose links are never
+            # stored): the page costs the same queries for a real account and none.
+            address = _Recipient.of(run).address or run.context.get(PENDING_USER_IDENTIFIER)
+            run.memo["opened"] = opened_since(run.state, hash_address(address or ""), run.plan)
+        return bool(run.memo["opened"])
 
     def respond(self, run: StageRun, form: StageForm | None) -> StageResult:
         """ "Send again" (never completes the stage, only says what happened), or "Wrong
         address? Change it", which goes back to the prompt the address was typed into."""
         recipient = _Recipient.of(run)
+        if run.request.form.get(OPENED):
+            # Without JavaScript the page cannot ask by itself: the person does.
+            return invalid() if self.waited_for(run) else invalid(NOT_OPENED_YET)
         if run.request.form.get(CHANGE_ADDRESS):
             prompt = _address_prompt(run) if recipient.typed else None
             if prompt is not None:
