@@ -307,6 +307,7 @@ class FlowExecutor:
         if result.kind == "deny" and result.lockout:
             self._drop_plan()
             signals.flow_denied.send(self._app(), flow=self.flow, messages=[result.message])
+            self.state.log.info("flow %s ended after too many failed attempts", self.flow.slug)
             return lockouts.page(
                 self.state,
                 result.message or TOO_MANY,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from urllib.parse import unquote, urlsplit
 
+from flask import request
+
 # Enough rounds to see through double and triple percent-encoding of `//` or `\`.
 _DECODE_ROUNDS = 4
 
@@ -11,8 +13,6 @@ _DECODE_ROUNDS = 4
 def app_home() -> str:
     """The app's home page, where a way out leads when ``next`` could lead back into the
     login (a cancelled login, a lockout): the root of the app, wherever it is mounted."""
-    from flask import request
-
     return request.script_root + "/"
 
 

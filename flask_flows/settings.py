@@ -366,8 +366,8 @@ def _sessions(state: FlowsState, user_id: str) -> list[SessionEntry]:
         )
         for record in records
     ]
-    # Two sessions of one browser on one system read the same: name them by when they
-    # began (and, if that is the same minute, by their IP address).
+    # Two sessions of one browser on one system read the same: name them by when and
+    # from where they began.
     names = Counter(entry.device for entry in entries)
     for entry in entries:
         if names[entry.device] > 1:

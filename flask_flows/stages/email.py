@@ -303,6 +303,15 @@ class _Recipient:
 
     @classmethod
     def of(cls, run: StageRun) -> _Recipient:
+        """Worked out once per request (the page, its check for an opened link and "Send
+        again" all ask), so a user with nowhere to send to is logged once."""
+        if "recipient" not in run.memo:
+            run.memo["recipient"] = cls._find(run)
+        found: _Recipient = run.memo["recipient"]
+        return found
+
+    @classmethod
+    def _find(cls, run: StageRun) -> _Recipient:
         user = run.pending_user()
         store = run.state.user_store
         user_id = store.user_id(user) if user is not None else None
