@@ -1,8 +1,13 @@
 """The flow executor: runs one request of one flow against the plan in the session.
 
 GET shows the current stage; POST validates it and, on success, moves on: htmx gets the
-next stage's fragment in the same response, a plain browser a 303 back to the flow URL
-(post/redirect/get). The end of a flow is ``HX-Redirect`` for htmx and a 303 otherwise.
+next stage's fragment in the same response (and ``HX-Push-Url``), a plain browser a 303 to
+the stage's URL (post/redirect/get), also when the form was refused
+(:mod:`flask_flows.refused_forms`). Each stage's page has its own URL,
+``/flows/<slug>/?step=<plan nonce>.<entry>``, so it is a history entry: Back to the URL of a
+stage done earlier goes back to it where the plan allows (:meth:`FlowPlan.rewind_to`);
+the flow's URL without a step shows the current stage.
+The end of a flow is ``HX-Redirect`` for htmx and a 303 otherwise.
 Anything wrong with the stored plan (missing, tampered, expired, from an older revision
 of the flow) restarts the flow with a message rather than failing; a POST for a stage
 that is no longer current (a double submit, Back, another tab) is not used: the current
@@ -16,13 +21,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import Response, current_app, render_template, request, session, url_for
 from htmx_flask import make_response as htmx_response
 from htmx_flask.requests import HtmxHeaders
 from werkzeug.urls import iri_to_uri
 
-from . import layouts, lockouts, outcomes, signals
+from . import layouts, lockouts, outcomes, refused_forms, signals
 from .csrf import MSG_CSRF, csrf_valid
 from .extension import FlowsState
 from .models import (
@@ -83,11 +89,15 @@ class FlowExecutor:
     def __init__(self, state: FlowsState, flow: Flow) -> None:
         self.state = state
         self.flow = flow
-        self.htmx = bool(HtmxHeaders(request.headers))
+        headers = HtmxHeaders(request.headers)
+        # htmx restoring a page it did not keep asks for it whole (its history element).
+        self.htmx = bool(headers) and not headers.history_restore_request
         self.bindings: dict[int, PlanBinding] = {b.id: b for b in flow.bindings}
         self.messages: list[str] = []
         #: Context a discarded (stale, expired) plan hands on to its restart: its `next`.
         self.carried: dict[str, Any] = {}
+        #: A form refused by the POST before this GET (post/redirect/get), to show again.
+        self.refusal: refused_forms.Refusal | None = None
 
     # -- entry points ---------------------------------------------------------------
 
@@ -103,6 +113,9 @@ class FlowExecutor:
         target = safe_next(request.args.get("next"))
         if target:
             plan.context[REDIRECT] = target
+        self.refusal = refused_forms.take(plan)
+        if request.method == "GET":
+            self._go_back(plan, request.args.get("step"))
         return self._proceed(plan, submitted=False)
 
     def post(self) -> Response:
@@ -137,7 +150,7 @@ class FlowExecutor:
                 response = current_app.make_response(("", 204))
                 response.headers["Cache-Control"] = "no-store"
                 return response
-        return htmx_response("", 200, redirect=url_for("flows.execute", slug=self.flow.slug))
+        return htmx_response("", 200, redirect=self._stage_url(plan))
 
     def cancel(self, *, restart: bool = False) -> Response:
         """Drop the plan; leave to `next` (or home), or with ``restart`` begin the flow anew.
@@ -228,6 +241,26 @@ class FlowExecutor:
                 return True
         return False
 
+    def _go_back(self, plan: FlowPlan, step: str | None) -> None:
+        """Back (or the in-card Back link) to the page of an earlier stage, which ``step``
+        names (its :attr:`FlowPlan.position`). The stages undone forget what must not
+        outlive that. A page that cannot be gone back to (past a point of no return, of
+        another plan, still ahead) changes nothing: the current stage is shown, as it is
+        at the flow's own URL."""
+        nonce, _, number = (step or "").partition(".")
+        valid = nonce == plan.nonce and number.lstrip("-").isdigit()
+        entry = int(number) if valid else None
+        if entry is None or entry == plan.current:
+            return
+        undone = plan.rewind_to(entry)
+        if undone:
+            self.refusal = None
+        for undone_entry in undone:
+            binding = self._binding_for(undone_entry)
+            if binding is not None:
+                run = self._run_for(plan, binding)
+                self.state.stage_type(binding.stage.type).forget(run)
+
     def _drop_plan(self) -> None:
         plans = stored_plans()
         if self.flow.slug in plans:
@@ -271,7 +304,19 @@ class FlowExecutor:
                 # the next stage (a GET that passed non-interactive stages just renders it).
                 # htmx is sent there too when the next stage must load as a whole page.
                 store_plan(plan)
-                return self._redirect(url_for("flows.execute", slug=self.flow.slug))
+                return self._redirect(self._stage_url(plan))
+            elif self.refusal is not None and not advanced:
+                # The page after a refused POST (post/redirect/get): the form as refused.
+                refusal = self.refusal
+                run.messages[:0] = refusal.messages
+                form = refusal.form(stage_type.form_class(run))
+                return self._render_stage(
+                    run,
+                    form,
+                    refusal.status,
+                    failed=refusal.failed,
+                    retry_after=refusal.retry_after,
+                )
             else:
                 form = stage_type.form_class(run)(formdata=None)
                 return self._render_stage(run, form)
@@ -280,7 +325,7 @@ class FlowExecutor:
                 signals.stage_completed.send(
                     self._app(), flow=self.flow, stage=binding.stage, plan=plan
                 )
-                plan.advance()
+                plan.advance(revisitable=stage_type.revisitable, answered=submitted)
                 advanced = True
                 continue
             return self._handle_failure(plan, run, form, result)
@@ -330,10 +375,12 @@ class FlowExecutor:
             stage_type = self.state.stage_type(run.stage.type)
             form = form or stage_type.form_class(run)(formdata=None)
             response = self._render_stage(
-                run, form, status=429 if result.retry_after else 200, failed=True
+                run,
+                form,
+                status=429 if result.retry_after else 200,
+                failed=True,
+                retry_after=result.retry_after,
             )
-            if result.retry_after:
-                response.headers["Retry-After"] = str(result.retry_after)
             # Messages sit above the form, outside any region: with one, all is swapped.
             region = stage_type.error_region(run) if self.htmx and not run.messages else None
             if region:
@@ -365,7 +412,7 @@ class FlowExecutor:
                     authenticated_user=self.state.current_user(),
                 )
                 if not FlowPlanner(self.state, self.flow).binding_applies(binding, policy_request):
-                    plan.advance()
+                    plan.advance(revisitable=True)  # skipped: nothing done to undo
                     continue
             return binding
         return None
@@ -402,14 +449,33 @@ class FlowExecutor:
     # -- responses ------------------------------------------------------------------------
 
     def _render_stage(
-        self, run: StageRun, form: StageForm, status: int = 200, *, failed: bool = False
+        self,
+        run: StageRun,
+        form: StageForm,
+        status: int = 200,
+        *,
+        failed: bool = False,
+        retry_after: int | None = None,
     ) -> Response:
         """Show the stage; ``failed`` when its form came back refused (the page title
-        then begins "Error:")."""
-        form.flow_step.data = run.plan.token
+        then begins "Error:"). A plain browser's POST gets a redirect to the stage's URL
+        instead, the page carried there (:mod:`flask_flows.refused_forms`)."""
+        plan = run.plan
+        url = self._stage_url(plan)
+        if (
+            request.method == "POST"
+            and not self.htmx
+            and refused_forms.keep(
+                plan, form, run.messages, failed=failed, status=status, retry_after=retry_after
+            )
+        ):
+            store_plan(plan)
+            return self._redirect(url)
+        form.flow_step.data = plan.token
         stage_type = self.state.stage_type(run.stage.type)
         extra = stage_type.challenge(run, form)
-        store_plan(run.plan)  # after challenge(), which may note things in the context
+        store_plan(plan)  # after challenge(), which may note things in the context
+        back = plan.answered[-1] if plan.answered else None
         html = render_template(
             stage_type.template,
             **self._page_context(),
@@ -421,9 +487,26 @@ class FlowExecutor:
             history=stage_type.history,
             failed=failed,
             action_url=url_for("flows.execute", slug=self.flow.slug),
+            stage_url=url,
+            back_url=self._stage_url(plan, back) if back is not None else None,
             **extra,
         )
-        return self._html(html, status)
+        response = self._html(html, status)
+        if retry_after:
+            response.headers["Retry-After"] = str(retry_after)
+        if self.htmx:
+            # The stage's own URL, a history entry of its own, unless the page is there.
+            here = urlsplit(request.headers.get("HX-Current-URL", ""))
+            if f"{here.path}?{here.query}" != url:
+                response.headers["HX-Push-Url"] = url
+        return response
+
+    def _stage_url(self, plan: FlowPlan | None, entry: int | None = None) -> str:
+        """The URL of the page of ``entry`` (default: the current stage) in ``plan``."""
+        if plan is None or plan.current is None:
+            return url_for("flows.execute", slug=self.flow.slug)
+        position = plan.position if entry is None else f"{plan.nonce}.{entry}"
+        return url_for("flows.execute", slug=self.flow.slug, step=position)
 
     def _finish(self, plan: FlowPlan) -> Response:
         self._drop_plan()

@@ -2,7 +2,8 @@
 
 A plan is small on purpose: binding ids, the ids of bindings whose policies must be
 checked again before they run, a context of ids and short values, the flow revision it
-was built from, when it was made and a step counter. It is stored per flow slug in the
+was built from, when it was made, a step counter, and the entries done since the last one
+that cannot be undone (where Back may return). It is stored per flow slug in the
 signed session, so two tabs running two flows never disturb each other; its context is
 sealed there (:mod:`flask_flows.sealing`), because the session is readable.
 
@@ -54,6 +55,14 @@ class FlowPlan:
     #: Random per plan: a form of an earlier plan (another tab, a restart) never matches
     #: a step of this one, even at the same stage and step number.
     nonce: str = field(default_factory=lambda: secrets.token_urlsafe(4))
+    #: Entries completed since the last one that cannot be undone, oldest first: the
+    #: stretch Back may return through (see :meth:`rewind_to`). ``answered`` are those
+    #: of them whose form the person submitted, the pages Back may return to.
+    done: list[int] = field(default_factory=list)
+    answered: list[int] = field(default_factory=list)
+    #: Set by :meth:`inject_stages` for this request: the stage that injected cannot be
+    #: returned to (it would inject its stages a second time).
+    _injected: bool = field(default=False, repr=False, compare=False)
 
     @property
     def current(self) -> int | None:
@@ -65,18 +74,53 @@ class FlowPlan:
         token is stale (:func:`same_plan` tells whether it came from this plan at all)."""
         return f"{self.nonce}.{self.current or 0}.{self.step}"
 
-    def advance(self) -> None:
-        """Drop the current binding: it succeeded or its policies said to skip it."""
+    @property
+    def position(self) -> str:
+        """Names the current entry in a URL (``?step=``): the page of this stage in this
+        plan, which Back and Forward come back to (:meth:`rewind_to`)."""
+        return f"{self.nonce}.{self.current or 0}"
+
+    def advance(self, *, revisitable: bool = False, answered: bool = False) -> None:
+        """Drop the current binding: it succeeded or its policies said to skip it.
+
+        ``revisitable`` when doing it again later is harmless (it changed nothing outside
+        the plan's context; a skipped binding too): it joins :attr:`done`. Otherwise it
+        is a point of no return and nothing before it can be gone back to.
+        ``answered`` when the person submitted its form."""
         if self.bindings:
-            done = self.bindings.pop(0)
-            if done in self.markers:
-                self.markers.remove(done)
+            entry = self.bindings.pop(0)
+            if revisitable and not self._injected:
+                self.done.append(entry)
+                if answered:
+                    self.answered.append(entry)
+            else:
+                self.done.clear()
+                self.answered.clear()
+            kept = set(self.bindings) | set(self.done)
+            self.markers = [m for m in self.markers if m in kept]
+        self._injected = False
         self.step += 1
+
+    def rewind_to(self, entry: int) -> list[int]:
+        """Go back to ``entry``, an answered stage of :attr:`done`: it and everything
+        done after it run again. Returns the entries undone (the current one first), or
+        ``[]`` when ``entry`` cannot be gone back to. The step moves on, so forms of the
+        pages undone are stale."""
+        if entry not in self.answered:
+            return []
+        at = self.done.index(entry)
+        undone = [e for e in self.bindings[:1]] + self.done[at:]
+        self.bindings[0:0] = self.done[at:]
+        del self.done[at:]
+        self.answered = [a for a in self.answered if a in self.done]
+        self.step += 1
+        return undone
 
     def inject_stages(self, stage_ids: list[int]) -> None:
         """Run these stages (by ``Stage`` id, bound to the flow or not) right after the
         current entry, in the given order. They have no policies of their own."""
         self.bindings[1:1] = [-stage_id for stage_id in stage_ids]
+        self._injected = True
 
     def needs_reevaluation(self, binding_id: int) -> bool:
         return binding_id in self.markers
@@ -85,7 +129,7 @@ class FlowPlan:
         return (now or time.time()) - self.created > max_age
 
     def to_session(self) -> dict[str, Any]:
-        return {
+        data = {
             "r": self.revision,
             "b": self.bindings,
             "m": self.markers,
@@ -94,6 +138,10 @@ class FlowPlan:
             "s": self.step,
             "n": self.nonce,
         }
+        if self.done:  # most plans have nothing to go back to: no bytes for it
+            data["d"] = self.done
+            data["a"] = self.answered
+        return data
 
     @classmethod
     def from_session(cls, slug: str, data: Any) -> FlowPlan | None:
@@ -109,6 +157,8 @@ class FlowPlan:
                 step=int(data["s"]),
                 # A plan stored before plans had a nonce (a link mailed then) gets one.
                 nonce=str(data.get("n") or secrets.token_urlsafe(4)),
+                done=[int(d) for d in data.get("d", ())],
+                answered=[int(a) for a in data.get("a", ())],
             )
         except (KeyError, TypeError, ValueError):
             return None

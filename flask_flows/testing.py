@@ -34,7 +34,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from html.parser import HTMLParser
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import parse_qs, urljoin, urlsplit
 
 import sqlalchemy as sa
 from flask import Flask, session, url_for
@@ -119,13 +119,17 @@ class FlowBrowser:
         return {"HX-Request": "true"} if self.htmx else {}
 
     def get(self, url: str, **kwargs: Any) -> TestResponse:
-        """GET ``url`` (relative to the page shown last, as in a browser)."""
-        return self._remember(self.client.get(self._resolve(url), headers=self.headers, **kwargs))
+        """GET ``url`` (relative to the page shown last, as in a browser); ``headers``
+        are sent besides this browser's own."""
+        headers = {**self.headers, **kwargs.pop("headers", {})}
+        return self._remember(self.client.get(self._resolve(url), headers=headers, **kwargs))
 
     def post(self, url: str, data: dict[str, Any], **kwargs: Any) -> TestResponse:
-        """POST ``data`` to ``url`` (relative to the page shown last, as in a browser)."""
+        """POST ``data`` to ``url`` (relative to the page shown last, as in a browser);
+        ``headers`` are sent besides this browser's own."""
+        headers = {**self.headers, **kwargs.pop("headers", {})}
         return self._remember(
-            self.client.post(self._resolve(url), data=data, headers=self.headers, **kwargs)
+            self.client.post(self._resolve(url), data=data, headers=headers, **kwargs)
         )
 
     def url(self, endpoint: str, **values: Any) -> str:
@@ -154,7 +158,12 @@ class FlowBrowser:
         else:
             assert page.action, "the last page has no form to submit"
             target = page.action
-        return self.post(target, data)
+        response = self.post(target, data)
+        if self._back_to_same_page(response, str(data.get("flow_step", ""))):
+            # A refused form comes back to its own page through post/redirect/get; the
+            # page the person then sees is the answer.
+            return self.follow()
+        return response
 
     def step(self, slug: str | None = None, /, **fields: Any) -> TestResponse:
         """Submit the current stage. A plain browser then follows the post/redirect/get 303
@@ -165,7 +174,8 @@ class FlowBrowser:
         if (
             not self.htmx
             and response.status_code == 303
-            and response.headers["Location"] in (flow_url, self._flow_url(slug))
+            and urlsplit(response.headers["Location"]).path
+            in (urlsplit(flow_url or "").path, self._flow_url(slug))
         ):
             return self.follow()
         return response
@@ -201,6 +211,18 @@ class FlowBrowser:
         if page_response.status_code != 200 or action != urlsplit(url).path:
             return page_response
         return self._remember(self.client.post(self._resolve(action), data=self._page.hidden))
+
+    def settle(self) -> TestResponse:
+        """The page the person sees after the last response: a plain browser's POST that
+        was answered with a redirect to a page of the same flow (post/redirect/get, also
+        for a refused form, a stale one, or a flow started again) is followed there."""
+        last = self._last()
+        if last.status_code != 303 or last.request.method != "POST":
+            return last
+        flow_page = urlsplit(last.headers["Location"]).path
+        if last.request.path in (flow_page, flow_page + "cancel/"):
+            return self.follow()
+        return last
 
     def follow(self) -> TestResponse:
         """Follow the redirect (303 or ``HX-Redirect``) of the last response."""
@@ -253,6 +275,15 @@ class FlowBrowser:
         another host than the test client's default (``FLOWS_MAIL_BASE_URL``), and the
         flow's relative URLs and redirects must stay there, with that host's cookies."""
         return urljoin(self.last.request.url, url) if self.last is not None else url
+
+    def _back_to_same_page(self, response: TestResponse, step: str) -> bool:
+        """Whether a plain browser's POST was answered with a redirect to the page of
+        the stage whose form it sent (``step``, the form's ``flow_step``)."""
+        if self.htmx or response.status_code != 303 or not step:
+            return False
+        location = urlsplit(response.headers["Location"])
+        position = step.rsplit(".", 1)[0]
+        return parse_qs(location.query).get("step") == [position]
 
     def _last(self) -> TestResponse:
         assert self.last is not None, "open a page first"

@@ -43,9 +43,8 @@ def test_a_post_without_the_token_is_refused(
     app: Flask, browser: FlowBrowser, login_flow: Flow
 ) -> None:
     browser.start("login")
-    response = browser.client.post(
-        "/flows/login/", data={"uid_field": "alice", "flow_step": browser.step_token()}
-    )
+    browser.post("/flows/login/", {"uid_field": "alice", "flow_step": browser.step_token()})
+    response = browser.settle()
     assert "The form expired. Please try again." in response.text
 
 

@@ -248,6 +248,7 @@ def test_continue_without_a_csrf_token_accepts_nothing(
     token = invite()
     browser.get(f"/flows/invited/?itoken={token}")
     browser.post("/flows/invited/", {"flow_step": browser.step_token()})
+    browser.settle()
     assert browser.stage_type == "invitation"
     assert invitation_row(app, token).used_at is None
 

@@ -367,10 +367,7 @@ def field_errors(response: TestResponse) -> dict[str, str]:
 
 
 def submit(browser: FlowBrowser, **fields: str) -> TestResponse:
-    response = browser.submit("signup", **fields)
-    if response.status_code == 303 and response.headers["Location"] == "/flows/signup/":
-        return browser.follow()
-    return response
+    return browser.step("signup", **fields)
 
 
 @pytest.mark.parametrize(

@@ -39,9 +39,7 @@ def stage_heading(browser: FlowBrowser) -> str | None:
 
 def submit_and_follow(browser: FlowBrowser, slug: str) -> None:
     """Submit the current stage; a plain browser then follows the 303 back to the flow."""
-    browser.submit(slug)
-    if not browser.htmx and browser.redirect_target == f"/flows/{slug}/":
-        browser.follow()
+    browser.step(slug)
 
 
 # -- authentication requirement ------------------------------------------------------

@@ -158,6 +158,7 @@ def test_theme_exposes_custom_properties_and_respects_user_settings(
 def test_field_error_is_tied_to_its_field(browser: FlowBrowser, login_flow: Flow) -> None:
     browser.start("login")
     response = browser.submit("login", uid_field="")
+    response = browser.settle()
     assert response.status_code == 200
     page = Page(response.text)
     [field] = page.find("input", name="uid_field")
@@ -192,7 +193,8 @@ def test_valid_field_is_not_marked(browser: FlowBrowser, login_flow: Flow) -> No
 
 def test_messages_are_announced(browser: FlowBrowser, login_flow: Flow) -> None:
     browser.start("login")
-    page = Page(browser.submit("login", uid_field="alice", flow_step="stale").text)
+    browser.submit("login", uid_field="alice", flow_step="stale")
+    page = Page(browser.settle().text)
     [messages] = page.find("div", class_="flows-messages")
     assert messages["attrs"]["aria-live"] == "polite"
     assert "another tab" in messages["text"]

@@ -441,8 +441,8 @@ def test_logout_without_csrf_keeps_user(
     make_user("alice")
     browser.log_in("alice", PASSWORD, slug="login")
     browser.start("logout")
-    response = browser.post("/flows/logout/", {"flow_step": browser.step_token()})
-    assert MSG_CSRF in response.text
+    browser.post("/flows/logout/", {"flow_step": browser.step_token()})
+    assert MSG_CSRF in browser.settle().text
     assert browser.whoami() == "home: alice"
 
 
@@ -525,6 +525,7 @@ def test_dummy_stage_fail_retries(browser: FlowBrowser, make_flow: Callable[...,
     make_flow("d", ("dummy", {"fail": True}))
     browser.start("d")
     response = browser.submit("d")
+    response = browser.settle()
     assert response.status_code == 200
     assert "This step did not accept the submission." in response.text
     assert browser.stage_type == "dummy"

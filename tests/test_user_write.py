@@ -326,7 +326,8 @@ def test_two_sign_ups_racing_for_one_username_make_one_user(
 
     def submit(browser: FlowBrowser) -> None:
         barrier.wait()
-        responses.append(browser.submit("signup"))
+        browser.submit("signup")
+        responses.append(browser.settle())  # the page each person then sees
 
     threads = [threading.Thread(target=submit, args=(b,)) for b in browsers]
     for thread in threads:

@@ -102,6 +102,7 @@ class AuthenticatorValidateForm(StageForm):
 
 class AuthenticatorValidateStage(StageType):
     name = "authenticator_validate"
+    revisitable = True
     template = "flows/stages/authenticator_validate.html"
     options = {
         **WORDING,

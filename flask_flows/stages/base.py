@@ -146,12 +146,24 @@ class StageType:
     #: Stages that mail links set this: an app that has one must name its host
     #: (``FLOWS_MAIL_BASE_URL``, ``SERVER_NAME`` or ``TRUSTED_HOSTS``), see link_hosts.
     mails_links: ClassVar[bool] = False
+    #: Stages that Back may return to once done: doing them again is harmless, because
+    #: they only ask or verify, and their next answer overwrites what they wrote in the
+    #: plan context (identification, password, prompt, …). A stage that creates,
+    #: changes or sends something for the person leaves this off: once it has run,
+    #: nothing before it can be gone back to.
+    revisitable: ClassVar[bool] = False
 
     def waited_for(self, run: StageRun) -> bool:
         """For a stage that waits for something outside the page (the email stage, for its
         link): whether it has happened, so that the page, which asks every few seconds
         (``GET /flows/<slug>/-/waiting/``), loads again and shows what comes next."""
         return False
+
+    def forget(self, run: StageRun) -> None:
+        """Back went to an earlier stage and this one is to run again: drop what it noted
+        in the plan context that must not outlive that (the email stage forgets that it
+        sent its mail, so that a corrected address gets one). Called for the stage Back
+        left and for every stage undone with it."""
 
     def error_region(self, run: StageRun) -> str | None:
         """The id of the element whose content alone htmx swaps when this stage comes back

@@ -33,6 +33,7 @@ _MAX_RESPONSE = 8 * 1024
 
 class CaptchaStage(StageType):
     name = "captcha"
+    revisitable = True
     template = "flows/stages/captcha.html"
     full_page = True
     options = {

@@ -8,6 +8,7 @@ from .base import WORDING, StageForm, StageResult, StageRun, StageType, invalid,
 
 class DummyStage(StageType):
     name = "dummy"
+    revisitable = True
     template = "flows/stages/dummy.html"
     options = {
         **WORDING,

@@ -128,6 +128,11 @@ class EmailStage(StageType):
             "opened_elsewhere": self.waited_for(run),
         }
 
+    def forget(self, run: StageRun) -> None:
+        """Back left this page: shown again, it mails a link again (to the address then
+        known). The sends already made still count against the plan's limit."""
+        run.context.pop(EMAIL_SENT, None)
+
     def waited_for(self, run: StageRun) -> bool:
         """Whether the link was opened, in another browser or device: this browser's plan
         still waits here, and can only say so (the flow goes on where the link was

@@ -42,6 +42,7 @@ class IdentificationForm(StageForm):
 
 class IdentificationStage(StageType):
     name = "identification"
+    revisitable = True
     template = "flows/stages/identification.html"
     options = {
         **WORDING,

@@ -52,6 +52,7 @@ class PasswordForm(StageForm):
 
 class PasswordStage(StageType):
     name = "password"
+    revisitable = True
     template = "flows/stages/password.html"
     options = {
         **WORDING,

@@ -65,6 +65,7 @@ def password_hash(value: Any) -> str | None:
 
 class PromptStage(StageType):
     name = "prompt"
+    revisitable = True
     template = "flows/stages/prompt.html"
     options = {
         "fields": Option(list, items=dict, help="The prompts; see prompt_fields."),

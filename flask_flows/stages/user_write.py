@@ -43,6 +43,7 @@ MSG_NOT_SAVED = "Your details could not be saved. Please try again."
 MSG_CHOOSE_USERNAME = "That username is already taken. Choose another one."
 #: Plan context: the username to write was taken; the stage asks for another one.
 USERNAME_TAKEN = "user_write_username_taken"
+_TELL = "tell"
 
 
 class UserWriteStage(StageType):
@@ -90,8 +91,10 @@ class UserWriteStage(StageType):
     def challenge(self, run: StageRun, form: StageForm) -> dict[str, Any]:
         spec = _username_spec(run) if run.context.get(USERNAME_TAKEN) else None
         field = form[spec.key] if spec is not None and spec.key in form else None
-        if field is not None and run.memo.get(USERNAME_TAKEN):
+        if field is not None and run.context.get(USERNAME_TAKEN) == _TELL:
+            # Said once, on the page that first asks (after a redirect too).
             field.errors = [MSG_CHOOSE_USERNAME]
+            run.context[USERNAME_TAKEN] = True
         return {"username_field": field}
 
     def respond(self, run: StageRun, form: StageForm | None) -> StageResult:
@@ -141,8 +144,7 @@ class UserWriteStage(StageType):
         """A username entered in a prompt was taken: ask for another one here. Anything
         else (an email address taken, a failed write) is said, with a way to start again."""
         if message == MSG_USERNAME_TAKEN and _username_spec(run) is not None:
-            run.context[USERNAME_TAKEN] = True
-            run.memo[USERNAME_TAKEN] = True  # challenge() puts the error on the field
+            run.context[USERNAME_TAKEN] = _TELL  # challenge() puts the error on the field
             return invalid()
         return invalid(message)
 

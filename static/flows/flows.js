@@ -157,9 +157,20 @@
     return root && root.contains(event.detail.elt || event.target);
   }
 
+  // Each stage has its own URL, so that Back and Forward step through the flow: the
+  // first page loaded shows it in the address bar (htmx pushes it for later stages).
+  function showStageUrl(root) {
+    var page = root.querySelector("[data-flows-url]");
+    var url = page && page.getAttribute("data-flows-url");
+    if (url && window.location.pathname + window.location.search !== url) {
+      window.history.replaceState(window.history.state, "", url);
+    }
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     var root = stage();
     if (!root) return;
+    showStageUrl(root);
     enhance(root);
     // On a full page load only a field is worth focusing (like autofocus); focusing a
     // button would only skip the page's text for screen reader users.

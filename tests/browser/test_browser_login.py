@@ -12,6 +12,7 @@ pytestmark = pytest.mark.browser
 
 LOGIN = "default-authentication-flow"
 SIGN_UP = "default-enrollment-flow"
+RECOVERY = "default-recovery-flow"
 BAD_LOGIN = "Invalid username or password."
 
 
@@ -99,21 +100,55 @@ def test_stage_messages_are_announced_in_the_live_region(walker: Callable[..., W
     assert old_tab.locator("#flow-stage [data-stage-type='email']").count() == 1
 
 
-def test_back_and_reload_land_on_the_current_stage(walker: Callable[..., Walker], js: bool) -> None:
+def test_back_forward_and_reload_step_through_the_flow(
+    walker: Callable[..., Walker], js: bool
+) -> None:
     me = walker()
     me.goto("/")
     me.start(SIGN_UP)
     me.submit("email", **new_account("frank"))
 
-    me.page.reload()
-    me.stage_loaded("email")
-    me.page.go_back()
-    if js:
-        # htmx swaps add no history entry: Back leaves the flow, Forward comes back to it.
-        me.wait_for_path("/")
-        me.page.go_forward()
+    me.page.reload()  # a GET of the stage's own URL: nothing is sent again
     me.stage_loaded("email")
     assert "frank@example.com" in me.stage.inner_text()
+    me.page.go_back()
+    if js:
+        # Each stage is a history entry: Back is the form, as it was filled in.
+        me.stage_loaded("prompt")
+        me.page.go_forward()  # the inbox page was undone by Back: where the flow is now
+        me.stage_loaded("prompt")
+    else:
+        # Without JavaScript the first page keeps the flow's own address, which shows the
+        # stage the flow is at; the card's Back link goes back.
+        me.stage_loaded("email")
+        with me.page.expect_navigation():
+            me.stage.get_by_role("link", name="Back").click()
+        me.stage_loaded("prompt")
+    assert me.field("username").input_value() == "frank"
+    assert me.field("password").input_value() == ""  # never kept across pages
+    me.submit("email", **new_account("franz"))
+    assert "franz@example.com" in me.stage.inner_text()
+
+
+def test_the_in_card_back_link_returns_to_the_page_before(
+    walker: Callable[..., Walker], user: str
+) -> None:
+    me = walker()
+    me.start(RECOVERY)
+    me.submit("email", uid_field=user)
+    back = me.stage.get_by_role("link", name="Back")
+    if me.js:
+        me._mark_current()
+        back.click()
+        me.expect_stage("identification")  # swapped in by htmx, its URL pushed
+        assert "step=" in me.page.url
+        me.page.go_back()  # the browser's Back: the inbox page's URL, now undone
+        me.stage_loaded("identification")
+    else:
+        with me.page.expect_navigation():
+            back.click()
+        me.stage_loaded("identification")
+    me.submit("email", uid_field=user)
 
 
 def test_double_click_submits_once(walker: Callable[..., Walker], user: str) -> None:
