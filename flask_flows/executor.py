@@ -147,10 +147,38 @@ class FlowExecutor:
         if plan is not None and binding is not None and request.args.get("flow_step") == plan.token:
             stage_type = self.state.stage_type(binding.stage.type)
             if not stage_type.waited_for(self._run_for(plan, binding)):
-                response = current_app.make_response(("", 204))
-                response.headers["Cache-Control"] = "no-store"
-                return response
+                return self._nothing()
         return htmx_response("", 200, redirect=self._stage_url(plan))
+
+    def check(self) -> Response:
+        """``POST /flows/<slug>/-/check/``, sent by a field of a stage with live checks
+        as it is left or typed in: that field's feedback (``flows/live_check.html``,
+        out-of-band swaps of its error and of the live region), from the same rules a
+        submit applies (:meth:`StageType.check`). Reads the plan, changes nothing; 204
+        (nothing to swap) for a form that is not the current one."""
+        plan = stored_plan(self.flow.slug) if self.flow.slug in stored_plans() else None
+        binding = self._binding_for(plan.current) if plan and plan.current is not None else None
+        name = request.headers.get("HX-Trigger-Name", "")
+        if plan is None or binding is None or request.form.get("flow_step") != plan.token:
+            return self._nothing()
+        stage_type = self.state.stage_type(binding.stage.type)
+        if not stage_type.live_checks or not csrf_valid():
+            return self._nothing()
+        run = self._run_for(plan, binding)
+        form = stage_type.form_class(run)(formdata=request.form)
+        if name not in form or name in (form.flow_step.name, form.meta.csrf_field_name):
+            return self._nothing()
+        stage_type.check(run, form)
+        html = render_template("flows/live_check.html", field=form[name])
+        response = current_app.make_response(html)
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    @staticmethod
+    def _nothing() -> Response:
+        response = current_app.make_response(("", 204))
+        response.headers["Cache-Control"] = "no-store"
+        return response
 
     def cancel(self, *, restart: bool = False) -> Response:
         """Drop the plan; leave to `next` (or home), or with ``restart`` begin the flow anew.
@@ -488,6 +516,9 @@ class FlowExecutor:
             failed=failed,
             action_url=url_for("flows.execute", slug=self.flow.slug),
             stage_url=url,
+            check_url=(
+                url_for("flows.check", slug=self.flow.slug) if stage_type.live_checks else None
+            ),
             back_url=self._stage_url(plan, back) if back is not None else None,
             **extra,
         )

@@ -32,6 +32,7 @@ def register_views(blueprint: Blueprint) -> None:
     blueprint.add_url_rule("/<slug>/", view_func=execute, methods=["GET", "POST"])
     blueprint.add_url_rule("/<slug>/cancel/", view_func=cancel, methods=["POST"])
     blueprint.add_url_rule("/<slug>/-/waiting/", view_func=waiting)
+    blueprint.add_url_rule("/<slug>/-/check/", view_func=check, methods=["POST"])
     blueprint.add_url_rule("/-/default/<designation>/", view_func=default_flow)
     blueprint.add_url_rule(
         "/-/resume/<token>/", endpoint="resume", view_func=resume, methods=["GET", "POST"]
@@ -68,6 +69,12 @@ def waiting(slug: str) -> Response:
     """``GET /flows/<slug>/-/waiting/``: has what the current stage waits for happened?"""
     state = get_state()
     return FlowExecutor(state, _flow_or_404(state, slug)).waiting()
+
+
+def check(slug: str) -> Response:
+    """``POST /flows/<slug>/-/check/``: what submitting would say about one field."""
+    state = get_state()
+    return FlowExecutor(state, _flow_or_404(state, slug)).check()
 
 
 def cancel(slug: str) -> Response:

@@ -3,6 +3,7 @@ what only this suite's apps make sense of."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -19,6 +20,16 @@ class FlowBrowser(PublicFlowBrowser):
     def whoami(self) -> str:
         """The test app's home page, which names the logged-in user (``last`` untouched)."""
         return self.client.get("/").text
+
+
+#: A plan's random nonce where a page names a stage's URL (``?step=<nonce>.<entry>``).
+_PLAN_NONCE = re.compile(r"(step=)[\w-]+(?=\.)")
+
+
+def without_nonces(text: str) -> str:
+    """``text`` with the plans' random nonces in stage URLs blanked: two plans' pages
+    compare equal when they show the same thing."""
+    return _PLAN_NONCE.sub(r"\1NONCE", text)
 
 
 def plan_context(client: FlaskClient, slug: str) -> dict[str, Any]:

@@ -152,12 +152,22 @@ class StageType:
     #: changes or sends something for the person leaves this off: once it has run,
     #: nothing before it can be gone back to.
     revisitable: ClassVar[bool] = False
+    #: Stages whose fields may be checked as they are typed (``POST
+    #: /flows/<slug>/-/check/``, see :meth:`check`). Only where a field's answer reveals
+    #: nothing the submitted form would not: never an identifier or a secret to verify.
+    live_checks: ClassVar[bool] = False
 
     def waited_for(self, run: StageRun) -> bool:
         """For a stage that waits for something outside the page (the email stage, for its
         link): whether it has happened, so that the page, which asks every few seconds
         (``GET /flows/<slug>/-/waiting/``), loads again and shows what comes next."""
         return False
+
+    def check(self, run: StageRun, form: StageForm) -> None:
+        """For :attr:`live_checks`: put on ``form`` the errors that submitting it would
+        show, with the same rules and messages, and act on nothing (no hashing, nothing
+        written to the context or the database)."""
+        form.validate()
 
     def forget(self, run: StageRun) -> None:
         """Back went to an earlier stage and this one is to run again: drop what it noted

@@ -66,6 +66,7 @@ def password_hash(value: Any) -> str | None:
 class PromptStage(StageType):
     name = "prompt"
     revisitable = True
+    live_checks = True
     template = "flows/stages/prompt.html"
     options = {
         "fields": Option(list, items=dict, help="The prompts; see prompt_fields."),
@@ -112,20 +113,17 @@ class PromptStage(StageType):
         static = {f.key: resolve_initial(f, run) for f in fields if f.type == "static"}
         return {"fields": fields, "static_text": static}
 
+    def check(self, run: StageRun, form: StageForm) -> None:
+        """The field rules, then the validation policies (a password policy's zxcvbn and
+        common list): what a submit would say about each field, nothing kept."""
+        form.validate()
+        values, passwords = _answers(run, form)
+        earlier = dict(run.context.get(PROMPT_DATA) or {})
+        _policies_pass(run, form, {**earlier, **values, **passwords})
+
     def respond(self, run: StageRun, form: StageForm | None) -> StageResult:
         assert form is not None
-        values: dict[str, Any] = {}
-        passwords: dict[str, str] = {}
-        for spec in _fields(run):
-            if spec.type == "static":
-                continue
-            if spec.fixed:
-                values[spec.key] = json_safe(resolve_initial(spec, run))
-            elif spec.type == "password":
-                if form[spec.key].data:
-                    passwords[spec.key] = form[spec.key].data
-            else:
-                values[spec.key] = stored_value(spec, form[spec.key].data)
+        values, passwords = _answers(run, form)
         earlier = dict(run.context.get(PROMPT_DATA) or {})
         if not _policies_pass(run, form, {**earlier, **values, **passwords}):
             return invalid()
@@ -135,6 +133,23 @@ class PromptStage(StageType):
             return invalid(MSG_TOO_MUCH)
         run.context[PROMPT_DATA] = prompt_data
         return ok()
+
+
+def _answers(run: StageRun, form: StageForm) -> tuple[dict[str, Any], dict[str, str]]:
+    """The form's values to keep, and its passwords (plaintext, to check and hash)."""
+    values: dict[str, Any] = {}
+    passwords: dict[str, str] = {}
+    for spec in _fields(run):
+        if spec.type == "static":
+            continue
+        if spec.fixed:
+            values[spec.key] = json_safe(resolve_initial(spec, run))
+        elif spec.type == "password":
+            if form[spec.key].data:
+                passwords[spec.key] = form[spec.key].data
+        else:
+            values[spec.key] = stored_value(spec, form[spec.key].data)
+    return values, passwords
 
 
 def _keep_passwords_typed(form: StageForm, fields: list[PromptField]) -> None:

@@ -157,6 +157,16 @@
     return root && root.contains(event.detail.elt || event.target);
   }
 
+  // A field's live check (data-hx-post on the control): it swaps only its feedback, out
+  // of band, and must neither busy the stage nor move the focus of someone typing.
+  function isLiveCheck(event) {
+    var detail = event.detail || {};
+    var path = (detail.pathInfo && detail.pathInfo.requestPath) || (detail.requestConfig && detail.requestConfig.path);
+    if (path) return /\/-\/check\/(\?|$)/.test(path);
+    var elt = detail.elt;
+    return !!(elt && elt.hasAttribute && elt.hasAttribute("data-hx-post"));
+  }
+
   // Each stage has its own URL, so that Back and Forward step through the flow: the
   // first page loaded shows it in the address bar (htmx pushes it for later stages).
   function showStageUrl(root) {
@@ -190,7 +200,7 @@
   });
 
   document.addEventListener("htmx:beforeRequest", function (event) {
-    if (isStageEvent(event)) stage().setAttribute("aria-busy", "true");
+    if (isStageEvent(event) && !isLiveCheck(event)) stage().setAttribute("aria-busy", "true");
   });
 
   document.addEventListener("htmx:afterRequest", function () {
@@ -204,6 +214,10 @@
   document.addEventListener("htmx:beforeSwap", function (event) {
     var detail = event.detail;
     if (!detail.isError || !isStageEvent(event)) return;
+    if (isLiveCheck(event)) {
+      detail.shouldSwap = false; // the submit will say it
+      return;
+    }
     var body = detail.serverResponse || (detail.xhr && detail.xhr.responseText);
     if (body && body.indexOf('id="' + STAGE_ID + '"') !== -1) {
       detail.shouldSwap = true;
@@ -215,7 +229,7 @@
   });
 
   document.addEventListener("htmx:sendError", function (event) {
-    if (isStageEvent(event)) showMessage(MSG_OFFLINE);
+    if (isStageEvent(event) && !isLiveCheck(event)) showMessage(MSG_OFFLINE);
   });
 
   // Errors of the field itself: what a partial swap announces (it has no messages).
@@ -227,10 +241,53 @@
     return texts.join(" ");
   }
 
+  // A live check replaced a field's feedback (an out-of-band swap): mark the control as
+  // the feedback says, keep the error summary of a refused submit in step with it, and
+  // drop the title's "Error:" once nothing is wrong any more.
+  document.addEventListener("htmx:oobAfterSwap", function (event) {
+    var box = event.target;
+    if (!box.classList || !box.classList.contains("flows-feedback")) return;
+    var id = box.id.replace(/-feedback$/, "");
+    var control = document.getElementById(id);
+    var error = box.querySelector(".flows-error");
+    if (control) {
+      var described = (control.getAttribute("aria-describedby") || "")
+        .split(/\s+/)
+        .filter(function (token) {
+          return token && token !== id + "-error";
+        });
+      if (error) {
+        control.setAttribute("aria-invalid", "true");
+        described.unshift(error.id);
+      } else {
+        control.removeAttribute("aria-invalid");
+      }
+      if (described.length) {
+        control.setAttribute("aria-describedby", described.join(" "));
+      } else {
+        control.removeAttribute("aria-describedby");
+      }
+      var wrapper = control.closest(".flows-field");
+      if (wrapper) wrapper.classList.toggle("flows-field--error", !!error);
+    }
+    var summary = document.getElementById("flows-error-summary");
+    var link = summary && summary.querySelector("a[href='#" + id + "']");
+    if (link && error) {
+      link.textContent = error.textContent;
+    } else if (link) {
+      link.parentElement.remove();
+      if (!summary.querySelector("li")) summary.remove();
+    }
+    var root = stage();
+    if (root && !root.querySelector("[aria-invalid='true']") && document.title.indexOf("Error: ") === 0) {
+      document.title = document.title.slice("Error: ".length);
+    }
+  });
+
   document.addEventListener("htmx:afterSwap", function (event) {
     var root = stage();
     var target = event.detail.target;
-    if (!root) return;
+    if (!root || isLiveCheck(event)) return;
     if (target === root) {
       enhance(root);
       focusStage(root);
