@@ -98,6 +98,8 @@ class FlowExecutor:
         self.carried: dict[str, Any] = {}
         #: A form refused by the POST before this GET (post/redirect/get), to show again.
         self.refusal: refused_forms.Refusal | None = None
+        #: This GET went back to an earlier stage (Back).
+        self.went_back = False
 
     # -- entry points ---------------------------------------------------------------
 
@@ -142,9 +144,9 @@ class FlowExecutor:
         waits for something outside it (StageType.waited_for): 204 while the plan is still
         at that page's step and it waits, else a redirect (``HX-Redirect``) to the flow,
         which then shows what comes next. Reads the plan, changes nothing."""
-        plan = stored_plan(self.flow.slug) if self.flow.slug in stored_plans() else None
-        binding = self._binding_for(plan.current) if plan and plan.current is not None else None
-        if plan is not None and binding is not None and request.args.get("flow_step") == plan.token:
+        plan = self._readable_plan()
+        binding = self._current_of(plan, request.args.get("flow_step"))
+        if plan is not None and binding is not None:
             stage_type = self.state.stage_type(binding.stage.type)
             if not stage_type.waited_for(self._run_for(plan, binding)):
                 return self._nothing()
@@ -156,23 +158,38 @@ class FlowExecutor:
         out-of-band swaps of its error and of the live region), from the same rules a
         submit applies (:meth:`StageType.check`). Reads the plan, changes nothing; 204
         (nothing to swap) for a form that is not the current one."""
-        plan = stored_plan(self.flow.slug) if self.flow.slug in stored_plans() else None
-        binding = self._binding_for(plan.current) if plan and plan.current is not None else None
-        name = request.headers.get("HX-Trigger-Name", "")
-        if plan is None or binding is None or request.form.get("flow_step") != plan.token:
+        plan = self._readable_plan()
+        binding = self._current_of(plan, request.form.get("flow_step"))
+        if plan is None or binding is None:
             return self._nothing()
         stage_type = self.state.stage_type(binding.stage.type)
         if not stage_type.live_checks or not csrf_valid():
             return self._nothing()
         run = self._run_for(plan, binding)
         form = stage_type.form_class(run)(formdata=request.form)
+        name = request.headers.get("HX-Trigger-Name", "")
         if name not in form or name in (form.flow_step.name, form.meta.csrf_field_name):
             return self._nothing()
-        stage_type.check(run, form)
+        stage_type.check(run, form, name)
         html = render_template("flows/live_check.html", field=form[name])
         response = current_app.make_response(html)
         response.headers["Cache-Control"] = "no-store"
         return response
+
+    def _readable_plan(self) -> FlowPlan | None:
+        """The stored plan, for requests that only read it (asked in the background by a
+        page): ``None`` when it is missing, expired or of another revision. Unlike a
+        page's request, nothing is dropped or restarted."""
+        plan = stored_plan(self.flow.slug) if self.flow.slug in stored_plans() else None
+        if plan is None or plan.revision != self.flow.revision:
+            return None
+        return None if plan.is_expired(self.state.config["FLOWS_PLAN_MAX_AGE"]) else plan
+
+    def _current_of(self, plan: FlowPlan | None, step: str | None) -> PlanBinding | None:
+        """The binding ``plan`` is at, when ``step`` is the page of it that asks."""
+        if plan is None or plan.current is None or step != plan.token:
+            return None
+        return self._binding_for(plan.current)
 
     @staticmethod
     def _nothing() -> Response:
@@ -271,7 +288,7 @@ class FlowExecutor:
 
     def _go_back(self, plan: FlowPlan, step: str | None) -> None:
         """Back (or the in-card Back link) to the page of an earlier stage, which ``step``
-        names (its :attr:`FlowPlan.position`). The stages undone forget what must not
+        names (its :meth:`FlowPlan.position_of`). The stages undone forget what must not
         outlive that. A page that cannot be gone back to (past a point of no return, of
         another plan, still ahead) changes nothing: the current stage is shown, as it is
         at the flow's own URL."""
@@ -281,8 +298,7 @@ class FlowExecutor:
         if entry is None or entry == plan.current:
             return
         undone = plan.rewind_to(entry)
-        if undone:
-            self.refusal = None
+        self.went_back = bool(undone)
         for undone_entry in undone:
             binding = self._binding_for(undone_entry)
             if binding is not None:
@@ -317,6 +333,18 @@ class FlowExecutor:
             form: StageForm | None = None
             submitted = form_entry is not None and entry == form_entry == plan.current
             form_entry = None
+            if self.refusal is not None and self.refusal.token == plan.token:
+                # The page after a refused POST (post/redirect/get): the form as refused,
+                # of a stage that acted without one too (it does not act again).
+                refusal, self.refusal = self.refusal, None
+                run.messages[:0] = refusal.messages
+                return self._render_stage(
+                    run,
+                    refusal.form(stage_type.form_class(run)),
+                    refusal.status,
+                    failed=refusal.failed,
+                    retry_after=refusal.retry_after,
+                )
             if not stage_type.is_interactive(run):
                 result = stage_type.respond(run, None)
             elif submitted:
@@ -325,26 +353,14 @@ class FlowExecutor:
                     result = self._validate_and_respond(run, form)
                 except HashingBusy:
                     return self._busy(run, form)
-            elif advanced and (
-                (not self.htmx and request.method == "POST") or (self.htmx and stage_type.full_page)
+            elif (advanced and not self.htmx and request.method == "POST") or (
+                (advanced or self.went_back) and self.htmx and stage_type.full_page
             ):
-                # Post/redirect/get: after a POST a plain browser reloads the flow URL to see
-                # the next stage (a GET that passed non-interactive stages just renders it).
-                # htmx is sent there too when the next stage must load as a whole page.
+                # Post/redirect/get: after a POST a plain browser loads the stage's URL to
+                # see the next stage (a GET that passed non-interactive stages just renders
+                # it). htmx is sent there too when the stage must load as a whole page.
                 store_plan(plan)
                 return self._redirect(self._stage_url(plan))
-            elif self.refusal is not None and not advanced:
-                # The page after a refused POST (post/redirect/get): the form as refused.
-                refusal = self.refusal
-                run.messages[:0] = refusal.messages
-                form = refusal.form(stage_type.form_class(run))
-                return self._render_stage(
-                    run,
-                    form,
-                    refusal.status,
-                    failed=refusal.failed,
-                    retry_after=refusal.retry_after,
-                )
             else:
                 form = stage_type.form_class(run)(formdata=None)
                 return self._render_stage(run, form)
@@ -487,18 +503,18 @@ class FlowExecutor:
     ) -> Response:
         """Show the stage; ``failed`` when its form came back refused (the page title
         then begins "Error:"). A plain browser's POST gets a redirect to the stage's URL
-        instead, the page carried there (:mod:`flask_flows.refused_forms`)."""
+        instead, the page carried there (:mod:`flask_flows.refused_forms`), unless it
+        shows a typed password again or is too large to carry."""
         plan = run.plan
         url = self._stage_url(plan)
-        if (
-            request.method == "POST"
-            and not self.htmx
-            and refused_forms.keep(
+        if request.method == "POST" and not self.htmx and not refused_forms.keeps_a_password(form):
+            refused_forms.keep(
                 plan, form, run.messages, failed=failed, status=status, retry_after=retry_after
             )
-        ):
             store_plan(plan)
-            return self._redirect(url)
+            if refused_forms.fits():
+                return self._redirect(url)
+            plan.context.pop(refused_forms.REFUSED)  # too large to carry: the page itself
         form.flow_step.data = plan.token
         stage_type = self.state.stage_type(run.stage.type)
         extra = stage_type.challenge(run, form)
@@ -536,8 +552,7 @@ class FlowExecutor:
         """The URL of the page of ``entry`` (default: the current stage) in ``plan``."""
         if plan is None or plan.current is None:
             return url_for("flows.execute", slug=self.flow.slug)
-        position = plan.position if entry is None else f"{plan.nonce}.{entry}"
-        return url_for("flows.execute", slug=self.flow.slug, step=position)
+        return url_for("flows.execute", slug=self.flow.slug, step=plan.position_of(entry))
 
     def _finish(self, plan: FlowPlan) -> Response:
         self._drop_plan()

@@ -38,6 +38,8 @@ PENDING_USER = "pending_user"
 PENDING_USER_IDENTIFIER = "pending_user_identifier"
 REDIRECT = "redirect"
 AUTH_METHOD = "auth_method"
+#: Every method proved in this plan, in order (``auth_method`` is the latest).
+AUTH_METHODS = "auth_methods"
 PROMPT_DATA = "prompt_data"
 
 
@@ -74,11 +76,10 @@ class FlowPlan:
         token is stale (:func:`same_plan` tells whether it came from this plan at all)."""
         return f"{self.nonce}.{self.current or 0}.{self.step}"
 
-    @property
-    def position(self) -> str:
-        """Names the current entry in a URL (``?step=``): the page of this stage in this
-        plan, which Back and Forward come back to (:meth:`rewind_to`)."""
-        return f"{self.nonce}.{self.current or 0}"
+    def position_of(self, entry: int | None = None) -> str:
+        """Names an entry (by default the current one) in a URL (``?step=``): the page of
+        that stage in this plan, which Back and Forward come back to (:meth:`rewind_to`)."""
+        return f"{self.nonce}.{self.current if entry is None else entry}"
 
     def advance(self, *, revisitable: bool = False, answered: bool = False) -> None:
         """Drop the current binding: it succeeded or its policies said to skip it.
@@ -109,7 +110,7 @@ class FlowPlan:
         if entry not in self.answered:
             return []
         at = self.done.index(entry)
-        undone = [e for e in self.bindings[:1]] + self.done[at:]
+        undone = self.bindings[:1] + self.done[at:]
         self.bindings[0:0] = self.done[at:]
         del self.done[at:]
         self.answered = [a for a in self.answered if a in self.done]

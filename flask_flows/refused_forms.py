@@ -6,15 +6,17 @@ never ask to send the form again. What the page must show (the values typed, the
 the messages, the status) rides in the plan's context, which is sealed, for exactly the
 next GET of that plan at the same step, which takes it out again.
 
-A password is carried only when the form was refused for another field (it is then
-shown again, masked); other values come back as the person typed them.
+Values come back as the person typed them. No password ever rides in the session: a
+form refused for another field than the password typed into it, which shows that
+password again rather than lose it (:func:`keeps_a_password`), is answered with the page
+itself, as is a refusal that would make the session cookie too large for browsers.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
+from flask import current_app, session
 from werkzeug.datastructures import MultiDict
 from wtforms import PasswordField
 
@@ -23,15 +25,17 @@ from .stages.base import StageForm
 
 #: Plan context key of the carried form.
 REFUSED = "_flows_refused"
-#: Beyond this many bytes of JSON a refusal is answered directly, not redirected: the
-#: session cookie must stay well under the 4 kB browsers keep.
-MAX_BYTES = 1200
+#: The largest signed session (bytes) a refusal may make: browsers keep cookies of up to
+#: 4096 bytes with their name and attributes.
+COOKIE_BUDGET = 3800
 
 
 @dataclass(frozen=True)
 class Refusal:
     """What the page after the redirect shows."""
 
+    #: The plan step it was refused at: shown only while the plan is still there.
+    token: str
     data: list[tuple[str, str]]
     errors: dict[str, list[str]]
     messages: list[str]
@@ -50,29 +54,24 @@ class Refusal:
 
 def keep(
     plan: FlowPlan,
-    form: StageForm | None,
+    form: StageForm,
     messages: list[str],
     *,
     failed: bool,
     status: int,
     retry_after: int | None,
-) -> bool:
-    """Put the refusal in ``plan`` for its next GET; ``False`` when it is too large to
-    carry in the session (the caller then answers with the page at once)."""
+) -> None:
+    """Put the refusal in ``plan`` for its next GET (see :func:`fits` before sending)."""
     data: list[tuple[str, str]] = []
     errors: dict[str, list[str]] = {}
-    if form is not None:
-        skipped = {form.flow_step.name, *_csrf_names(form)}
-        fields = [field for field in form if field.name not in skipped]
-        # A password is shown again only when the error was elsewhere on the form.
-        error_elsewhere = any(f.errors for f in fields if not isinstance(f, PasswordField))
-        for field in fields:
-            if field.errors:
-                errors[field.name] = [str(e) for e in field.errors]
-            if isinstance(field, PasswordField) and (field.errors or not error_elsewhere):
-                continue
+    for field in form:
+        if field.name in (form.flow_step.name, form.meta.csrf_field_name):
+            continue
+        if field.errors:
+            errors[field.name] = [str(e) for e in field.errors]
+        if not isinstance(field, PasswordField):
             data.extend((field.name, str(v)) for v in field.raw_data or ())
-    carried = {
+    plan.context[REFUSED] = {
         "t": plan.token,
         "d": data,
         "e": errors,
@@ -81,10 +80,22 @@ def keep(
         "s": status,
         "r": retry_after,
     }
-    if len(json.dumps(carried)) > MAX_BYTES:
-        return False
-    plan.context[REFUSED] = carried
-    return True
+
+
+def keeps_a_password(form: StageForm) -> bool:
+    """Whether the refused ``form`` shows a typed password again: one was typed and not
+    refused, and another field was."""
+    fields = [field for field in form if field.name != form.flow_step.name]
+    typed = any(isinstance(f, PasswordField) and f.data and not f.errors for f in fields)
+    return typed and any(f.errors for f in fields if not isinstance(f, PasswordField))
+
+
+def fits() -> bool:
+    """Whether this request's session, refusal included, stays a cookie browsers keep
+    (always, for a session stored on the server)."""
+    interface = current_app.session_interface
+    serializer = getattr(interface, "get_signing_serializer", lambda app: None)(current_app)
+    return serializer is None or len(serializer.dumps(dict(session))) <= COOKIE_BUDGET
 
 
 def take(plan: FlowPlan) -> Refusal | None:
@@ -94,6 +105,7 @@ def take(plan: FlowPlan) -> Refusal | None:
     if not isinstance(carried, dict) or carried.get("t") != plan.token:
         return None
     return Refusal(
+        token=str(carried["t"]),
         data=[(str(k), str(v)) for k, v in carried["d"]],
         errors={str(k): list(v) for k, v in carried["e"].items()},
         messages=list(carried["m"]),
@@ -101,7 +113,3 @@ def take(plan: FlowPlan) -> Refusal | None:
         status=int(carried["s"]),
         retry_after=carried["r"],
     )
-
-
-def _csrf_names(form: StageForm) -> set[str]:
-    return {name for name, field in form._fields.items() if field.type == "CSRFTokenField"}

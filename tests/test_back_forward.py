@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import pyotp
 import pytest
 import sqlalchemy as sa
 from browsing import FlowBrowser, plan_context
@@ -18,9 +19,13 @@ from jinja2 import ChoiceLoader, DictLoader
 from werkzeug.test import TestResponse
 
 from flask_flows import Flow, Stage
+from flask_flows.devices import TOTPDevice
 from flask_flows.executor import MSG_STALE
-from flask_flows.refused_forms import MAX_BYTES, REFUSED
+from flask_flows.otp import new_totp_secret
+from flask_flows.refused_forms import REFUSED
+from flask_flows.stages.dummy import DummyStage
 from flask_flows.stages.password import WRONG_CREDENTIALS
+from flask_flows.stages.user_write import MSG_EMAIL_TAKEN, UserWriteStage
 
 PASSWORD = "correct horse battery"
 SIGNUP_FIELDS = [
@@ -243,48 +248,64 @@ def test_a_refused_form_comes_back_through_a_redirect_and_reload_sends_nothing(
     assert browser.stage_type == "password"
 
 
-def test_a_plain_refusal_keeps_typed_values_and_a_password_refused_elsewhere(
+def test_a_plain_refusal_keeps_typed_values_and_never_carries_a_password(
     app: Flask, make_flow: Callable[..., Flow], make_user: Callable[..., User]
 ) -> None:
+    """A password never rides in the session, sealed or not: a refusal that shows a
+    typed password again is answered with the page itself; others are redirected with
+    the other values carried."""
     make_user("taken", password=PASSWORD)
     prompt = {"fields": SIGNUP_FIELDS, "report_taken_username": True}
     make_flow("join", ("prompt", prompt), "user_write", designation="enrollment")
     browser = FlowBrowser(app.test_client())
     browser.start("join")
-    fields = {"username": "taken", "nickname": "Tee", "password": PASSWORD}
+    fields = {"username": "taken", "nickname": "Tee", "password_repeat": PASSWORD}
     answer = browser.post(
-        "/flows/join/", {**browser_hidden(browser), **fields, "password_repeat": PASSWORD}
+        "/flows/join/", {**browser_hidden(browser), **fields, "password": PASSWORD}
     )
-    assert answer.status_code == 303
-    # The typed password waits in the sealed plan context, never readable in the cookie.
-    cookie = browser.client.get_cookie("session")
-    assert cookie is not None and PASSWORD not in repr(
-        app.session_interface.get_signing_serializer(app).loads(cookie.value)  # type: ignore[attr-defined]
-    )
+    assert answer.status_code == 200  # the page, the password kept in it (masked)
+    assert "That username is already taken." in answer.text
+    assert answer.text.count(f'value="{PASSWORD}"') == 2
+    assert REFUSED not in plan_context(browser.client, "join")
+
+    answer = browser.post("/flows/join/", {**browser_hidden(browser), **fields, "password": ""})
+    assert answer.status_code == 303  # nothing secret to show: post/redirect/get
+    assert PASSWORD not in repr(plan_context(browser.client, "join"))
     page = browser.follow()
     assert "That username is already taken." in page.text
     assert 'value="Tee"' in page.text and 'value="taken"' in page.text
-    assert page.text.count(f'value="{PASSWORD}"') == 2  # password and its repeat, masked
+    assert PASSWORD not in page.text
 
 
-@pytest.mark.usefixtures("login_flow")
-def test_a_refusal_too_large_to_carry_is_answered_at_once(
+def test_a_refusal_too_large_for_the_cookie_is_answered_at_once(
     app: Flask, make_flow: Callable[..., Flow]
 ) -> None:
-    fields = [
+    """What the plan already holds counts: a refusal that would take the session past
+    what browsers keep is answered with the page itself, not lost with the cookie."""
+    first = [{"field_key": f"note{n}", "type": "textarea", "required": False} for n in range(2)]
+    second = [
         {"field_key": "bio", "type": "textarea", "required": False},
-        {"field_key": "motto", "type": "text", "required": False},
         {"field_key": "age", "type": "number"},
     ]
-    make_flow("about", ("prompt", {"fields": fields}), "dummy", designation="enrollment")
+    make_flow(
+        "about",
+        ("prompt", {"fields": first}),
+        ("prompt", {"fields": second}),
+        "dummy",
+        designation="enrollment",
+    )
     browser = FlowBrowser(app.test_client())
     browser.start("about")
-    bio, motto = "b" * 1000, "m" * 250
-    assert len(bio) + len(motto) > MAX_BYTES
-    typed = {"bio": bio, "motto": motto, "age": "old"}
+    browser.step("about", note0="n" * 950, note1="o" * 950)  # kept in the plan, sealed
+    typed = {"bio": "b" * 1000, "age": "old"}
     answer = browser.post("/flows/about/", {**browser_hidden(browser), **typed})
-    assert answer.status_code == 200  # the page itself: the session cookie must stay small
-    assert bio in answer.text and motto in answer.text
+    assert answer.status_code == 200  # the page itself, with what was typed
+    assert "b" * 1000 in answer.text
+    cookie = answer.headers["Set-Cookie"]
+    assert len(cookie) < 4096
+    # A small refusal on the same page still goes through the redirect.
+    small = browser.post("/flows/about/", {**browser_hidden(browser), "age": "old"})
+    assert small.status_code == 303
 
 
 @pytest.mark.usefixtures("alice", "login_flow")
@@ -324,3 +345,104 @@ def test_the_stages_guide_example_stage_is_returned_to_by_back(
     assert "Thanks." in browser.last.text  # type: ignore[union-attr]
     browser.get(back_link(browser.last))  # type: ignore[arg-type]
     assert browser.stage_type == "terms"
+
+
+# -- what going back undoes --------------------------------------------------------------------
+
+
+def test_back_past_a_second_factor_takes_its_proof_back(
+    app: Flask, make_flow: Callable[..., Flow], make_user: Callable[..., User]
+) -> None:
+    """alice proves a TOTP code, then Back to the first page and bob (no second factor)
+    signs in: the plan must not say that bob proved a TOTP code."""
+    alice = make_user("alice", password=PASSWORD)
+    make_user("bob", password=PASSWORD)
+    secret = new_totp_secret()
+    with app.app_context():
+        db.session.add(TOTPDevice(user_id=str(alice.id), secret=secret, confirmed=True))
+        db.session.commit()
+    validate = {"not_configured_action": "skip"}
+    make_flow(
+        "login",
+        "identification",
+        "password",
+        ("authenticator_validate", validate),
+        ("dummy", {"message": "Signed in, nearly."}),
+        "user_login",
+    )
+    browser = FlowBrowser(app.test_client())
+    first = page_url(browser.start("login"))
+    browser.step("login", uid_field="alice")
+    browser.step("login", password=PASSWORD)
+    browser.step("login", code=pyotp.TOTP(secret).now())
+    assert "Signed in, nearly." in browser.last.text  # type: ignore[union-attr]
+    assert plan_context(browser.client, "login")["auth_methods"] == ["password", "totp"]
+
+    browser.get(first)
+    browser.step("login", uid_field="bob")
+    browser.step("login", password=PASSWORD)
+    assert "Signed in, nearly." in browser.last.text  # type: ignore[union-attr]
+    context = plan_context(browser.client, "login")
+    assert "totp" not in context.get("auth_methods", [])
+    assert context["auth_method"] == "password"
+
+
+def test_back_to_a_whole_page_stage_loads_it_whole_for_htmx(
+    app: Flask, state: Any, make_flow: Callable[..., Flow]
+) -> None:
+    """A stage whose own scripts must run (a captcha) is never swapped in by htmx, also
+    when Back returns to it."""
+
+    @state.flows.stage_type
+    class Scripted(DummyStage):
+        name = "scripted"
+        full_page = True
+
+    make_flow("human", ("scripted", {"message": "A widget."}), ("dummy", {"message": "Next."}))
+    browser = FlowBrowser(app.test_client(), htmx=True)
+    browser.start("human")
+    browser.submit("human")
+    assert "Next." in browser.last.text  # type: ignore[union-attr]
+    back = back_link(browser.last)  # type: ignore[arg-type]
+    answer = browser.get(back)  # type: ignore[arg-type]
+    assert answer.headers["HX-Redirect"] == back  # the whole page of that stage
+    assert "A widget." not in answer.text
+
+
+def test_a_stage_that_acted_without_a_form_is_not_run_again_by_the_redirect(
+    app: Flask, make_flow: Callable[..., Flow], make_user: Callable[..., User], monkeypatch: Any
+) -> None:
+    make_user("first", password=PASSWORD, email="shared@example.com")
+    fields = [*SIGNUP_FIELDS, {"field_key": "email", "type": "email"}]
+    make_flow("join", ("prompt", {"fields": fields}), "user_write", designation="enrollment")
+    runs: list[str] = []
+    original = UserWriteStage.respond
+
+    def counted(self: UserWriteStage, run: Any, form: Any) -> Any:
+        runs.append(run.request.method)
+        return original(self, run, form)
+
+    monkeypatch.setattr(UserWriteStage, "respond", counted)
+    browser = FlowBrowser(app.test_client())
+    browser.start("join")
+    typed = {"username": "second", "email": "shared@example.com"}
+    page = browser.step("join", **typed, password=PASSWORD, password_repeat=PASSWORD)
+    assert MSG_EMAIL_TAKEN in page.text
+    assert runs == ["POST"]
+
+
+def test_back_from_asking_another_username_tries_the_new_one_afresh(
+    app: Flask, make_flow: Callable[..., Flow], make_user: Callable[..., User]
+) -> None:
+    make_user("taken", password=PASSWORD)
+    make_flow("join", ("prompt", {"fields": SIGNUP_FIELDS}), "user_write", designation="enrollment")
+    browser = FlowBrowser(app.test_client())
+    browser.start("join")
+    browser.step("join", username="taken", password=PASSWORD, password_repeat=PASSWORD)
+    assert browser.stage_type == "user_write"  # asks for another username
+    browser.get(back_link(browser.last))  # type: ignore[arg-type]
+    assert browser.stage_type == "prompt"
+    browser.step("join", username="free", password=PASSWORD, password_repeat=PASSWORD)
+    assert browser.redirect_target == "/"
+    with app.app_context():
+        assert sorted(db.session.scalars(sa.select(User.username))) == ["free", "taken"]

@@ -18,6 +18,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from browsing import FlowBrowser
 from databases import TestDatabase
 from factory import db
@@ -401,3 +402,30 @@ def test_prompt_accepts_a_good_password_and_keeps_no_plaintext(
     decoded = app.session_interface.get_signing_serializer(app).loads(cookie.value)  # type: ignore[union-attr]
     assert "Zq7!Zq7!" not in repr(decoded)
     assert "Zq7!Zq7!" not in caplog.text
+
+
+def test_a_live_check_never_asks_the_breached_password_service(
+    app: Flask, signup_flow: Flow, range_server: RangeServer
+) -> None:
+    """Checked as it is typed, a password meets the policy's own rules; the network is
+    asked on submit only (a check on every pause would send prefixes all along)."""
+    app.config["FLOWS_PWNED_PASSWORDS_URL"] = range_server.url
+    with app.app_context():
+        policy = db.session.scalar(sa.select(Policy).where(Policy.name == "signup-password"))
+        assert policy is not None
+        policy.config = {"hibp": True}
+        db.session.commit()
+    range_server.suffixes = {sha1(STRONG)[5:].lower(): 3}
+    browser = FlowBrowser(app.test_client(), htmx=True)
+    browser.start("signup")
+    form = {"csrf_token": browser.csrf_token(), "flow_step": browser.step_token()}
+    answer = browser.client.post(
+        "/flows/signup/-/check/",
+        data={**form, "username": "newbie", "password": STRONG},
+        headers={"HX-Request": "true", "HX-Trigger-Name": "password"},
+    )
+    assert answer.status_code == 200 and MSG_BREACHED not in answer.text
+    assert range_server.paths == []
+    page = browser.submit("signup", username="newbie", password=STRONG, password_repeat=STRONG)
+    assert MSG_BREACHED in page.text
+    assert len(range_server.paths) == 1

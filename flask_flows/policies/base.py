@@ -46,6 +46,10 @@ class PolicyRequest:
     context: Mapping[str, Any] = dataclass_field(default_factory=dict)
     request: Request | None = None
     authenticated_user: Any | None = None
+    #: True when a field is checked as it is typed (a prompt's live check): the answer is
+    #: shown, not acted on, so a policy may leave out slow or outward work (the password
+    #: policy does not ask the breached-password service).
+    preview: bool = False
     #: Names of policies whose answer was replaced by their binding's ``failure_result``
     #: (they raised or overran their timeout): a plan built on that is not cached.
     fallbacks: list[str] = dataclass_field(default_factory=list)

@@ -90,6 +90,7 @@ class PasswordPolicy(PolicyType):
         if (
             not messages
             and config["hibp"]
+            and not request.preview
             and _breach_count(request, password) > config["hibp_allowed_count"]
         ):
             messages.append(MSG_BREACHED)

@@ -37,7 +37,7 @@ from ..guesses import Verdict
 from ..models import Stage, utcnow
 from ..options import ConfigError, Option
 from ..otp import match_recovery_code, verify_totp
-from ..plan import AUTH_METHOD
+from ..plan import AUTH_METHOD, AUTH_METHODS
 from ..remembered_mfa import MFA_COOKIE
 from ..transactions import commit_keeping_loaded_state
 from .base import (
@@ -53,10 +53,9 @@ from .base import (
     locked_out,
     ok,
     refused,
+    take_back_method,
 )
 
-#: Plan context: every method the user proved in this flow, in order ("password", "totp", …).
-AUTH_METHODS = "auth_methods"
 FAILED_ATTEMPTS = "failed_mfa_attempts"
 
 TOTP = "totp"
@@ -162,6 +161,10 @@ class AuthenticatorValidateStage(StageType):
             "device_classes": classes,
             "code_hint": CODE_HINTS.get(tuple(classes), CODE_HINTS[()]),
         }
+
+    def forget(self, run: StageRun) -> None:
+        """Back undid this check: its proof goes with it (the tries used stay used)."""
+        take_back_method(run, (TOTP, STATIC, "remembered"))
 
     def respond(self, run: StageRun, form: StageForm | None) -> StageResult:
         user = run.pending_user()

@@ -18,7 +18,7 @@ from .. import guesses, outcomes, signals
 from ..guesses import Verdict
 from ..options import Option
 from ..outcomes import Outcome
-from ..plan import PENDING_USER, PENDING_USER_IDENTIFIER
+from ..plan import AUTH_METHOD, AUTH_METHODS, PENDING_USER, PENDING_USER_IDENTIFIER
 
 #: The words on a stage's page, options of every stage type that shows one: ``None``
 #: keeps the template's own, which may depend on the flow's designation (the
@@ -163,11 +163,11 @@ class StageType:
         (``GET /flows/<slug>/-/waiting/``), loads again and shows what comes next."""
         return False
 
-    def check(self, run: StageRun, form: StageForm) -> None:
-        """For :attr:`live_checks`: put on ``form`` the errors that submitting it would
-        show, with the same rules and messages, and act on nothing (no hashing, nothing
-        written to the context or the database)."""
-        form.validate()
+    def check(self, run: StageRun, form: StageForm, field: str) -> None:
+        """For :attr:`live_checks`: put on ``form[field]`` the errors that submitting the
+        form would show for it, with the same rules and messages, and act on nothing (no
+        hashing, nothing written to the context or the database)."""
+        form[field].validate(form)
 
     def forget(self, run: StageRun) -> None:
         """Back went to an earlier stage and this one is to run again: drop what it noted
@@ -209,6 +209,27 @@ class StageType:
     def respond(self, run: StageRun, form: StageForm | None) -> StageResult:
         """Act on a valid submission (``form`` is ``None`` for non-interactive stages)."""
         return ok()
+
+
+def take_back_method(run: StageRun, methods: tuple[str, ...]) -> None:
+    """Back undid a stage that proved one of ``methods``: the last such entry leaves
+    ``auth_methods`` (and ``auth_method``), so that a proof made for one account in this
+    plan never counts for the next one named."""
+    proved = list(run.context.get(AUTH_METHODS) or [])
+    for index in range(len(proved) - 1, -1, -1):
+        if proved[index] in methods:
+            del proved[index]
+            break
+    if proved:
+        run.context[AUTH_METHODS] = proved
+    else:
+        run.context.pop(AUTH_METHODS, None)
+    if run.context.get(AUTH_METHOD) in methods:
+        latest = [method for method in proved if method != "remembered"]
+        if latest:
+            run.context[AUTH_METHOD] = latest[-1]
+        else:
+            run.context.pop(AUTH_METHOD, None)
 
 
 def judge_guess(run: StageRun, user: Any | None, correct: bool) -> Verdict:

@@ -23,7 +23,16 @@ from .. import signals
 from ..definitions import referenced_stage
 from ..options import ConfigError, Option
 from ..plan import PENDING_USER, PENDING_USER_IDENTIFIER, REDIRECT
-from .base import WORDING, StageForm, StageResult, StageRun, StageType, invalid, ok
+from .base import (
+    WORDING,
+    StageForm,
+    StageResult,
+    StageRun,
+    StageType,
+    invalid,
+    ok,
+    take_back_method,
+)
 from .password import password_field, verify
 
 _FIELD_LABELS = {"username": "username", "email": "email address"}
@@ -88,6 +97,11 @@ class IdentificationStage(StageType):
             "signed_in_as": run.state.user_store.display_name(signed_in) if signed_in else None,
             "continue_url": run.context.get(REDIRECT) or run.state.config["FLOWS_DEFAULT_REDIRECT"],
         }
+
+    def forget(self, run: StageRun) -> None:
+        """Back undid this page: a password checked on it no longer counts."""
+        if run.config["password_stage"]:
+            take_back_method(run, ("password",))
 
     def respond(self, run: StageRun, form: StageForm | None) -> StageResult:
         assert isinstance(form, IdentificationForm)

@@ -28,6 +28,7 @@ from .base import (
     locked_out,
     ok,
     refused,
+    take_back_method,
 )
 
 FAILED_ATTEMPTS = "failed_password_attempts"
@@ -74,6 +75,10 @@ class PasswordStage(StageType):
             or (run.state.user_store.display_name(user) if user is not None else None),
             "recovery_url": lockouts.recovery_url(run.state, run.flow, search=False),
         }
+
+    def forget(self, run: StageRun) -> None:
+        """Back undid this check: the password it proved no longer counts."""
+        take_back_method(run, ("password",))
 
     def respond(self, run: StageRun, form: StageForm | None) -> StageResult:
         assert isinstance(form, PasswordForm)

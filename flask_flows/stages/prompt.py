@@ -113,13 +113,17 @@ class PromptStage(StageType):
         static = {f.key: resolve_initial(f, run) for f in fields if f.type == "static"}
         return {"fields": fields, "static_text": static}
 
-    def check(self, run: StageRun, form: StageForm) -> None:
-        """The field rules, then the validation policies (a password policy's zxcvbn and
-        common list): what a submit would say about each field, nothing kept."""
-        form.validate()
+    def check(self, run: StageRun, form: StageForm, field: str) -> None:
+        """The field's own rules; for a password, then the validation policies too (a
+        password policy's length, zxcvbn and common list, but not the breached list,
+        which is asked over the network on submit only)."""
+        if not form[field].validate(form):
+            return
+        if not any(spec.key == field and spec.type == "password" for spec in _fields(run)):
+            return
         values, passwords = _answers(run, form)
         earlier = dict(run.context.get(PROMPT_DATA) or {})
-        _policies_pass(run, form, {**earlier, **values, **passwords})
+        _policies_pass(run, form, {**earlier, **values, **passwords}, preview=True)
 
     def respond(self, run: StageRun, form: StageForm | None) -> StageResult:
         assert form is not None
@@ -223,8 +227,11 @@ def unique_username(run: StageRun) -> Any:
     return check
 
 
-def _policies_pass(run: StageRun, form: StageForm, prompt_data: dict[str, Any]) -> bool:
-    """Run every validation policy over the submitted (plaintext) data; place messages."""
+def _policies_pass(
+    run: StageRun, form: StageForm, prompt_data: dict[str, Any], *, preview: bool = False
+) -> bool:
+    """Run every validation policy over the submitted (plaintext) data; place messages.
+    ``preview`` for a live check (:attr:`PolicyRequest.preview`)."""
     names = run.config["validation_policies"]
     if not names:
         return True
@@ -234,6 +241,7 @@ def _policies_pass(run: StageRun, form: StageForm, prompt_data: dict[str, Any]) 
         context={**run.context, PROMPT_DATA: prompt_data},
         request=run.request,
         authenticated_user=run.state.current_user(),
+        preview=preview,
     )
     internal = {form.meta.csrf_field_name, "flow_step"}
     field_names = {name for name in form._fields if name not in internal}

@@ -97,6 +97,11 @@ class UserWriteStage(StageType):
             run.context[USERNAME_TAKEN] = True
         return {"username_field": field}
 
+    def forget(self, run: StageRun) -> None:
+        """Back left the page asking for another username: the prompt asks again, and
+        the username it takes is tried afresh."""
+        run.context.pop(USERNAME_TAKEN, None)
+
     def respond(self, run: StageRun, form: StageForm | None) -> StageResult:
         store = run.state.user_store
         data = dict(run.context.get(PROMPT_DATA) or {})

@@ -203,9 +203,19 @@
     if (isStageEvent(event) && !isLiveCheck(event)) stage().setAttribute("aria-busy", "true");
   });
 
-  document.addEventListener("htmx:afterRequest", function () {
+  document.addEventListener("htmx:afterRequest", function (event) {
     var root = stage();
-    if (root) root.removeAttribute("aria-busy");
+    if (root && !isLiveCheck(event)) root.removeAttribute("aria-busy");
+  });
+
+  // A live check repeats the live region's text on every pause in typing: the same
+  // words are not said again.
+  document.addEventListener("htmx:oobBeforeSwap", function (event) {
+    var target = event.detail.target;
+    var fragment = event.detail.fragment;
+    if (target && target.id === ANNOUNCER_ID && fragment) {
+      if (fragment.textContent.trim() === target.textContent.trim()) event.detail.shouldSwap = false;
+    }
   });
 
   // The flow views answer htmx with 200, but errors raised outside a flow (404, 400,
