@@ -132,12 +132,22 @@ def stage_overhead(workdir: Path, rounds: int, requests: int) -> dict[str, Any]:
         return case
 
     stage_marker = 'data-stage-type="password"'
+    htmx = {"HX-Request": "true"}
+
+    def refused_without_js() -> Any:
+        """A plain browser's refused POST: a redirect to the stage's page, then its GET."""
+        answer = client.post(f"/flows/{LOGIN_SLUG}/", data=flows_post)
+        assert answer.status_code == 303
+        return client.get(answer.headers["Location"])
+
     cases = {
         "flows GET": repeat(lambda: client.get(f"/flows/{LOGIN_SLUG}/"), stage_marker),
         "baseline GET": repeat(lambda: client.get("/baseline/password"), stage_marker),
         "flows POST": repeat(
-            lambda: client.post(f"/flows/{LOGIN_SLUG}/", data=flows_post), WRONG_CREDENTIALS
+            lambda: client.post(f"/flows/{LOGIN_SLUG}/", data=flows_post, headers=htmx),
+            WRONG_CREDENTIALS,
         ),
+        "flows POST no-JS": repeat(refused_without_js, WRONG_CREDENTIALS),
         "baseline POST": repeat(
             lambda: client.post("/baseline/password", data=baseline_post), WRONG_CREDENTIALS
         ),
@@ -151,6 +161,8 @@ def stage_overhead(workdir: Path, rounds: int, requests: int) -> dict[str, Any]:
             "GET": medians["flows GET"] / medians["baseline GET"],
             "POST": medians["flows POST"] / medians["baseline POST"],
         },
+        #: Two requests (post/redirect/get) against the baseline's one, shown apart.
+        "no_js_ratio": medians["flows POST no-JS"] / medians["baseline POST"],
         "rounds": rounds,
         "requests_per_round": requests,
     }
