@@ -17,6 +17,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
 from . import input_guards, layouts, proxies
+from .background import BackgroundRequests
 from .csrf import csrf_valid
 from .executor import MSG_CSRF, FlowExecutor
 from .extension import FlowsState, get_state
@@ -68,13 +69,13 @@ def execute(slug: str) -> Response:
 def waiting(slug: str) -> Response:
     """``GET /flows/<slug>/-/waiting/``: has what the current stage waits for happened?"""
     state = get_state()
-    return FlowExecutor(state, _flow_or_404(state, slug)).waiting()
+    return BackgroundRequests(state, _flow_or_404(state, slug)).waiting()
 
 
 def check(slug: str) -> Response:
     """``POST /flows/<slug>/-/check/``: what submitting would say about one field."""
     state = get_state()
-    return FlowExecutor(state, _flow_or_404(state, slug)).check()
+    return BackgroundRequests(state, _flow_or_404(state, slug)).check()
 
 
 def cancel(slug: str) -> Response:
