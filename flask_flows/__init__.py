@@ -22,6 +22,7 @@ if TYPE_CHECKING:
         PolicyBinding,
         Stage,
     )
+    from .authenticators import AuthenticatorKind, CodeMatch
     from .options import ConfigError, Option
     from .password_formats import PasswordFormat
     from .plan import FlowPlan
@@ -34,6 +35,8 @@ if TYPE_CHECKING:
 #: itself (``flask`` loads the ``flows`` command through it in every app of the
 #: virtualenv) runs no code that could fail.
 _EXPORTS = {
+    "AuthenticatorKind": "authenticators",
+    "CodeMatch": "authenticators",
     "Flows": "extension",
     "FlowsState": "extension",
     "get_state": "extension",
@@ -87,6 +90,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AuthenticatedSession",
+    "AuthenticatorKind",
+    "CodeMatch",
     "ConfigError",
     "Flow",
     "FlowNonApplicable",

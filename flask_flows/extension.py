@@ -34,6 +34,7 @@ from . import (
     revisions,  # noqa: F401  (registers the revision-bumping flush hook)
     sessions,
 )
+from .authenticators import BUILT_IN_KINDS, AuthenticatorKind
 from .config import apply_defaults, generic_brand
 from .definitions import FlowDefinitions
 from .models import Flow, Policy, Stage
@@ -49,6 +50,7 @@ from .users import UserStore
 
 PolicyFunction = TypeVar("PolicyFunction", bound=Callable[..., Any])
 StageTypeClass = TypeVar("StageTypeClass", bound=type[StageType])
+AuthenticatorKindClass = TypeVar("AuthenticatorKindClass", bound=type[AuthenticatorKind])
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -88,6 +90,10 @@ class Flows:
         self.password_formats: list[PasswordFormat] = list(DEFAULT_FORMATS)
         self.stage_types: dict[str, type[StageType]] = {t.name: t for t in STAGE_TYPES}
         self.policy_types: dict[str, type[PolicyType]] = {t.name: t for t in POLICY_TYPES}
+        #: Second-factor kinds by key, in the order a person is asked for them.
+        self.authenticator_kinds: dict[str, type[AuthenticatorKind]] = {
+            k.key: k for k in BUILT_IN_KINDS
+        }
         if app is not None:
             self.init_app(app)
 
@@ -158,6 +164,11 @@ class Flows:
         self.stage_types[cls.name] = cls
         return cls
 
+    def authenticator_kind(self, cls: AuthenticatorKindClass) -> AuthenticatorKindClass:
+        """Register an authenticator kind class (decorator); see docs/stages.md."""
+        self.authenticator_kinds[cls.key] = cls
+        return cls
+
     def register_policy_type(self, cls: type[PolicyType]) -> type[PolicyType]:
         """Register a custom policy type class (decorator)."""
         self.policy_types[cls.name] = cls
@@ -218,6 +229,7 @@ class FlowsState:
         self.plan_cache = PlanCache(ttl=config["FLOWS_PLAN_CACHE_TTL"])
         self.definitions = FlowDefinitions(check_seconds=config["FLOWS_DEFINITION_CHECK_SECONDS"])
         self._stage_instances: dict[str, StageType] = {}
+        self._kind_instances: dict[str, AuthenticatorKind] = {}
         self._configs: WeakKeyDictionary[Stage | Policy, tuple[Any, dict[str, Any]]] = (
             WeakKeyDictionary()
         )
@@ -233,6 +245,13 @@ class FlowsState:
 
     def stage_type(self, name: str) -> StageType:
         return _instance(self.flows.stage_types, self._stage_instances, "stage", name)
+
+    def authenticator_kind(self, key: str) -> AuthenticatorKind:
+        return _instance(self.flows.authenticator_kinds, self._kind_instances, "authenticator", key)
+
+    def authenticator_kinds(self) -> list[AuthenticatorKind]:
+        """Every registered kind, in order."""
+        return [self.authenticator_kind(key) for key in self.flows.authenticator_kinds]
 
     def policy_type(self, name: str) -> PolicyType:
         return _instance(self.flows.policy_types, self._policy_instances, "policy", name)

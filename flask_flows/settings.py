@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 import sqlalchemy as sa
 from flask import (
@@ -31,14 +31,12 @@ from flask import (
     url_for,
 )
 from flask_wtf import FlaskForm
-from sqlalchemy.orm import selectinload
 from werkzeug.wrappers import Response
 from wtforms import Label, PasswordField
 from wtforms.validators import DataRequired, Length
 
 from . import guesses, layouts, lockouts, outcomes, sessions, signals
 from .csrf import MSG_CSRF
-from .devices import StaticDevice, TOTPDevice
 from .extension import FlowsState, get_state
 from .guesses import Verdict
 from .models import AuthenticatedSession, utcnow
@@ -54,9 +52,8 @@ FAILURES_KEY = "_flows_settings_password_failures"
 #: addresses, then (every copy of) it is dead. The account's waits apply besides.
 MAX_PASSWORD_FAILURES = 5
 
-#: Flows the page links to when they exist (looked up by slug on every request).
-TOTP_SETUP_FLOW = "default-authenticator-totp-setup"
-STATIC_SETUP_FLOW = "default-authenticator-static-setup"
+#: Flows the page links to when they exist (looked up by slug on every request); each
+#: authenticator kind names its own setup flow.
 PASSWORD_CHANGE_FLOW = "default-password-change"  # noqa: S105  (a flow slug)
 EMAIL_CHANGE_FLOW = "default-email-change"
 UNENROLLMENT_FLOW = "default-unenrollment-flow"
@@ -68,13 +65,6 @@ MSG_SESSION_ENDED = "Session ended: {device}."
 MSG_NO_OTHER_SESSIONS = "There were no other sessions to end."
 MSG_OTHER_SESSION_ENDED = "Your other session was ended."
 MSG_OTHER_SESSIONS_ENDED = "Your {count} other sessions were ended."
-
-#: Device models by the ``kind`` in removal URLs.
-DEVICE_MODELS: dict[str, type[TOTPDevice] | type[StaticDevice]] = {
-    "totp": TOTPDevice,
-    "static": StaticDevice,
-}
-KIND_LABELS = {"totp": "Authenticator app", "static": "Recovery codes"}
 
 
 class RemoveDeviceForm(FlaskForm):
@@ -99,16 +89,14 @@ class DeviceEntry:
     """One authenticator as the page shows it."""
 
     kind: str
+    kind_label: str
     id: int
     name: str
     created: datetime
     last_used: datetime | None
-    codes_left: int | None
+    #: More about it, as (term, description) pairs ("Codes left", "7").
+    details: list[tuple[str, str]]
     form: RemoveDeviceForm
-
-    @property
-    def kind_label(self) -> str:
-        return KIND_LABELS[self.kind]
 
     @property
     def remove_url(self) -> str:
@@ -177,15 +165,13 @@ def remove_device(kind: str, device_id: int) -> Response:
     user = state.current_user()
     if user is None:
         return _to_login()
-    model = DEVICE_MODELS.get(kind)
-    if model is None:
+    if kind not in state.flows.authenticator_kinds:
         abort(404)
+    authenticator = state.authenticator_kind(kind)
+    model = authenticator.model
     user_id = state.user_store.user_id(user)
-    device = cast(
-        "TOTPDevice | StaticDevice | None",
-        state.db.session.scalar(
-            sa.select(model).where(model.id == device_id, model.user_id == user_id)
-        ),
+    device = state.db.session.scalar(
+        sa.select(model).where(model.id == device_id, model.user_id == user_id)
     )
     if device is None:
         abort(404)
@@ -208,7 +194,7 @@ def remove_device(kind: str, device_id: int) -> Response:
     if not password_ok:
         return _wrong_password(state, user, failed, verdict)
     _forget_wrong_passwords(state)
-    name = device.name or KIND_LABELS[kind]
+    name = device.name or authenticator.label
     state.db.session.delete(device)  # a recovery-code set's tokens go by ON DELETE CASCADE
     state.db.session.commit()  # also keeps a re-hash check_password made
     state.log.info("settings: user %s removed %s device %s", user_id, kind, device_id)
@@ -279,17 +265,17 @@ def _page(
 ) -> Response:
     """The whole page; ``failed`` is the removal form to show again with its errors."""
     user_id = state.user_store.user_id(user)
+    devices = _devices(state, user_id, failed)
     html = render_template(
         "flows/settings.html",
         layout=layouts.page_layout(),
         flow=None,
         user=user,
         notice=session.pop(NOTICE_KEY, None),
-        devices=_devices(state, user_id, failed),
+        devices=devices,
         sessions=_sessions(state, user_id),
         settings_url=url_for("flows.settings"),
-        totp_setup_url=_flow_url(state, TOTP_SETUP_FLOW),
-        static_setup_url=_flow_url(state, STATIC_SETUP_FLOW),
+        setup_links=_setup_links(state, devices),
         password_change_url=_flow_url(state, PASSWORD_CHANGE_FLOW),
         email_change_url=_flow_url(state, EMAIL_CHANGE_FLOW),
         unenrollment_url=_flow_url(state, UNENROLLMENT_FLOW),
@@ -302,40 +288,39 @@ def _page(
 def _devices(
     state: FlowsState, user_id: str, failed: tuple[str, int, RemoveDeviceForm] | None
 ) -> list[DeviceEntry]:
-    db_session = state.db.session
-    totp = db_session.scalars(
-        sa.select(TOTPDevice)
-        .where(TOTPDevice.user_id == user_id, TOTPDevice.confirmed.is_(True))
-        .order_by(TOTPDevice.created, TOTPDevice.id)
-    )
-    static = db_session.scalars(
-        sa.select(StaticDevice)
-        .where(StaticDevice.user_id == user_id, StaticDevice.confirmed.is_(True))
-        .options(selectinload(StaticDevice.tokens))
-        .order_by(StaticDevice.created, StaticDevice.id)
-    )
     entries: list[DeviceEntry] = []
-    for device in [*totp, *static]:
-        kind = device.kind
-        codes_left = len(device.tokens) if isinstance(device, StaticDevice) else None
-        if failed is not None and failed[:2] == (kind, device.id):
-            form = failed[2]
-            form.password.render_kw = {**(form.password.render_kw or {}), "autofocus": True}
-        else:
-            form = RemoveDeviceForm(formdata=None)
-        _give_ids(form, f"remove-{kind}-{device.id}")
-        entries.append(
-            DeviceEntry(
-                kind=kind,
-                id=device.id,
-                name=device.name or KIND_LABELS[kind],
-                created=device.created,
-                last_used=device.last_used,
-                codes_left=codes_left,
-                form=form,
+    for kind in state.authenticator_kinds():
+        for device in kind.devices(state, user_id):
+            if failed is not None and failed[:2] == (kind.key, device.id):
+                form = failed[2]
+                form.password.render_kw = {**(form.password.render_kw or {}), "autofocus": True}
+            else:
+                form = RemoveDeviceForm(formdata=None)
+            _give_ids(form, f"remove-{kind.key}-{device.id}")
+            entries.append(
+                DeviceEntry(
+                    kind=kind.key,
+                    kind_label=kind.label,
+                    id=device.id,
+                    name=device.name or kind.label,
+                    created=device.created,
+                    last_used=device.last_used,
+                    details=kind.details(device),
+                    form=form,
+                )
             )
-        )
     return entries
+
+
+def _setup_links(state: FlowsState, devices: list[DeviceEntry]) -> list[tuple[str, str]]:
+    """(label, URL) of each kind's setup flow that is installed."""
+    links = []
+    for kind in state.authenticator_kinds():
+        url = _flow_url(state, kind.setup_flow) if kind.setup_flow else None
+        if url is not None:
+            has_one = any(device.kind == kind.key for device in devices)
+            links.append((kind.add_label(has_one), url))
+    return links
 
 
 def _give_ids(form: RemoveDeviceForm, prefix: str) -> None:

@@ -3,12 +3,12 @@
 The pending user's *confirmed* devices of the allowed classes decide what happens. With
 none, ``not_configured_action`` skips the stage, denies the login, or injects the setup
 stages named in ``configuration_stages`` into the plan right after this one. With some,
-the user enters a code from their authenticator app (TOTP) or a recovery code; with both
-kinds they pick which one first.
+the user enters a code of one of their kinds (:mod:`flask_flows.authenticators`: an
+authenticator app's TOTP code, a recovery code, or an app's own kind), told apart by its
+shape.
 
-A TOTP code is accepted at most once per time step: the step is stored on the device with
-a conditional UPDATE, so two parallel requests with the same code cannot both pass, and a
-replay is rejected and logged (ASVS 6.5.1). A recovery code is deleted when used. Every
+Each kind spends a matching code so that of two parallel uses only one wins, and refuses
+a replay (ASVS 6.5.1). Every
 code is judged on the server before it is used (:mod:`flask_flows.guesses`), which
 refuses guesses that come too soon; a failure is also a ``login_failed`` signal and
 counts towards the plan's ``failed_attempts_before_cancel``.
@@ -21,22 +21,26 @@ changed authenticator revoke it on the server, so a copy of the cookie stops wor
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import sqlalchemy as sa
-from flask import Response, after_this_request
+from flask import Response, after_this_request, has_app_context
 from wtforms import StringField
 from wtforms.validators import DataRequired, Length
 
 from .. import remembered_mfa
-from ..devices import StaticDevice, StaticToken, TOTPDevice
+from ..authenticators import (
+    BUILT_IN_KINDS,
+    AuthenticatorKind,
+    RecoveryCodesKind,
+    TOTPKind,
+)
+from ..authenticators import INVALID_CODE as INVALID_CODE  # this stage's words too
+from ..authenticators import REPLAYED_CODE as REPLAYED_CODE
+from ..authenticators import code_kind as kind_of_code
 from ..guesses import Verdict
-from ..models import Stage, utcnow
+from ..models import Stage
 from ..options import ConfigError, Option
-from ..otp import match_recovery_code, verify_totp
 from ..plan import AUTH_METHOD, AUTH_METHODS
 from ..remembered_mfa import MFA_COOKIE
 from ..transactions import commit_keeping_loaded_state
@@ -58,22 +62,18 @@ from .base import (
 
 FAILED_ATTEMPTS = "failed_mfa_attempts"
 
-TOTP = "totp"
-STATIC = "static"
+TOTP = TOTPKind.key
+STATIC = RecoveryCodesKind.key
 
 NOT_CONFIGURED = (
     "This account must use two-factor authentication, but none is set up yet. "
     "Please contact your administrator to set up two-factor authentication."
 )
-INVALID_CODE = "That code is not valid."
-#: What the code field asks for, by the kinds of device the user has.
-CODE_HINTS = {
-    (TOTP,): "Enter the code your authenticator app shows for this account.",
-    (STATIC,): "Enter one of your recovery codes. Each code works only once.",
-    (): "Enter the code from your authenticator app, or one of your recovery codes"
-    " (each works only once).",
-}
-REPLAYED_CODE = "This code was already used. Wait for the next code from your app."
+#: What the code field asks for when the user has several kinds (one kind: its own hint).
+CODE_HINT_SEVERAL = (
+    "Enter the code from your authenticator app, or one of your recovery codes"
+    " (each works only once)."
+)
 NO_USER = "There is no account to verify. Please start again."
 
 
@@ -105,7 +105,12 @@ class AuthenticatorValidateStage(StageType):
     template = "flows/stages/authenticator_validate.html"
     options = {
         **WORDING,
-        "device_classes": Option(list, default=(TOTP, STATIC), choices=(TOTP, STATIC), items=str),
+        "device_classes": Option(
+            list,
+            default=(TOTP, STATIC),
+            items=str,
+            help="Keys of the authenticator kinds accepted (totp, static, or an app's own).",
+        ),
         "not_configured_action": Option(
             str,
             default="skip",
@@ -130,6 +135,13 @@ class AuthenticatorValidateStage(StageType):
     def check_config(self, config: dict[str, Any], where: str) -> None:
         if not config["device_classes"]:
             raise ConfigError(f"{where}, field 'device_classes': name at least one device class")
+        known = _known_kinds()
+        unknown = [key for key in config["device_classes"] if key not in known]
+        if unknown:
+            raise ConfigError(
+                f"{where}, field 'device_classes': {unknown[0]!r} is not an authenticator kind"
+                f" (known: {', '.join(known)})"
+            )
         if config["not_configured_action"] == "configure" and not config["configuration_stages"]:
             raise ConfigError(
                 f"{where}, field 'configuration_stages': not_configured_action 'configure'"
@@ -145,11 +157,12 @@ class AuthenticatorValidateStage(StageType):
     def form_class(self, run: StageRun) -> type[StageForm]:
         user = run.pending_user()
         classes = _available_classes(run, user) if user is not None else []
-        # Recovery codes have letters: a numeric keypad only when TOTP is the only kind.
-        # With both kinds there is nothing to pick: the code's shape says which it is.
+        # A numeric keypad only when every kind the user has takes digits alone. With
+        # several kinds there is nothing to pick: the code's shape says which it is.
+        numeric = bool(classes) and all(run.state.authenticator_kind(k).numeric for k in classes)
         fields: dict[str, Any] = {
             "code": _code_field(inputmode="numeric")
-            if classes == [TOTP]
+            if numeric
             else _code_field(autocapitalize="characters")
         }
         return type("AuthenticatorValidateForm", (AuthenticatorValidateForm,), fields)
@@ -157,14 +170,16 @@ class AuthenticatorValidateStage(StageType):
     def challenge(self, run: StageRun, form: StageForm) -> dict[str, Any]:
         user = run.pending_user()
         classes = _available_classes(run, user) if user is not None else []
-        return {
-            "device_classes": classes,
-            "code_hint": CODE_HINTS.get(tuple(classes), CODE_HINTS[()]),
-        }
+        hint = (
+            run.state.authenticator_kind(classes[0]).code_hint
+            if len(classes) == 1
+            else CODE_HINT_SEVERAL
+        )
+        return {"device_classes": classes, "code_hint": hint}
 
     def forget(self, run: StageRun) -> None:
         """Back undid this check: its proof goes with it (the tries used stay used)."""
-        take_back_method(run, (TOTP, STATIC, "remembered"))
+        take_back_method(run, (*run.state.flows.authenticator_kinds, "remembered"))
 
     def respond(self, run: StageRun, form: StageForm | None) -> StageResult:
         user = run.pending_user()
@@ -173,12 +188,11 @@ class AuthenticatorValidateStage(StageType):
         if form is None:
             return self._without_code(run, user)
         assert isinstance(form, AuthenticatorValidateForm)
-        classes = _available_classes(run, user) or [TOTP]
+        classes = _available_classes(run, user) or list(run.config["device_classes"])[:1]
         code = form.code.data or ""
-        if code_kind(code, classes) == TOTP:
-            method, match = TOTP, _match_totp(run, user, code)
-        else:
-            method, match = STATIC, _match_recovery_code(run, user, code)
+        kinds = {key: run.state.authenticator_kind(key) for key in classes}
+        method = kind_of_code(code, classes, kinds)
+        match = kinds[method].match(run, user, code)
         # Judged before a matching code is spent: a refused guess must not use it up.
         verdict = judge_guess(run, user, match.spend is not None)
         if verdict.refused:
@@ -237,14 +251,11 @@ class AuthenticatorValidateStage(StageType):
 
 
 def code_kind(code: str, classes: list[str]) -> str:
-    """Which kind of code was typed, from its shape: a TOTP code is 6 or 8 digits, a
-    recovery code 12 letters and digits (spaces and dashes aside). Only kinds in
-    ``classes`` are answered; an unclear code goes to TOTP when the user has it."""
-    compact = "".join(code.split()).replace("-", "")
-    looks_totp = compact.isdigit() and len(compact) <= 8
-    if STATIC in classes and (TOTP not in classes or not looks_totp):
-        return STATIC
-    return TOTP
+    """Which of the built-in kinds in ``classes`` a typed code is for, from its shape: a
+    TOTP code is 6 or 8 digits, a recovery code 12 letters and digits (spaces and dashes
+    aside); an unclear code goes to the first kind the user has."""
+    kinds = {kind.key: kind() for kind in BUILT_IN_KINDS}
+    return kind_of_code(code, classes, kinds)
 
 
 def _clear_code(form: AuthenticatorValidateForm) -> None:
@@ -256,124 +267,27 @@ def _clear_code(form: AuthenticatorValidateForm) -> None:
 # -- devices and codes --------------------------------------------------------------------------
 
 
-def _totp_devices(run: StageRun, user: Any) -> list[TOTPDevice]:
-    return list(
-        run.state.db.session.scalars(
-            sa.select(TOTPDevice)
-            .where(
-                TOTPDevice.user_id == run.state.user_store.user_id(user),
-                TOTPDevice.confirmed.is_(True),
-            )
-            .order_by(TOTPDevice.id)
-        )
-    )
-
-
-def _static_devices(run: StageRun, user: Any) -> list[StaticDevice]:
-    """Confirmed recovery code sets that still have a code left."""
-    return list(
-        run.state.db.session.scalars(
-            sa.select(StaticDevice)
-            .where(
-                StaticDevice.user_id == run.state.user_store.user_id(user),
-                StaticDevice.confirmed.is_(True),
-                StaticDevice.tokens.any(),
-            )
-            .order_by(StaticDevice.id)
-        )
-    )
-
-
 def _available_classes(run: StageRun, user: Any) -> list[str]:
-    """The allowed device classes the user has a usable device of, TOTP first (one
-    query per run, however often the stage asks)."""
+    """The allowed kinds the user has a usable device of, in the registry's order (one
+    query per run for every kind, however often the stage asks)."""
     user_id = run.state.user_store.user_id(user)
     key = f"available_classes:{user_id}"
     if key not in run.memo:
-        has_totp = sa.exists().where(TOTPDevice.user_id == user_id, TOTPDevice.confirmed.is_(True))
-        has_static = sa.exists().where(
-            StaticDevice.user_id == user_id,
-            StaticDevice.confirmed.is_(True),
-            StaticDevice.tokens.any(),
-        )
-        found = run.state.db.session.execute(sa.select(has_totp, has_static)).one()
-        allowed = run.config["device_classes"]
-        run.memo[key] = [
-            kind
-            for kind, present in zip((TOTP, STATIC), found, strict=True)
-            if present and kind in allowed
+        allowed = set(run.config["device_classes"])
+        kinds: list[AuthenticatorKind] = [
+            kind for kind in run.state.authenticator_kinds() if kind.key in allowed
         ]
+        unknown = allowed - {kind.key for kind in kinds}
+        if unknown:  # fail closed: a kind that no longer exists is a broken stage
+            raise ConfigError(
+                f"stage {run.stage.name!r} (authenticator_validate), field 'device_classes':"
+                f" {sorted(unknown)[0]!r} is not an authenticator kind"
+            )
+        found = run.state.db.session.execute(
+            sa.select(*(kind.usable(user_id) for kind in kinds))
+        ).one()
+        run.memo[key] = [kind.key for kind, present in zip(kinds, found, strict=True) if present]
     return list(run.memo[key])
-
-
-@dataclass(frozen=True)
-class _Match:
-    """What checking a code found: ``spend`` uses up the matching code (``None`` when
-    nothing matched, then ``error`` says why) and returns an error if a parallel request
-    used it first."""
-
-    spend: Callable[[], str | None] | None = None
-    error: str = INVALID_CODE
-
-
-def _match_totp(run: StageRun, user: Any, code: str) -> _Match:
-    replayed: TOTPDevice | None = None
-    for device in _totp_devices(run, user):
-        check = verify_totp(device, code)
-        if check.accepted and check.step is not None:
-            return _Match(functools.partial(_spend_totp_step, run, device, check.step))
-        if check.replayed:
-            replayed = device
-    if replayed is None:
-        return _Match()
-    run.state.log.warning(
-        "authenticator_validate: replayed TOTP code for user %s, device %s",
-        run.state.user_store.user_id(user),
-        replayed.id,
-    )
-    return _Match(error=REPLAYED_CODE)
-
-
-def _spend_totp_step(run: StageRun, device: TOTPDevice, step: int) -> str | None:
-    """Store ``step`` as the device's last, conditional on the stored one, so of two
-    parallel uses of one code only one wins (ASVS 6.5.1)."""
-    session = run.state.db.session
-    spent = _execute(
-        session,
-        sa.update(TOTPDevice)
-        .where(TOTPDevice.id == device.id, TOTPDevice.last_step < step)
-        .values(last_step=step, last_used=utcnow())
-        .execution_options(synchronize_session=False),
-    )
-    session.commit()
-    return None if spent.rowcount == 1 else REPLAYED_CODE
-
-
-def _match_recovery_code(run: StageRun, user: Any, code: str) -> _Match:
-    token = match_recovery_code(_static_devices(run, user), code, run.state.hashing)
-    if token is None:
-        return _Match()
-    return _Match(functools.partial(_spend_recovery_code, run, token.id, token.device_id))
-
-
-def _spend_recovery_code(run: StageRun, token_id: int, device_id: int) -> str | None:
-    """Delete the used code with a DELETE that reports its row count: of two parallel
-    uses of one code only one wins."""
-    session = run.state.db.session
-    used = _execute(
-        session,
-        sa.delete(StaticToken)
-        .where(StaticToken.id == token_id)
-        .execution_options(synchronize_session=False),
-    )
-    session.execute(
-        sa.update(StaticDevice)
-        .where(StaticDevice.id == device_id)
-        .values(last_used=utcnow())
-        .execution_options(synchronize_session=False)
-    )
-    session.commit()
-    return None if used.rowcount == 1 else INVALID_CODE
 
 
 def _configuration_stage_ids(run: StageRun) -> list[int]:
@@ -425,6 +339,10 @@ def _remembered(run: StageRun, user: Any) -> bool:
     return remembered_mfa.is_granted(run.state, run.request, user, threshold)
 
 
-def _execute(session: Any, statement: sa.Executable) -> sa.CursorResult[Any]:
-    """Run an UPDATE or DELETE; its result reports how many rows it changed."""
-    return cast(sa.CursorResult[Any], session.execute(statement))
+def _known_kinds() -> list[str]:
+    """The registered kind keys of the current app (the built-in ones outside one)."""
+    if has_app_context():
+        from ..extension import get_state
+
+        return list(get_state().flows.authenticator_kinds)
+    return [kind.key for kind in BUILT_IN_KINDS]
