@@ -10,6 +10,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .authenticators import AuthenticatorKind, CodeMatch
     from .extension import Flows, FlowsState, get_state
     from .models import (
         AuthenticatedSession,
@@ -22,7 +23,6 @@ if TYPE_CHECKING:
         PolicyBinding,
         Stage,
     )
-    from .authenticators import AuthenticatorKind, CodeMatch
     from .options import ConfigError, Option
     from .password_formats import PasswordFormat
     from .plan import FlowPlan

@@ -87,6 +87,12 @@ class AuthenticatorKind:
         """More about one device for the settings page, as (term, description) pairs."""
         return []
 
+    def remove_all(self, state: FlowsState, user_id: str) -> None:
+        """Delete every device of this kind of ``user_id`` (``flask flows mfa reset``);
+        the caller commits."""
+        model = self.model
+        state.db.session.execute(sa.delete(model).where(model.user_id == user_id))
+
     def add_label(self, has_one: bool) -> str:
         """The settings page's button that runs :attr:`setup_flow`."""
         return f"Add {self.label[:1].lower()}{self.label[1:]}"
@@ -188,6 +194,12 @@ class RecoveryCodesKind(AuthenticatorKind):
 
     def details(self, device: Any) -> list[tuple[str, str]]:
         return [("Codes left", str(len(device.tokens)))]
+
+    def remove_all(self, state: FlowsState, user_id: str) -> None:
+        # Its codes first: SQLite keeps ON DELETE CASCADE only when asked to.
+        sets = sa.select(StaticDevice.id).where(StaticDevice.user_id == user_id)
+        state.db.session.execute(sa.delete(StaticToken).where(StaticToken.device_id.in_(sets)))
+        super().remove_all(state, user_id)
 
     def match(self, run: StageRun, user: Any, code: str) -> CodeMatch:
         sets = list(

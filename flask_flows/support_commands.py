@@ -21,7 +21,6 @@ from flask.cli import AppGroup, with_appcontext
 
 from . import guesses, reputation, sessions, signals
 from .cli_state import app_state, user_named
-from .devices import StaticDevice, StaticToken, TOTPDevice
 from .extension import FlowsState
 from .models import AuthenticatedSession, Flow
 from .remembered_mfa import RememberedMfa
@@ -53,12 +52,14 @@ def users_list_command(search: str | None, inactive: bool, limit: int) -> None:
         click.echo("No users.")
         return
     ids = [store.user_id(user) for user in users]
-    totp = _counts(state, TOTPDevice, ids, TOTPDevice.confirmed.is_(True))
-    codes = _counts(state, StaticDevice, ids, StaticDevice.confirmed.is_(True))
+    devices = {
+        kind.key: _counts(state, kind.model, ids, kind.model.confirmed.is_(True))
+        for kind in state.authenticator_kinds()
+    }
     logins = _counts(state, AuthenticatedSession, ids)
     rows = [("ID", "NAME", "ACTIVE", "MFA", "LOGINS")]
     for user, user_id in zip(users, ids, strict=True):
-        kinds = [k for k, n in (("totp", totp), ("codes", codes)) if n.get(user_id)]
+        kinds = [key for key, counts in devices.items() if counts.get(user_id)]
         rows.append(
             (
                 user_id,
@@ -166,16 +167,14 @@ def mfa_reset_command(identifier: str, yes: bool) -> None:
         click.confirm(f"Remove every second factor of {name!r}?", abort=True)
     session = state.db.session
     removed = [
-        (kind, device_id, device_name)
-        for kind, model in (("totp", TOTPDevice), ("static", StaticDevice))
+        (kind.key, device_id, device_name)
+        for kind in state.authenticator_kinds()
         for device_id, device_name in session.execute(
-            sa.select(model.id, model.name).where(model.user_id == user_id)
+            sa.select(kind.model.id, kind.model.name).where(kind.model.user_id == user_id)
         )
     ]
-    static_ids = [device_id for kind, device_id, _ in removed if kind == "static"]
-    session.execute(sa.delete(StaticToken).where(StaticToken.device_id.in_(static_ids)))
-    for model in (StaticDevice, TOTPDevice):
-        session.execute(sa.delete(model).where(model.user_id == user_id))
+    for authenticator in state.authenticator_kinds():
+        authenticator.remove_all(state, user_id)
     session.execute(sa.delete(RememberedMfa).where(RememberedMfa.user_id == user_id))
     session.commit()
     state.log.info("cli: reset the second factors of user %s (%d removed)", user_id, len(removed))

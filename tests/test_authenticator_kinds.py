@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from browsing import FlowBrowser
 from factory import User, db
 from flask import Flask
@@ -86,3 +87,23 @@ stages:
 """
     with app.app_context(), pytest.raises(ConfigError, match="smoke-signals"):
         apply_blueprint(state, blueprint)
+
+
+def test_the_support_commands_list_and_reset_an_app_kind_too(
+    app: Flask, state: FlowsState, make_user: Callable[..., User]
+) -> None:
+    example = guide_example()
+    state.flows.authenticator_kind(example["PinLetter"])
+    pin_device = example["PinDevice"]
+    alice = make_user("alice", password=PASSWORD)
+    with app.app_context():
+        pin_device.__table__.create(db.engine, checkfirst=True)
+        db.session.add(pin_device(user_id=str(alice.id), pin="P-4711"))
+        db.session.commit()
+    runner = app.test_cli_runner()
+    listing = runner.invoke(args=["flows", "users", "list"]).output.splitlines()
+    assert listing[1].split()[:4] == [str(alice.id), "alice", "yes", "pin"]
+    reset = runner.invoke(args=["flows", "mfa", "reset", "alice", "--yes"])
+    assert "Removed 1 second factor of 'alice'." in reset.output, reset.output
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(pin_device)) == 0
