@@ -1,6 +1,6 @@
 """A refused form carried across post/redirect/get, for browsers without JavaScript.
 
-A plain browser that posts a stage's form is always answered with a redirect, also when
+A plain browser that posts a stage's form is answered with a redirect, also when
 the form comes back with errors: the page it then loads is a GET, so reload and Forward
 never ask to send the form again. What the page must show (the values typed, the errors,
 the messages, the status) rides in the plan's context, which is sealed, for exactly the

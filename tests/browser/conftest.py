@@ -301,6 +301,18 @@ class Walker:
         return self
 
     def wait_for_path(self, path: str) -> None:
+        """Wait until the page is at ``path``. A navigation another one cut short (a
+        double submit without JavaScript: the second POST aborts the first) is not the
+        end: the newer one is waited for."""
+        from playwright.sync_api import Error as PlaywrightError
+
+        for _ in range(2):
+            try:
+                self.page.wait_for_url(lambda url: urlsplit(url).path == path)
+                return
+            except PlaywrightError as error:
+                if "ERR_ABORTED" not in str(error):
+                    raise
         self.page.wait_for_url(lambda url: urlsplit(url).path == path)
 
     def focused(self) -> str:
