@@ -17,6 +17,7 @@ from flask import Flask
 from flask_flows import AuthenticatorKind, Flow
 from flask_flows.authenticators import INVALID_CODE, RecoveryCodesKind, TOTPKind
 from flask_flows.blueprints import apply_blueprint
+from flask_flows.devices import TOTPDevice
 from flask_flows.extension import FlowsState
 from flask_flows.options import ConfigError
 
@@ -70,6 +71,16 @@ def test_an_app_kind_from_the_guide_signs_in_and_shows_on_the_settings_page(
     browser.step("login", code="P-4711")
     assert browser.redirect_target == "/"
     assert browser.whoami() == "home: alice"
+
+    # Beside another kind, the field names both.
+    with app.app_context():
+        db.session.add(TOTPDevice(user_id=str(alice.id), secret="S" * 32, confirmed=True))
+        db.session.commit()
+    both = FlowBrowser(app.test_client())
+    both.start("login")
+    both.step("login", uid_field="alice")
+    page = both.step("login", password=PASSWORD)
+    assert "Enter a code from one of these: Authenticator app, PIN letter." in page.text
 
     settings = browser.get("/flows/-/settings/").text
     assert "PIN letter" in settings

@@ -69,11 +69,13 @@ NOT_CONFIGURED = (
     "This account must use two-factor authentication, but none is set up yet. "
     "Please contact your administrator to set up two-factor authentication."
 )
-#: What the code field asks for when the user has several kinds (one kind: its own hint).
+#: What the code field asks for when the user has an app and recovery codes (one kind:
+#: its own hint; other mixes name their kinds).
 CODE_HINT_SEVERAL = (
     "Enter the code from your authenticator app, or one of your recovery codes"
     " (each works only once)."
 )
+CODE_HINT_ANY = "Enter a code from one of these: {kinds}."
 NO_USER = "There is no account to verify. Please start again."
 
 
@@ -170,12 +172,7 @@ class AuthenticatorValidateStage(StageType):
     def challenge(self, run: StageRun, form: StageForm) -> dict[str, Any]:
         user = run.pending_user()
         classes = _available_classes(run, user) if user is not None else []
-        hint = (
-            run.state.authenticator_kind(classes[0]).code_hint
-            if len(classes) == 1
-            else CODE_HINT_SEVERAL
-        )
-        return {"device_classes": classes, "code_hint": hint}
+        return {"device_classes": classes, "code_hint": _code_hint(run, classes)}
 
     def forget(self, run: StageRun) -> None:
         """Back undid this check: its proof goes with it (the tries used stay used)."""
@@ -346,3 +343,13 @@ def _known_kinds() -> list[str]:
 
         return list(get_state().flows.authenticator_kinds)
     return [kind.key for kind in BUILT_IN_KINDS]
+
+
+def _code_hint(run: StageRun, classes: list[str]) -> str:
+    """What the code field asks for, by the kinds the user has."""
+    if len(classes) == 1:
+        return run.state.authenticator_kind(classes[0]).code_hint
+    if not classes or set(classes) == {TOTP, STATIC}:
+        return CODE_HINT_SEVERAL
+    labels = [run.state.authenticator_kind(key).label for key in classes]
+    return CODE_HINT_ANY.format(kinds=", ".join(labels))
