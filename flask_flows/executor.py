@@ -19,6 +19,7 @@ they run through an :class:`InjectedBinding`, a read-only stand-in for a binding
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -472,7 +473,7 @@ class FlowExecutor:
             messages=run.messages,
             history=stage_type.history,
             failed=failed,
-            action_url=url_for("flows.execute", slug=self.flow.slug),
+            action_url=self._flow_url,
             stage_url=url,
             check_url=(
                 url_for("flows.check", slug=self.flow.slug) if stage_type.live_checks else None
@@ -490,11 +491,17 @@ class FlowExecutor:
                 response.headers["HX-Push-Url"] = url
         return response
 
+    @functools.cached_property
+    def _flow_url(self) -> str:
+        """``/flows/<slug>/``: built once a request (url_for is not free on a hot path)."""
+        return url_for("flows.execute", slug=self.flow.slug)
+
     def _stage_url(self, plan: FlowPlan | None, entry: int | None = None) -> str:
         """The URL of the page of ``entry`` (default: the current stage) in ``plan``."""
         if plan is None or plan.current is None:
-            return url_for("flows.execute", slug=self.flow.slug)
-        return url_for("flows.execute", slug=self.flow.slug, step=plan.position_of(entry))
+            return self._flow_url
+        # The position is URL-safe (a urlsafe nonce, a dot, an integer): no url_for needed.
+        return f"{self._flow_url}?step={plan.position_of(entry)}"
 
     def _finish(self, plan: FlowPlan) -> Response:
         self._drop_plan()
@@ -535,7 +542,7 @@ class FlowExecutor:
         return {
             "flow": self.flow,
             "layout": layouts.page_layout(self.htmx),
-            "cancel_url": url_for("flows.cancel", slug=self.flow.slug),
+            "cancel_url": self._flow_url + "cancel/",  # the blueprint's /<slug>/cancel/
         }
 
     def _html(self, html: str, status: int) -> Response:
