@@ -119,7 +119,7 @@ class TOTPKind(AuthenticatorKind):
 
     def match(self, run: StageRun, user: Any, code: str) -> CodeMatch:
         replayed: TOTPDevice | None = None
-        for device in self._devices(run, user):
+        for device in self.devices(run.state, run.state.user_store.user_id(user)):
             check = verify_totp(device, code)
             if check.accepted and check.step is not None:
                 return CodeMatch(functools.partial(self._spend, run, device, check.step))
@@ -133,19 +133,6 @@ class TOTPKind(AuthenticatorKind):
             replayed.id,
         )
         return CodeMatch(error=REPLAYED_CODE)
-
-    @staticmethod
-    def _devices(run: StageRun, user: Any) -> list[TOTPDevice]:
-        return list(
-            run.state.db.session.scalars(
-                sa.select(TOTPDevice)
-                .where(
-                    TOTPDevice.user_id == run.state.user_store.user_id(user),
-                    TOTPDevice.confirmed.is_(True),
-                )
-                .order_by(TOTPDevice.id)
-            )
-        )
 
     @staticmethod
     def _spend(run: StageRun, device: TOTPDevice, step: int) -> str | None:

@@ -46,9 +46,9 @@ def test_the_built_in_kinds_are_the_first_entries(state: FlowsState) -> None:
     assert list(state.flows.authenticator_kinds.values())[:2] == [TOTPKind, RecoveryCodesKind]
 
 
-def test_an_app_kind_from_the_guide_signs_in_and_shows_on_the_settings_page(
-    app: Flask, state: FlowsState, make_flow: Callable[..., Flow], make_user: Callable[..., User]
-) -> None:
+@pytest.fixture
+def alice_with_a_pin(app: Flask, state: FlowsState, make_user: Callable[..., User]) -> User:
+    """The guide's kind registered on this app, and alice with a PIN letter (P-4711)."""
     example = guide_example()
     state.flows.authenticator_kind(example["PinLetter"])
     pin_device = example["PinDevice"]
@@ -57,6 +57,13 @@ def test_an_app_kind_from_the_guide_signs_in_and_shows_on_the_settings_page(
         pin_device.__table__.create(db.engine, checkfirst=True)
         db.session.add(pin_device(user_id=str(alice.id), pin="P-4711"))
         db.session.commit()
+    return alice
+
+
+def test_an_app_kind_from_the_guide_signs_in_and_shows_on_the_settings_page(
+    app: Flask, make_flow: Callable[..., Flow], alice_with_a_pin: User
+) -> None:
+    alice = alice_with_a_pin
     validate = {"device_classes": ["totp", "static", "pin"]}
     make_flow(
         "login", "identification", "password", ("authenticator_validate", validate), "user_login"
@@ -101,16 +108,10 @@ stages:
 
 
 def test_the_support_commands_list_and_reset_an_app_kind_too(
-    app: Flask, state: FlowsState, make_user: Callable[..., User]
+    app: Flask, alice_with_a_pin: User
 ) -> None:
-    example = guide_example()
-    state.flows.authenticator_kind(example["PinLetter"])
-    pin_device = example["PinDevice"]
-    alice = make_user("alice", password=PASSWORD)
-    with app.app_context():
-        pin_device.__table__.create(db.engine, checkfirst=True)
-        db.session.add(pin_device(user_id=str(alice.id), pin="P-4711"))
-        db.session.commit()
+    alice = alice_with_a_pin
+    pin_device = guide_example()["PinDevice"]
     runner = app.test_cli_runner()
     listing = runner.invoke(args=["flows", "users", "list"]).output.splitlines()
     assert listing[1].split()[:4] == [str(alice.id), "alice", "yes", "pin"]
