@@ -160,7 +160,12 @@ class RecoveryCodesKind(AuthenticatorKind):
     code_hint = "Enter one of your recovery codes. Each code works only once."
 
     def usable(self, user_id: str) -> sa.ColumnElement[bool]:
-        return sa.exists().where(
+        return sa.exists().where(*self._with_codes_left(user_id))
+
+    @staticmethod
+    def _with_codes_left(user_id: str) -> tuple[sa.ColumnElement[bool], ...]:
+        """The user's confirmed sets that still have a code: the ones that verify."""
+        return (
             StaticDevice.user_id == user_id,
             StaticDevice.confirmed.is_(True),
             StaticDevice.tokens.any(),
@@ -192,11 +197,7 @@ class RecoveryCodesKind(AuthenticatorKind):
         sets = list(
             run.state.db.session.scalars(
                 sa.select(StaticDevice)
-                .where(
-                    StaticDevice.user_id == run.state.user_store.user_id(user),
-                    StaticDevice.confirmed.is_(True),
-                    StaticDevice.tokens.any(),
-                )
+                .where(*self._with_codes_left(run.state.user_store.user_id(user)))
                 .order_by(StaticDevice.id)
             )
         )
@@ -207,6 +208,7 @@ class RecoveryCodesKind(AuthenticatorKind):
 
     @staticmethod
     def _spend(run: StageRun, token_id: int, device_id: int) -> str | None:
+        """Delete the used code; ``None`` unless a parallel request deleted it first."""
         session = run.state.db.session
         used = _execute(
             session,
