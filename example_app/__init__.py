@@ -63,11 +63,12 @@ def create_app(
     # there, and working links never reach the terminal or its logs.
     if not app.config.get("FLOWS_MAIL_SERVER"):
         app.config.setdefault("FLOWS_MAIL_BACKEND", "console")
-    # Mailed links are built from this address, never from a request's Host header (which
-    # a client can forge): where `make run` serves. Deployments set
-    # FLASK_FLOWS_MAIL_BASE_URL (or FLASK_SERVER_NAME) to their public address.
+    # Mailed links and passkeys are bound to this address, never to a request's Host
+    # header (which a client can forge): where `make run` serves, by name, as passkeys
+    # need a domain (not 127.0.0.1). Deployments set FLASK_FLOWS_MAIL_BASE_URL (or
+    # FLASK_SERVER_NAME) to their public address.
     if not app.config.get("SERVER_NAME"):
-        app.config.setdefault("FLOWS_MAIL_BASE_URL", "http://127.0.0.1:5000")
+        app.config.setdefault("FLOWS_MAIL_BASE_URL", "http://localhost:5000")
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = instance_secret_key(Path(app.instance_path))
 

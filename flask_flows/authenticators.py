@@ -3,10 +3,11 @@
 A kind names its device model, its label, the flow that sets one up, whether a user has
 one that can verify now (an EXISTS clause, so the validation stage asks about every kind
 in one query), how a code typed for it is checked and spent, and how the settings page
-lists one. ``authenticator_validate`` (its ``device_classes`` are kind keys) and the
-settings page know kinds only through this registry (``Flows.authenticator_kinds``, and
-``@flows.authenticator_kind`` for an app's own). TOTP apps and recovery codes are the
-built-in kinds.
+lists one. A kind is *typed* (its codes go into the code field) or, like passkeys, not
+(its proof is a ceremony in the browser). ``authenticator_validate`` (its
+``device_classes`` are kind keys) and the settings page know kinds only through this
+registry (``Flows.authenticator_kinds``, and ``@flows.authenticator_kind`` for an app's
+own). TOTP apps, recovery codes and passkeys are the built-in kinds.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, cast
 import sqlalchemy as sa
 from sqlalchemy.orm import selectinload
 
-from .devices import StaticDevice, StaticToken, TOTPDevice
+from .devices import StaticDevice, StaticToken, TOTPDevice, WebAuthnDevice
 from .models import utcnow
 from .otp import match_recovery_code, verify_totp
 
@@ -57,6 +58,9 @@ class AuthenticatorKind:
     code_hint: ClassVar[str] = "Enter the code."
     #: Its codes are digits only: the field asks for a numeric keypad.
     numeric: ClassVar[bool] = False
+    #: A person types its codes (into the code field, checked by :meth:`match`); a
+    #: passkey is not typed but answers a challenge in the browser.
+    typed: ClassVar[bool] = True
 
     def usable(self, user_id: str) -> sa.ColumnElement[bool]:
         """Whether ``user_id`` has a device of this kind that can verify now."""
@@ -226,8 +230,32 @@ class RecoveryCodesKind(AuthenticatorKind):
         return None if used.rowcount == 1 else INVALID_CODE
 
 
+class PasskeyKind(AuthenticatorKind):
+    """A passkey or security key (WebAuthn). Nothing is typed: the browser answers a
+    challenge (:mod:`flask_flows.passkeys`), so the validation stage runs the ceremony
+    for it instead of :meth:`match`."""
+
+    key = "webauthn"
+    label = "Passkey"
+    model = WebAuthnDevice
+    setup_flow = "default-authenticator-webauthn-setup"
+    code_hint = "Use your passkey."
+    typed = False
+
+    def add_label(self, has_one: bool) -> str:
+        return "Add another passkey" if has_one else "Add a passkey"
+
+    def details(self, device: Any) -> list[tuple[str, str]]:
+        if device.backed_up:
+            return [("Synced", "Yes, it is backed up and can move to your other devices")]
+        return [("Synced", "No, it stays on the device or key that made it")]
+
+    def match(self, run: StageRun, user: Any, code: str) -> CodeMatch:
+        return CodeMatch()  # never a typed code
+
+
 #: The built-in kinds, in the order a person is asked for them.
-BUILT_IN_KINDS: tuple[type[AuthenticatorKind], ...] = (TOTPKind, RecoveryCodesKind)
+BUILT_IN_KINDS: tuple[type[AuthenticatorKind], ...] = (TOTPKind, RecoveryCodesKind, PasskeyKind)
 
 
 def code_kind(code: str, classes: list[str], kinds: dict[str, AuthenticatorKind]) -> str:

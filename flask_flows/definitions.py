@@ -123,7 +123,9 @@ class FlowDefinitions:
 
 #: Stage options that name another stage, which then belongs to the flow's definition:
 #: loaded with it, and a change to it bumps the flow's revision (flask_flows.revisions).
-REFERENCING_OPTIONS: dict[str, tuple[str, ...]] = {"identification": ("password_stage",)}
+REFERENCING_OPTIONS: dict[str, tuple[str, ...]] = {
+    "identification": ("password_stage", "webauthn_stage")
+}
 
 
 def referenced_stage(flow: Flow, name: str) -> Stage | None:

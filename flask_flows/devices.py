@@ -1,4 +1,4 @@
-"""Authenticator devices: TOTP apps and sets of single-use recovery codes.
+"""Authenticator devices: TOTP apps, sets of single-use recovery codes and passkeys.
 
 Secrets stay here, in the database, never in the session cookie: a setup stage keeps
 only the id of the device it is confirming in the plan.
@@ -69,3 +69,55 @@ class StaticToken(FlowsModel):
     secret_hash: Mapped[str] = mapped_column(sa.String(256))
 
     device: Mapped[StaticDevice] = relationship(back_populates="tokens")
+
+
+class WebAuthnDevice(FlowsModel):
+    """A passkey or security key (a WebAuthn public key credential).
+
+    Only the public key is kept: nothing stored here lets anyone sign in. The sign count
+    catches a cloned authenticator (one whose counter goes backwards); passkeys synced
+    between devices send 0 every time, which is accepted. ``user_handle`` is the opaque
+    id the authenticator keeps for the account (never the user's own id, which may be
+    an email address): the same for all of a user's passkeys, so a phone lists one
+    account, not one per passkey.
+    """
+
+    __tablename__ = "flows_webauthn_device"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[str] = mapped_column(sa.String(64), index=True)
+    name: Mapped[str] = mapped_column(sa.String(128), default="Passkey")
+    #: base64url of the credential id (at most 1023 bytes: 1364 characters).
+    credential_id: Mapped[str] = mapped_column(sa.String(1400), unique=True)
+    #: The COSE public key the authenticator made.
+    public_key: Mapped[bytes] = mapped_column(sa.LargeBinary)
+    sign_count: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    #: How the browser can reach it ("internal", "hybrid", "usb", ...), comma separated.
+    transports: Mapped[str] = mapped_column(sa.String(256), default="")
+    #: Whether it may be synced to other devices, and whether it is.
+    backup_eligible: Mapped[bool] = mapped_column(default=False)
+    backed_up: Mapped[bool] = mapped_column(default=False)
+    #: The authenticator model's id (all zeros when it does not say).
+    aaguid: Mapped[str] = mapped_column(sa.String(36), default="")
+    #: base64url of the account's WebAuthn user handle.
+    user_handle: Mapped[str] = mapped_column(sa.String(128), index=True)
+    #: Always true: a passkey is stored only once its registration was verified.
+    confirmed: Mapped[bool] = mapped_column(default=True)
+    created: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used: Mapped[datetime | None] = mapped_column(default=None)
+
+    kind = "webauthn"
+
+
+class SpentChallenge(FlowsModel):
+    """A WebAuthn challenge that was answered, kept until it expires.
+
+    Challenges travel in the plan, in the session cookie; a copy of an older cookie
+    would bring an answered challenge back. Recording each answered one (by its hash)
+    makes every challenge single-use on the server too.
+    """
+
+    __tablename__ = "flows_spent_challenge"
+
+    digest: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    expires: Mapped[datetime] = mapped_column(index=True)

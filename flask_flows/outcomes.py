@@ -35,6 +35,7 @@ class Outcome(enum.StrEnum):
     password_changed = "password_changed"  # noqa: S105 (an outcome, not a password)
     email_changed = "email_changed"
     authenticator_added = "authenticator_added"
+    passkey_added = "passkey_added"
     recovery_codes_saved = "recovery_codes_saved"
     deleted = "deleted"
     signed_in = "signed_in"
@@ -47,6 +48,7 @@ SENTENCES = {
     Outcome.password_changed: "Your password was changed.",
     Outcome.email_changed: "Your email address was changed.",
     Outcome.authenticator_added: "Your authenticator app was added.",
+    Outcome.passkey_added: "Your passkey was added.",
     Outcome.recovery_codes_saved: "Your new recovery codes are ready.",
     Outcome.deleted: "Your account was deleted.",
     Outcome.signed_in: "You are signed in.",

@@ -41,6 +41,11 @@ AUTH_METHOD = "auth_method"
 #: Every method proved in this plan, in order (``auth_method`` is the latest).
 AUTH_METHODS = "auth_methods"
 PROMPT_DATA = "prompt_data"
+#: The ``authenticator_validate`` stage (by name) that a passkey login on the
+#: identification page stood in for (its ``webauthn_stage``).
+PASSKEY_SATISFIED = "passkey_satisfied_stage"
+#: ``auth_method`` of a login by passkey alone (authentik's name).
+PASSWORDLESS = "auth_webauthn_pwl"
 
 
 @dataclass

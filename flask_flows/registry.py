@@ -9,6 +9,7 @@ from .policies.reputation import ReputationPolicy
 from .stages.authenticator_static import AuthenticatorStaticStage
 from .stages.authenticator_totp import AuthenticatorTOTPStage
 from .stages.authenticator_validate import AuthenticatorValidateStage
+from .stages.authenticator_webauthn import AuthenticatorWebAuthnStage
 from .stages.base import StageType
 from .stages.captcha import CaptchaStage
 from .stages.consent import ConsentStage
@@ -43,6 +44,7 @@ STAGE_TYPES: tuple[type[StageType], ...] = (
     AuthenticatorTOTPStage,
     AuthenticatorStaticStage,
     AuthenticatorValidateStage,
+    AuthenticatorWebAuthnStage,
 )
 
 POLICY_TYPES: tuple[type[PolicyType], ...] = (

@@ -251,7 +251,7 @@ def test_sign_up_from_the_home_page_with_the_mail_on_the_terminal(
     printed = capsys.readouterr().err  # the console backend prints on stderr
     assert "--- mail to zoe@example.com" in printed
     # On the address `make run` serves, never the host a request claims.
-    resume = re.search(r"http://127\.0\.0\.1:5000/flows/-/resume/\S+/", printed)
+    resume = re.search(r"http://localhost:5000/flows/-/resume/\S+/", printed)
     assert resume, printed
 
     phone = FlowBrowser(example.test_client(), htmx=browser.htmx)

@@ -269,7 +269,7 @@ def test_upgrading_from_0_1_0_keeps_every_row(
     with caplog.at_level(logging.WARNING, logger="flask_flows.migrations"):
         result = run(app, "db", "upgrade")
     assert result.exit_code == 0, result.output
-    assert "flask-flows tables: 0001 -> 0002 (head)" in result.output
+    assert "flask-flows tables: 0001 -> 0003 (head)" in result.output
     with app.app_context(), db.engine.connect() as connection:
         for name in OLD_ROWS:
             if name != "flows_reputation_score":
@@ -309,7 +309,7 @@ def test_downgrading_and_upgrading_again_keeps_every_row(old_database: str) -> N
     assert run(app, "db", "upgrade").exit_code == 0
     result = run(app, "db", "downgrade", "0001", "--yes")
     assert result.exit_code == 0, result.output
-    assert "flask-flows tables: 0002 -> 0001" in result.output
+    assert "flask-flows tables: 0003 -> 0001" in result.output
     with app.app_context(), db.engine.connect() as connection:
         old = sa.MetaData()
         old.reflect(connection, only=["flows_policy", "flows_policy_binding"])
@@ -517,7 +517,7 @@ def test_a_0_1_0_database_with_a_development_reputation_table_is_upgraded(
     engine.dispose()
     app = flows_app(old_database)
     result = run(app, "db", "upgrade")
-    assert "flask-flows tables: 0001 -> 0002 (head)" in result.output
+    assert "flask-flows tables: 0001 -> 0003 (head)" in result.output
     with app.app_context(), db.engine.connect() as connection:
         assert rows_of(connection, "flows_policy") == expected_rows("flows_policy")
 

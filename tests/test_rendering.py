@@ -127,7 +127,7 @@ def test_bundled_static_files_are_served(client: FlaskClient, login_flow: Flow) 
     page = Page(client.get("/flows/login/").text)
     urls = [e["attrs"]["href"] for e in page.find("link", rel="stylesheet")]
     urls += [e["attrs"]["src"] for e in page.find("script")]
-    assert len(urls) == 3
+    assert len(urls) == 4
     kinds = {}
     for url in urls:
         response = client.get(url)

@@ -491,12 +491,20 @@ def test_the_shipped_setup_flows_start_from_the_page(
     links = dict(
         re.findall(r'href="(/flows/default-authenticator-[a-z]+-setup/[^"]*)">([^<]+)<', page)
     )
-    assert set(links.values()) == {"Add an authenticator app", "Create recovery codes"}
+    assert set(links.values()) == {
+        "Add an authenticator app",
+        "Create recovery codes",
+        "Add a passkey",
+    }
     for url in links:
         browser.get(url)
         assert browser.stage_type == "password"  # re-authentication first (ASVS 7.5.1)
         browser.step(url.split("/")[2], password=PASSWORD)
-        assert browser.stage_type in {"authenticator_totp", "authenticator_static"}
+        assert browser.stage_type in {
+            "authenticator_totp",
+            "authenticator_static",
+            "authenticator_webauthn",
+        }
 
 
 def test_the_settings_page_waits_like_any_other_guess(

@@ -5,7 +5,9 @@ none, ``not_configured_action`` skips the stage, denies the login, or injects th
 stages named in ``configuration_stages`` into the plan right after this one. With some,
 the user enters a code of one of their kinds (:mod:`flask_flows.authenticators`: an
 authenticator app's TOTP code, a recovery code, or an app's own kind), told apart by its
-shape.
+shape, or uses a passkey (a WebAuthn ceremony in the browser, :mod:`flask_flows.passkeys`,
+offered above the code field). A passkey login on the identification page that names
+this stage as its ``webauthn_stage`` has already satisfied it: the stage is skipped.
 
 Each kind spends a matching code so that of two parallel uses only one wins, and refuses
 a replay (ASVS 6.5.1). Every
@@ -25,13 +27,14 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask import Response, after_this_request, has_app_context
-from wtforms import StringField
-from wtforms.validators import DataRequired, Length
+from wtforms import HiddenField, StringField
+from wtforms.validators import Length
 
-from .. import remembered_mfa
+from .. import passkeys, remembered_mfa
 from ..authenticators import (
     BUILT_IN_KINDS,
     AuthenticatorKind,
+    PasskeyKind,
     RecoveryCodesKind,
     TOTPKind,
 )
@@ -41,11 +44,12 @@ from ..authenticators import code_kind as kind_of_code
 from ..guesses import Verdict
 from ..models import Stage
 from ..options import ConfigError, Option
-from ..plan import AUTH_METHOD, AUTH_METHODS
+from ..plan import AUTH_METHOD, AUTH_METHODS, PASSKEY_SATISFIED
 from ..remembered_mfa import MFA_COOKIE
 from ..transactions import commit_keeping_loaded_state
 from .base import (
     WORDING,
+    RequiredUnlessPasskey,
     StageForm,
     StageResult,
     StageRun,
@@ -64,6 +68,7 @@ FAILED_ATTEMPTS = "failed_mfa_attempts"
 
 TOTP = TOTPKind.key
 STATIC = RecoveryCodesKind.key
+WEBAUTHN = PasskeyKind.key
 
 NOT_CONFIGURED = (
     "This account must use two-factor authentication, but none is set up yet. "
@@ -77,13 +82,17 @@ CODE_HINT_SEVERAL = (
 )
 CODE_HINT_ANY = "Enter a code from one of these: {kinds}."
 NO_USER = "There is no account to verify. Please start again."
+PASSKEY_UNAVAILABLE = (
+    "Your passkey needs JavaScript and a browser that supports passkeys. Turn JavaScript"
+    " on, or use another browser."
+)
 
 
 def _code_field(**attributes: str) -> StringField:
     return StringField(
         "Code",
         validators=[
-            DataRequired("Enter the code."),
+            RequiredUnlessPasskey("Enter the code."),
             Length(max=64, message="That code is too long."),
         ],
         render_kw={
@@ -93,12 +102,6 @@ def _code_field(**attributes: str) -> StringField:
             **attributes,
         },
     )
-
-
-class AuthenticatorValidateForm(StageForm):
-    """The code; :meth:`AuthenticatorValidateStage.form_class` adapts it to the user's devices."""
-
-    code = _code_field()
 
 
 class AuthenticatorValidateStage(StageType):
@@ -132,6 +135,12 @@ class AuthenticatorValidateStage(StageType):
             help="Seconds a passed check is remembered in a signed cookie; 0 turns this off.",
         ),
         "failed_attempts_before_cancel": Option(int, default=5, minimum=1),
+        "webauthn_user_verification": Option(
+            str,
+            default="preferred",
+            choices=("required", "preferred", "discouraged"),
+            help="Whether a passkey must check it is its owner (PIN, fingerprint).",
+        ),
     }
 
     def check_config(self, config: dict[str, Any], where: str) -> None:
@@ -153,26 +162,43 @@ class AuthenticatorValidateStage(StageType):
     def is_interactive(self, run: StageRun) -> bool:
         user = run.pending_user()
         return (
-            user is not None and bool(_available_classes(run, user)) and not _remembered(run, user)
+            user is not None
+            and not _satisfied_by_passkey(run)
+            and bool(_available_classes(run, user))
+            and not _remembered(run, user)
         )
 
     def form_class(self, run: StageRun) -> type[StageForm]:
         user = run.pending_user()
         classes = _available_classes(run, user) if user is not None else []
-        # A numeric keypad only when every kind the user has takes digits alone. With
-        # several kinds there is nothing to pick: the code's shape says which it is.
-        numeric = bool(classes) and all(run.state.authenticator_kind(k).numeric for k in classes)
-        fields: dict[str, Any] = {
-            "code": _code_field(inputmode="numeric")
-            if numeric
-            else _code_field(autocapitalize="characters")
-        }
-        return type("AuthenticatorValidateForm", (AuthenticatorValidateForm,), fields)
+        typed = _typed(run, classes)
+        fields: dict[str, Any] = {}
+        if typed or not classes:
+            # A numeric keypad only when every kind the user has takes digits alone. With
+            # several kinds there is nothing to pick: the code's shape says which it is.
+            numeric = bool(typed) and all(run.state.authenticator_kind(k).numeric for k in typed)
+            fields["code"] = (
+                _code_field(inputmode="numeric")
+                if numeric
+                else _code_field(autocapitalize="characters")
+            )
+        if WEBAUTHN in classes:
+            fields["passkey"] = HiddenField()
+        return type("AuthenticatorValidateForm", (StageForm,), fields)
 
     def challenge(self, run: StageRun, form: StageForm) -> dict[str, Any]:
         user = run.pending_user()
         classes = _available_classes(run, user) if user is not None else []
-        return {"device_classes": classes, "code_hint": _code_hint(run, classes)}
+        typed = _typed(run, classes)
+        context: dict[str, Any] = {"device_classes": classes, "code_hint": _code_hint(run, typed)}
+        if user is not None and WEBAUTHN in classes:
+            form.passkey.data = ""  # type: ignore[attr-defined]
+            devices = passkeys.devices_of(run.state, run.state.user_store.user_id(user))
+            context["passkey_options"] = passkeys.authentication_options(
+                run.state, run.context, devices, run.config["webauthn_user_verification"]
+            )
+            context["passkey_unavailable"] = None if typed else PASSKEY_UNAVAILABLE
+        return context
 
     def forget(self, run: StageRun) -> None:
         """Back undid this check: its proof goes with it (the tries used stay used)."""
@@ -184,8 +210,15 @@ class AuthenticatorValidateStage(StageType):
             return deny(NO_USER)
         if form is None:
             return self._without_code(run, user)
-        assert isinstance(form, AuthenticatorValidateForm)
-        classes = _available_classes(run, user) or list(run.config["device_classes"])[:1]
+        passkey = getattr(form, "passkey", None)
+        if passkey is not None and passkey.data:
+            return self._passkey(run, user, passkey.data)
+        classes = (
+            _typed(run, _available_classes(run, user))
+            or [key for key in run.config["device_classes"] if key != WEBAUTHN][:1]
+        )
+        if not classes or not hasattr(form, "code"):
+            return invalid(passkeys.NOT_ANSWERED)
         code = form.code.data or ""
         kinds = {key: run.state.authenticator_kind(key) for key in classes}
         method = kind_of_code(code, classes, kinds)
@@ -202,8 +235,24 @@ class AuthenticatorValidateStage(StageType):
 
     # -- outcomes ---------------------------------------------------------------------------
 
+    def _passkey(self, run: StageRun, user: Any, response: str) -> StageResult:
+        """The browser's answer to this page's passkey challenge, for one of ``user``'s."""
+        assertion = passkeys.authenticate(
+            run.state,
+            run.context,
+            response,
+            user_id=run.state.user_store.user_id(user),
+            require_user_verification=run.config["webauthn_user_verification"] == "required",
+        )
+        if assertion.device is None:
+            return invalid(assertion.error)
+        return self._passed(run, user, WEBAUTHN)
+
     def _without_code(self, run: StageRun, user: Any) -> StageResult:
-        """The stage was not shown: a remembered check, or a user without devices."""
+        """The stage was not shown: a passkey login that satisfied it, a remembered check,
+        or a user without devices."""
+        if _satisfied_by_passkey(run):
+            return ok()
         if _available_classes(run, user):
             if not _remembered(run, user):
                 # Fail closed: this user needs a code, so show the form.
@@ -236,9 +285,7 @@ class AuthenticatorValidateStage(StageType):
             _remember(run, user, threshold)
         return ok()
 
-    def _failed(
-        self, run: StageRun, form: AuthenticatorValidateForm, error: str, verdict: Verdict
-    ) -> StageResult:
+    def _failed(self, run: StageRun, form: Any, error: str, verdict: Verdict) -> StageResult:
         if count_failure(run, FAILED_ATTEMPTS, "invalid_mfa_code"):
             return locked_out(verdict, offer_recovery=False)
         left = int(run.config["failed_attempts_before_cancel"]) - int(run.context[FAILED_ATTEMPTS])
@@ -255,7 +302,7 @@ def code_kind(code: str, classes: list[str]) -> str:
     return kind_of_code(code, classes, kinds)
 
 
-def _clear_code(form: AuthenticatorValidateForm) -> None:
+def _clear_code(form: Any) -> None:
     """A code is typed afresh each time; do not echo the refused one into the page."""
     form.code.data = ""
     form.code.raw_data = []
@@ -285,6 +332,16 @@ def _available_classes(run: StageRun, user: Any) -> list[str]:
         ).one()
         run.memo[key] = [kind.key for kind, present in zip(kinds, found, strict=True) if present]
     return list(run.memo[key])
+
+
+def _typed(run: StageRun, classes: list[str]) -> list[str]:
+    """The kinds among ``classes`` whose codes are typed into the code field."""
+    return [key for key in classes if run.state.authenticator_kind(key).typed]
+
+
+def _satisfied_by_passkey(run: StageRun) -> bool:
+    """Whether a passkey login on the identification page stood in for this stage."""
+    return run.context.get(PASSKEY_SATISFIED) == run.stage.name
 
 
 def _configuration_stage_ids(run: StageRun) -> list[int]:

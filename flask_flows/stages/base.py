@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from flask import current_app
 from flask_wtf import FlaskForm
 from wtforms import HiddenField
+from wtforms.validators import StopValidation
 
 from .. import guesses, outcomes, signals
 from ..guesses import Verdict
@@ -44,6 +45,22 @@ class StageForm(FlaskForm):
     """Base form of every stage: Flask-WTF CSRF plus the plan step it was rendered for."""
 
     flow_step = HiddenField()
+
+
+class RequiredUnlessPasskey:
+    """A field that must be filled in, unless the form brings a passkey's answer (its
+    ``passkey`` field) instead: a page that offers both asks for one or the other."""
+
+    field_flags = {"required": True}
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+    def __call__(self, form: Any, field: Any) -> None:
+        if isinstance(field.data, str) and field.data.strip():
+            return
+        passkey = getattr(form, "passkey", None)
+        raise StopValidation(None if passkey is not None and passkey.data else self.message)
 
 
 @dataclass

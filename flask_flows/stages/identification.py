@@ -9,6 +9,13 @@ too and checks it as the named password stage would (its options, the same judge
 counting, :func:`flask_flows.stages.password.verify`): one page and one request for the
 login, and the pair password managers fill best. An unknown identifier then fails like a
 wrong password, whatever ``pretend_user_exists`` says.
+
+With ``webauthn_stage`` (authentik's option of that name: an ``authenticator_validate``
+stage that accepts passkeys) the page also offers "Sign in with a passkey", and the
+browser's autofill suggests this site's passkeys in the username field (conditional
+mediation). A passkey identifies its owner by itself, and its user verification (PIN,
+fingerprint, face: required here) is a second factor beside possession: a passkey login
+skips the flow's password stages and stands in for that validation stage.
 """
 
 from __future__ import annotations
@@ -16,15 +23,25 @@ from __future__ import annotations
 from typing import Any
 
 from flask import current_app, url_for
-from wtforms import StringField
+from wtforms import HiddenField, StringField
 from wtforms.validators import DataRequired, Length
 
-from .. import signals
+from .. import passkeys, signals
+from ..authenticators import PasskeyKind
 from ..definitions import referenced_stage
 from ..options import ConfigError, Option
-from ..plan import PENDING_USER, PENDING_USER_IDENTIFIER, REDIRECT
+from ..plan import (
+    AUTH_METHOD,
+    AUTH_METHODS,
+    PASSKEY_SATISFIED,
+    PASSWORDLESS,
+    PENDING_USER,
+    PENDING_USER_IDENTIFIER,
+    REDIRECT,
+)
 from .base import (
     WORDING,
+    RequiredUnlessPasskey,
     StageForm,
     StageResult,
     StageRun,
@@ -36,17 +53,26 @@ from .base import (
 from .password import password_field, verify
 
 _FIELD_LABELS = {"username": "username", "email": "email address"}
+ENTER_IDENTIFIER = "Enter your username or email address."
+
+
+def _uid_field(required: Any, autocomplete: str = "username") -> StringField:
+    return StringField(
+        "Username or email address",
+        validators=[
+            required,
+            Length(max=254, message="That is too long to be a username or email address."),
+        ],
+        render_kw={
+            "autocomplete": autocomplete,
+            "autocapitalize": "none",
+            "spellcheck": "false",
+        },
+    )
 
 
 class IdentificationForm(StageForm):
-    uid_field = StringField(
-        "Username or email address",
-        validators=[
-            DataRequired("Enter your username or email address."),
-            Length(max=254, message="That is too long to be a username or email address."),
-        ],
-        render_kw={"autocomplete": "username", "autocapitalize": "none", "spellcheck": "false"},
-    )
+    uid_field = _uid_field(DataRequired(ENTER_IDENTIFIER))
 
 
 class IdentificationStage(StageType):
@@ -69,12 +95,28 @@ class IdentificationStage(StageType):
             help="Name of a password stage: ask for the password on this page, checked"
             " with that stage's options (the flow then binds no password stage of its own).",
         ),
+        "webauthn_stage": Option(
+            str,
+            default=None,
+            nullable=True,
+            help="Name of an authenticator_validate stage that accepts passkeys: offer"
+            " signing in with a passkey alone, which then stands in for that stage.",
+        ),
     }
 
     def form_class(self, run: StageRun) -> type[StageForm]:
+        base = IdentificationPasswordForm if run.config["password_stage"] else IdentificationForm
+        if not run.config["webauthn_stage"]:
+            return base
+        # A passkey's answer comes instead of the name (and password); the autofill of
+        # the name field lists passkeys too ("webauthn").
+        fields: dict[str, Any] = {
+            "passkey": HiddenField(),
+            "uid_field": _uid_field(RequiredUnlessPasskey(ENTER_IDENTIFIER), "username webauthn"),
+        }
         if run.config["password_stage"]:
-            return IdentificationPasswordForm
-        return IdentificationForm
+            fields["password"] = password_field(RequiredUnlessPasskey("Enter your password."))
+        return type(base.__name__, (base,), fields)
 
     def challenge(self, run: StageRun, form: StageForm) -> dict[str, Any]:
         available = run.state.user_store.available_fields
@@ -88,7 +130,14 @@ class IdentificationStage(StageType):
             }  # type: ignore[attr-defined]
         password = _password_config(run)
         signed_in = run.state.current_user()
+        passkey_options = None
+        if _webauthn_config(run) is not None:
+            form.passkey.data = ""  # type: ignore[attr-defined]
+            passkey_options = passkeys.authentication_options(
+                run.state, run.context, None, "required"
+            )
         return {
+            "passkey_options": passkey_options,
             "enrollment_url": _flow_url(run.config["enrollment_flow"]),
             "recovery_url": _flow_url(run.config["recovery_flow"]),
             "allow_show_password": bool(password and password["allow_show_password"]),
@@ -99,12 +148,16 @@ class IdentificationStage(StageType):
         }
 
     def forget(self, run: StageRun) -> None:
-        """Back undid this page: a password checked on it no longer counts."""
-        if run.config["password_stage"]:
-            take_back_method(run, ("password",))
+        """Back undid this page: a password or passkey checked on it no longer counts."""
+        if run.config["password_stage"] or run.config["webauthn_stage"]:
+            take_back_method(run, ("password", PASSWORDLESS))
+        run.context.pop(PASSKEY_SATISFIED, None)
 
     def respond(self, run: StageRun, form: StageForm | None) -> StageResult:
         assert isinstance(form, IdentificationForm)
+        passkey = getattr(form, "passkey", None)
+        if passkey is not None and passkey.data and _webauthn_config(run) is not None:
+            return _passkey_login(run, passkey.data)
         identifier = (form.uid_field.data or "").strip()
         user = run.state.user_store.find_by_identifier(
             identifier, run.config["user_fields"], run.config["case_insensitive_matching"]
@@ -151,6 +204,52 @@ def _password_config(run: StageRun) -> dict[str, Any] | None:
         run.memo["password_stage"] = run.state.stage_config(stage)
     config: dict[str, Any] = run.memo["password_stage"]
     return config
+
+
+def _webauthn_config(run: StageRun) -> dict[str, Any] | None:
+    """The options of the ``webauthn_stage`` this stage names, ``None`` when it names none."""
+    name = run.config["webauthn_stage"]
+    if not name:
+        return None
+    if "webauthn_stage" not in run.memo:
+        stage = referenced_stage(run.flow, name)
+        config = run.state.stage_config(stage) if stage is not None else None
+        if (
+            stage is None
+            or stage.type != "authenticator_validate"
+            or config is None
+            or PasskeyKind.key not in config["device_classes"]
+        ):
+            raise ConfigError(
+                f"stage {run.stage.name!r} (identification), field 'webauthn_stage': there is"
+                f" no authenticator_validate stage named {name!r} that accepts passkeys"
+                f" (device_classes with {PasskeyKind.key!r})"
+            )
+        run.memo["webauthn_stage"] = config
+    found: dict[str, Any] = run.memo["webauthn_stage"]
+    return found
+
+
+def _passkey_login(run: StageRun, response: str) -> StageResult:
+    """Sign in whoever the passkey belongs to: it names its account itself, and its user
+    verification is required (possession and a PIN or biometric: two factors)."""
+    assertion = passkeys.authenticate(
+        run.state, run.context, response, user_id=None, require_user_verification=True
+    )
+    user = (
+        run.state.user_store.get(assertion.device.user_id) if assertion.device is not None else None
+    )
+    if user is None:
+        run.state.log.info("identification: passkey login refused in flow %s", run.flow.slug)
+        return invalid(assertion.error if assertion.device is None else passkeys.UNKNOWN)
+    user_id = run.state.user_store.user_id(user)
+    run.context.pop(PENDING_USER_IDENTIFIER, None)
+    run.context[PENDING_USER] = user_id
+    run.context[AUTH_METHOD] = PASSWORDLESS
+    run.context[AUTH_METHODS] = [PASSWORDLESS]
+    run.context[PASSKEY_SATISFIED] = run.config["webauthn_stage"]
+    run.state.log.info("identification: user %s signed in with a passkey", user_id)
+    return ok()
 
 
 def _flow_url(slug: str | None) -> str | None:

@@ -15,7 +15,7 @@ from wtforms.validators import DataRequired, Length
 
 from .. import lockouts
 from ..options import Option
-from ..plan import AUTH_METHOD, PENDING_USER, PENDING_USER_IDENTIFIER
+from ..plan import AUTH_METHOD, PASSWORDLESS, PENDING_USER, PENDING_USER_IDENTIFIER
 from .base import (
     WORDING,
     StageForm,
@@ -35,12 +35,13 @@ FAILED_ATTEMPTS = "failed_password_attempts"
 WRONG_CREDENTIALS = "Invalid username or password."
 
 
-def password_field() -> Any:
-    """The field a current password is typed into (here and on an identification page)."""
+def password_field(required: Any = None) -> Any:
+    """The field a current password is typed into (here and on an identification page);
+    ``required`` replaces the check that it is filled in."""
     return PasswordField(
         "Password",
         validators=[
-            DataRequired("Enter your password."),
+            required or DataRequired("Enter your password."),
             Length(max=4096, message="That password is too long."),
         ],
         render_kw={"autocomplete": "current-password"},
@@ -60,6 +61,11 @@ class PasswordStage(StageType):
         "failed_attempts_before_cancel": Option(int, default=5, minimum=1),
         "allow_show_password": Option(bool, default=True),
     }
+
+    def is_interactive(self, run: StageRun) -> bool:
+        # After a passkey login (identification's webauthn_stage) there is nothing to
+        # ask: the passkey proved more than a password would.
+        return run.context.get(AUTH_METHOD) != PASSWORDLESS
 
     def form_class(self, run: StageRun) -> type[StageForm]:
         return PasswordForm
@@ -81,6 +87,8 @@ class PasswordStage(StageType):
         take_back_method(run, ("password",))
 
     def respond(self, run: StageRun, form: StageForm | None) -> StageResult:
+        if form is None:
+            return ok()  # not shown: a passkey login
         assert isinstance(form, PasswordForm)
         return verify(run, self._subject(run), form.password, run.config)
 

@@ -1,0 +1,500 @@
+"""Passkeys (WebAuthn): the relying party, the two ceremonies, one-time challenges.
+
+A passkey proves its holder by signing a fresh challenge with a private key that never
+leaves the authenticator; the server keeps only the public key
+(:class:`flask_flows.devices.WebAuthnDevice`). The signature covers the relying party
+(RP) ID and the browser writes the page's origin into what it signs, so a passkey made
+for this site is useless to a look-alike one: both are checked here against
+configuration (``FLOWS_WEBAUTHN_RP_ID``, ``FLOWS_WEBAUTHN_ORIGINS``, else the site's
+address in ``SERVER_NAME`` or ``FLOWS_MAIL_BASE_URL``), never against the request's
+``Host`` header alone, which a client can forge.
+
+Challenges travel in the plan (or, on the settings page, the session), which the
+browser holds; each is answered at most once: it leaves the plan when a response comes
+and its hash is recorded in ``flows_spent_challenge`` until it expires, so a copy of an
+older cookie cannot bring it back. A signed assertion whose sign count went backwards
+(a cloned authenticator) is refused and logged. Nothing secret is written to the cookie
+or the log: a challenge is a nonce, a credential id names a public key.
+
+The cryptography is py_webauthn's (``webauthn``); this module decides what to ask for
+and what to store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import time
+from collections.abc import MutableMapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import sqlalchemy as sa
+import webauthn
+from flask import Flask, current_app, request
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from webauthn.helpers import base64url_to_bytes, bytes_to_base64url, parse_authenticator_data
+from webauthn.helpers.exceptions import InvalidAuthenticationResponse, InvalidRegistrationResponse
+from webauthn.helpers.structs import (
+    AttestationConveyancePreference,
+    AuthenticatorAttachment,
+    AuthenticatorSelectionCriteria,
+    AuthenticatorTransport,
+    CredentialDeviceType,
+    PublicKeyCredentialDescriptor,
+    ResidentKeyRequirement,
+    UserVerificationRequirement,
+)
+
+from .devices import SpentChallenge, WebAuthnDevice
+from .models import Stage, utcnow
+from .options import ConfigError, refuse_at_start
+
+if TYPE_CHECKING:
+    from .extension import FlowsState
+
+#: Where a ceremony's challenge waits for its answer (plan context or session key).
+CHALLENGE = "passkey_challenge"
+#: How long the browser is given to answer (the ceremony's timeout says the same).
+CHALLENGE_SECONDS = 300
+#: The longest response accepted (a registration with attestation is a few kilobytes).
+MAX_RESPONSE = 16 * 1024
+#: Stage types whose pages run a ceremony: their presence makes the RP settings needed.
+CEREMONY_STAGES = ("authenticator_webauthn",)
+SETTINGS = "FLOWS_WEBAUTHN_RP_ID (and FLOWS_WEBAUTHN_ORIGINS), SERVER_NAME or FLOWS_MAIL_BASE_URL"
+
+NOT_ANSWERED = "The passkey did not answer. Try again."
+EXPIRED = "That took too long. Try again."
+NOT_VERIFIED = "That passkey could not be verified. Try again, or use another way to sign in."
+UNKNOWN = (
+    "This passkey is not registered here (it may have been removed). Use another way to sign in."
+)
+CLONED = "This passkey was refused. Use another way to sign in."
+NO_USER_VERIFICATION = (
+    "Your passkey did not check that it is you (with a PIN, fingerprint or face)."
+    " Set one up for it, or use another way to sign in."
+)
+ALREADY_REGISTERED = "This passkey is already registered."
+
+
+@dataclass(frozen=True)
+class RelyingParty:
+    """Who passkeys are made for: the RP ID (a domain), its name, the allowed origins."""
+
+    id: str
+    name: str
+    origins: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Registration:
+    """A verified new credential, ready to store."""
+
+    credential_id: str
+    public_key: bytes
+    sign_count: int
+    transports: str
+    backup_eligible: bool
+    backed_up: bool
+    aaguid: str
+
+
+@dataclass(frozen=True)
+class Assertion:
+    """What an authentication ceremony found: the passkey used, or why none counts."""
+
+    device: WebAuthnDevice | None = None
+    error: str = NOT_VERIFIED
+
+
+# -- the relying party ----------------------------------------------------------------------
+
+
+def relying_party(state: FlowsState) -> RelyingParty:
+    """The RP of this request: from configuration (see :func:`configured`), or, where
+    the host cannot be forged (``TRUSTED_HOSTS``) or does not matter (debug and
+    testing), the request's own.
+
+    Raises :exc:`ConfigError` when neither says.
+    """
+    name = str(state.config["FLOWS_BRAND_NAME"])
+    rp_id, origins = configured(state.config)
+    if rp_id and origins:
+        return RelyingParty(rp_id, name, origins)
+    if not _request_host_trusted(current_app):
+        raise ConfigError(
+            f"passkeys need this site's domain, which a request's Host header cannot be"
+            f" trusted to give: set {SETTINGS}"
+        )
+    return RelyingParty(
+        rp_id or request.host.rsplit(":", 1)[0].strip("[]"),
+        name,
+        origins or (request.host_url.rstrip("/"),),
+    )
+
+
+def configured(config: Any) -> tuple[str | None, tuple[str, ...]]:
+    """The RP ID and origins the configuration names: ``FLOWS_WEBAUTHN_RP_ID`` and
+    ``FLOWS_WEBAUTHN_ORIGINS``, else the host of ``SERVER_NAME``, else that of
+    ``FLOWS_MAIL_BASE_URL`` (the site's address either way); origins default to that
+    address, or https on the RP ID."""
+    origins = _configured_origins(config)
+    server_name = config.get("SERVER_NAME")
+    base = config.get("FLOWS_MAIL_BASE_URL")
+    if server_name:
+        site: str | None = f"{config.get('PREFERRED_URL_SCHEME', 'http')}://{server_name}"
+    elif base:
+        parts = urlsplit(str(base))
+        site = f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else None
+    else:
+        site = None
+    rp_id = config["FLOWS_WEBAUTHN_RP_ID"] or (urlsplit(site).hostname if site else None)
+    if not origins and rp_id:
+        if site and _within(urlsplit(site).hostname or "", rp_id):
+            origins = (site,)
+        else:
+            origins = (f"https://{rp_id}",)
+    return rp_id, origins
+
+
+def check_config(config: Any) -> None:
+    """Refuse settings that cannot work: an origin whose host is not the RP ID or below it
+    (browsers refuse such a ceremony, so every passkey would fail)."""
+    rp_id = config["FLOWS_WEBAUTHN_RP_ID"]
+    origins = _configured_origins(config)
+    for origin in origins:
+        parts = urlsplit(origin)
+        if parts.scheme not in ("https", "http") or not parts.hostname or parts.path:
+            raise ConfigError(
+                f"FLOWS_WEBAUTHN_ORIGINS: {origin!r} is not an origin such as 'https://example.com'"
+            )
+        if rp_id and not _within(parts.hostname, rp_id):
+            raise ConfigError(
+                f"FLOWS_WEBAUTHN_ORIGINS: {origin!r} is not on FLOWS_WEBAUTHN_RP_ID {rp_id!r}"
+                " or a subdomain of it"
+            )
+    if rp_id and ("/" in rp_id or ":" in rp_id):
+        raise ConfigError(
+            f"FLOWS_WEBAUTHN_RP_ID: {rp_id!r} is a domain such as 'example.com', not a URL"
+        )
+
+
+def check_at_start(app: Flask, state: FlowsState) -> None:
+    """Refuse to start an app whose database offers passkeys but whose RP cannot be
+    known (see :func:`relying_party`); logged instead under the ``flask`` command."""
+    if configured(app.config)[0] or _request_host_trusted(app):
+        return
+    try:
+        with app.app_context():
+            found = state.db.session.scalar(
+                sa.select(Stage.name).where(Stage.type.in_(CEREMONY_STAGES)).limit(1)
+            )
+    except (SQLAlchemyError, RuntimeError):
+        return  # no tables yet, or no database: each ceremony checks for itself
+    if found is not None:
+        refuse_at_start(
+            state.log,
+            f"stage {found!r} sets up passkeys, and this app does not name its domain: set"
+            f" {SETTINGS} (e.g. FLOWS_WEBAUTHN_RP_ID = 'example.com')",
+        )
+
+
+def _configured_origins(config: Any) -> tuple[str, ...]:
+    origins = config["FLOWS_WEBAUTHN_ORIGINS"]
+    if isinstance(origins, str):
+        origins = [origins]
+    return tuple(str(origin).rstrip("/") for origin in origins or ())
+
+
+def _request_host_trusted(app: Flask) -> bool:
+    return bool(app.config.get("TRUSTED_HOSTS") or app.debug or app.testing)
+
+
+def _within(host: str, rp_id: str) -> bool:
+    return host == rp_id or host.endswith("." + rp_id)
+
+
+# -- challenges -----------------------------------------------------------------------------
+
+
+def issue_challenge(store: MutableMapping[str, Any], purpose: str, **extra: str) -> bytes:
+    """The challenge waiting in ``store`` for ``purpose``, or a new one: a page shown
+    again keeps its challenge (and the cookie its size) until it is answered or old."""
+    waiting = store.get(CHALLENGE)
+    if (
+        isinstance(waiting, dict)
+        and waiting.get("p") == purpose
+        and float(waiting.get("e", 0)) > time.time() + 30
+        and all(waiting.get(key) == value for key, value in extra.items())
+    ):
+        return base64url_to_bytes(waiting["c"])
+    challenge = secrets.token_bytes(32)
+    store[CHALLENGE] = {
+        "c": bytes_to_base64url(challenge),
+        "p": purpose,
+        "e": int(time.time()) + CHALLENGE_SECONDS,
+        **extra,
+    }
+    return challenge
+
+
+def take_challenge(store: MutableMapping[str, Any], purpose: str) -> dict[str, Any] | None:
+    """Remove the challenge for ``purpose`` from ``store`` and return it (``c`` the
+    bytes), ``None`` when there is none or it expired: each is answered at most once."""
+    waiting = store.pop(CHALLENGE, None)
+    if not isinstance(waiting, dict) or waiting.get("p") != purpose:
+        return None
+    if float(waiting.get("e", 0)) < time.time():
+        return None
+    return {**waiting, "c": base64url_to_bytes(waiting["c"])}
+
+
+def spend_challenge(state: FlowsState, challenge: bytes) -> bool:
+    """Record ``challenge`` as answered; ``False`` if it already was (a replay). Commits."""
+    session = state.db.session
+    now = utcnow()
+    session.execute(sa.delete(SpentChallenge).where(SpentChallenge.expires < now))
+    session.add(
+        SpentChallenge(
+            digest=hashlib.sha256(challenge).hexdigest(),
+            expires=now + timedelta(seconds=CHALLENGE_SECONDS),
+        )
+    )
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        return False
+    return True
+
+
+# -- registration ---------------------------------------------------------------------------
+
+
+def registration_options(
+    state: FlowsState,
+    store: MutableMapping[str, Any],
+    user: Any,
+    config: dict[str, Any],
+) -> str:
+    """The creation options (JSON, for ``navigator.credentials.create``) for a new passkey
+    of ``user``, per a setup stage's ``config``; its challenge waits in ``store``."""
+    rp = relying_party(state)
+    user_id = state.user_store.user_id(user)
+    existing = devices_of(state, user_id)
+    handle = existing[0].user_handle if existing else None
+    waiting = store.get(CHALLENGE)
+    if handle is None and isinstance(waiting, dict) and waiting.get("p") == "create":
+        handle = waiting.get("h")
+    handle = handle or bytes_to_base64url(secrets.token_bytes(32))
+    challenge = issue_challenge(store, "create", h=handle)
+    account = state.user_store.display_name(user) or user_id
+    attachment = config.get("authenticator_attachment")
+    options = webauthn.generate_registration_options(
+        rp_id=rp.id,
+        rp_name=rp.name,
+        user_id=base64url_to_bytes(handle),
+        user_name=account,
+        user_display_name=account,
+        challenge=challenge,
+        timeout=CHALLENGE_SECONDS * 1000,
+        attestation=AttestationConveyancePreference(config.get("attestation", "none")),
+        authenticator_selection=AuthenticatorSelectionCriteria(
+            authenticator_attachment=AuthenticatorAttachment(attachment) if attachment else None,
+            resident_key=ResidentKeyRequirement(config.get("resident_key", "preferred")),
+            user_verification=UserVerificationRequirement(
+                config.get("user_verification", "preferred")
+            ),
+        ),
+        exclude_credentials=_descriptors(existing),
+    )
+    return webauthn.options_to_json(options)
+
+
+def register(
+    state: FlowsState, store: MutableMapping[str, Any], response: str, config: dict[str, Any]
+) -> tuple[Registration, str] | str:
+    """Verify a registration ``response`` against the challenge in ``store``: the new
+    credential and the user handle it was made for, or the message saying why not."""
+    waiting = take_challenge(store, "create")
+    if waiting is None:
+        return EXPIRED
+    parsed = _parse(response)
+    if parsed is None:
+        return NOT_ANSWERED
+    rp = relying_party(state)
+    try:
+        verified = webauthn.verify_registration_response(
+            credential=parsed,
+            expected_challenge=waiting["c"],
+            expected_rp_id=rp.id,
+            expected_origin=list(rp.origins),
+            require_user_verification=config.get("user_verification") == "required",
+        )
+    except (InvalidRegistrationResponse, ValueError, KeyError, TypeError) as error:
+        state.log.info("passkeys: registration refused: %s", error)
+        return NOT_VERIFIED
+    if not spend_challenge(state, waiting["c"]):
+        state.log.warning("passkeys: a registration answered a spent challenge")
+        return EXPIRED
+    credential_id = bytes_to_base64url(verified.credential_id)
+    if state.db.session.scalar(
+        sa.select(WebAuthnDevice.id).where(WebAuthnDevice.credential_id == credential_id)
+    ):
+        return ALREADY_REGISTERED
+    return (
+        Registration(
+            credential_id=credential_id,
+            public_key=verified.credential_public_key,
+            sign_count=verified.sign_count,
+            transports=",".join(_transports(parsed)),
+            backup_eligible=verified.credential_device_type == CredentialDeviceType.MULTI_DEVICE,
+            backed_up=verified.credential_backed_up,
+            aaguid=str(verified.aaguid),
+        ),
+        str(waiting["h"]),
+    )
+
+
+# -- authentication -------------------------------------------------------------------------
+
+
+def authentication_options(
+    state: FlowsState,
+    store: MutableMapping[str, Any],
+    devices: list[WebAuthnDevice] | None,
+    user_verification: str,
+) -> str:
+    """The request options (JSON, for ``navigator.credentials.get``): for ``devices``, or,
+    with ``None``, for any passkey of this site (a passwordless login, where the
+    authenticator says whose it is)."""
+    rp = relying_party(state)
+    options = webauthn.generate_authentication_options(
+        rp_id=rp.id,
+        challenge=issue_challenge(store, "get"),
+        timeout=CHALLENGE_SECONDS * 1000,
+        allow_credentials=_descriptors(devices or []),
+        user_verification=UserVerificationRequirement(user_verification),
+    )
+    return webauthn.options_to_json(options)
+
+
+def authenticate(
+    state: FlowsState,
+    store: MutableMapping[str, Any],
+    response: str,
+    *,
+    user_id: str | None,
+    require_user_verification: bool,
+) -> Assertion:
+    """Verify an authentication ``response`` against the challenge in ``store``: by one
+    of ``user_id``'s passkeys, or (``None``) by anyone's, named by the response. A match
+    updates the passkey's sign count, backup state and last use (and commits)."""
+    waiting = take_challenge(store, "get")
+    if waiting is None:
+        return Assertion(error=EXPIRED)
+    parsed = _parse(response)
+    if parsed is None:
+        return Assertion(error=NOT_ANSWERED)
+    credential_id = parsed.get("rawId") or parsed.get("id")
+    query = sa.select(WebAuthnDevice).where(WebAuthnDevice.credential_id == str(credential_id))
+    if user_id is not None:
+        query = query.where(WebAuthnDevice.user_id == user_id)
+    device = state.db.session.scalar(query)
+    if device is None:
+        state.log.info("passkeys: an unknown credential answered")
+        return Assertion(error=UNKNOWN)
+    handle = (parsed.get("response") or {}).get("userHandle")
+    if handle and handle != device.user_handle:
+        state.log.warning("passkeys: credential %s answered for another account", device.id)
+        return Assertion(error=NOT_VERIFIED)
+    rp = relying_party(state)
+    try:
+        # The count is compared below, once the signature proves the response genuine.
+        verified = webauthn.verify_authentication_response(
+            credential=parsed,
+            expected_challenge=waiting["c"],
+            expected_rp_id=rp.id,
+            expected_origin=list(rp.origins),
+            credential_public_key=device.public_key,
+            credential_current_sign_count=0,
+            require_user_verification=False,
+        )
+    except (InvalidAuthenticationResponse, ValueError, KeyError, TypeError) as error:
+        state.log.info("passkeys: assertion by credential %s refused: %s", device.id, error)
+        return Assertion(error=NOT_VERIFIED)
+    count = verified.new_sign_count
+    if (count > 0 or device.sign_count > 0) and count <= device.sign_count:
+        state.log.warning(
+            "passkeys: sign count of credential %s of user %s went from %d to %d: the"
+            " authenticator may have been cloned; refused",
+            device.id,
+            device.user_id,
+            device.sign_count,
+            count,
+        )
+        return Assertion(error=CLONED)
+    if require_user_verification and not _user_verified(parsed):
+        return Assertion(error=NO_USER_VERIFICATION)
+    if not spend_challenge(state, waiting["c"]):
+        state.log.warning("passkeys: credential %s answered a spent challenge", device.id)
+        return Assertion(error=EXPIRED)
+    device.sign_count = count
+    device.backed_up = verified.credential_backed_up
+    device.last_used = utcnow()
+    state.db.session.commit()
+    return Assertion(device)
+
+
+def devices_of(state: FlowsState, user_id: str) -> list[WebAuthnDevice]:
+    """The user's passkeys, oldest first."""
+    return list(
+        state.db.session.scalars(
+            sa.select(WebAuthnDevice)
+            .where(WebAuthnDevice.user_id == user_id)
+            .order_by(WebAuthnDevice.created, WebAuthnDevice.id)
+        )
+    )
+
+
+def _descriptors(devices: list[WebAuthnDevice]) -> list[PublicKeyCredentialDescriptor]:
+    known = {transport.value for transport in AuthenticatorTransport}
+    return [
+        PublicKeyCredentialDescriptor(
+            id=base64url_to_bytes(device.credential_id),
+            transports=[
+                AuthenticatorTransport(name)
+                for name in device.transports.split(",")
+                if name in known
+            ]
+            or None,
+        )
+        for device in devices
+    ]
+
+
+def _parse(response: str) -> dict[str, Any] | None:
+    """The browser's JSON answer as a dict, ``None`` when it is not one."""
+    if not response or len(response) > MAX_RESPONSE:
+        return None
+    try:
+        parsed = json.loads(response)
+    except ValueError:
+        return None
+    return parsed if isinstance(parsed, dict) else None
+
+
+def _user_verified(parsed: dict[str, Any]) -> bool:
+    """The UV flag of a response already verified (read here: py_webauthn 2.2, our
+    oldest, does not report it)."""
+    data = base64url_to_bytes(parsed["response"]["authenticatorData"])
+    return bool(parse_authenticator_data(data).flags.uv)
+
+
+def _transports(parsed: dict[str, Any]) -> list[str]:
+    known = {transport.value for transport in AuthenticatorTransport}
+    given = (parsed.get("response") or {}).get("transports") or []
+    return [name for name in given if isinstance(name, str) and name in known][:8]
