@@ -6,8 +6,9 @@ themable shell as the stages, plus a POST endpoint per action. Every action carr
 CSRF token and answers with a 303 back to the page (post/redirect/get) and a short
 notice kept in the session until the page shows it once.
 
-Removing an authenticator asks for the password again (ASVS 7.5.1): someone holding an
-unattended, logged-in browser must not be able to strip the second factor. Ending
+Removing an authenticator asks for the password again, or a passkey of the user's
+(ASVS 7.5.1): someone holding an unattended, logged-in browser must not be able to strip
+the second factor. Any authenticator can be renamed. Ending
 sessions deletes their server-side rows, so those cookies are anonymous from their next
 request on (ASVS 7.4.1, 7.4.3).
 """
@@ -32,15 +33,18 @@ from flask import (
 )
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
-from wtforms import Label, PasswordField
+from wtforms import HiddenField, Label, PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
-from . import guesses, layouts, lockouts, outcomes, sessions, signals
+from . import guesses, layouts, lockouts, outcomes, passkeys, sessions, signals
+from .authenticators import PasskeyKind
 from .csrf import MSG_CSRF
 from .extension import FlowsState, get_state
 from .guesses import Verdict
 from .models import AuthenticatedSession, utcnow
 from .passwords import MSG_BUSY, HashingBusy
+from .stages.authenticator_setup import NAME_MAX
+from .stages.base import RequiredUnlessPasskey
 from .user_agents import describe_user_agent
 
 #: Session key of the one-time notice shown at the top of the page after an action.
@@ -61,6 +65,7 @@ UNENROLLMENT_FLOW = "default-unenrollment-flow"
 MSG_WRONG_PASSWORD = "That password is not correct, so nothing was removed."  # noqa: S105
 MSG_TOO_MANY_FAILURES = "Too many wrong passwords: you have been logged out."
 MSG_REMOVED = "{name} was removed."
+MSG_RENAMED = "{old} is now called {new}."
 MSG_SESSION_ENDED = "Session ended: {device}."
 MSG_NO_OTHER_SESSIONS = "There were no other sessions to end."
 MSG_OTHER_SESSION_ENDED = "Your other session was ended."
@@ -68,15 +73,31 @@ MSG_OTHER_SESSIONS_ENDED = "Your {count} other sessions were ended."
 
 
 class RemoveDeviceForm(FlaskForm):
-    """Confirms removing an authenticator with the account password."""
+    """Confirms removing an authenticator with the account password, or a passkey."""
 
     password = PasswordField(
         "Your password",
         validators=[
-            DataRequired("Enter your password to confirm."),
+            RequiredUnlessPasskey("Enter your password to confirm."),
             Length(max=4096, message="That password is too long."),
         ],
         render_kw={"autocomplete": "current-password"},
+    )
+    #: The answer of a passkey of the user's instead of the password (passkeys.js).
+    passkey = HiddenField()
+
+
+class RenameDeviceForm(FlaskForm):
+    """A new name for an authenticator."""
+
+    name = StringField(
+        "New name",
+        filters=[lambda value: value.strip() if isinstance(value, str) else value],
+        validators=[
+            DataRequired("Enter a name."),
+            Length(max=NAME_MAX, message=f"Use at most {NAME_MAX} characters."),
+        ],
+        render_kw={"autocomplete": "off", "maxlength": NAME_MAX},
     )
 
 
@@ -97,10 +118,15 @@ class DeviceEntry:
     #: More about it, as (term, description) pairs ("Codes left", "7").
     details: list[tuple[str, str]]
     form: RemoveDeviceForm
+    rename_form: RenameDeviceForm
 
     @property
     def remove_url(self) -> str:
         return url_for("flows.settings_remove_device", kind=self.kind, device_id=self.id)
+
+    @property
+    def rename_url(self) -> str:
+        return url_for("flows.settings_rename_device", kind=self.kind, device_id=self.id)
 
 
 @dataclass
@@ -136,6 +162,12 @@ def register_settings(blueprint: Blueprint) -> None:
         methods=["POST"],
     )
     blueprint.add_url_rule(
+        "/-/settings/authenticators/<kind>/<int:device_id>/rename/",
+        endpoint="settings_rename_device",
+        view_func=rename_device,
+        methods=["POST"],
+    )
+    blueprint.add_url_rule(
         "/-/settings/sessions/<int:session_id>/end/",
         endpoint="settings_end_session",
         view_func=end_session,
@@ -160,26 +192,27 @@ def show_settings() -> Response:
 
 def remove_device(kind: str, device_id: int) -> Response:
     """``POST …/authenticators/<kind>/<id>/remove/``: remove one of the user's devices
-    after checking the password (one argon2 verification)."""
+    after checking the password (one argon2 verification) or a passkey of theirs."""
     state = get_state()
     user = state.current_user()
     if user is None:
         return _to_login()
-    if kind not in state.flows.authenticator_kinds:
-        abort(404)
+    device = _device(state, user, kind, device_id)
     authenticator = state.authenticator_kind(kind)
-    model = authenticator.model
     user_id = state.user_store.user_id(user)
-    device = state.db.session.scalar(
-        sa.select(model).where(model.id == device_id, model.user_id == user_id)
-    )
-    if device is None:
-        abort(404)
     form = RemoveDeviceForm()
     if not form.validate_on_submit():
         if form.meta.csrf_field_name in form.errors:
             return _back(MSG_CSRF)
         return _page(state, user, failed=(kind, device_id, form))
+    if form.passkey.data:
+        assertion = passkeys.authenticate(
+            state, session, form.passkey.data, user_id=user_id, require_user_verification=True
+        )
+        if assertion.device is None:
+            form.password.errors = [assertion.error]
+            return _page(state, user, failed=(kind, device_id, form))
+        return _remove(state, user, authenticator.label, kind, device)
     try:
         password_ok = state.user_store.check_password(user, form.password.data or "")
     except HashingBusy:
@@ -194,18 +227,29 @@ def remove_device(kind: str, device_id: int) -> Response:
     if not password_ok:
         return _wrong_password(state, user, failed, verdict)
     _forget_wrong_passwords(state)
-    name = device.name or authenticator.label
-    state.db.session.delete(device)  # a recovery-code set's tokens go by ON DELETE CASCADE
-    state.db.session.commit()  # also keeps a re-hash check_password made
-    state.log.info("settings: user %s removed %s device %s", user_id, kind, device_id)
-    signals.authenticator_removed.send(
-        current_app._get_current_object(),  # type: ignore[attr-defined]
-        user=user,
-        kind=kind,
-        device_id=device_id,
-        name=name,
+    return _remove(state, user, authenticator.label, kind, device)
+
+
+def rename_device(kind: str, device_id: int) -> Response:
+    """``POST …/authenticators/<kind>/<id>/rename/``: give one of the user's devices a
+    new name (nothing to re-authenticate for: a name grants nothing)."""
+    state = get_state()
+    user = state.current_user()
+    if user is None:
+        return _to_login()
+    device = _device(state, user, kind, device_id)
+    form = RenameDeviceForm()
+    if not form.validate_on_submit():
+        if form.meta.csrf_field_name in form.errors:
+            return _back(MSG_CSRF)
+        return _page(state, user, failed=(kind, device_id, form))
+    old = device.name or state.authenticator_kind(kind).label
+    device.name = form.name.data
+    state.db.session.commit()
+    state.log.info(
+        "settings: user %s renamed %s device %s", state.user_store.user_id(user), kind, device_id
     )
-    return _back(MSG_REMOVED.format(name=name))
+    return _back(MSG_RENAMED.format(old=old, new=device.name))
 
 
 def end_session(session_id: int) -> Response:
@@ -257,15 +301,58 @@ def end_other_sessions() -> Response:
 # -- helpers --------------------------------------------------------------------------------
 
 
+def _device(state: FlowsState, user: Any, kind: str, device_id: int) -> Any:
+    """The user's device ``device_id`` of ``kind``; 404 when there is none."""
+    if kind not in state.flows.authenticator_kinds:
+        abort(404)
+    model = state.authenticator_kind(kind).model
+    device = state.db.session.scalar(
+        sa.select(model).where(
+            model.id == device_id, model.user_id == state.user_store.user_id(user)
+        )
+    )
+    if device is None:
+        abort(404)
+    return device
+
+
+def _remove(state: FlowsState, user: Any, label: str, kind: str, device: Any) -> Response:
+    """Delete ``device``, confirmed; back to the page with a notice."""
+    name = device.name or label
+    device_id = device.id
+    state.db.session.delete(device)  # a recovery-code set's tokens go by ON DELETE CASCADE
+    state.db.session.commit()  # also keeps a re-hash check_password made
+    state.log.info(
+        "settings: user %s removed %s device %s", state.user_store.user_id(user), kind, device_id
+    )
+    signals.authenticator_removed.send(
+        current_app._get_current_object(),  # type: ignore[attr-defined]
+        user=user,
+        kind=kind,
+        device_id=device_id,
+        name=name,
+    )
+    return _back(MSG_REMOVED.format(name=name))
+
+
+#: A refused form to show again: the device's kind and id, and the form.
+Failed = tuple[str, int, RemoveDeviceForm | RenameDeviceForm]
+
+
 def _page(
-    state: FlowsState,
-    user: Any,
-    failed: tuple[str, int, RemoveDeviceForm] | None = None,
-    status: int = 200,
+    state: FlowsState, user: Any, failed: Failed | None = None, status: int = 200
 ) -> Response:
-    """The whole page; ``failed`` is the removal form to show again with its errors."""
+    """The whole page; ``failed`` is the removal or rename form to show again with its
+    errors. A user with passkeys may confirm a removal with one: the page carries the
+    ceremony's options (its challenge waits in the session)."""
     user_id = state.user_store.user_id(user)
     devices = _devices(state, user_id, failed)
+    own_passkeys = [d for d in devices if d.kind == PasskeyKind.key]
+    passkey_options = None
+    if own_passkeys:
+        passkey_options = passkeys.authentication_options(
+            state, session, passkeys.devices_of(state, user_id), "required"
+        )
     html = render_template(
         "flows/settings.html",
         layout=layouts.page_layout(),
@@ -273,6 +360,7 @@ def _page(
         user=user,
         notice=session.pop(NOTICE_KEY, None),
         devices=devices,
+        passkey_options=passkey_options,
         sessions=_sessions(state, user_id),
         settings_url=url_for("flows.settings"),
         setup_links=_setup_links(state, devices),
@@ -285,18 +373,25 @@ def _page(
     return response
 
 
-def _devices(
-    state: FlowsState, user_id: str, failed: tuple[str, int, RemoveDeviceForm] | None
-) -> list[DeviceEntry]:
+def _devices(state: FlowsState, user_id: str, failed: Failed | None) -> list[DeviceEntry]:
     entries: list[DeviceEntry] = []
     for kind in state.authenticator_kinds():
         for device in kind.devices(state, user_id):
-            if failed is not None and failed[:2] == (kind.key, device.id):
-                form = failed[2]
-                form.password.render_kw = {**(form.password.render_kw or {}), "autofocus": True}
-            else:
-                form = RemoveDeviceForm(formdata=None)
-            _give_ids(form, f"remove-{kind.key}-{device.id}")
+            refused = (
+                failed[2] if failed is not None and failed[:2] == (kind.key, device.id) else None
+            )
+            form = refused if isinstance(refused, RemoveDeviceForm) else None
+            rename_form = refused if isinstance(refused, RenameDeviceForm) else None
+            form = form or RemoveDeviceForm(formdata=None)
+            form.passkey.data = ""  # an answer is never sent back to the page
+            rename_form = rename_form or RenameDeviceForm(formdata=None, name=device.name)
+            if refused is not None:
+                field = refused.password if isinstance(refused, RemoveDeviceForm) else refused.name
+                field.render_kw = {**(field.render_kw or {}), "autofocus": True}
+            prefix = f"{kind.key}-{device.id}"
+            _give_ids(form.password, f"remove-{prefix}-password")
+            _give_ids(form.passkey, f"remove-{prefix}-passkey")
+            _give_ids(rename_form.name, f"rename-{prefix}-name")
             entries.append(
                 DeviceEntry(
                     kind=kind.key,
@@ -307,6 +402,7 @@ def _devices(
                     last_used=device.last_used,
                     details=kind.details(device),
                     form=form,
+                    rename_form=rename_form,
                 )
             )
     return entries
@@ -323,10 +419,9 @@ def _setup_links(state: FlowsState, devices: list[DeviceEntry]) -> list[tuple[st
     return links
 
 
-def _give_ids(form: RemoveDeviceForm, prefix: str) -> None:
-    """Unique ids for one form among many on the page (the field *names* stay ``password``)."""
-    field = form.password
-    field.id = f"{prefix}-password"
+def _give_ids(field: Any, field_id: str) -> None:
+    """A unique id for a field of one form among many on the page (its *name* stays)."""
+    field.id = field_id
     field.label = Label(field.id, field.label.text)
 
 

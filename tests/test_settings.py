@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+import json
 import re
 from collections.abc import Callable
 from typing import Any
@@ -12,9 +14,12 @@ import sqlalchemy as sa
 from browsing import FlowBrowser
 from factory import User, db
 from flask import Flask
+from passkey_authenticator import SoftAuthenticator
+from webauthn.helpers import bytes_to_base64url
 
 from flask_flows import AuthenticatedSession, Flow, signals
 from flask_flows.blueprints import install_default_flows
+from flask_flows.csrf import MSG_CSRF
 from flask_flows.devices import StaticDevice, StaticToken, TOTPDevice
 from flask_flows.extension import FlowsState
 from flask_flows.otp import new_totp_secret
@@ -23,6 +28,7 @@ from flask_flows.user_agents import describe_user_agent
 
 PASSWORD = "correct horse battery"
 SETTINGS = "/flows/-/settings/"
+ORIGIN = "http://localhost"  # the test client's, which passkeys accept under TESTING
 FIREFOX_UA = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
 _END_SESSION = re.compile(r'action="(/flows/-/settings/sessions/(\d+)/end/)"')
 
@@ -323,6 +329,91 @@ def test_removing_recovery_codes_deletes_their_tokens(
     assert post_action(browser, url, password=PASSWORD) == 303
     assert not device_exists(app, StaticDevice, device_id)
     assert token_count(app) == 0
+
+
+def passkey_options(page: str) -> dict[str, Any]:
+    found = re.search(r'data-flows-passkey-options="([^"]*)"', page)
+    assert found, "no passkey options on the page"
+    return dict(json.loads(html.unescape(found.group(1))))
+
+
+def add_passkey(browser: FlowBrowser, make_flow: Callable[..., Flow]) -> SoftAuthenticator:
+    """A passkey for the signed-in user, made through a setup flow as a browser would."""
+    make_flow("add-passkey", "authenticator_webauthn", designation="stage_configuration")
+    authenticator = SoftAuthenticator()
+    page = browser.start("add-passkey").text
+    answer = authenticator.create(passkey_options(page), ORIGIN)
+    browser.step("add-passkey", name="Laptop", passkey=json.dumps(answer))
+    return authenticator
+
+
+def test_a_passkey_confirms_a_removal_instead_of_the_password(
+    app: Flask,
+    browser: FlowBrowser,
+    make_user: Callable[..., User],
+    make_flow: Callable[..., Flow],
+    login_flow: Flow,
+) -> None:
+    alice = make_user("alice")
+    device_id = add_totp(app, alice, "Work phone")
+    browser.log_in("alice", PASSWORD, slug="login")
+    authenticator = add_passkey(browser, make_flow)
+    url = f"/flows/-/settings/authenticators/totp/{device_id}/remove/"
+
+    page = open_settings(browser)
+    options = passkey_options(page)
+    assert options["userVerification"] == "required"
+    assert [c["id"] for c in options["allowCredentials"]] == [
+        bytes_to_base64url(authenticator.credentials[0].id)
+    ]
+    assert "or one of your passkeys" in page
+    # A passkey that did not verify its user is not enough, and removes nothing.
+    careless = SoftAuthenticator(user_verification=False)
+    careless.credentials = authenticator.credentials
+    answer = careless.get(options, ORIGIN)
+    assert post_action(browser, url, passkey=json.dumps(answer)) == 200
+    assert "did not check that it is you" in (browser.last.text if browser.last else "")
+    assert device_exists(app, TOTPDevice, device_id)
+
+    answer = authenticator.get(passkey_options(open_settings(browser)), ORIGIN)
+    assert post_action(browser, url, passkey=json.dumps(answer)) == 303
+    assert not device_exists(app, TOTPDevice, device_id)
+    assert "Work phone was removed." in open_settings(browser)
+
+
+def test_a_device_can_be_renamed(
+    app: Flask, browser: FlowBrowser, make_user: Callable[..., User], login_flow: Flow
+) -> None:
+    alice = make_user("alice")
+    make_user("bob")
+    device_id = add_totp(app, alice, "Phone")
+    browser.log_in("alice", PASSWORD, slug="login")
+    url = f"/flows/-/settings/authenticators/totp/{device_id}/rename/"
+    page = open_settings(browser)
+    assert f'action="{url}"' in page
+    assert f'id="rename-totp-{device_id}-name"' in page
+
+    assert post_action(browser, url, name="  ") == 200
+    page = browser.last.text if browser.last else ""
+    assert "Enter a name." in page
+    assert '<details class="flows-settings-confirm" open>' in page
+    assert post_action(browser, url, name="x" * 129) == 200
+    assert "Use at most 128 characters." in (browser.last.text if browser.last else "")
+
+    assert post_action(browser, url, name=" Work phone ") == 303
+    assert "Phone is now called Work phone." in open_settings(browser)
+    with app.app_context():
+        assert db.session.get(TOTPDevice, device_id).name == "Work phone"  # type: ignore[union-attr]
+
+    assert browser.client.post(url, data={"name": "No token"}).status_code == 303
+    assert MSG_CSRF in open_settings(browser)
+    with app.app_context():
+        assert db.session.get(TOTPDevice, device_id).name == "Work phone"  # type: ignore[union-attr]
+
+    other = FlowBrowser(app.test_client())
+    other.log_in("bob", PASSWORD, slug="login")
+    open_settings(other)
+    assert post_action(other, url, name="Mine now") == 404
 
 
 def test_a_device_of_another_user_cannot_be_removed(
