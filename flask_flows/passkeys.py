@@ -23,6 +23,7 @@ and what to store.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 import secrets
 import time
@@ -136,6 +137,20 @@ def relying_party(state: FlowsState) -> RelyingParty:
     )
 
 
+def usable_relying_party(state: FlowsState) -> RelyingParty | None:
+    """The RP, or ``None`` on an IP address (``flask run``'s 127.0.0.1 in development),
+    which browsers refuse as an RP ID: pages then offer no passkeys rather than a button
+    that fails (open the site by name, such as localhost, to use them)."""
+    rp = relying_party(state)
+    if _is_ip(rp.id):
+        state.log.warning(
+            "passkeys: not offered on %s, an IP address; open the site by name (localhost)",
+            rp.id,
+        )
+        return None
+    return rp
+
+
 def configured(config: Any) -> tuple[str | None, tuple[str, ...]]:
     """The RP ID and origins the configuration names: ``FLOWS_WEBAUTHN_RP_ID`` and
     ``FLOWS_WEBAUTHN_ORIGINS``, else the host of ``SERVER_NAME``, else that of
@@ -151,7 +166,9 @@ def configured(config: Any) -> tuple[str | None, tuple[str, ...]]:
         site = f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else None
     else:
         site = None
-    rp_id = config["FLOWS_WEBAUTHN_RP_ID"] or (urlsplit(site).hostname if site else None)
+    host = urlsplit(site).hostname if site else None
+    # An IP address cannot be an RP ID (browsers refuse it): then the domain is unknown.
+    rp_id = config["FLOWS_WEBAUTHN_RP_ID"] or (host if host and not _is_ip(host) else None)
     if not origins and rp_id:
         if site and _within(urlsplit(site).hostname or "", rp_id):
             origins = (site,)
@@ -176,9 +193,10 @@ def check_config(config: Any) -> None:
                 f"FLOWS_WEBAUTHN_ORIGINS: {origin!r} is not on FLOWS_WEBAUTHN_RP_ID {rp_id!r}"
                 " or a subdomain of it"
             )
-    if rp_id and ("/" in rp_id or ":" in rp_id):
+    if rp_id and ("/" in rp_id or ":" in rp_id or _is_ip(rp_id)):
         raise ConfigError(
             f"FLOWS_WEBAUTHN_RP_ID: {rp_id!r} is a domain such as 'example.com', not a URL"
+            " or an IP address"
         )
 
 
@@ -211,6 +229,14 @@ def _configured_origins(config: Any) -> tuple[str, ...]:
 
 def _request_host_trusted(app: Flask) -> bool:
     return bool(app.config.get("TRUSTED_HOSTS") or app.debug or app.testing)
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def _within(host: str, rp_id: str) -> bool:
@@ -279,10 +305,13 @@ def registration_options(
     store: MutableMapping[str, Any],
     user: Any,
     config: dict[str, Any],
-) -> str:
+) -> str | None:
     """The creation options (JSON, for ``navigator.credentials.create``) for a new passkey
-    of ``user``, per a setup stage's ``config``; its challenge waits in ``store``."""
-    rp = relying_party(state)
+    of ``user``, per a setup stage's ``config``; its challenge waits in ``store``.
+    ``None`` where passkeys cannot work (see :func:`usable_relying_party`)."""
+    rp = usable_relying_party(state)
+    if rp is None:
+        return None
     user_id = state.user_store.user_id(user)
     existing = devices_of(state, user_id)
     handle = existing[0].user_handle if existing else None
@@ -367,11 +396,13 @@ def authentication_options(
     store: MutableMapping[str, Any],
     devices: list[WebAuthnDevice] | None,
     user_verification: str,
-) -> str:
+) -> str | None:
     """The request options (JSON, for ``navigator.credentials.get``): for ``devices``, or,
     with ``None``, for any passkey of this site (a passwordless login, where the
-    authenticator says whose it is)."""
-    rp = relying_party(state)
+    authenticator says whose it is). ``None`` where passkeys cannot work."""
+    rp = usable_relying_party(state)
+    if rp is None:
+        return None
     options = webauthn.generate_authentication_options(
         rp_id=rp.id,
         challenge=issue_challenge(store, "get"),
