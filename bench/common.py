@@ -42,6 +42,11 @@ LOGIN_SLUG = "login"
 #: The same login on one page: identification with a ``password_stage`` (the default
 #: login flow's shape).
 ONE_PAGE_SLUG = "login-one-page"
+#: That page with a passkey sign-in too (identification's ``webauthn_stage``), as the
+#: default login flow has it.
+PASSKEY_SLUG = "login-passkey"
+#: The origin of the test client's requests, which passkeys are bound to here.
+ORIGIN = "http://localhost"
 CSRF = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
 
 
@@ -66,6 +71,7 @@ def flows_app(database_url: str, profile: dict[str, int], **config: Any) -> Flas
         state.create_tables()
         add_login_flow()
         add_one_page_login_flow()
+        add_passkey_login_flow()
         state.user_store.create(username="alice", email="alice@example.com", password=PASSWORD)
         db.session.commit()
     return app
@@ -106,6 +112,30 @@ def add_one_page_login_flow(slug: str = ONE_PAGE_SLUG) -> None:
     flow.bindings.append(
         FlowStageBinding(stage=Stage(name=f"{slug}-login", type="user_login", config={}), order=20)
     )
+    db.session.add_all([password, flow])
+    db.session.commit()
+
+
+def add_passkey_login_flow(slug: str = PASSKEY_SLUG) -> None:
+    """The one-page login with "Sign in with a passkey" (``webauthn_stage``), then the
+    second factor it stands in for, then user_login: the default login flow's shape."""
+    password = Stage(name=f"{slug}-password", type="password", config={})
+    validate = Stage(
+        name=f"{slug}-mfa",
+        type="authenticator_validate",
+        config={"device_classes": ["totp", "static", "webauthn"]},
+    )
+    identification = Stage(
+        name=f"{slug}-identification",
+        type="identification",
+        config={"password_stage": password.name, "webauthn_stage": validate.name},
+    )
+    flow = Flow(slug=slug, name=slug, title="Log in", designation="authentication")
+    for order, stage in enumerate(
+        (identification, validate, Stage(name=f"{slug}-login", type="user_login", config={})),
+        start=1,
+    ):
+        flow.bindings.append(FlowStageBinding(stage=stage, order=order * 10))
     db.session.add_all([password, flow])
     db.session.commit()
 

@@ -29,6 +29,12 @@ class User(db.Model, fsqla.FsUserMixin):  # type: ignore[name-defined,misc]
     pass
 
 
+# FST's user model refers to this one whenever the `webauthn` package is installed (a
+# dependency of flask-flows): its documented models, unused by the password login.
+class WebAuthn(db.Model, fsqla.FsWebAuthnMixin):  # type: ignore[name-defined,misc]
+    pass
+
+
 EMAIL = "alice@example.com"
 
 

@@ -8,6 +8,9 @@
 
 from __future__ import annotations
 
+import html
+import json
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +22,8 @@ from common import (
     CHEAP,
     LOGIN_SLUG,
     ONE_PAGE_SLUG,
+    ORIGIN,
+    PASSKEY_SLUG,
     PASSWORD,
     PROFILES,
     WRONG_PASSWORD,
@@ -34,9 +39,10 @@ from common import (
 )
 from flask import Flask, render_template, request
 from fst_app import EMAIL, fst_app
+from passkey_authenticator import SoftAuthenticator
 from sqlalchemy import event
 
-from flask_flows import Flow
+from flask_flows import Flow, FlowStageBinding, Stage
 from flask_flows.blueprints import install_default_flows
 from flask_flows.stages.password import WRONG_CREDENTIALS, PasswordForm
 
@@ -192,6 +198,56 @@ def flows_login(app: Flask, timer: CpuTimer, htmx: bool, one_page: bool = False)
     return spent
 
 
+PASSKEY_OPTIONS = re.compile(r'data-flows-passkey-options="([^"]*)"')
+
+
+def add_passkey(app: Flask) -> SoftAuthenticator:
+    """A passkey for alice, added through the setup stage as a browser would (once per
+    app; the authenticator is the tests' software one)."""
+    authenticator = SoftAuthenticator()
+    with app.app_context():
+        flow = Flow(slug="add-passkey", name="add-passkey", designation="stage_configuration")
+        stage = Stage(name="add-passkey-stage", type="authenticator_webauthn", config={})
+        flow.bindings.append(FlowStageBinding(stage=stage, order=10))
+        db.session.add(flow)
+        db.session.commit()
+    browser = FlowBrowser(app.test_client())
+    browser.log_in("alice", PASSWORD, slug=ONE_PAGE_SLUG)
+    options = _passkey_options(browser.start("add-passkey").text)
+    answer = authenticator.create(options, ORIGIN)
+    browser.step("add-passkey", name="Phone", passkey=json.dumps(answer))
+    assert len(authenticator.credentials) == 1 and browser.redirect_target == "/"
+    return authenticator
+
+
+def _passkey_options(page: str) -> dict[str, Any]:
+    found = PASSKEY_OPTIONS.search(page)
+    assert found, "no passkey options on the page"
+    return dict(json.loads(html.unescape(found.group(1))))
+
+
+def passkey_login(
+    app: Flask, timer: CpuTimer, authenticator: SoftAuthenticator, htmx: bool
+) -> float:
+    """One passwordless login with a fresh browser: GET the login page, POST the
+    passkey's answer (signed by the client, outside the measured CPU time)."""
+    browser = FlowBrowser(app.test_client(), htmx=htmx)
+    timer.take()
+    page = browser.start(PASSKEY_SLUG).text
+    spent = timer.take()
+    timer.recording = False
+    answer = json.dumps(authenticator.get(_passkey_options(page), ORIGIN))
+    timer.recording = True
+    timer.take()
+    browser.step(PASSKEY_SLUG, passkey=answer)
+    assert browser.redirect_target == "/"
+    spent += timer.take()
+    timer.recording = False
+    assert browser.client.get("/").text == LOGGED_IN
+    timer.recording = True
+    return spent
+
+
 def fst_login(app: Flask, timer: CpuTimer) -> float:
     client = app.test_client()
     timer.take()
@@ -226,11 +282,19 @@ def whole_login(workdir: Path, rounds: dict[str, int], logins: dict[str, int]) -
         def peer_login(app: Flask = peer, timer: CpuTimer = peer_timer) -> float:
             return fst_login(app, timer)
 
+        authenticator = add_passkey(ours)
+
+        def ours_passkey(
+            app: Flask = ours, timer: CpuTimer = ours_timer, key: SoftAuthenticator = authenticator
+        ) -> float:
+            return passkey_login(app, timer, key, htmx=True)
+
         cases = {
             "flows htmx": per_login(lambda: ours_login(True)),
             "flows no-JS": per_login(lambda: ours_login(False)),
             "flows one-page htmx": per_login(lambda: ours_login(True, one_page=True)),
             "flows one-page no-JS": per_login(lambda: ours_login(False, one_page=True)),
+            "flows passkey htmx": per_login(ours_passkey),
             "Flask-Security-Too": per_login(peer_login),
         }
         for case in cases.values():
@@ -244,6 +308,10 @@ def whole_login(workdir: Path, rounds: dict[str, int], logins: dict[str, int]) -
                 "no-JS": medians["flows no-JS"] / peer_time,
                 "one-page htmx": medians["flows one-page htmx"] / peer_time,
                 "one-page no-JS": medians["flows one-page no-JS"] / peer_time,
+                "passkey htmx": medians["flows passkey htmx"] / peer_time,
+                # A passkey login against the password login on the same page.
+                "passkey vs password": medians["flows passkey htmx"]
+                / medians["flows one-page htmx"],
             },
             "rounds": rounds[name],
             "logins_per_round": count,

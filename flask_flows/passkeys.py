@@ -279,7 +279,8 @@ def take_challenge(store: MutableMapping[str, Any], purpose: str) -> dict[str, A
 
 
 def spend_challenge(state: FlowsState, challenge: bytes) -> bool:
-    """Record ``challenge`` as answered; ``False`` if it already was (a replay). Commits."""
+    """Record ``challenge`` as answered, in one commit with what the session holds
+    already; ``False``, with all of it rolled back, if it was answered before (a replay)."""
     session = state.db.session
     now = utcnow()
     session.execute(sa.delete(SpentChallenge).where(SpentChallenge.expires < now))
@@ -470,13 +471,13 @@ def authenticate(
         return Assertion(error=CLONED)
     if require_user_verification and not _user_verified(parsed):
         return Assertion(error=NO_USER_VERIFICATION)
-    if not spend_challenge(state, waiting["c"]):
-        state.log.warning("passkeys: credential %s answered a spent challenge", device.id)
-        return Assertion(error=EXPIRED)
+    device_id = device.id
     device.sign_count = count
     device.backed_up = verified.credential_backed_up
     device.last_used = utcnow()
-    state.db.session.commit()
+    if not spend_challenge(state, waiting["c"]):
+        state.log.warning("passkeys: credential %s answered a spent challenge", device_id)
+        return Assertion(error=EXPIRED)
     return Assertion(device)
 
 
