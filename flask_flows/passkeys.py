@@ -50,6 +50,7 @@ from webauthn.helpers.structs import (
     UserVerificationRequirement,
 )
 
+from .authenticators import PasskeyKind
 from .devices import SpentChallenge, WebAuthnDevice
 from .models import Stage, utcnow
 from .options import ConfigError, refuse_at_start
@@ -63,8 +64,8 @@ CHALLENGE = "passkey_challenge"
 CHALLENGE_SECONDS = 300
 #: The longest response accepted (a registration with attestation is a few kilobytes).
 MAX_RESPONSE = 16 * 1024
-#: Stage types whose pages run a ceremony: their presence makes the RP settings needed.
-CEREMONY_STAGES = ("authenticator_webauthn",)
+#: Stage types whose pages may run a ceremony, and what in their options says they do.
+CEREMONY_STAGES = ("authenticator_webauthn", "identification", "authenticator_validate")
 SETTINGS = "FLOWS_WEBAUTHN_RP_ID (and FLOWS_WEBAUTHN_ORIGINS), SERVER_NAME or FLOWS_MAIL_BASE_URL"
 
 NOT_ANSWERED = "The passkey did not answer. Try again."
@@ -207,17 +208,30 @@ def check_at_start(app: Flask, state: FlowsState) -> None:
         return
     try:
         with app.app_context():
-            found = state.db.session.scalar(
-                sa.select(Stage.name).where(Stage.type.in_(CEREMONY_STAGES)).limit(1)
-            )
+            rows = state.db.session.execute(
+                sa.select(Stage.name, Stage.type, Stage.config).where(
+                    Stage.type.in_(CEREMONY_STAGES)
+                )
+            ).all()
     except (SQLAlchemyError, RuntimeError):
         return  # no tables yet, or no database: each ceremony checks for itself
+    found = next((name for name, kind, config in rows if _runs_ceremony(kind, config)), None)
     if found is not None:
         refuse_at_start(
             state.log,
-            f"stage {found!r} sets up passkeys, and this app does not name its domain: set"
+            f"stage {found!r} uses passkeys, and this app does not name its domain: set"
             f" {SETTINGS} (e.g. FLOWS_WEBAUTHN_RP_ID = 'example.com')",
         )
+
+
+def _runs_ceremony(kind: str, config: Any) -> bool:
+    """Whether a stage of type ``kind`` with ``config`` (as stored) shows passkeys."""
+    config = config if isinstance(config, dict) else {}
+    if kind == "identification":
+        return bool(config.get("webauthn_stage"))
+    if kind == "authenticator_validate":
+        return PasskeyKind.key in (config.get("device_classes") or ())
+    return True
 
 
 def _configured_origins(config: Any) -> tuple[str, ...]:
