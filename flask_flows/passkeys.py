@@ -38,7 +38,7 @@ import webauthn
 from flask import Flask, current_app, request
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from webauthn.helpers import base64url_to_bytes, bytes_to_base64url, parse_authenticator_data
-from webauthn.helpers.exceptions import InvalidAuthenticationResponse, InvalidRegistrationResponse
+from webauthn.helpers.exceptions import WebAuthnException
 from webauthn.helpers.structs import (
     AttestationConveyancePreference,
     AuthenticatorAttachment,
@@ -60,6 +60,9 @@ if TYPE_CHECKING:
 
 #: Where a ceremony's challenge waits for its answer (plan context or session key).
 CHALLENGE = "passkey_challenge"
+#: The user handle a first passkey is being made with (plan context key): kept until one
+#: is stored, so a refused attempt and the next give the authenticator the same account.
+USER_HANDLE = "passkey_user_handle"
 #: How long the browser is given to answer (the ceremony's timeout says the same).
 CHALLENGE_SECONDS = 300
 #: The longest response accepted (a registration with attestation is a few kilobytes).
@@ -181,8 +184,13 @@ def configured(config: Any) -> tuple[str | None, tuple[str, ...]]:
 def check_config(config: Any) -> None:
     """Refuse settings that cannot work: an origin whose host is not the RP ID or below it
     (browsers refuse such a ceremony, so every passkey would fail)."""
-    rp_id = config["FLOWS_WEBAUTHN_RP_ID"]
-    origins = _configured_origins(config)
+    named = config["FLOWS_WEBAUTHN_RP_ID"]
+    if named and ("/" in named or ":" in named or _is_ip(named)):
+        raise ConfigError(
+            f"FLOWS_WEBAUTHN_RP_ID: {named!r} is a domain such as 'example.com', not a URL"
+            " or an IP address"
+        )
+    rp_id, origins = configured(config)
     for origin in origins:
         parts = urlsplit(origin)
         if parts.scheme not in ("https", "http") or not parts.hostname or parts.path:
@@ -191,14 +199,9 @@ def check_config(config: Any) -> None:
             )
         if rp_id and not _within(parts.hostname, rp_id):
             raise ConfigError(
-                f"FLOWS_WEBAUTHN_ORIGINS: {origin!r} is not on FLOWS_WEBAUTHN_RP_ID {rp_id!r}"
-                " or a subdomain of it"
+                f"FLOWS_WEBAUTHN_ORIGINS: {origin!r} is not on the RP ID {rp_id!r} (from"
+                " FLOWS_WEBAUTHN_RP_ID, SERVER_NAME or FLOWS_MAIL_BASE_URL) or a subdomain of it"
             )
-    if rp_id and ("/" in rp_id or ":" in rp_id or _is_ip(rp_id)):
-        raise ConfigError(
-            f"FLOWS_WEBAUTHN_RP_ID: {rp_id!r} is a domain such as 'example.com', not a URL"
-            " or an IP address"
-        )
 
 
 def check_at_start(app: Flask, state: FlowsState) -> None:
@@ -260,7 +263,7 @@ def _within(host: str, rp_id: str) -> bool:
 # -- challenges -----------------------------------------------------------------------------
 
 
-def issue_challenge(store: MutableMapping[str, Any], purpose: str, **extra: str) -> bytes:
+def issue_challenge(store: MutableMapping[str, Any], purpose: str) -> bytes:
     """The challenge waiting in ``store`` for ``purpose``, or a new one: a page shown
     again keeps its challenge (and the cookie its size) until it is answered or old."""
     waiting = store.get(CHALLENGE)
@@ -268,7 +271,6 @@ def issue_challenge(store: MutableMapping[str, Any], purpose: str, **extra: str)
         isinstance(waiting, dict)
         and waiting.get("p") == purpose
         and float(waiting.get("e", 0)) > time.time() + 30
-        and all(waiting.get(key) == value for key, value in extra.items())
     ):
         return base64url_to_bytes(waiting["c"])
     challenge = secrets.token_bytes(32)
@@ -276,7 +278,6 @@ def issue_challenge(store: MutableMapping[str, Any], purpose: str, **extra: str)
         "c": bytes_to_base64url(challenge),
         "p": purpose,
         "e": int(time.time()) + CHALLENGE_SECONDS,
-        **extra,
     }
     return challenge
 
@@ -329,12 +330,12 @@ def registration_options(
         return None
     user_id = state.user_store.user_id(user)
     existing = devices_of(state, user_id)
-    handle = existing[0].user_handle if existing else None
-    waiting = store.get(CHALLENGE)
-    if handle is None and isinstance(waiting, dict) and waiting.get("p") == "create":
-        handle = waiting.get("h")
-    handle = handle or bytes_to_base64url(secrets.token_bytes(32))
-    challenge = issue_challenge(store, "create", h=handle)
+    if existing:
+        handle = existing[0].user_handle
+    else:
+        handle = store.get(USER_HANDLE) or bytes_to_base64url(secrets.token_bytes(32))
+    store[USER_HANDLE] = handle
+    challenge = issue_challenge(store, "create")
     account = state.user_store.display_name(user) or user_id
     attachment = config.get("authenticator_attachment")
     options = webauthn.generate_registration_options(
@@ -362,13 +363,17 @@ def register(
     state: FlowsState, store: MutableMapping[str, Any], response: str, config: dict[str, Any]
 ) -> tuple[Registration, str] | str:
     """Verify a registration ``response`` against the challenge in ``store``: the new
-    credential and the user handle it was made for, or the message saying why not."""
+    credential and the user handle it was made for, or the message saying why not. The
+    caller stores the credential, then drops :data:`USER_HANDLE` from ``store``."""
     waiting = take_challenge(store, "create")
-    if waiting is None:
+    handle = store.get(USER_HANDLE)
+    if waiting is None or not isinstance(handle, str):
         return EXPIRED
     parsed = _parse(response)
     if parsed is None:
         return NOT_ANSWERED
+    if not _well_formed(parsed):
+        return NOT_VERIFIED
     rp = relying_party(state)
     try:
         verified = webauthn.verify_registration_response(
@@ -378,7 +383,7 @@ def register(
             expected_origin=list(rp.origins),
             require_user_verification=config.get("user_verification") == "required",
         )
-    except (InvalidRegistrationResponse, ValueError, KeyError, TypeError) as error:
+    except (WebAuthnException, ValueError, KeyError, TypeError, AttributeError) as error:
         state.log.info("passkeys: registration refused: %s", error)
         return NOT_VERIFIED
     if not spend_challenge(state, waiting["c"]):
@@ -399,7 +404,7 @@ def register(
             backed_up=verified.credential_backed_up,
             aaguid=str(verified.aaguid),
         ),
-        str(waiting["h"]),
+        handle,
     )
 
 
@@ -445,15 +450,17 @@ def authenticate(
     parsed = _parse(response)
     if parsed is None:
         return Assertion(error=NOT_ANSWERED)
-    credential_id = parsed.get("rawId") or parsed.get("id")
-    query = sa.select(WebAuthnDevice).where(WebAuthnDevice.credential_id == str(credential_id))
+    if not _well_formed(parsed):
+        return Assertion(error=NOT_VERIFIED)
+    credential_id = parsed["rawId"]
+    query = sa.select(WebAuthnDevice).where(WebAuthnDevice.credential_id == credential_id)
     if user_id is not None:
         query = query.where(WebAuthnDevice.user_id == user_id)
     device = state.db.session.scalar(query)
     if device is None:
         state.log.info("passkeys: an unknown credential answered")
         return Assertion(error=UNKNOWN)
-    handle = (parsed.get("response") or {}).get("userHandle")
+    handle = parsed["response"].get("userHandle")
     if handle and handle != device.user_handle:
         state.log.warning("passkeys: credential %s answered for another account", device.id)
         return Assertion(error=NOT_VERIFIED)
@@ -469,7 +476,7 @@ def authenticate(
             credential_current_sign_count=0,
             require_user_verification=False,
         )
-    except (InvalidAuthenticationResponse, ValueError, KeyError, TypeError) as error:
+    except (WebAuthnException, ValueError, KeyError, TypeError, AttributeError) as error:
         state.log.info("passkeys: assertion by credential %s refused: %s", device.id, error)
         return Assertion(error=NOT_VERIFIED)
     count = verified.new_sign_count
@@ -533,6 +540,16 @@ def _parse(response: str) -> dict[str, Any] | None:
     return parsed if isinstance(parsed, dict) else None
 
 
+def _well_formed(parsed: dict[str, Any]) -> bool:
+    """Whether an answer has the members read here before py_webauthn checks the rest:
+    a ``response`` object and string ids."""
+    return (
+        isinstance(parsed.get("response"), dict)
+        and isinstance(parsed.get("id"), str)
+        and isinstance(parsed.get("rawId"), str)
+    )
+
+
 def _user_verified(parsed: dict[str, Any]) -> bool:
     """The UV flag of a response already verified (read here: py_webauthn 2.2, our
     oldest, does not report it)."""
@@ -542,5 +559,7 @@ def _user_verified(parsed: dict[str, Any]) -> bool:
 
 def _transports(parsed: dict[str, Any]) -> list[str]:
     known = {transport.value for transport in AuthenticatorTransport}
-    given = (parsed.get("response") or {}).get("transports") or []
+    given = parsed["response"].get("transports") or []
+    if not isinstance(given, list):
+        return []
     return [name for name in given if isinstance(name, str) and name in known][:8]

@@ -124,6 +124,7 @@ class AuthenticatorWebAuthnStage(AuthenticatorSetupStage):
         )
         state.db.session.add(device)
         state.db.session.commit()
+        run.context.pop(passkeys.USER_HANDLE, None)
         state.log.info(
             "authenticator_webauthn: user %s added passkey %s", device.user_id, device.id
         )
