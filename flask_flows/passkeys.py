@@ -137,7 +137,7 @@ def relying_party(state: FlowsState) -> RelyingParty:
     return RelyingParty(
         rp_id or request.host.rsplit(":", 1)[0].strip("[]"),
         name,
-        origins or (request.host_url.rstrip("/"),),
+        origins or (f"{request.scheme}://{request.host}",),
     )
 
 
@@ -146,13 +146,19 @@ def usable_relying_party(state: FlowsState) -> RelyingParty | None:
     which browsers refuse as an RP ID: pages then offer no passkeys rather than a button
     that fails (open the site by name, such as localhost, to use them)."""
     rp = relying_party(state)
-    if _is_ip(rp.id):
+    if not _is_ip(rp.id):
+        return rp
+    if rp.id not in _WARNED:
+        _WARNED.add(rp.id)
         state.log.warning(
             "passkeys: not offered on %s, an IP address; open the site by name (localhost)",
             rp.id,
         )
-        return None
-    return rp
+    return None
+
+
+#: IP addresses already warned about (once per process is enough to be seen).
+_WARNED: set[str] = set()
 
 
 def configured(config: Any) -> tuple[str | None, tuple[str, ...]]:
