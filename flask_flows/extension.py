@@ -217,6 +217,8 @@ class FlowsState:
         self._foreign_keys_enforced = False
         #: Whether the missing-ProxyFix warning was logged (once per process).
         self.proxy_warned = False
+        #: IP addresses passkeys were said to be unavailable on (logged once each).
+        self.passkeys_warned: set[str] = set()
         self.log = logging.getLogger("flask_flows")
         self.hashing = PasswordHashing(
             time_cost=config["FLOWS_ARGON2_TIME_COST"],

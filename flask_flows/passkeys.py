@@ -148,17 +148,14 @@ def usable_relying_party(state: FlowsState) -> RelyingParty | None:
     rp = relying_party(state)
     if not _is_ip(rp.id):
         return rp
-    if rp.id not in _WARNED:
-        _WARNED.add(rp.id)
+    if rp.id not in state.passkeys_warned:
+        state.passkeys_warned.add(rp.id)
         state.log.warning(
             "passkeys: not offered on %s, an IP address; open the site by name (localhost)",
             rp.id,
         )
     return None
 
-
-#: IP addresses already warned about (once per process is enough to be seen).
-_WARNED: set[str] = set()
 
 
 def configured(config: Any) -> tuple[str | None, tuple[str, ...]]:
@@ -176,9 +173,9 @@ def configured(config: Any) -> tuple[str | None, tuple[str, ...]]:
         site = f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else None
     else:
         site = None
-    host = urlsplit(site).hostname if site else None
-    # An IP address cannot be an RP ID (browsers refuse it): then the domain is unknown.
-    rp_id = config["FLOWS_WEBAUTHN_RP_ID"] or (host if host and not _is_ip(host) else None)
+    # An address that is an IP gives an RP ID browsers refuse: pages then offer no
+    # passkeys (usable_relying_party), and the app still starts.
+    rp_id = config["FLOWS_WEBAUTHN_RP_ID"] or (urlsplit(site).hostname if site else None)
     if not origins and rp_id:
         if site and _within(urlsplit(site).hostname or "", rp_id):
             origins = (site,)

@@ -851,7 +851,7 @@ def test_without_webauthn_stage_a_posted_passkey_is_ignored(
     add_passkey(app, alice, key)
     browser = on_login_page(app, LOGIN)
     page = shown(browser).text
-    assert "data-flows-passkey" not in page
+    assert "data-flows-passkey-options" not in page
     assert 'autocomplete="username"' in page
     request = webauthn.options_to_json(webauthn.generate_authentication_options(rp_id=RP_ID))
 
@@ -925,7 +925,7 @@ def test_webauthn_stage_must_name_a_validation_stage_that_takes_passkeys(
             {"FLOWS_MAIL_BASE_URL": "https://accounts.example.org/app/"},
             ("accounts.example.org", ("https://accounts.example.org",)),
         ),
-        ({"SERVER_NAME": "127.0.0.1:5000"}, (None, ())),
+        ({"SERVER_NAME": "127.0.0.1:5000"}, ("127.0.0.1", ("http://127.0.0.1:5000",))),
         ({}, (None, ())),
     ],
     ids=[
@@ -943,7 +943,8 @@ def test_the_configured_relying_party(
     settings: dict[str, Any], expected: tuple[str | None, tuple[str, ...]]
 ) -> None:
     """FLOWS_WEBAUTHN_RP_ID and _ORIGINS first, else the site's address (SERVER_NAME,
-    then FLOWS_MAIL_BASE_URL); never an IP address."""
+    then FLOWS_MAIL_BASE_URL); an IP address there is kept (pages then offer no
+    passkeys, and the app starts)."""
     assert configured({**UNSET, **settings}) == expected
 
 
@@ -1106,7 +1107,7 @@ def test_on_an_ip_address_no_page_offers_passkeys(
     with caplog.at_level(logging.WARNING, logger="flask_flows"):
         page = browser.get(f"http://127.0.0.1/flows/{DEFAULT_LOGIN}/")
     assert browser.stage_type == "identification"
-    assert "data-flows-passkey" not in page.text
+    assert "data-flows-passkey-options" not in page.text
     assert "passkeys: not offered on 127.0.0.1" in caplog.text
     assert 'name="password"' in page.text
     browser.step(uid_field="alice", password=PASSWORD)

@@ -211,7 +211,9 @@ def test_stage_form_posts_plainly_and_through_htmx(browser: FlowBrowser, login_f
     assert form["attrs"]["hx-post"] == "/flows/login/"
     assert form["attrs"]["hx-target"] == "#flow-stage"
     assert form["attrs"]["hx-swap"] == "innerHTML"
-    assert form["attrs"]["hx-disabled-elt"] == "find button[type='submit']"
+    assert form["attrs"]["hx-disabled-elt"] == (
+        "find button[type='submit'], find [data-flows-passkey-start]"
+    )
     assert page.find("span", class_="flows-spinner htmx-indicator", aria_hidden="true")
 
 
