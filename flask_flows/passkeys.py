@@ -83,6 +83,8 @@ NO_USER_VERIFICATION = (
     " Set one up for it, or use another way to sign in."
 )
 ALREADY_REGISTERED = "This passkey is already registered."
+NOT_ADDED = "That passkey could not be added. Try again."
+UNAVAILABLE_HERE = "Passkeys cannot be used on this address of the site."
 
 
 @dataclass(frozen=True)
@@ -142,20 +144,40 @@ def relying_party(state: FlowsState) -> RelyingParty:
 
 
 def usable_relying_party(state: FlowsState) -> RelyingParty | None:
-    """The RP, or ``None`` on an IP address (``flask run``'s 127.0.0.1 in development),
-    which browsers refuse as an RP ID: pages then offer no passkeys rather than a button
-    that fails (open the site by name, such as localhost, to use them)."""
-    rp = relying_party(state)
-    if not _is_ip(rp.id):
-        return rp
-    if rp.id not in state.passkeys_warned:
-        state.passkeys_warned.add(rp.id)
-        state.log.warning(
-            "passkeys: not offered on %s, an IP address; open the site by name (localhost)",
-            rp.id,
+    """The RP, where passkeys can work for this request; else ``None``, logged once per
+    reason, and pages offer no passkeys rather than a button that always fails: when no
+    setting names the site's domain (an app that started under the ``flask`` command,
+    which only logs that), when the RP ID is an IP address (browsers refuse one:
+    ``flask run``'s 127.0.0.1), or when the page is on another host than the RP ID
+    (127.0.0.1 for a site whose passkeys are made for localhost)."""
+    try:
+        rp = relying_party(state)
+    except ConfigError as error:
+        _warn_once(state, "", "passkeys: not offered: %s", error)
+        return None
+    host = request.host.rsplit(":", 1)[0].strip("[]")
+    if _is_ip(rp.id):
+        _warn_once(
+            state, rp.id, "passkeys: not offered on %s, an IP address; open the site by name", rp.id
         )
-    return None
+        return None
+    if not _within(host, rp.id):
+        _warn_once(
+            state,
+            host,
+            "passkeys: not offered on %s: they are made for %s; open the site at %s",
+            host,
+            rp.id,
+            rp.origins[0],
+        )
+        return None
+    return rp
 
+
+def _warn_once(state: FlowsState, key: str, message: str, *args: Any) -> None:
+    if key not in state.passkeys_warned:
+        state.passkeys_warned.add(key)
+        state.log.warning(message, *args)
 
 
 def configured(config: Any) -> tuple[str | None, tuple[str, ...]]:
@@ -376,8 +398,12 @@ def register(
     if parsed is None:
         return NOT_ANSWERED
     if not _well_formed(parsed):
-        return NOT_VERIFIED
-    rp = relying_party(state)
+        return NOT_ADDED
+    rp = usable_relying_party(state)
+    if rp is None:
+        return UNAVAILABLE_HERE
+    if not _from_known_origin(state, rp, parsed):
+        return NOT_ADDED
     try:
         verified = webauthn.verify_registration_response(
             credential=parsed,
@@ -388,7 +414,7 @@ def register(
         )
     except (WebAuthnException, ValueError, KeyError, TypeError, AttributeError) as error:
         state.log.info("passkeys: registration refused: %s", error)
-        return NOT_VERIFIED
+        return NOT_ADDED
     if not spend_challenge(state, waiting["c"]):
         state.log.warning("passkeys: a registration answered a spent challenge")
         return EXPIRED
@@ -467,7 +493,11 @@ def authenticate(
     if handle and handle != device.user_handle:
         state.log.warning("passkeys: credential %s answered for another account", device.id)
         return Assertion(error=NOT_VERIFIED)
-    rp = relying_party(state)
+    rp = usable_relying_party(state)
+    if rp is None:
+        return Assertion(error=UNAVAILABLE_HERE)
+    if not _from_known_origin(state, rp, parsed):
+        return Assertion(error=NOT_VERIFIED)
     try:
         # The count is compared below, once the signature proves the response genuine.
         verified = webauthn.verify_authentication_response(
@@ -551,6 +581,27 @@ def _well_formed(parsed: dict[str, Any]) -> bool:
         and isinstance(parsed.get("id"), str)
         and isinstance(parsed.get("rawId"), str)
     )
+
+
+def _from_known_origin(state: FlowsState, rp: RelyingParty, parsed: dict[str, Any]) -> bool:
+    """Whether the browser says the answer was made on one of the RP's origins. One that
+    was not is a look-alike site relaying it, or (more often) origins that do not name
+    where the site runs: logged as a warning that says which."""
+    try:
+        client_data = json.loads(base64url_to_bytes(parsed["response"]["clientDataJSON"]))
+        origin = client_data["origin"]
+    except (ValueError, KeyError, TypeError):
+        return True  # malformed: py_webauthn refuses it with its reason
+    if origin in rp.origins:
+        return True
+    state.log.warning(
+        "passkeys: an answer came from %r, which is not among the origins %s"
+        " (FLOWS_WEBAUTHN_ORIGINS, or the site's address): a look-alike site, or"
+        " FLOWS_WEBAUTHN_ORIGINS must name it",
+        origin,
+        list(rp.origins),
+    )
+    return False
 
 
 def _user_verified(parsed: dict[str, Any]) -> bool:

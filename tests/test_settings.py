@@ -366,7 +366,7 @@ def test_a_passkey_confirms_a_removal_instead_of_the_password(
     assert [c["id"] for c in options["allowCredentials"]] == [
         bytes_to_base64url(authenticator.credentials[0].id)
     ]
-    assert "or one of your passkeys" in page
+    assert "Confirm with a passkey and remove" in page
     # A passkey that did not verify its user is not enough, and removes nothing.
     careless = SoftAuthenticator(user_verification=False)
     careless.credentials = authenticator.credentials

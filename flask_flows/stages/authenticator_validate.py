@@ -212,13 +212,14 @@ class AuthenticatorValidateStage(StageType):
             return self._without_code(run, user)
         passkey = getattr(form, "passkey", None)
         if passkey is not None and passkey.data:
-            return self._passkey(run, user, passkey.data)
+            return self._passkey(run, user, passkey)
         classes = (
             _typed(run, _available_classes(run, user))
             or [key for key in run.config["device_classes"] if key != WEBAUTHN][:1]
         )
         if not classes or not hasattr(form, "code"):
-            return invalid(passkeys.NOT_ANSWERED)
+            form.passkey.errors = [passkeys.NOT_ANSWERED]  # type: ignore[attr-defined]
+            return invalid()
         code = form.code.data or ""
         kinds = {key: run.state.authenticator_kind(key) for key in classes}
         method = kind_of_code(code, classes, kinds)
@@ -235,17 +236,18 @@ class AuthenticatorValidateStage(StageType):
 
     # -- outcomes ---------------------------------------------------------------------------
 
-    def _passkey(self, run: StageRun, user: Any, response: str) -> StageResult:
+    def _passkey(self, run: StageRun, user: Any, field: Any) -> StageResult:
         """The browser's answer to this page's passkey challenge, for one of ``user``'s."""
         assertion = passkeys.authenticate(
             run.state,
             run.context,
-            response,
+            field.data,
             user_id=run.state.user_store.user_id(user),
             require_user_verification=run.config["webauthn_user_verification"] == "required",
         )
         if assertion.device is None:
-            return invalid(assertion.error)
+            field.errors = [assertion.error]
+            return invalid()
         return self._passed(run, user, WEBAUTHN)
 
     def _without_code(self, run: StageRun, user: Any) -> StageResult:

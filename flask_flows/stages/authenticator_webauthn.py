@@ -104,10 +104,12 @@ class AuthenticatorWebAuthnStage(AuthenticatorSetupStage):
             return deny(NO_USER)
         assert isinstance(form, WebAuthnSetupForm)
         if not form.passkey.data:
-            return invalid(NOT_CREATED)
+            form.passkey.errors = [NOT_CREATED]
+            return invalid()
         result = passkeys.register(run.state, run.context, form.passkey.data, run.config)
         if isinstance(result, str):
-            return invalid(result)
+            form.passkey.errors = [result]
+            return invalid()
         registration, handle = result
         state = run.state
         device = WebAuthnDevice(

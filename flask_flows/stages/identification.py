@@ -157,7 +157,7 @@ class IdentificationStage(StageType):
         assert isinstance(form, IdentificationForm)
         passkey = getattr(form, "passkey", None)
         if passkey is not None and passkey.data and _webauthn_config(run) is not None:
-            return _passkey_login(run, passkey.data)
+            return _passkey_login(run, passkey)
         identifier = (form.uid_field.data or "").strip()
         user = run.state.user_store.find_by_identifier(
             identifier, run.config["user_fields"], run.config["case_insensitive_matching"]
@@ -230,18 +230,19 @@ def _webauthn_config(run: StageRun) -> dict[str, Any] | None:
     return found
 
 
-def _passkey_login(run: StageRun, response: str) -> StageResult:
+def _passkey_login(run: StageRun, field: Any) -> StageResult:
     """Sign in whoever the passkey belongs to: it names its account itself, and its user
     verification is required (possession and a PIN or biometric: two factors)."""
     assertion = passkeys.authenticate(
-        run.state, run.context, response, user_id=None, require_user_verification=True
+        run.state, run.context, field.data, user_id=None, require_user_verification=True
     )
     user = (
         run.state.user_store.get(assertion.device.user_id) if assertion.device is not None else None
     )
     if user is None:
         run.state.log.info("identification: passkey login refused in flow %s", run.flow.slug)
-        return invalid(assertion.error if assertion.device is None else passkeys.UNKNOWN)
+        field.errors = [assertion.error if assertion.device is None else passkeys.UNKNOWN]
+        return invalid()
     user_id = run.state.user_store.user_id(user)
     run.context.pop(PENDING_USER_IDENTIFIER, None)
     run.context[PENDING_USER] = user_id

@@ -45,7 +45,8 @@
       root.querySelector(
         "input:not([type=hidden]):not([hidden]):not([disabled]), select:not([disabled]), textarea:not([disabled])"
       ) ||
-      root.querySelector(".flows-button--primary, button[type=submit], a.flows-button");
+      // Never the Cancel button: Enter would then throw the flow away.
+      root.querySelector(".flows-button--primary, .flows-form button[type=submit], a.flows-button");
     if (target) {
       target.focus();
     }

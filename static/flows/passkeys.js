@@ -127,8 +127,12 @@
         if (credential) self.submit(credential);
       },
       function (error) {
-        if (self.button) self.button.disabled = false;
         self.say(messageFor(error));
+        if (self.button) {
+          // Disabled while the browser asked, the button lost the focus: give it back.
+          self.button.disabled = false;
+          self.button.focus();
+        }
       }
     );
   };
@@ -201,7 +205,15 @@
         );
       }
       if (box.hasAttribute("data-flows-passkey-conditional")) passkey.wait();
+      if (passkey.button && box.closest("#flow-stage") && nothingFocused()) passkey.button.focus();
     });
+  }
+
+  // On a page whose only action is the passkey (a second factor that is the user's only
+  // one), flows.js found no field to focus: the button is where the keyboard starts.
+  function nothingFocused() {
+    var active = document.activeElement;
+    return !active || active === document.body || /^H[1-6]$/.test(active.tagName);
   }
 
   // A stage being replaced (or a form being sent) ends the quiet request: only one

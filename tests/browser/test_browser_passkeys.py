@@ -445,6 +445,8 @@ def test_a_passkey_as_the_second_factor(
         button.wait_for()
     else:
         assert me.field("code").count() == 0
+        # The page's only action has the focus (never Cancel: Enter would end the login).
+        assert me.page.evaluate("document.activeElement.dataset.flowsPasskeyStart") == ""
     me.check_a11y()
 
     me.presence(True)
@@ -473,6 +475,8 @@ def test_a_passkey_that_does_not_answer_leaves_the_page_usable(
     error.wait_for()
     assert error.inner_text() == CANCELLED
     assert me.passkey_button("Sign in with a passkey").is_enabled()
+    # The button, disabled while the browser asked, has the focus back.
+    assert me.page.evaluate("document.activeElement.dataset.flowsPasskeyStart") == ""
     assert me.posts == []  # nothing was sent
     me.check_a11y()
 
