@@ -390,24 +390,17 @@ def register(
     """Verify a registration ``response`` against the challenge in ``store``: the new
     credential and the user handle it was made for, or the message saying why not. The
     caller stores the credential, then drops :data:`USER_HANDLE` from ``store``."""
-    waiting = take_challenge(store, "create")
+    answer = _answer(state, store, "create", response, NOT_ADDED)
     handle = store.get(USER_HANDLE)
-    if waiting is None or not isinstance(handle, str):
+    if isinstance(answer, str):
+        return answer
+    if not isinstance(handle, str):
         return EXPIRED
-    parsed = _parse(response)
-    if parsed is None:
-        return NOT_ANSWERED
-    if not _well_formed(parsed):
-        return NOT_ADDED
-    rp = usable_relying_party(state)
-    if rp is None:
-        return UNAVAILABLE_HERE
-    if not _from_known_origin(state, rp, parsed):
-        return NOT_ADDED
+    parsed, rp = answer.parsed, answer.rp
     try:
         verified = webauthn.verify_registration_response(
             credential=parsed,
-            expected_challenge=waiting["c"],
+            expected_challenge=answer.challenge,
             expected_rp_id=rp.id,
             expected_origin=list(rp.origins),
             require_user_verification=config.get("user_verification") == "required",
@@ -415,7 +408,7 @@ def register(
     except (WebAuthnException, ValueError, KeyError, TypeError, AttributeError) as error:
         state.log.info("passkeys: registration refused: %s", error)
         return NOT_ADDED
-    if not spend_challenge(state, waiting["c"]):
+    if not spend_challenge(state, answer.challenge):
         state.log.warning("passkeys: a registration answered a spent challenge")
         return EXPIRED
     credential_id = bytes_to_base64url(verified.credential_id)
@@ -473,14 +466,10 @@ def authenticate(
     """Verify an authentication ``response`` against the challenge in ``store``: by one
     of ``user_id``'s passkeys, or (``None``) by anyone's, named by the response. A match
     updates the passkey's sign count, backup state and last use (and commits)."""
-    waiting = take_challenge(store, "get")
-    if waiting is None:
-        return Assertion(error=EXPIRED)
-    parsed = _parse(response)
-    if parsed is None:
-        return Assertion(error=NOT_ANSWERED)
-    if not _well_formed(parsed):
-        return Assertion(error=NOT_VERIFIED)
+    answer = _answer(state, store, "get", response, NOT_VERIFIED)
+    if isinstance(answer, str):
+        return Assertion(error=answer)
+    parsed, rp = answer.parsed, answer.rp
     credential_id = parsed["rawId"]
     query = sa.select(WebAuthnDevice).where(WebAuthnDevice.credential_id == credential_id)
     if user_id is not None:
@@ -493,16 +482,11 @@ def authenticate(
     if handle and handle != device.user_handle:
         state.log.warning("passkeys: credential %s answered for another account", device.id)
         return Assertion(error=NOT_VERIFIED)
-    rp = usable_relying_party(state)
-    if rp is None:
-        return Assertion(error=UNAVAILABLE_HERE)
-    if not _from_known_origin(state, rp, parsed):
-        return Assertion(error=NOT_VERIFIED)
     try:
         # The count is compared below, once the signature proves the response genuine.
         verified = webauthn.verify_authentication_response(
             credential=parsed,
-            expected_challenge=waiting["c"],
+            expected_challenge=answer.challenge,
             expected_rp_id=rp.id,
             expected_origin=list(rp.origins),
             credential_public_key=device.public_key,
@@ -529,10 +513,44 @@ def authenticate(
     device.sign_count = count
     device.backed_up = verified.credential_backed_up
     device.last_used = utcnow()
-    if not spend_challenge(state, waiting["c"]):
+    if not spend_challenge(state, answer.challenge):
         state.log.warning("passkeys: credential %s answered a spent challenge", device_id)
         return Assertion(error=EXPIRED)
     return Assertion(device)
+
+
+@dataclass(frozen=True)
+class _Answer:
+    challenge: bytes
+    parsed: dict[str, Any]
+    rp: RelyingParty
+
+
+def _answer(
+    state: FlowsState,
+    store: MutableMapping[str, Any],
+    purpose: str,
+    response: str,
+    refused: str,
+) -> _Answer | str:
+    """The answer to the challenge for ``purpose`` in ``store``, checked as far as both
+    ceremonies check it: a challenge was waiting (it is taken now), the answer is a JSON
+    object of the right shape, passkeys work here, and it comes from a listed origin.
+    Else the message saying why not (``refused`` for an answer that is no good)."""
+    waiting = take_challenge(store, purpose)
+    if waiting is None:
+        return EXPIRED
+    parsed = _parse(response)
+    if parsed is None:
+        return NOT_ANSWERED
+    if not _well_formed(parsed):
+        return refused
+    rp = usable_relying_party(state)
+    if rp is None:
+        return UNAVAILABLE_HERE
+    if not _from_known_origin(state, rp, parsed):
+        return refused
+    return _Answer(waiting["c"], parsed, rp)
 
 
 def devices_of(state: FlowsState, user_id: str) -> list[WebAuthnDevice]:

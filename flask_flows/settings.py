@@ -33,8 +33,8 @@ from flask import (
 )
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
-from wtforms import HiddenField, Label, PasswordField, StringField
-from wtforms.validators import DataRequired, Length
+from wtforms import HiddenField, Label, PasswordField
+from wtforms.validators import Length
 
 from . import guesses, layouts, lockouts, outcomes, passkeys, sessions, signals
 from .authenticators import PasskeyKind
@@ -43,7 +43,7 @@ from .extension import FlowsState, get_state
 from .guesses import Verdict
 from .models import AuthenticatedSession, utcnow
 from .passwords import MSG_BUSY, HashingBusy
-from .stages.authenticator_setup import NAME_MAX
+from .stages.authenticator_setup import name_field
 from .stages.base import RequiredUnlessPasskey
 from .user_agents import describe_user_agent
 
@@ -90,15 +90,7 @@ class RemoveDeviceForm(FlaskForm):
 class RenameDeviceForm(FlaskForm):
     """A new name for an authenticator."""
 
-    name = StringField(
-        "New name",
-        filters=[lambda value: value.strip() if isinstance(value, str) else value],
-        validators=[
-            DataRequired("Enter a name."),
-            Length(max=NAME_MAX, message=f"Use at most {NAME_MAX} characters."),
-        ],
-        render_kw={"autocomplete": "off", "maxlength": NAME_MAX},
-    )
+    name = name_field("New name", "Enter a name.")
 
 
 class ActionForm(FlaskForm):

@@ -9,11 +9,32 @@ from __future__ import annotations
 
 from typing import Any
 
+from wtforms import StringField
+from wtforms.validators import DataRequired, Length
+
 from ..options import ConfigError
 from .base import StageRun, StageType
 
 #: Longest device name, as the ``name`` columns of the device tables allow.
 NAME_MAX = 128
+
+
+def name_field(label: str, required: str) -> StringField:
+    """The field a device's name is typed into (the setup stages, and renaming one on the
+    settings page): trimmed, required with the message ``required``, at most NAME_MAX."""
+    return StringField(
+        label,
+        filters=[_strip],
+        validators=[
+            DataRequired(required),
+            Length(max=NAME_MAX, message=f"Use at most {NAME_MAX} characters."),
+        ],
+        render_kw={"autocomplete": "off", "maxlength": NAME_MAX},
+    )
+
+
+def _strip(value: str | None) -> str | None:
+    return value.strip() if isinstance(value, str) else value
 
 
 class AuthenticatorSetupStage(StageType):

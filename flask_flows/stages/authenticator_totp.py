@@ -26,7 +26,7 @@ from ..models import utcnow
 from ..options import Option
 from ..otp import new_totp_secret, provisioning_uri, verify_totp
 from ..outcomes import Outcome
-from .authenticator_setup import NAME_MAX, AuthenticatorSetupStage
+from .authenticator_setup import AuthenticatorSetupStage, name_field
 from .base import WORDING, StageForm, StageResult, StageRun, deny, invalid, ok
 
 #: Plan context key holding the id of the unconfirmed device being set up.
@@ -44,14 +44,8 @@ def _strip(value: str | None) -> str | None:
 
 
 class TOTPSetupForm(StageForm):
-    name = StringField(
-        "Name this authenticator",
-        filters=[_strip],
-        validators=[
-            DataRequired("Give this authenticator a name, such as the phone it is on."),
-            Length(max=NAME_MAX, message=f"Use at most {NAME_MAX} characters."),
-        ],
-        render_kw={"autocomplete": "off", "maxlength": NAME_MAX},
+    name = name_field(
+        "Name this authenticator", "Give this authenticator a name, such as the phone it is on."
     )
     code = StringField(
         "Code from the app",

@@ -16,33 +16,22 @@ from __future__ import annotations
 from typing import Any
 
 from flask import current_app
-from wtforms import HiddenField, StringField
-from wtforms.validators import DataRequired, Length
+from wtforms import HiddenField
 
 from .. import passkeys, signals
 from ..devices import WebAuthnDevice
 from ..options import Option
 from ..outcomes import Outcome
-from .authenticator_setup import NAME_MAX, AuthenticatorSetupStage
+from .authenticator_setup import AuthenticatorSetupStage, name_field
 from .base import WORDING, StageForm, StageResult, StageRun, deny, invalid, ok
 
 NO_USER = "Sign in before adding a passkey."
 NOT_CREATED = "Create the passkey with the button: your browser makes it."
 
 
-def _strip(value: str | None) -> str | None:
-    return value.strip() if isinstance(value, str) else value
-
-
 class WebAuthnSetupForm(StageForm):
-    name = StringField(
-        "Name this passkey",
-        filters=[_strip],
-        validators=[
-            DataRequired("Give this passkey a name, such as the device or password manager."),
-            Length(max=NAME_MAX, message=f"Use at most {NAME_MAX} characters."),
-        ],
-        render_kw={"autocomplete": "off", "maxlength": NAME_MAX},
+    name = name_field(
+        "Name this passkey", "Give this passkey a name, such as the device or password manager."
     )
     #: The browser's answer (JSON), filled in by passkeys.js.
     passkey = HiddenField()
