@@ -53,6 +53,7 @@ def test_every_default_flow_page_fits_and_passes_axe(
         ("default-email-change", "prompt"),
         ("default-authenticator-totp-setup", "authenticator_totp"),
         ("default-authenticator-static-setup", "authenticator_static"),
+        ("default-authenticator-webauthn-setup", "authenticator_webauthn"),
         ("default-unenrollment-flow", "prompt"),
     ):
         me.start(slug)

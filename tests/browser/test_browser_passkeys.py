@@ -200,6 +200,7 @@ class Device(Walker):
         create = self.passkey_button("Create passkey")
         create.wait_for()
         self.check_a11y()  # with the button the script revealed
+        self.screenshot("passkey-setup")
         create.click()
         self.wait_for_path(SETTINGS)
         assert not self.marker_kept(), "the flow's end should load the settings page"
@@ -363,6 +364,7 @@ def test_sign_in_with_a_passkey_alone_even_with_an_authenticator_app(
     me.start(LOGIN)  # axe runs on the page
     button = me.passkey_button("Sign in with a passkey")
     assert button.is_visible()
+    me.screenshot("passkey-login")
     me.presence(True)
     button.click()
     me.wait_for_path("/")
@@ -438,6 +440,7 @@ def test_a_passkey_as_the_second_factor(
     if other_kind:
         assert me.field("code").is_visible()
         assert me.stage.get_by_text("Or enter a code").is_visible()
+        me.screenshot("passkey-second-factor")
         # A wrong code first: the page comes back, and its passkey still works.
         assert totp is not None
         me.submit("authenticator_validate", code="000000" if totp.now() != "000000" else "111111")
