@@ -4,6 +4,8 @@ password, delete the account. Mail goes over real SMTP to the test's loopback se
 
 from __future__ import annotations
 
+import html
+import json
 import re
 from typing import Any
 
@@ -12,6 +14,7 @@ import sqlalchemy as sa
 from browsing import FlowBrowser, without_nonces
 from factory import User, db
 from flask import Flask
+from passkey_authenticator import SoftAuthenticator
 from smtp_sink import link_in
 
 from flask_flows import AuthenticatedSession, FlowsModel
@@ -19,6 +22,8 @@ from flask_flows import AuthenticatedSession, FlowsModel
 LOGIN = "default-authentication-flow"
 ENROLL = "default-enrollment-flow"
 RECOVER = "default-recovery-flow"
+PASSKEY_SETUP = "default-authenticator-webauthn-setup"
+ORIGIN = "http://localhost"  # the test client's, which passkeys accept under TESTING
 CHANGE = "default-password-change"
 DELETE = "default-unenrollment-flow"
 PASSWORD = "correct horse battery"
@@ -31,6 +36,13 @@ pytestmark = pytest.mark.usefixtures("defaults")
 @pytest.fixture
 def app_config(mailbox: Any) -> dict[str, Any]:
     return {**mailbox.config}
+
+
+def options(page: Any) -> dict[str, Any]:
+    """A passkey ceremony's options, as the page gives them to the browser."""
+    found = re.search(r'data-flows-passkey-options="([^"]*)"', page.text)
+    assert found, "no passkey options on the page"
+    return dict(json.loads(html.unescape(found.group(1))))
 
 
 def user_named(app: Flask, username: str) -> User | None:
@@ -236,6 +248,32 @@ def test_recovery_asks_for_the_second_factor_before_the_new_password(
     assert phone.stage_type == "prompt"
     phone.step(RECOVER, password=NEW_PASSWORD, password_repeat=NEW_PASSWORD)
     assert phone.get("/").text == "home: jack"
+
+
+def test_recovery_asks_a_passkey_only_user_for_the_passkey_first(
+    app: Flask, browser: FlowBrowser, make_user: Any, mailbox: Any
+) -> None:
+    """A passkey is a second factor too: the mailbox alone resets nothing (ASVS 6.4.3)."""
+    make_user("jill", password=PASSWORD)
+    phone = SoftAuthenticator()
+    browser.log_in("jill", PASSWORD)
+    browser.start(PASSKEY_SETUP)
+    page = browser.step(PASSKEY_SETUP, password=PASSWORD)
+    browser.step(
+        PASSKEY_SETUP, name="Phone", passkey=json.dumps(phone.create(options(page), ORIGIN))
+    )
+
+    other = browser.fresh()
+    other.start(RECOVER)
+    other.step(RECOVER, uid_field="jill")
+    other.open_link(link_in(mailbox.wait_for_message()))
+    page = other.get(f"/flows/{RECOVER}/")
+    assert other.stage_type == "authenticator_validate"
+    assert 'name="password"' not in page.text
+    other.step(RECOVER, passkey=json.dumps(phone.get(options(page), ORIGIN)))
+    assert other.stage_type == "prompt"
+    other.step(RECOVER, password=NEW_PASSWORD, password_repeat=NEW_PASSWORD)
+    assert other.get("/").text == "home: jill"
 
 
 def test_the_default_login_slows_down_password_guessing(
