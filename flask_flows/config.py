@@ -119,9 +119,10 @@ DEFAULTS: dict[str, Any] = {
     "FLOWS_THROTTLE_FAMILIAR_DAYS": 30,
     # Passkeys (WebAuthn): the site's domain they are made for (the relying party ID,
     # e.g. "example.com"; None: the host of SERVER_NAME, else of FLOWS_MAIL_BASE_URL) and
-    # the origins pages run on (e.g. ["https://example.com"]; None: that address, else
-    # https on the RP ID). With none of these, passkeys work only in debug, in testing and
-    # with TRUSTED_HOSTS (on the request's host), and an app offering them will not start.
+    # the origins pages run on (e.g. ["https://example.com"]; None: that address, on
+    # https but at localhost, else https on the RP ID). With none of these, passkeys work
+    # only in debug, in testing and with TRUSTED_HOSTS (on the request's host), and an
+    # app offering them will not start.
     "FLOWS_WEBAUTHN_RP_ID": None,
     "FLOWS_WEBAUTHN_ORIGINS": None,
     # Whom people should contact when the site cannot do something for them itself (an

@@ -217,7 +217,7 @@ class FlowsState:
         self._foreign_keys_enforced = False
         #: Whether the missing-ProxyFix warning was logged (once per process).
         self.proxy_warned = False
-        #: IP addresses passkeys were said to be unavailable on (logged once each).
+        #: Why passkeys were not offered, as logged (once per reason).
         self.passkeys_warned: set[str] = set()
         self.log = logging.getLogger("flask_flows")
         self.hashing = PasswordHashing(

@@ -60,11 +60,14 @@ if TYPE_CHECKING:
 
 #: Where a ceremony's challenge waits for its answer (plan context or session key).
 CHALLENGE = "passkey_challenge"
-#: The user handle a first passkey is being made with (plan context key): kept until one
-#: is stored, so a refused attempt and the next give the authenticator the same account.
+#: The user handle a first passkey is being made with, and whose (plan context key):
+#: kept until one is stored, so a refused attempt and the next give the authenticator
+#: the same account, and never used for another user.
 USER_HANDLE = "passkey_user_handle"
 #: How long the browser is given to answer (the ceremony's timeout says the same).
 CHALLENGE_SECONDS = 300
+#: The longest credential id WebAuthn allows, in bytes.
+MAX_CREDENTIAL_ID = 1023
 #: The longest response accepted (a registration with attestation is a few kilobytes).
 MAX_RESPONSE = 16 * 1024
 #: Stage types whose pages may run a ceremony, and what in their options says they do.
@@ -153,18 +156,18 @@ def usable_relying_party(state: FlowsState) -> RelyingParty | None:
     try:
         rp = relying_party(state)
     except ConfigError as error:
-        _warn_once(state, "", "passkeys: not offered: %s", error)
+        _warn_once(state, "no domain", "passkeys: not offered: %s", error)
         return None
     host = request.host.rsplit(":", 1)[0].strip("[]")
     if _is_ip(rp.id):
         _warn_once(
-            state, rp.id, "passkeys: not offered on %s, an IP address; open the site by name", rp.id
+            state, "ip", "passkeys: not offered on %s, an IP address; open the site by name", rp.id
         )
         return None
     if not _within(host, rp.id):
         _warn_once(
             state,
-            host,
+            "another host",
             "passkeys: not offered on %s: they are made for %s; open the site at %s",
             host,
             rp.id,
@@ -174,7 +177,10 @@ def usable_relying_party(state: FlowsState) -> RelyingParty | None:
     return rp
 
 
-def _warn_once(state: FlowsState, key: str, message: str, *args: Any) -> None:
+def _warn_once(state: FlowsState, reason: str, message: str, *args: Any) -> None:
+    """Log ``message`` the first time passkeys are not offered for ``reason`` (not per
+    host: a client chooses the Host header it sends)."""
+    key = reason
     if key not in state.passkeys_warned:
         state.passkeys_warned.add(key)
         state.log.warning(message, *args)
@@ -189,7 +195,7 @@ def configured(config: Any) -> tuple[str | None, tuple[str, ...]]:
     server_name = config.get("SERVER_NAME")
     base = config.get("FLOWS_MAIL_BASE_URL")
     if server_name:
-        site: str | None = f"{config.get('PREFERRED_URL_SCHEME', 'http')}://{server_name}"
+        site: str | None = f"{_scheme(config, server_name)}://{server_name}"
     elif base:
         parts = urlsplit(str(base))
         site = f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else None
@@ -250,6 +256,16 @@ def check_at_start(app: Flask, state: FlowsState) -> None:
             f"stage {found!r} uses passkeys, and this app does not name its domain: set"
             f" {SETTINGS} (e.g. FLOWS_WEBAUTHN_RP_ID = 'example.com')",
         )
+
+
+def _scheme(config: Any, server_name: str) -> str:
+    """The scheme pages on ``SERVER_NAME`` run on, for passkeys: https, as browsers allow
+    passkeys on http only at localhost (Flask's PREFERRED_URL_SCHEME defaults to http,
+    which a site behind TLS often leaves as it is)."""
+    host = urlsplit(f"//{server_name}").hostname or ""
+    if host == "localhost" or host.endswith(".localhost"):
+        return str(config.get("PREFERRED_URL_SCHEME") or "http")
+    return "https"
 
 
 def _runs_ceremony(kind: str, config: Any) -> bool:
@@ -355,11 +371,14 @@ def registration_options(
         return None
     user_id = state.user_store.user_id(user)
     existing = devices_of(state, user_id)
+    kept = store.get(USER_HANDLE)
     if existing:
         handle = existing[0].user_handle
+    elif isinstance(kept, dict) and kept.get("user") == user_id:
+        handle = kept["handle"]
     else:
-        handle = store.get(USER_HANDLE) or bytes_to_base64url(secrets.token_bytes(32))
-    store[USER_HANDLE] = handle
+        handle = bytes_to_base64url(secrets.token_bytes(32))
+    store[USER_HANDLE] = {"user": user_id, "handle": handle}
     challenge = issue_challenge(store, "create")
     account = state.user_store.display_name(user) or user_id
     attachment = config.get("authenticator_attachment")
@@ -385,17 +404,22 @@ def registration_options(
 
 
 def register(
-    state: FlowsState, store: MutableMapping[str, Any], response: str, config: dict[str, Any]
+    state: FlowsState,
+    store: MutableMapping[str, Any],
+    response: str,
+    config: dict[str, Any],
+    user_id: str,
 ) -> tuple[Registration, str] | str:
-    """Verify a registration ``response`` against the challenge in ``store``: the new
-    credential and the user handle it was made for, or the message saying why not. The
-    caller stores the credential, then drops :data:`USER_HANDLE` from ``store``."""
+    """Verify a registration ``response`` of ``user_id`` against the challenge in
+    ``store``: the new credential and the user handle it was made for, or the message
+    saying why not. The caller stores the credential, then drops :data:`USER_HANDLE`."""
     answer = _answer(state, store, "create", response, NOT_ADDED)
-    handle = store.get(USER_HANDLE)
+    kept = store.get(USER_HANDLE)
     if isinstance(answer, str):
         return answer
-    if not isinstance(handle, str):
+    if not isinstance(kept, dict) or kept.get("user") != user_id:
         return EXPIRED
+    handle = str(kept["handle"])
     parsed, rp = answer.parsed, answer.rp
     try:
         verified = webauthn.verify_registration_response(
@@ -405,12 +429,21 @@ def register(
             expected_origin=list(rp.origins),
             require_user_verification=config.get("user_verification") == "required",
         )
-    except (WebAuthnException, ValueError, KeyError, TypeError, AttributeError) as error:
-        state.log.info("passkeys: registration refused: %s", error)
+    except (
+        WebAuthnException,
+        ValueError,
+        KeyError,
+        TypeError,
+        AttributeError,
+        RecursionError,
+    ) as error:
+        state.log.info("passkeys: registration refused: %r", str(error))
         return NOT_ADDED
     if not spend_challenge(state, answer.challenge):
         state.log.warning("passkeys: a registration answered a spent challenge")
         return EXPIRED
+    if len(verified.credential_id) > MAX_CREDENTIAL_ID:
+        return NOT_ADDED  # longer than WebAuthn allows (and the column holds)
     credential_id = bytes_to_base64url(verified.credential_id)
     if state.db.session.scalar(
         sa.select(WebAuthnDevice.id).where(WebAuthnDevice.credential_id == credential_id)
@@ -479,7 +512,8 @@ def authenticate(
         state.log.info("passkeys: an unknown credential answered")
         return Assertion(error=UNKNOWN)
     handle = parsed["response"].get("userHandle")
-    if handle and handle != device.user_handle:
+    # A passkey sign-in must say whose it is (a discoverable credential always does).
+    if (handle or user_id is None) and handle != device.user_handle:
         state.log.warning("passkeys: credential %s answered for another account", device.id)
         return Assertion(error=NOT_VERIFIED)
     try:
@@ -493,8 +527,15 @@ def authenticate(
             credential_current_sign_count=0,
             require_user_verification=False,
         )
-    except (WebAuthnException, ValueError, KeyError, TypeError, AttributeError) as error:
-        state.log.info("passkeys: assertion by credential %s refused: %s", device.id, error)
+    except (
+        WebAuthnException,
+        ValueError,
+        KeyError,
+        TypeError,
+        AttributeError,
+        RecursionError,
+    ) as error:
+        state.log.info("passkeys: assertion by credential %s refused: %r", device.id, str(error))
         return Assertion(error=NOT_VERIFIED)
     count = verified.new_sign_count
     if (count > 0 or device.sign_count > 0) and count <= device.sign_count:
@@ -510,9 +551,17 @@ def authenticate(
     if require_user_verification and not _user_verified(parsed):
         return Assertion(error=NO_USER_VERIFICATION)
     device_id = device.id
-    device.sign_count = count
-    device.backed_up = verified.credential_backed_up
-    device.last_used = utcnow()
+    # Conditional on the count read above: of two answers in parallel, one moves it.
+    used = state.db.session.execute(
+        sa.update(WebAuthnDevice)
+        .where(WebAuthnDevice.id == device_id, WebAuthnDevice.sign_count == device.sign_count)
+        .values(sign_count=count, backed_up=verified.credential_backed_up, last_used=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    if used.rowcount != 1:  # type: ignore[attr-defined]
+        state.db.session.rollback()
+        state.log.warning("passkeys: credential %s answered twice at once", device_id)
+        return Assertion(error=NOT_VERIFIED)
     if not spend_challenge(state, answer.challenge):
         state.log.warning("passkeys: credential %s answered a spent challenge", device_id)
         return Assertion(error=EXPIRED)
@@ -586,7 +635,7 @@ def _parse(response: str) -> dict[str, Any] | None:
         return None
     try:
         parsed = json.loads(response)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     return parsed if isinstance(parsed, dict) else None
 
@@ -608,7 +657,7 @@ def _from_known_origin(state: FlowsState, rp: RelyingParty, parsed: dict[str, An
     try:
         client_data = json.loads(base64url_to_bytes(parsed["response"]["clientDataJSON"]))
         origin = client_data["origin"]
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):
         return True  # malformed: py_webauthn refuses it with its reason
     if origin in rp.origins:
         return True

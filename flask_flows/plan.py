@@ -41,11 +41,24 @@ AUTH_METHOD = "auth_method"
 #: Every method proved in this plan, in order (``auth_method`` is the latest).
 AUTH_METHODS = "auth_methods"
 PROMPT_DATA = "prompt_data"
-#: The ``authenticator_validate`` stage (by name) that a passkey login on the
-#: identification page stood in for (its ``webauthn_stage``).
-PASSKEY_SATISFIED = "passkey_satisfied_stage"
+#: A passkey login on the identification page: ``{"user": id, "stage": name}``, the
+#: account it proved and the ``authenticator_validate`` stage it stands in for (the
+#: identification's ``webauthn_stage``).
+PASSKEY_LOGIN = "passkey_login"
 #: ``auth_method`` of a login by passkey alone (authentik's name).
 PASSWORDLESS = "auth_webauthn_pwl"
+
+
+def passkey_login(context: dict[str, Any]) -> dict[str, Any] | None:
+    """The plan's passkey login, if it proved the account now pending: a proof never
+    counts for another account named later in the same plan (a restart that keeps the
+    context, a second identification)."""
+    proof = context.get(PASSKEY_LOGIN)
+    if not isinstance(proof, dict) or proof.get("user") is None:
+        return None
+    if proof["user"] != context.get(PENDING_USER) or context.get(AUTH_METHOD) != PASSWORDLESS:
+        return None
+    return proof
 
 
 @dataclass

@@ -33,10 +33,11 @@ from passkey_authenticator import ExcludedCredential, SoftAuthenticator
 from webauthn.helpers import base64url_to_bytes, bytes_to_base64url
 from werkzeug.test import TestResponse
 
-from flask_flows import ConfigError, Flow, migrations, signals
+from flask_flows import ConfigError, Flow, FlowStageBinding, migrations, signals
 from flask_flows.blueprints import install_default_flows
 from flask_flows.devices import SpentChallenge, TOTPDevice, WebAuthnDevice
 from flask_flows.extension import FlowsState
+from flask_flows.models import InvalidResponseAction
 from flask_flows.otp import new_totp_secret
 from flask_flows.passkeys import (
     CLONED,
@@ -665,6 +666,10 @@ def test_a_sign_count_that_goes_back_is_refused_and_logged(
     assert passkeys_in(app)[0].sign_count == 2
 
 
+#: JSON nested deeper than Python's parser recurses (a RecursionError, once a 500).
+_DEEP_CLIENT_DATA = bytes_to_base64url(b"[" * 5000)
+
+
 @pytest.mark.parametrize(
     ("forge", "refusal"),
     [
@@ -673,16 +678,25 @@ def test_a_sign_count_that_goes_back_is_refused_and_logged(
             lambda answer: {**answer, "response": {**answer["response"], "signature": ""}},
             NOT_VERIFIED,
         ),
-        pytest.param(
-            lambda answer: {**answer, "response": "x"},
-            NOT_VERIFIED,
-        ),
-        pytest.param(
-            lambda answer: {"id": answer["id"], "response": {}},
+        (lambda answer: {**answer, "response": "x"}, NOT_VERIFIED),
+        (lambda answer: {"id": answer["id"], "response": {}}, NOT_VERIFIED),
+        (lambda answer: "[" * 5000, NOT_ANSWERED),
+        (
+            lambda answer: {
+                **answer,
+                "response": {**answer["response"], "clientDataJSON": _DEEP_CLIENT_DATA},
+            },
             NOT_VERIFIED,
         ),
     ],
-    ids=["an unknown raw id", "no signature", "response not an object", "no raw id"],
+    ids=[
+        "an unknown raw id",
+        "no signature",
+        "response not an object",
+        "no raw id",
+        "nested too deep",
+        "client data nested too deep",
+    ],
 )
 @pytest.mark.parametrize("page", ["second factor", "passkey sign-in"])
 def test_a_malformed_assertion_is_refused(
@@ -698,12 +712,46 @@ def test_a_malformed_assertion_is_refused(
     add_passkey(app, alice, key)
     browser = at_second_factor(app) if page == "second factor" else on_login_page(app, LOGIN)
     answer = key.get(options_on(shown(browser)), ORIGIN)
+    forged = forge(answer)
 
-    response = browser.step(LOGIN, passkey=json.dumps(forge(answer)))
+    response = browser.step(
+        LOGIN, passkey=forged if isinstance(forged, str) else json.dumps(forged)
+    )
 
     assert response.status_code == 200
     assert messages(response) == [refusal]
     assert browser.whoami() == "home: anonymous"
+
+
+def test_a_passkey_sign_in_must_say_whose_it_is(
+    app: Flask, alice: User, default_flows: None
+) -> None:
+    """A discoverable credential always names its account (its user handle); an answer
+    without one is refused, whatever its signature."""
+    key = SoftAuthenticator()
+    add_passkey(app, alice, key)
+    browser = on_login_page(app)
+    answer = key.get(options_on(shown(browser)), ORIGIN)
+    del answer["response"]["userHandle"]
+    page = browser.step(DEFAULT_LOGIN, passkey=json.dumps(answer))
+    assert messages(page) == [NOT_VERIFIED]
+    assert browser.whoami() == "home: anonymous"
+
+
+def test_forged_hosts_are_logged_once_not_once_each(
+    app: Flask, default_flows: None, state: FlowsState, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Pages on a host outside the RP ID offer no passkey; a client choosing many Host
+    headers grows neither the log nor the app's memory."""
+    app.config["FLOWS_WEBAUTHN_RP_ID"] = "localhost"
+    app.config["FLOWS_WEBAUTHN_ORIGINS"] = ["http://localhost"]
+    with caplog.at_level(logging.WARNING, logger="flask_flows"):
+        for n in range(5):
+            browser = FlowBrowser(app.test_client(), htmx=True)
+            page = browser.get(f"http://attacker{n}.example/flows/{DEFAULT_LOGIN}/")
+            assert "data-flows-passkey-options" not in page.text
+    assert caplog.text.count("passkeys: not offered on") == 1
+    assert len(state.passkeys_warned) == 1
 
 
 # -- signing in with a passkey alone ----------------------------------------------------------
@@ -791,6 +839,65 @@ def test_a_user_handle_of_another_account_is_refused(
 
     assert messages(page) == [NOT_VERIFIED]
     assert "answered for another account" in caplog.text
+    assert browser.whoami() == "home: anonymous"
+
+
+@pytest.mark.parametrize("password_on_page", [False, True], ids=["two steps", "one page"])
+def test_a_passkey_login_never_counts_for_an_account_named_later(
+    app: Flask,
+    alice: User,
+    bob: User,
+    make_flow: Callable[..., Flow],
+    password_on_page: bool,
+) -> None:
+    """A restart that keeps the plan's context (``restart_with_context``) brings the
+    identification page back after bob's passkey login: alice's name typed there must
+    still need her password and her second factor."""
+    add_totp(app, alice)
+    key = SoftAuthenticator()
+    add_passkey(app, bob, key)
+    prompt = ("prompt", {"fields": [{"field_key": "terms", "type": "text", "required": True}]})
+    if password_on_page:
+        identification = {"webauthn_stage": "login-1-authenticator_validate"}
+        identification["password_stage"] = "login-3-password"
+        stages: tuple[Any, ...] = (
+            ("identification", identification),
+            (VALIDATE, {"device_classes": ALL_KINDS}),
+            prompt,
+            "password",
+        )
+    else:
+        identification = {"webauthn_stage": "login-2-authenticator_validate"}
+        stages = (
+            ("identification", identification),
+            "password",
+            (VALIDATE, {"device_classes": ALL_KINDS}),
+            prompt,
+        )
+    flow = make_flow(LOGIN, *stages, "user_login")
+    with app.app_context():
+        bindings = db.session.scalars(
+            sa.select(FlowStageBinding).where(FlowStageBinding.flow_id == flow.id)
+        ).all()
+        for binding in bindings:
+            binding.invalid_response_action = InvalidResponseAction.restart_with_context
+            if binding.stage.type == "password" and password_on_page:
+                db.session.delete(binding)  # named by the identification stage only
+        db.session.commit()
+    browser = on_login_page(app, LOGIN)
+    browser.step(LOGIN, passkey=json.dumps(key.get(options_on(shown(browser)), ORIGIN)))
+    assert browser.stage_type == "prompt"  # bob, past both factors
+    browser.step(LOGIN, terms="")  # refused: the flow restarts, keeping its context
+    browser.settle()
+    assert browser.stage_type == "identification"
+
+    if password_on_page:
+        browser.step(LOGIN, uid_field="alice", password=PASSWORD)
+    else:
+        browser.step(LOGIN, uid_field="alice")
+        assert browser.stage_type == "password"
+        browser.step(LOGIN, password=PASSWORD)
+    assert browser.stage_type == VALIDATE  # her authenticator app, not skipped
     assert browser.whoami() == "home: anonymous"
 
 
@@ -920,8 +1027,9 @@ def test_webauthn_stage_must_name_a_validation_stage_that_takes_passkeys(
         ({"FLOWS_WEBAUTHN_RP_ID": "example.com"}, ("example.com", ("https://example.com",))),
         (
             {"FLOWS_WEBAUTHN_RP_ID": "example.com", "SERVER_NAME": "login.example.com"},
-            ("example.com", ("http://login.example.com",)),
+            ("example.com", ("https://login.example.com",)),
         ),
+        ({"SERVER_NAME": "localhost:5000"}, ("localhost", ("http://localhost:5000",))),
         (
             {"SERVER_NAME": "accounts.example.org:8443", "PREFERRED_URL_SCHEME": "https"},
             ("accounts.example.org", ("https://accounts.example.org:8443",)),
@@ -930,7 +1038,7 @@ def test_webauthn_stage_must_name_a_validation_stage_that_takes_passkeys(
             {"FLOWS_MAIL_BASE_URL": "https://accounts.example.org/app/"},
             ("accounts.example.org", ("https://accounts.example.org",)),
         ),
-        ({"SERVER_NAME": "127.0.0.1:5000"}, ("127.0.0.1", ("http://127.0.0.1:5000",))),
+        ({"SERVER_NAME": "127.0.0.1:5000"}, ("127.0.0.1", ("https://127.0.0.1:5000",))),
         ({}, (None, ())),
     ],
     ids=[
@@ -938,6 +1046,7 @@ def test_webauthn_stage_must_name_a_validation_stage_that_takes_passkeys(
         "one origin as a string",
         "rp id alone",
         "rp id and server name",
+        "server name on localhost",
         "server name",
         "mail base url",
         "server name an ip address",

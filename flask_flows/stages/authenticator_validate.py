@@ -44,7 +44,7 @@ from ..authenticators import code_kind as kind_of_code
 from ..guesses import Verdict
 from ..models import Stage
 from ..options import ConfigError, Option
-from ..plan import AUTH_METHOD, AUTH_METHODS, PASSKEY_SATISFIED
+from ..plan import AUTH_METHOD, AUTH_METHODS, passkey_login
 from ..remembered_mfa import MFA_COOKIE
 from ..transactions import commit_keeping_loaded_state
 from .base import (
@@ -343,7 +343,8 @@ def _typed(run: StageRun, classes: list[str]) -> list[str]:
 
 def _satisfied_by_passkey(run: StageRun) -> bool:
     """Whether a passkey login on the identification page stood in for this stage."""
-    return run.context.get(PASSKEY_SATISFIED) == run.stage.name
+    proof = passkey_login(run.context)
+    return proof is not None and proof.get("stage") == run.stage.name
 
 
 def _configuration_stage_ids(run: StageRun) -> list[int]:

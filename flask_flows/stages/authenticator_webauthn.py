@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import current_app
+from sqlalchemy.exc import IntegrityError
 from wtforms import HiddenField
 
 from .. import passkeys, signals
@@ -95,14 +96,15 @@ class AuthenticatorWebAuthnStage(AuthenticatorSetupStage):
         if not form.passkey.data:
             form.passkey.errors = [NOT_CREATED]
             return invalid()
-        result = passkeys.register(run.state, run.context, form.passkey.data, run.config)
+        state = run.state
+        user_id = state.user_store.user_id(user)
+        result = passkeys.register(state, run.context, form.passkey.data, run.config, user_id)
         if isinstance(result, str):
             form.passkey.errors = [result]
             return invalid()
         registration, handle = result
-        state = run.state
         device = WebAuthnDevice(
-            user_id=state.user_store.user_id(user),
+            user_id=user_id,
             name=form.name.data or run.config["device_name"],
             credential_id=registration.credential_id,
             public_key=registration.public_key,
@@ -114,7 +116,12 @@ class AuthenticatorWebAuthnStage(AuthenticatorSetupStage):
             user_handle=handle,
         )
         state.db.session.add(device)
-        state.db.session.commit()
+        try:
+            state.db.session.commit()
+        except IntegrityError:  # the same passkey, registered by a parallel request
+            state.db.session.rollback()
+            form.passkey.errors = [passkeys.ALREADY_REGISTERED]
+            return invalid()
         run.context.pop(passkeys.USER_HANDLE, None)
         state.log.info(
             "authenticator_webauthn: user %s added passkey %s", device.user_id, device.id

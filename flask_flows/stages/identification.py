@@ -33,7 +33,7 @@ from ..options import ConfigError, Option
 from ..plan import (
     AUTH_METHOD,
     AUTH_METHODS,
-    PASSKEY_SATISFIED,
+    PASSKEY_LOGIN,
     PASSWORDLESS,
     PENDING_USER,
     PENDING_USER_IDENTIFIER,
@@ -151,13 +151,17 @@ class IdentificationStage(StageType):
         """Back undid this page: a password or passkey checked on it no longer counts."""
         if run.config["password_stage"] or run.config["webauthn_stage"]:
             take_back_method(run, ("password", PASSWORDLESS))
-        run.context.pop(PASSKEY_SATISFIED, None)
+        run.context.pop(PASSKEY_LOGIN, None)
 
     def respond(self, run: StageRun, form: StageForm | None) -> StageResult:
         assert isinstance(form, IdentificationForm)
         passkey = getattr(form, "passkey", None)
         if passkey is not None and passkey.data and _webauthn_config(run) is not None:
             return _passkey_login(run, passkey)
+        if run.context.pop(PASSKEY_LOGIN, None) is not None:
+            # A name typed after a passkey login (a restart that kept the context): the
+            # passkey proved another account, or this one afresh from here.
+            take_back_method(run, (PASSWORDLESS,))
         identifier = (form.uid_field.data or "").strip()
         user = run.state.user_store.find_by_identifier(
             identifier, run.config["user_fields"], run.config["case_insensitive_matching"]
@@ -248,7 +252,7 @@ def _passkey_login(run: StageRun, field: Any) -> StageResult:
     run.context[PENDING_USER] = user_id
     run.context[AUTH_METHOD] = PASSWORDLESS
     run.context[AUTH_METHODS] = [PASSWORDLESS]
-    run.context[PASSKEY_SATISFIED] = run.config["webauthn_stage"]
+    run.context[PASSKEY_LOGIN] = {"user": user_id, "stage": run.config["webauthn_stage"]}
     run.state.log.info("identification: user %s signed in with a passkey", user_id)
     return ok()
 

@@ -15,7 +15,7 @@ from wtforms.validators import DataRequired, Length
 
 from .. import lockouts
 from ..options import Option
-from ..plan import AUTH_METHOD, PASSWORDLESS, PENDING_USER, PENDING_USER_IDENTIFIER
+from ..plan import AUTH_METHOD, PENDING_USER, PENDING_USER_IDENTIFIER, passkey_login
 from .base import (
     WORDING,
     StageForm,
@@ -65,7 +65,7 @@ class PasswordStage(StageType):
     def is_interactive(self, run: StageRun) -> bool:
         # After a passkey login (identification's webauthn_stage) there is nothing to
         # ask: the passkey proved more than a password would.
-        return run.context.get(AUTH_METHOD) != PASSWORDLESS
+        return passkey_login(run.context) is None
 
     def form_class(self, run: StageRun) -> type[StageForm]:
         return PasswordForm

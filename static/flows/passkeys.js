@@ -140,9 +140,13 @@
   // Let the browser offer this site's passkeys in the username field's autofill.
   Passkey.prototype.wait = function () {
     var self = this;
-    if (!PublicKeyCredential.isConditionalMediationAvailable) return;
+    if (!PublicKeyCredential.isConditionalMediationAvailable || self.waiting || self.starting) {
+      return;
+    }
+    self.starting = true;
     PublicKeyCredential.isConditionalMediationAvailable().then(function (available) {
-      if (!available || !document.body.contains(self.box)) return;
+      self.starting = false;
+      if (!available || self.waiting || !document.body.contains(self.box)) return;
       self.waiting = new AbortController();
       navigator.credentials
         .get({
@@ -213,7 +217,7 @@
   // one), flows.js found no field to focus: the button is where the keyboard starts.
   function nothingFocused() {
     var active = document.activeElement;
-    return !active || active === document.body || /^H[1-6]$/.test(active.tagName);
+    return !active || active === document.body;
   }
 
   // A stage being replaced (or a form being sent) ends the quiet request: only one
@@ -230,9 +234,26 @@
   document.addEventListener("DOMContentLoaded", function () {
     enhance(document);
   });
+  // A request that failed (the server could not be reached, an error answer) leaves the
+  // page as it was: its quiet request starts again.
+  function resumeAll() {
+    current.forEach(function (passkey) {
+      if (!passkey.waiting && passkey.box.hasAttribute("data-flows-passkey-conditional")) {
+        if (document.body.contains(passkey.box)) passkey.wait();
+      }
+    });
+  }
+
   document.addEventListener("htmx:beforeRequest", stopAll);
   document.addEventListener("htmx:afterSwap", function (event) {
     stopAll();
     enhance(event.detail.target || document);
   });
+  ["htmx:sendError", "htmx:responseError", "htmx:sendAbort", "htmx:timeout"].forEach(
+    function (name) {
+      document.addEventListener(name, function () {
+        window.setTimeout(resumeAll, 0);
+      });
+    }
+  );
 })();
