@@ -29,7 +29,7 @@ from . import (
     mail_backends,
     migrations,
     outcomes,
-    passkeys,
+    relying_party,
     remembered_mfa,
     reputation,
     revisions,  # noqa: F401  (registers the revision-bumping flush hook)
@@ -120,7 +120,7 @@ class Flows:
             raise ConfigError("Flows needs the app's user model: pass user_model=")
         apply_defaults(app.config, app.name)
         mail.check_config(app.config)
-        passkeys.check_config(app.config)
+        relying_party.check_config(app.config)
         state = FlowsState(self, app, db, user_model, user_store or self.user_store_class)
         app.extensions["flows"] = state
         self._setup_login(app, state)
@@ -146,7 +146,7 @@ class Flows:
         mailing_stage = functools.cache(lambda: link_hosts.mailing_stage(app, state))
         link_hosts.check_at_start(app, state, mailing_stage)
         mail_backends.check_at_start(app, state, mailing_stage)
-        passkeys.check_at_start(app, state)
+        relying_party.check_at_start(app, state)
 
         from .cli import flows_cli
 

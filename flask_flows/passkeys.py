@@ -1,19 +1,12 @@
-"""Passkeys (WebAuthn): the relying party, the two ceremonies, one-time challenges.
+"""Passkeys (WebAuthn): the two ceremonies, registration and authentication.
 
 A passkey proves its holder by signing a fresh challenge with a private key that never
 leaves the authenticator; the server keeps only the public key
-(:class:`flask_flows.devices.WebAuthnDevice`). The signature covers the relying party
-(RP) ID and the browser writes the page's origin into what it signs, so a passkey made
-for this site is useless to a look-alike one: both are checked here against
-configuration (``FLOWS_WEBAUTHN_RP_ID``, ``FLOWS_WEBAUTHN_ORIGINS``, else the site's
-address in ``SERVER_NAME`` or ``FLOWS_MAIL_BASE_URL``), never against the request's
-``Host`` header alone, which a client can forge.
-
-Challenges travel in the plan (or, on the settings page, the session), which the
-browser holds; each is answered at most once: it leaves the plan when a response comes
-and its hash is recorded in ``flows_spent_challenge`` until it expires, so a copy of an
-older cookie cannot bring it back. A signed assertion whose sign count went backwards
-(a cloned authenticator) is refused and logged. Nothing secret is written to the cookie
+(:class:`flask_flows.devices.WebAuthnDevice`). Each answer is checked against the
+relying party (:mod:`flask_flows.relying_party`: the domain and the origins, never the
+request's ``Host`` alone) and the one-time challenge it answers
+(:mod:`flask_flows.challenges`). A signed assertion whose sign count went backwards (a
+cloned authenticator) is refused and logged. Nothing secret is written to the cookie
 or the log: a challenge is a nonce, a credential id names a public key.
 
 The cryptography is py_webauthn's (``webauthn``); this module decides what to ask for
@@ -22,21 +15,14 @@ and what to store.
 
 from __future__ import annotations
 
-import hashlib
-import ipaddress
 import json
 import secrets
-import time
 from collections.abc import MutableMapping
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 import webauthn
-from flask import Flask, current_app, request
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from webauthn.helpers import base64url_to_bytes, bytes_to_base64url, parse_authenticator_data
 from webauthn.helpers.exceptions import WebAuthnException
 from webauthn.helpers.structs import (
@@ -50,29 +36,22 @@ from webauthn.helpers.structs import (
     UserVerificationRequirement,
 )
 
-from .authenticators import PasskeyKind
-from .devices import SpentChallenge, WebAuthnDevice
-from .models import Stage, utcnow
-from .options import ConfigError, refuse_at_start
+from .challenges import CHALLENGE_SECONDS, issue_challenge, spend_challenge, take_challenge
+from .devices import WebAuthnDevice
+from .models import utcnow
+from .relying_party import RelyingParty, usable_relying_party
 
 if TYPE_CHECKING:
     from .extension import FlowsState
 
-#: Where a ceremony's challenge waits for its answer (plan context or session key).
-CHALLENGE = "passkey_challenge"
 #: The user handle a first passkey is being made with, and whose (plan context key):
 #: kept until one is stored, so a refused attempt and the next give the authenticator
 #: the same account, and never used for another user.
 USER_HANDLE = "passkey_user_handle"
-#: How long the browser is given to answer (the ceremony's timeout says the same).
-CHALLENGE_SECONDS = 300
 #: The longest credential id WebAuthn allows, in bytes.
 MAX_CREDENTIAL_ID = 1023
 #: The longest response accepted (a registration with attestation is a few kilobytes).
 MAX_RESPONSE = 16 * 1024
-#: Stage types whose pages may run a ceremony, and what in their options says they do.
-CEREMONY_STAGES = ("authenticator_webauthn", "identification", "authenticator_validate")
-SETTINGS = "FLOWS_WEBAUTHN_RP_ID (and FLOWS_WEBAUTHN_ORIGINS), SERVER_NAME or FLOWS_MAIL_BASE_URL"
 
 NOT_ANSWERED = "The passkey did not answer. Try again."
 EXPIRED = "That took too long. Try again."
@@ -88,15 +67,6 @@ NO_USER_VERIFICATION = (
 ALREADY_REGISTERED = "This passkey is already registered."
 NOT_ADDED = "That passkey could not be added. Try again."
 UNAVAILABLE_HERE = "Passkeys cannot be used on this address of the site."
-
-
-@dataclass(frozen=True)
-class RelyingParty:
-    """Who passkeys are made for: the RP ID (a domain), its name, the allowed origins."""
-
-    id: str
-    name: str
-    origins: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -118,240 +88,6 @@ class Assertion:
 
     device: WebAuthnDevice | None = None
     error: str = NOT_VERIFIED
-
-
-# -- the relying party ----------------------------------------------------------------------
-
-
-def relying_party(state: FlowsState) -> RelyingParty:
-    """The RP of this request: from configuration (see :func:`configured`), or, where
-    the host cannot be forged (``TRUSTED_HOSTS``) or does not matter (debug and
-    testing), the request's own.
-
-    Raises :exc:`ConfigError` when neither says.
-    """
-    name = str(state.config["FLOWS_BRAND_NAME"])
-    rp_id, origins = configured(state.config)
-    if rp_id and origins:
-        return RelyingParty(rp_id, name, origins)
-    if not _request_host_trusted(current_app):
-        raise ConfigError(
-            f"passkeys need this site's domain, which a request's Host header cannot be"
-            f" trusted to give: set {SETTINGS}"
-        )
-    return RelyingParty(
-        rp_id or request.host.rsplit(":", 1)[0].strip("[]"),
-        name,
-        origins or (f"{request.scheme}://{request.host}",),
-    )
-
-
-def usable_relying_party(state: FlowsState) -> RelyingParty | None:
-    """The RP, where passkeys can work for this request; else ``None``, logged once per
-    reason, and pages offer no passkeys rather than a button that always fails: when no
-    setting names the site's domain (an app that started under the ``flask`` command,
-    which only logs that), when the RP ID is an IP address (browsers refuse one:
-    ``flask run``'s 127.0.0.1), or when the page is on another host than the RP ID
-    (127.0.0.1 for a site whose passkeys are made for localhost)."""
-    try:
-        rp = relying_party(state)
-    except ConfigError as error:
-        _warn_once(state, "no domain", "passkeys: not offered: %s", error)
-        return None
-    host = request.host.rsplit(":", 1)[0].strip("[]")
-    if _is_ip(rp.id):
-        _warn_once(
-            state, "ip", "passkeys: not offered on %s, an IP address; open the site by name", rp.id
-        )
-        return None
-    if not _within(host, rp.id):
-        _warn_once(
-            state,
-            "another host",
-            "passkeys: not offered on %s: they are made for %s; open the site at %s",
-            host,
-            rp.id,
-            rp.origins[0],
-        )
-        return None
-    return rp
-
-
-def _warn_once(state: FlowsState, reason: str, message: str, *args: Any) -> None:
-    """Log ``message`` the first time passkeys are not offered for ``reason`` (not per
-    host: a client chooses the Host header it sends)."""
-    key = reason
-    if key not in state.passkeys_warned:
-        state.passkeys_warned.add(key)
-        state.log.warning(message, *args)
-
-
-def configured(config: Any) -> tuple[str | None, tuple[str, ...]]:
-    """The RP ID and origins the configuration names: ``FLOWS_WEBAUTHN_RP_ID`` and
-    ``FLOWS_WEBAUTHN_ORIGINS``, else the host of ``SERVER_NAME``, else that of
-    ``FLOWS_MAIL_BASE_URL`` (the site's address either way); origins default to that
-    address, or https on the RP ID."""
-    origins = _configured_origins(config)
-    server_name = config.get("SERVER_NAME")
-    base = config.get("FLOWS_MAIL_BASE_URL")
-    if server_name:
-        site: str | None = f"{_scheme(config, server_name)}://{server_name}"
-    elif base:
-        parts = urlsplit(str(base))
-        site = f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else None
-    else:
-        site = None
-    # An address that is an IP gives an RP ID browsers refuse: pages then offer no
-    # passkeys (usable_relying_party), and the app still starts.
-    rp_id = config["FLOWS_WEBAUTHN_RP_ID"] or (urlsplit(site).hostname if site else None)
-    if not origins and rp_id:
-        if site and _within(urlsplit(site).hostname or "", rp_id):
-            origins = (site,)
-        else:
-            origins = (f"https://{rp_id}",)
-    return rp_id, origins
-
-
-def check_config(config: Any) -> None:
-    """Refuse settings that cannot work: an origin whose host is not the RP ID or below it
-    (browsers refuse such a ceremony, so every passkey would fail)."""
-    named = config["FLOWS_WEBAUTHN_RP_ID"]
-    if named and ("/" in named or ":" in named or _is_ip(named)):
-        raise ConfigError(
-            f"FLOWS_WEBAUTHN_RP_ID: {named!r} is a domain such as 'example.com', not a URL"
-            " or an IP address"
-        )
-    rp_id, origins = configured(config)
-    for origin in origins:
-        parts = urlsplit(origin)
-        if parts.scheme not in ("https", "http") or not parts.hostname or parts.path:
-            raise ConfigError(
-                f"FLOWS_WEBAUTHN_ORIGINS: {origin!r} is not an origin such as 'https://example.com'"
-            )
-        if rp_id and not _within(parts.hostname, rp_id):
-            raise ConfigError(
-                f"FLOWS_WEBAUTHN_ORIGINS: {origin!r} is not on the RP ID {rp_id!r} (from"
-                " FLOWS_WEBAUTHN_RP_ID, SERVER_NAME or FLOWS_MAIL_BASE_URL) or a subdomain of it"
-            )
-
-
-def check_at_start(app: Flask, state: FlowsState) -> None:
-    """Refuse to start an app whose database offers passkeys but whose RP cannot be
-    known (see :func:`relying_party`); logged instead under the ``flask`` command."""
-    if configured(app.config)[0] or _request_host_trusted(app):
-        return
-    try:
-        with app.app_context():
-            rows = state.db.session.execute(
-                sa.select(Stage.name, Stage.type, Stage.config).where(
-                    Stage.type.in_(CEREMONY_STAGES)
-                )
-            ).all()
-    except (SQLAlchemyError, RuntimeError):
-        return  # no tables yet, or no database: each ceremony checks for itself
-    found = next((name for name, kind, config in rows if _runs_ceremony(kind, config)), None)
-    if found is not None:
-        refuse_at_start(
-            state.log,
-            f"stage {found!r} uses passkeys, and this app does not name its domain: set"
-            f" {SETTINGS} (e.g. FLOWS_WEBAUTHN_RP_ID = 'example.com')",
-        )
-
-
-def _scheme(config: Any, server_name: str) -> str:
-    """The scheme pages on ``SERVER_NAME`` run on, for passkeys: https, as browsers allow
-    passkeys on http only at localhost (Flask's PREFERRED_URL_SCHEME defaults to http,
-    which a site behind TLS often leaves as it is)."""
-    host = urlsplit(f"//{server_name}").hostname or ""
-    if host == "localhost" or host.endswith(".localhost"):
-        return str(config.get("PREFERRED_URL_SCHEME") or "http")
-    return "https"
-
-
-def _runs_ceremony(kind: str, config: Any) -> bool:
-    """Whether a stage of type ``kind`` with ``config`` (as stored) shows passkeys."""
-    config = config if isinstance(config, dict) else {}
-    if kind == "identification":
-        return bool(config.get("webauthn_stage"))
-    if kind == "authenticator_validate":
-        return PasskeyKind.key in (config.get("device_classes") or ())
-    return True
-
-
-def _configured_origins(config: Any) -> tuple[str, ...]:
-    origins = config["FLOWS_WEBAUTHN_ORIGINS"]
-    if isinstance(origins, str):
-        origins = [origins]
-    return tuple(str(origin).rstrip("/") for origin in origins or ())
-
-
-def _request_host_trusted(app: Flask) -> bool:
-    return bool(app.config.get("TRUSTED_HOSTS") or app.debug or app.testing)
-
-
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
-
-
-def _within(host: str, rp_id: str) -> bool:
-    return host == rp_id or host.endswith("." + rp_id)
-
-
-# -- challenges -----------------------------------------------------------------------------
-
-
-def issue_challenge(store: MutableMapping[str, Any], purpose: str) -> bytes:
-    """The challenge waiting in ``store`` for ``purpose``, or a new one: a page shown
-    again keeps its challenge (and the cookie its size) until it is answered or old."""
-    waiting = store.get(CHALLENGE)
-    if (
-        isinstance(waiting, dict)
-        and waiting.get("p") == purpose
-        and float(waiting.get("e", 0)) > time.time() + 30
-    ):
-        return base64url_to_bytes(waiting["c"])
-    challenge = secrets.token_bytes(32)
-    store[CHALLENGE] = {
-        "c": bytes_to_base64url(challenge),
-        "p": purpose,
-        "e": int(time.time()) + CHALLENGE_SECONDS,
-    }
-    return challenge
-
-
-def take_challenge(store: MutableMapping[str, Any], purpose: str) -> dict[str, Any] | None:
-    """Remove the challenge for ``purpose`` from ``store`` and return it (``c`` the
-    bytes), ``None`` when there is none or it expired: each is answered at most once."""
-    waiting = store.pop(CHALLENGE, None)
-    if not isinstance(waiting, dict) or waiting.get("p") != purpose:
-        return None
-    if float(waiting.get("e", 0)) < time.time():
-        return None
-    return {**waiting, "c": base64url_to_bytes(waiting["c"])}
-
-
-def spend_challenge(state: FlowsState, challenge: bytes) -> bool:
-    """Record ``challenge`` as answered, in one commit with what the session holds
-    already; ``False``, with all of it rolled back, if it was answered before (a replay)."""
-    session = state.db.session
-    now = utcnow()
-    session.execute(sa.delete(SpentChallenge).where(SpentChallenge.expires < now))
-    session.add(
-        SpentChallenge(
-            digest=hashlib.sha256(challenge).hexdigest(),
-            expires=now + timedelta(seconds=CHALLENGE_SECONDS),
-        )
-    )
-    try:
-        session.commit()
-    except IntegrityError:
-        session.rollback()
-        return False
-    return True
 
 
 # -- registration ---------------------------------------------------------------------------

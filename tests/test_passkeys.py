@@ -47,12 +47,9 @@ from flask_flows.passkeys import (
     NOT_ANSWERED,
     NOT_VERIFIED,
     UNKNOWN,
-    RelyingParty,
-    check_config,
-    configured,
-    relying_party,
 )
 from flask_flows.plan import PASSWORDLESS, PENDING_USER, PLANS_KEY
+from flask_flows.relying_party import RelyingParty, check_config, configured, relying_party
 from flask_flows.sealing import unseal
 from flask_flows.stages.authenticator_validate import PASSKEY_UNAVAILABLE
 from flask_flows.stages.authenticator_webauthn import NOT_CREATED
