@@ -6,7 +6,7 @@ CODE := flask_flows tests example_app bench
 stamp := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-lowest lint bench
+.PHONY: help install run test test-lowest lint bench messages
 
 help: ## Show this help.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -43,6 +43,21 @@ lint: $(stamp) ## Check lint, formatting and types.
 	$(BIN)/ruff check $(CODE)
 	$(BIN)/ruff format --check $(CODE)
 	$(BIN)/mypy
+
+CATALOGUES := flask_flows/translations
+LOCALES := de es fr
+
+messages: $(stamp) ## Extract the messages to translate, update each language's catalogue, compile them.
+	$(BIN)/pybabel extract -F babel.cfg -k _flows -k _nflows:1,2 --no-location --sort-output \
+		--project flask-flows --copyright-holder "The flask-flows developers" \
+		-o $(CATALOGUES)/flask_flows.pot .
+	for locale in $(LOCALES); do \
+		test -f $(CATALOGUES)/$$locale/LC_MESSAGES/flask_flows.po \
+		|| $(BIN)/pybabel init -D flask_flows -i $(CATALOGUES)/flask_flows.pot -d $(CATALOGUES) -l $$locale; \
+	done
+	$(BIN)/pybabel update -D flask_flows -i $(CATALOGUES)/flask_flows.pot -d $(CATALOGUES) \
+		--no-fuzzy-matching
+	$(BIN)/pybabel compile -D flask_flows -d $(CATALOGUES) --statistics
 
 bench: $(stamp) ## Install the peers and run the benchmarks; writes docs/performance.md and .png.
 	$(BIN)/pip install -r bench/requirements.txt

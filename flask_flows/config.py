@@ -125,6 +125,12 @@ DEFAULTS: dict[str, Any] = {
     # app offering them will not start.
     "FLOWS_WEBAUTHN_RP_ID": None,
     "FLOWS_WEBAUTHN_ORIGINS": None,
+    # Words: an app's own wording of any message, by its English text (its id), for
+    # every language or per locale: {"Invalid username or password.": "Wrong login."}
+    # or {"…": {"de": "…", "en": "…"}}. And directories of more catalogues
+    # (<locale>/LC_MESSAGES/flask_flows.mo), searched before the shipped ones.
+    "FLOWS_MESSAGES": {},
+    "FLOWS_TRANSLATION_DIRECTORIES": [],
     # Whom people should contact when the site cannot do something for them itself (an
     # account that other records still refer to), e.g. "support@example.com".
     "FLOWS_SUPPORT_CONTACT": None,

@@ -23,6 +23,7 @@ from . import (
     csrf,
     devices,  # noqa: F401  (authenticator tables share the metadata)
     guesses,
+    i18n,
     layouts,
     link_hosts,
     mail,
@@ -130,6 +131,7 @@ class Flows:
         app.register_blueprint(blueprint, url_prefix=app.config["FLOWS_URL_PREFIX"])
         if app.config["FLOWS_ENFORCE_SESSIONS"]:
             app.before_request(lambda: sessions.enforce(state))
+        i18n.init_app(app)
         app.add_template_global(generate_csrf, "flows_csrf_token")
         app.add_template_global(csrf.field_name, "flows_csrf_field")
         # What pages call a user: username, else email, never the primary key.

@@ -236,12 +236,17 @@ def test_show_password_waits_for_javascript(
     browser: FlowBrowser, make_user: Callable[..., Any], login_flow: Flow
 ) -> None:
     make_user("alice")
-    page = Page(to_password_stage(browser).text)
+    html = to_password_stage(browser).text
+    page = Page(html)
     [reveal] = page.find("button", class_="flows-reveal")
     assert "hidden" in reveal["attrs"]  # without JS there is nothing to press
     assert reveal["attrs"]["type"] == "button"  # never submits the form
     assert reveal["attrs"]["aria-controls"] == "password"
-    assert reveal["text"] == "Show password"
+    # What a screen reader says is the whole "Show password"; the visible word is not
+    # said twice.
+    assert reveal["text"] == "ShowShow password"
+    assert '<span class="flows-reveal-label" aria-hidden="true">Show</span>' in html
+    assert '<span class="flows-sr-only flows-reveal-name">Show password</span>' in html
 
 
 def test_show_password_can_be_turned_off(

@@ -29,6 +29,7 @@ from wtforms.validators import DataRequired, Length
 from .. import passkeys, signals
 from ..authenticators import PasskeyKind
 from ..definitions import referenced_stage
+from ..i18n import N_
 from ..options import ConfigError, Option
 from ..plan import (
     AUTH_METHOD,
@@ -50,18 +51,26 @@ from .base import (
     ok,
     take_back_method,
 )
-from .password import password_field, verify
+from .password import ENTER_PASSWORD, password_field, verify
 
-_FIELD_LABELS = {"username": "username", "email": "email address"}
-ENTER_IDENTIFIER = "Enter your username or email address."
+#: The identifier field's label, by the user fields it matches (in their order).
+_FIELD_LABELS = {
+    ("username", "email"): N_("Username or email address"),
+    ("email", "username"): N_("Email address or username"),
+    ("username",): N_("Username"),
+    ("email",): N_("Email address"),
+}
+ENTER_LABEL = N_("Username or email address")
+ENTER_IDENTIFIER = N_("Enter your username or email address.")
+NO_ACCOUNT = N_("No account matches that username or email address.")
 
 
 def _uid_field(required: Any, autocomplete: str = "username") -> StringField:
     return StringField(
-        "Username or email address",
+        N_("Username or email address"),
         validators=[
             required,
-            Length(max=254, message="That is too long to be a username or email address."),
+            Length(max=254, message=N_("That is too long to be a username or email address.")),
         ],
         render_kw={
             "autocomplete": autocomplete,
@@ -115,13 +124,13 @@ class IdentificationStage(StageType):
             "uid_field": _uid_field(RequiredUnlessPasskey(ENTER_IDENTIFIER), "username webauthn"),
         }
         if run.config["password_stage"]:
-            fields["password"] = password_field(RequiredUnlessPasskey("Enter your password."))
+            fields["password"] = password_field(RequiredUnlessPasskey(ENTER_PASSWORD))
         return type(base.__name__, (base,), fields)
 
     def challenge(self, run: StageRun, form: StageForm) -> dict[str, Any]:
         available = run.state.user_store.available_fields
         fields = [f for f in run.config["user_fields"] if f in available]
-        form.uid_field.label.text = " or ".join(_FIELD_LABELS[f] for f in fields).capitalize()  # type: ignore[attr-defined]
+        form.uid_field.label.text = _FIELD_LABELS.get(tuple(fields), ENTER_LABEL)  # type: ignore[attr-defined]
         if fields == ["email"]:
             form.uid_field.render_kw = {
                 **form.uid_field.render_kw,
@@ -185,7 +194,7 @@ class IdentificationStage(StageType):
         run.state.log.info("identification: unknown identifier in flow %s", run.flow.slug)
         if run.config["pretend_user_exists"]:
             return ok()
-        form.uid_field.errors = ["No account matches that username or email address."]  # type: ignore[attr-defined]
+        form.uid_field.errors = [NO_ACCOUNT]  # type: ignore[attr-defined]
         return invalid()
 
 

@@ -14,6 +14,7 @@ from wtforms import PasswordField
 from wtforms.validators import DataRequired, Length
 
 from .. import lockouts
+from ..i18n import N_
 from ..options import Option
 from ..plan import AUTH_METHOD, PENDING_USER, PENDING_USER_IDENTIFIER, passkey_login
 from .base import (
@@ -32,17 +33,18 @@ from .base import (
 )
 
 FAILED_ATTEMPTS = "failed_password_attempts"
-WRONG_CREDENTIALS = "Invalid username or password."
+WRONG_CREDENTIALS = N_("Invalid username or password.")
+ENTER_PASSWORD = N_("Enter your password.")
 
 
 def password_field(required: Any = None) -> Any:
     """The field a current password is typed into (here and on an identification page);
     ``required`` replaces the check that it is filled in."""
     return PasswordField(
-        "Password",
+        N_("Password"),
         validators=[
-            required or DataRequired("Enter your password."),
-            Length(max=4096, message="That password is too long."),
+            required or DataRequired(ENTER_PASSWORD),
+            Length(max=4096, message=N_("That password is too long.")),
         ],
         render_kw={"autocomplete": "current-password"},
     )

@@ -92,6 +92,7 @@
     root.querySelectorAll("[data-flows-show-password]").forEach(function (button) {
       var input = document.getElementById(button.getAttribute("data-flows-show-password"));
       var label = button.querySelector(".flows-reveal-label");
+      var name = button.querySelector(".flows-reveal-name");
       if (!input || !label || button.dataset.flowsReady) return;
       button.dataset.flowsReady = "1";
       button.hidden = false;
@@ -101,7 +102,8 @@
       button.addEventListener("click", function () {
         var show = input.type === "password";
         input.type = show ? "text" : "password";
-        label.textContent = show ? "Hide" : "Show";
+        label.textContent = show ? button.dataset.flowsHide : button.dataset.flowsShow;
+        if (name) name.textContent = show ? button.dataset.flowsHideName : button.dataset.flowsShowName;
         input.focus();
       });
     });
@@ -112,8 +114,10 @@
     root.querySelectorAll("[data-flows-show-password]").forEach(function (button) {
       var input = document.getElementById(button.getAttribute("data-flows-show-password"));
       var label = button.querySelector(".flows-reveal-label");
+      var name = button.querySelector(".flows-reveal-name");
       if (input) input.type = "password";
-      if (label) label.textContent = "Show";
+      if (label) label.textContent = button.dataset.flowsShow;
+      if (name) name.textContent = button.dataset.flowsShowName;
     });
   }
 

@@ -1,0 +1,206 @@
+"""Translations: the words a person reads, in their language, and an app's own wording.
+
+flask-flows keeps its own catalogue, apart from the app's: the gettext domain
+``flask_flows``, compiled to ``flask_flows/translations/<locale>/LC_MESSAGES/`` when the
+package is built (``make messages`` extracts and updates the ``.po`` files). Its
+locale is the app's where the app has one (Flask-Babel's locale selector), else the best
+of the available locales for the request's ``Accept-Language``, else English; so an app
+without Flask-Babel still serves German to a browser asking for ``de``.
+
+Messages are English in the code, where they serve as their own ids (gettext's msgids):
+they are marked with :func:`N_` where they are defined, and translated where a person
+reads them (:func:`gettext`; ``_flows`` in templates). Tests, logs and signals keep
+the English. ``FLOWS_MESSAGES`` rewords any message by that id, in every language or
+per locale, without copying a template; ``FLOWS_TRANSLATION_DIRECTORIES`` adds
+catalogues (another language, or an app's corrections) searched before the shipped
+ones.
+"""
+
+from __future__ import annotations
+
+import functools
+import gettext as stdlib_gettext
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, current_app, g, has_request_context, request
+from markupsafe import Markup, escape
+
+#: The gettext domain of flask-flows' messages (the app's own stay in its domain).
+DOMAIN = "flask_flows"
+#: Where the shipped catalogues are (``<locale>/LC_MESSAGES/flask_flows.mo``).
+TRANSLATIONS = Path(__file__).parent / "translations"
+#: The language the messages are written in: no catalogue needed.
+SOURCE_LOCALE = "en"
+#: Languages written right to left (by their language subtag).
+RIGHT_TO_LEFT = frozenset(
+    {"ar", "arc", "ckb", "dv", "fa", "he", "ks", "ps", "sd", "ug", "ur", "yi"}
+)
+
+_LOCALE_KEY = "_flows_locale"
+
+
+def N_(message: str) -> str:  # noqa: N802 (gettext's name for a no-op marker)
+    """Mark ``message`` for extraction where it is defined; it is translated where it
+    is shown. Returns it unchanged, so it stays the message's id."""
+    return message
+
+
+def gettext(message: str, **variables: Any) -> str:
+    """``message`` in the current locale (the app's rewording first), with
+    ``{name}`` placeholders filled from ``variables``."""
+    text = _lookup(message, None)
+    return text.format(**variables) if variables else text
+
+
+def ngettext(singular: str, plural: str, count: int, **variables: Any) -> str:
+    """The singular or plural of a message for ``count`` (``{count}`` is filled in)."""
+    text = _lookup(singular, (plural, count))
+    return text.format(count=count, **variables)
+
+
+def template_gettext(message: str, **variables: Any) -> Markup:
+    """``_flows`` in templates: like :func:`gettext`, as markup whose text is escaped,
+    translators' and apps' wording too, and whose ``variables`` are escaped unless they
+    are markup already (``flows_strong(name)``)."""
+    return escape(_lookup(message, None)).format(**variables)
+
+
+def template_ngettext(singular: str, plural: str, count: int, **variables: Any) -> Markup:
+    """``_nflows`` in templates: :func:`ngettext` as :func:`template_gettext` does it."""
+    text = _lookup(singular, (plural, count))
+    return escape(text).format(count=count, **variables)
+
+
+def strong(value: Any) -> Markup:
+    """``value`` in bold, for a placeholder of a translated sentence."""
+    return Markup("<strong>{}</strong>").format(value)
+
+
+def current_locale() -> str:
+    """The locale of this request's pages and mails (``de``, ``pt_BR``), once worked
+    out per request; English outside a request."""
+    if not has_request_context():
+        return SOURCE_LOCALE
+    locale = g.get(_LOCALE_KEY)
+    if locale is None:
+        locale = _choose_locale(current_app)
+        setattr(g, _LOCALE_KEY, locale)
+    return str(locale)
+
+
+def text_direction(locale: str | None = None) -> str:
+    """``rtl`` for a right-to-left language, else ``ltr`` (the shell's ``dir``)."""
+    language = (locale or current_locale()).replace("-", "_").split("_")[0].lower()
+    return "rtl" if language in RIGHT_TO_LEFT else "ltr"
+
+
+def html_lang(locale: str | None = None) -> str:
+    """The locale as an HTML ``lang`` value (``pt-BR``)."""
+    return (locale or current_locale()).replace("_", "-")
+
+
+def available_locales(app: Flask) -> list[str]:
+    """The locales with a catalogue (shipped, or in ``FLOWS_TRANSLATION_DIRECTORIES``),
+    English first."""
+    return list(_available(tuple(_directories(app))))
+
+
+def init_app(app: Flask) -> None:
+    """Make ``_flows``, ``_nflows``, ``flows_strong``, ``flows_lang`` and ``flows_dir``
+    available to templates."""
+    app.add_template_global(template_gettext, "_flows")
+    app.add_template_global(template_ngettext, "_nflows")
+    app.add_template_global(strong, "flows_strong")
+    app.context_processor(_template_context)
+
+
+def _template_context() -> dict[str, str]:
+    locale = current_locale()
+    return {"flows_lang": html_lang(locale), "flows_dir": text_direction(locale)}
+
+
+# -- lookup -------------------------------------------------------------------------------------
+
+
+def _lookup(message: str, plural: tuple[str, int] | None) -> str:
+    locale = current_locale()
+    if has_request_context():
+        reworded = _reworded(current_app.config.get("FLOWS_MESSAGES") or {}, message, locale)
+        if reworded is not None:
+            return reworded
+    if locale == SOURCE_LOCALE and plural is None:
+        return message
+    directories = tuple(_directories(current_app)) if has_request_context() else ()
+    catalogue = _catalogue(directories, locale)
+    if plural is not None:
+        return catalogue.ngettext(message, plural[0], plural[1])
+    return catalogue.gettext(message)
+
+
+def _reworded(overrides: Mapping[str, Any], message: str, locale: str) -> str | None:
+    """An app's wording of ``message`` for ``locale``: a string for every language, or a
+    mapping of locales (``de``, ``pt_BR``; the language alone serves its regions)."""
+    wording = overrides.get(message)
+    if wording is None or isinstance(wording, str):
+        return wording
+    if isinstance(wording, Mapping):
+        for key in (locale, locale.split("_")[0]):
+            if key in wording:
+                return str(wording[key])
+    return None
+
+
+@functools.lru_cache(maxsize=64)
+def _catalogue(directories: tuple[str, ...], locale: str) -> stdlib_gettext.NullTranslations:
+    """The catalogue of ``locale``: each directory's in turn, the app's before the
+    shipped one (a message missing from one is looked up in the next)."""
+    found: stdlib_gettext.NullTranslations = stdlib_gettext.NullTranslations()
+    for directory in reversed(directories):
+        translations = stdlib_gettext.translation(
+            DOMAIN, localedir=directory, languages=[locale], fallback=True
+        )
+        translations.add_fallback(found)
+        found = translations
+    return found
+
+
+def _directories(app: Flask) -> list[str]:
+    extra = app.config.get("FLOWS_TRANSLATION_DIRECTORIES") or []
+    if isinstance(extra, str):
+        extra = [extra]
+    return [*map(str, extra), str(TRANSLATIONS)]
+
+
+@functools.lru_cache(maxsize=16)
+def _available(directories: tuple[str, ...]) -> tuple[str, ...]:
+    locales = {SOURCE_LOCALE}
+    for directory in directories:
+        for catalogue in Path(directory).glob(f"*/LC_MESSAGES/{DOMAIN}.mo"):
+            locales.add(catalogue.parent.parent.name)
+    return (SOURCE_LOCALE, *sorted(locales - {SOURCE_LOCALE}))
+
+
+def _choose_locale(app: Flask) -> str:
+    """The app's locale (Flask-Babel) if it has one we can serve (or its language),
+    else the request's best ``Accept-Language`` among the available locales."""
+    available = available_locales(app)
+    if "babel" in app.extensions:
+        from flask_babel import get_locale
+
+        chosen = get_locale()
+        if chosen is not None:
+            for candidate in (str(chosen), chosen.language):
+                if candidate in available:
+                    return candidate
+            return SOURCE_LOCALE
+    # The browser's languages in its order of preference, each matched exactly, then by
+    # its language alone (fr-CA is served French before an en;q=0.3 is served English).
+    known = {locale.lower(): locale for locale in available}
+    for value, _quality in request.accept_languages:
+        tag = value.replace("-", "_").lower()
+        for candidate in (tag, tag.split("_")[0]):
+            if candidate in known:
+                return known[candidate]
+    return SOURCE_LOCALE

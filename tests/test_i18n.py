@@ -1,0 +1,254 @@
+"""Translations: the language of a request's pages (Accept-Language, or the app's
+Flask-Babel), an app's own wording by message id, its own catalogues, right-to-left,
+and shipped catalogues that are complete and in step with the code."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from browsing import FlowBrowser
+from factory import MakeApp, User
+from flask import Flask
+from flask_babel import Babel
+
+from flask_flows import Flow
+from flask_flows.i18n import TRANSLATIONS
+from flask_flows.stages.password import WRONG_CREDENTIALS
+
+PASSWORD = "correct horse battery"
+ROOT = Path(__file__).resolve().parent.parent
+SHIPPED = ("de", "es", "fr")
+#: The sign-in page's heading, in each shipped language and in English.
+SIGN_IN = {"en": "Sign in", "de": "Anmelden", "es": "Iniciar sesión", "fr": "Se connecter"}
+_HTML = re.compile(r'<html lang="([^"]+)" dir="([^"]+)">')
+
+
+@pytest.fixture
+def login_page(login_flow: Flow, make_user: Callable[..., User]) -> Callable[..., Any]:
+    """``login_page(app, accept_language)``: a browser on the login flow's first page."""
+    make_user("alice", password=PASSWORD)
+
+    def open_page(app: Flask, accept_language: str | None = None) -> FlowBrowser:
+        browser = FlowBrowser(app.test_client())
+        if accept_language:
+            browser.client.environ_base["HTTP_ACCEPT_LANGUAGE"] = accept_language
+        browser.start("login")
+        return browser
+
+    return open_page
+
+
+def html_attributes(browser: FlowBrowser) -> tuple[str, str]:
+    assert browser.last is not None
+    found = _HTML.search(browser.last.text)
+    assert found, "no <html lang dir> on the page"
+    return found.group(1), found.group(2)
+
+
+# -- the language of a request ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("accept_language", "locale"),
+    [
+        (None, "en"),
+        ("de", "de"),
+        ("de-AT,de;q=0.9,en;q=0.5", "de"),
+        ("es-MX", "es"),
+        ("fr-CA,en;q=0.3", "fr"),
+        ("ja,en;q=0.1", "en"),
+        ("ja", "en"),
+    ],
+)
+def test_the_browsers_language_among_the_shipped_ones(
+    app: Flask, login_page: Callable[..., FlowBrowser], accept_language: str | None, locale: str
+) -> None:
+    """Without Flask-Babel the request's Accept-Language picks a shipped locale."""
+    browser = login_page(app, accept_language)
+    assert html_attributes(browser) == (locale, "ltr")
+    assert f">{SIGN_IN[locale]}</" in browser.last.text  # type: ignore[union-attr]
+
+
+def test_a_german_login_speaks_german_from_labels_to_errors(
+    app: Flask, login_page: Callable[..., FlowBrowser]
+) -> None:
+    browser = login_page(app, "de")
+    page = browser.last.text  # type: ignore[union-attr]
+    assert "Benutzername oder E-Mail-Adresse" in page
+    assert "Abbrechen" in page
+    page = browser.step("login", uid_field="").text
+    assert "Geben Sie Ihren Benutzernamen oder Ihre E-Mail-Adresse ein." in page
+    assert "<title>Fehler: " in page
+    browser.step("login", uid_field="alice")
+    page = browser.step("login", password="not it").text
+    assert "Benutzername oder Passwort ist ungültig." in page
+    assert WRONG_CREDENTIALS not in page
+    assert "Passwort anzeigen" in page  # the Show button's name
+    browser.step("login", password=PASSWORD)
+    assert browser.whoami() == "home: alice"
+
+
+@pytest.mark.parametrize(("chosen", "locale"), [("es", "es"), ("fr_CA", "fr"), ("ja", "en")])
+def test_an_app_with_flask_babel_decides(
+    make_app: MakeApp,
+    login_flow: Flow,
+    make_user: Callable[..., User],
+    chosen: str,
+    locale: str,
+) -> None:
+    """The app's locale selector wins over the browser's Accept-Language; a locale we do
+    not ship (nor its language) is English."""
+    app, _ = make_app()
+    Babel(app, locale_selector=lambda: chosen)
+    make_user("alice", password=PASSWORD)
+    browser = FlowBrowser(app.test_client())
+    browser.client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "de"
+    browser.start("login")
+    assert html_attributes(browser)[0] == locale
+    assert f">{SIGN_IN[locale]}</" in browser.last.text  # type: ignore[union-attr]
+
+
+# -- an app's own words -------------------------------------------------------------------------
+
+
+def test_an_app_rewords_a_message_by_config_alone(
+    make_app: MakeApp, login_flow: Flow, make_user: Callable[..., User]
+) -> None:
+    """docs/translations.md's FLOWS_MESSAGES, run as written: one wording for every
+    language, or one per locale (the others keep the catalogue's)."""
+    guide = (ROOT / "docs" / "translations.md").read_text()
+    example = guide.split("## Rewording a message", 1)[1].split("```python\n", 1)[1]
+    settings: dict[str, Any] = {}
+    exec(example.split("```", 1)[0], settings)  # noqa: S102 - the guide's example
+    assert WRONG_CREDENTIALS in settings["FLOWS_MESSAGES"]
+    app, _ = make_app(FLOWS_MESSAGES=settings["FLOWS_MESSAGES"])
+    make_user("alice", password=PASSWORD)
+    for language, wording, heading in (
+        ("en", "That did not work. Check your name and password.", "Sign in"),
+        ("de", "That did not work. Check your name and password.", "Einloggen"),
+        ("fr", "That did not work. Check your name and password.", "Se connecter"),
+    ):
+        browser = FlowBrowser(app.test_client())
+        browser.client.environ_base["HTTP_ACCEPT_LANGUAGE"] = language
+        assert f">{heading}</" in browser.start("login").text
+        browser.step("login", uid_field="alice")
+        assert wording in browser.step("login", password="not it").text
+
+
+def _compile(directory: Path, locale: str, entries: dict[str, str]) -> None:
+    lines = [
+        'msgid ""',
+        'msgstr "Content-Type: text/plain; charset=utf-8\\n"',
+        "",
+    ]
+    for source, translated in entries.items():
+        lines += [f'msgid "{source}"', f'msgstr "{translated}"', ""]
+    catalogue = read_po(iter(line + "\n" for line in lines), locale=locale)
+    target = directory / locale / "LC_MESSAGES"
+    target.mkdir(parents=True)
+    with (target / "flask_flows.mo").open("wb") as mo:
+        write_mo(mo, catalogue)
+
+
+def test_an_app_adds_a_language_and_corrects_a_shipped_one(
+    make_app: MakeApp, login_flow: Flow, make_user: Callable[..., User], tmp_path: Path
+) -> None:
+    """FLOWS_TRANSLATION_DIRECTORIES: a language flask-flows does not ship, and an app's
+    own word for one German message (the rest of German still comes from the package);
+    right-to-left languages turn the page around; a catalogue's text is escaped."""
+    _compile(tmp_path, "nl", {"Sign in": "Inloggen"})
+    _compile(tmp_path, "de", {"Sign in": "Einloggen"})
+    _compile(tmp_path, "he", {"Sign in": "<b>התחברות</b>"})
+    app, _ = make_app(FLOWS_TRANSLATION_DIRECTORIES=[str(tmp_path)])
+    make_user("alice", password=PASSWORD)
+
+    def page(language: str) -> FlowBrowser:
+        browser = FlowBrowser(app.test_client())
+        browser.client.environ_base["HTTP_ACCEPT_LANGUAGE"] = language
+        browser.start("login")
+        return browser
+
+    dutch = page("nl")
+    assert html_attributes(dutch) == ("nl", "ltr")
+    assert ">Inloggen</" in dutch.last.text  # type: ignore[union-attr]
+    german = page("de").last.text  # type: ignore[union-attr]
+    assert ">Einloggen</" in german and "Benutzername oder E-Mail-Adresse" in german
+    hebrew = page("he")
+    assert html_attributes(hebrew) == ("he", "rtl")
+    assert "&lt;b&gt;התחברות&lt;/b&gt;" in hebrew.last.text  # type: ignore[union-attr]
+
+
+def test_a_name_in_a_sentence_is_escaped(
+    app: Flask, make_flow: Callable[..., Flow], make_user: Callable[..., User]
+) -> None:
+    make_flow("login", "identification", "password", "user_login")
+    make_user("<i>eve</i>", password=PASSWORD, email="eve@example.com")
+    browser = FlowBrowser(app.test_client())
+    browser.client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "de"
+    browser.start("login")
+    page = browser.step("login", uid_field="<i>eve</i>").text
+    assert "Anmeldung als <strong>&lt;i&gt;eve&lt;/i&gt;</strong>" in page
+
+
+# -- the catalogues -----------------------------------------------------------------------------
+
+
+def _catalogue(path: Path, locale: str | None = None) -> Any:
+    with path.open("rb") as po:
+        return read_po(po, locale=locale)
+
+
+def _placeholders(text: str) -> set[str]:
+    return set(re.findall(r"\{(\w+)\}", text))
+
+
+@pytest.mark.parametrize("locale", SHIPPED)
+def test_each_shipped_catalogue_is_complete_and_keeps_the_placeholders(locale: str) -> None:
+    template = _catalogue(TRANSLATIONS / "flask_flows.pot")
+    catalogue = _catalogue(TRANSLATIONS / locale / "LC_MESSAGES" / "flask_flows.po", locale)
+    assert not catalogue.fuzzy
+    expected = {message.id for message in template if message.id}
+    translated = {message.id: message for message in catalogue if message.id}
+    assert set(translated) == expected
+    for source, message in translated.items():
+        assert message.string, f"{locale}: {source!r} is not translated"
+        assert not message.fuzzy, f"{locale}: {source!r} is fuzzy"
+        assert _placeholders(message.string) == _placeholders(source), (locale, source)
+
+
+def test_the_message_template_is_in_step_with_the_code(tmp_path: Path) -> None:
+    """Every marked message of the package and its templates is in the catalogue
+    template (`make messages` puts it there); none that no longer exists stays."""
+    extracted = tmp_path / "flask_flows.pot"
+    subprocess.run(  # noqa: S603 - our own command line
+        [
+            sys.executable,
+            "-m",
+            "babel.messages.frontend",
+            "extract",
+            "-F",
+            "babel.cfg",
+            "-k",
+            "_flows",
+            "-k",
+            "_nflows:1,2",
+            "--no-location",
+            "-o",
+            str(extracted),
+            ".",
+        ],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
+    current = {message.id for message in _catalogue(extracted) if message.id}
+    shipped = {message.id for message in _catalogue(TRANSLATIONS / "flask_flows.pot") if message.id}
+    assert current == shipped, "run `make messages` and translate what it adds"
