@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import functools
 import gettext as stdlib_gettext
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, current_app, g, has_request_context, request
+from flask import Flask, current_app, g, has_app_context, has_request_context, request
 from markupsafe import Markup, escape
 
 #: The gettext domain of flask-flows' messages (the app's own stay in its domain).
@@ -39,6 +41,8 @@ RIGHT_TO_LEFT = frozenset(
 )
 
 _LOCALE_KEY = "_flows_locale"
+#: A locale chosen for work done away from its request (a mail sent from a thread).
+_FORCED: ContextVar[str | None] = ContextVar("flows_locale", default=None)
 
 
 def N_(message: str) -> str:  # noqa: N802 (gettext's name for a no-op marker)
@@ -78,9 +82,24 @@ def strong(value: Any) -> Markup:
     return Markup("<strong>{}</strong>").format(value)
 
 
+@contextmanager
+def using_locale(locale: str) -> Iterator[None]:
+    """Speak ``locale`` inside the block, whatever the request: for work done after or
+    away from the request it serves (a mail rendered in a background thread takes the
+    locale :func:`current_locale` gave in the request)."""
+    token = _FORCED.set(locale)
+    try:
+        yield
+    finally:
+        _FORCED.reset(token)
+
+
 def current_locale() -> str:
     """The locale of this request's pages and mails (``de``, ``pt_BR``), once worked
-    out per request; English outside a request."""
+    out per request; English outside a request (unless :func:`using_locale`)."""
+    forced = _FORCED.get()
+    if forced is not None:
+        return forced
     if not has_request_context():
         return SOURCE_LOCALE
     locale = g.get(_LOCALE_KEY)
@@ -126,13 +145,14 @@ def _template_context() -> dict[str, str]:
 
 def _lookup(message: str, plural: tuple[str, int] | None) -> str:
     locale = current_locale()
-    if has_request_context():
-        reworded = _reworded(current_app.config.get("FLOWS_MESSAGES") or {}, message, locale)
+    app = current_app if has_app_context() else None
+    if app is not None:
+        reworded = _reworded(app.config.get("FLOWS_MESSAGES") or {}, message, locale)
         if reworded is not None:
             return reworded
     if locale == SOURCE_LOCALE and plural is None:
         return message
-    directories = tuple(_directories(current_app)) if has_request_context() else ()
+    directories = tuple(_directories(app)) if app is not None else (str(TRANSLATIONS),)
     catalogue = _catalogue(directories, locale)
     if plural is not None:
         return catalogue.ngettext(message, plural[0], plural[1])
