@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import selectinload
 
 from .devices import StaticDevice, StaticToken, TOTPDevice, WebAuthnDevice
+from .i18n import N_, gettext
 from .models import utcnow
 from .otp import match_recovery_code, verify_totp
 
@@ -28,8 +29,8 @@ if TYPE_CHECKING:
     from .extension import FlowsState
     from .stages.base import StageRun
 
-INVALID_CODE = "That code is not valid."
-REPLAYED_CODE = "This code was already used. Wait for the next code from your app."
+INVALID_CODE = N_("That code is not valid.")
+REPLAYED_CODE = N_("This code was already used. Wait for the next code from your app.")
 
 
 @dataclass(frozen=True)
@@ -49,13 +50,15 @@ class AuthenticatorKind:
 
     #: The kind's name in ``device_classes``, URLs and the ``auth_methods`` it proves.
     key: ClassVar[str]
-    #: What one is called ("Authenticator app").
+    #: What one is called ("Authenticator app"), in English: its message id, read in the
+    #: page's language where it is shown (mark it with :func:`~flask_flows.i18n.N_`).
     label: ClassVar[str]
     model: ClassVar[type[Any]]
     #: Slug of the flow that sets one up (linked from the settings page when installed).
     setup_flow: ClassVar[str | None] = None
-    #: What the code field asks for when this is the user's only kind.
-    code_hint: ClassVar[str] = "Enter the code."
+    #: What the code field asks for when this is the user's only kind (an English
+    #: message id, like :attr:`label`).
+    code_hint: ClassVar[str] = N_("Enter the code.")
     #: Its codes are digits only: the field asks for a numeric keypad.
     numeric: ClassVar[bool] = False
     #: A person types its codes (into the code field, checked by :meth:`match`); a
@@ -88,7 +91,8 @@ class AuthenticatorKind:
         )
 
     def details(self, device: Any) -> list[tuple[str, str]]:
-        """More about one device for the settings page, as (term, description) pairs."""
+        """More about one device for the settings page, as (term, description) pairs in
+        the page's language."""
         return []
 
     def remove_all(self, state: FlowsState, user_id: str) -> None:
@@ -98,8 +102,11 @@ class AuthenticatorKind:
         state.db.session.execute(sa.delete(model).where(model.user_id == user_id))
 
     def add_label(self, has_one: bool) -> str:
-        """The settings page's button that runs :attr:`setup_flow`."""
-        return f"Add {self.label[:1].lower()}{self.label[1:]}"
+        """The settings page's button that runs :attr:`setup_flow`, in the page's language.
+        This one puts the label, its first letter lowercased, into a sentence ("Add
+        security key"); a kind shown in other languages words its own, whole."""
+        label = gettext(self.label)
+        return gettext("Add {kind}", kind=label[:1].lower() + label[1:])
 
 
 class TOTPKind(AuthenticatorKind):
@@ -108,10 +115,10 @@ class TOTPKind(AuthenticatorKind):
     uses only one wins, and a replay is refused and logged (ASVS 6.5.1)."""
 
     key = "totp"
-    label = "Authenticator app"
+    label = N_("Authenticator app")
     model = TOTPDevice
     setup_flow = "default-authenticator-totp-setup"
-    code_hint = "Enter the code your authenticator app shows for this account."
+    code_hint = N_("Enter the code your authenticator app shows for this account.")
     numeric = True
 
     def looks_like(self, code: str) -> bool:
@@ -119,7 +126,7 @@ class TOTPKind(AuthenticatorKind):
         return compact.isdigit() and len(compact) <= 8
 
     def add_label(self, has_one: bool) -> str:
-        return "Add an authenticator app"
+        return gettext("Add an authenticator app")
 
     def match(self, run: StageRun, user: Any, code: str) -> CodeMatch:
         replayed: TOTPDevice | None = None
@@ -158,10 +165,10 @@ class RecoveryCodesKind(AuthenticatorKind):
     reports its row count, so of two parallel uses of one code only one wins."""
 
     key = "static"
-    label = "Recovery codes"
+    label = N_("Recovery codes")
     model = StaticDevice
     setup_flow = "default-authenticator-static-setup"
-    code_hint = "Enter one of your recovery codes. Each code works only once."
+    code_hint = N_("Enter one of your recovery codes. Each code works only once.")
 
     def usable(self, user_id: str) -> sa.ColumnElement[bool]:
         return sa.exists().where(*self._with_codes_left(user_id))
@@ -176,7 +183,7 @@ class RecoveryCodesKind(AuthenticatorKind):
         )
 
     def add_label(self, has_one: bool) -> str:
-        return "Get new recovery codes" if has_one else "Create recovery codes"
+        return gettext("Get new recovery codes") if has_one else gettext("Create recovery codes")
 
     def devices(self, state: FlowsState, user_id: str) -> list[Any]:
         return list(
@@ -189,7 +196,7 @@ class RecoveryCodesKind(AuthenticatorKind):
         )
 
     def details(self, device: Any) -> list[tuple[str, str]]:
-        return [("Codes left", str(len(device.tokens)))]
+        return [(gettext("Codes left"), str(len(device.tokens)))]
 
     def remove_all(self, state: FlowsState, user_id: str) -> None:
         # Its codes first: SQLite keeps ON DELETE CASCADE only when asked to.
@@ -236,19 +243,21 @@ class PasskeyKind(AuthenticatorKind):
     for it instead of :meth:`match`."""
 
     key = "webauthn"
-    label = "Passkey"
+    label = N_("Passkey")
     model = WebAuthnDevice
     setup_flow = "default-authenticator-webauthn-setup"
-    code_hint = "Use your passkey."
+    code_hint = N_("Use your passkey.")
     typed = False
 
     def add_label(self, has_one: bool) -> str:
-        return "Add another passkey" if has_one else "Add a passkey"
+        return gettext("Add another passkey") if has_one else gettext("Add a passkey")
 
     def details(self, device: Any) -> list[tuple[str, str]]:
         if device.backed_up:
-            return [("Synced", "Yes, it is backed up and can move to your other devices")]
-        return [("Synced", "No, it stays on the device or key that made it")]
+            synced = gettext("Yes, it is backed up and can move to your other devices")
+        else:
+            synced = gettext("No, it stays on the device or key that made it")
+        return [(gettext("Synced"), synced)]
 
     def match(self, run: StageRun, user: Any, code: str) -> CodeMatch:
         return CodeMatch()  # never a typed code

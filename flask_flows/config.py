@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .i18n import N_, gettext
 from .models import Designation
 from .options import ConfigError
 
@@ -198,9 +199,10 @@ def _check_default_flows(chosen: Any) -> None:
 
 
 #: Whom a person is told to contact when ``FLOWS_SUPPORT_CONTACT`` names no one.
-DEFAULT_CONTACT = "the site administrators"
+DEFAULT_CONTACT = N_("the site administrators")
 
 
 def support_contact(config: Any) -> str:
-    """Whom a person is told to contact (``FLOWS_SUPPORT_CONTACT``, or a plain default)."""
-    return str(config["FLOWS_SUPPORT_CONTACT"] or DEFAULT_CONTACT)
+    """Whom a person is told to contact (``FLOWS_SUPPORT_CONTACT``, or a plain default in
+    the page's language)."""
+    return str(config["FLOWS_SUPPORT_CONTACT"] or gettext(DEFAULT_CONTACT))

@@ -11,8 +11,10 @@ from flask import current_app, g, request
 from flask_wtf.csrf import validate_csrf
 from wtforms.validators import ValidationError
 
+from .i18n import N_
+
 #: What a visitor reads when a form's CSRF token is missing, wrong or expired.
-MSG_CSRF = "The form expired. Please try again."
+MSG_CSRF = N_("The form expired. Please try again.")
 
 
 def field_name() -> str:

@@ -32,6 +32,7 @@ from werkzeug.urls import iri_to_uri
 from . import layouts, lockouts, outcomes, refused_forms, signals
 from .csrf import MSG_CSRF, csrf_valid
 from .extension import FlowsState
+from .i18n import N_
 from .models import (
     DeniedAction,
     Designation,
@@ -58,11 +59,13 @@ from .policies import PolicyRequest
 from .redirects import app_home, safe_next
 from .stages.base import TOO_MANY, StageForm, StageResult, StageRun, StageType, invalid
 
-MSG_EXPIRED = "Your session for this form expired, so it started again."
-MSG_CHANGED = "This form was changed while you were using it, so it started again."
-MSG_STALE = "That page was out of date. This is where you are now."
-MSG_OTHER_TAB = "This went on in another tab or window. This is where it is now."
-MSG_RESTARTED = "Please start again."
+MSG_EXPIRED = N_("Your session for this form expired, so it started again.")
+MSG_CHANGED = N_("This form was changed while you were using it, so it started again.")
+MSG_STALE = N_("That page was out of date. This is where you are now.")
+MSG_OTHER_TAB = N_("This went on in another tab or window. This is where it is now.")
+MSG_RESTARTED = N_("Please start again.")
+MSG_NOTHING_TO_DO = N_("This flow has nothing to do.")
+MSG_DENIED = N_("Access denied.")
 
 
 @dataclass(frozen=True)
@@ -174,7 +177,7 @@ class FlowExecutor:
         except FlowNonApplicable as refusal:
             return self._not_applicable(refusal, context)
         except EmptyFlow:
-            return self._denied(["This flow has nothing to do."], context.get(REDIRECT))
+            return self._denied([MSG_NOTHING_TO_DO], context.get(REDIRECT))
         signals.flow_started.send(self._app(), flow=self.flow, plan=plan)
         return self._proceed(plan, submitted=False)
 
@@ -352,9 +355,7 @@ class FlowExecutor:
         if result.kind == "deny":
             self._drop_plan()
             # A stage's refusal always says why; denied_action is for flows that do not apply.
-            return self._denied(
-                [result.message or "Access denied."], None, action=DeniedAction.message
-            )
+            return self._denied([result.message or MSG_DENIED], None, action=DeniedAction.message)
         if result.message:
             run.messages.append(result.message)
         action = run.binding.invalid_response_action

@@ -23,13 +23,13 @@ from typing import TYPE_CHECKING, Any
 from flask import Flask, g, has_request_context, request
 
 from . import reputation, signals
+from .i18n import N_, gettext, ngettext
 
 if TYPE_CHECKING:
     from .extension import FlowsState
 
-MSG_RETRY = "Too many failed attempts. You can try again in {wait}."
 #: A guess was refused but its wait is already over (a rare race): try again.
-MSG_TRY_AGAIN = "Too many failed attempts. Please try again."
+MSG_TRY_AGAIN = N_("Too many failed attempts. Please try again.")
 #: ``g`` key: standings read for right guesses in this request, for the login that follows.
 _STANDINGS = "_flows_guess_standings"
 
@@ -51,26 +51,35 @@ class Verdict:
 
     def wait_message(self) -> str | None:
         """ "Too many failed attempts. You can try again in 5 minutes." while the next
-        guess must wait, else ``None``."""
+        guess must wait, else ``None``; in the request's language."""
         seconds = self.wait_seconds()
-        return MSG_RETRY.format(wait=wait_words(seconds)) if seconds else None
+        return wait_sentence(seconds) if seconds else None
 
     def refusal_message(self) -> str:
-        """What a refused guess is answered with."""
-        return self.wait_message() or MSG_TRY_AGAIN
+        """What a refused guess is answered with, in the request's language."""
+        return self.wait_message() or gettext(MSG_TRY_AGAIN)
 
     def after(self, message: str) -> str:
-        """``message``, followed by the wait the next guess faces, if any."""
-        return " ".join(filter(None, [message, self.wait_message()]))
+        """``message`` (an English message id) in the request's language, followed by
+        the wait the next guess faces, if any."""
+        return " ".join(filter(None, [gettext(message), self.wait_message()]))
 
 
-def wait_words(seconds: int) -> str:
-    """A wait in the words a person uses: "1 minute", "5 minutes", "2 hours"."""
+def wait_sentence(seconds: int) -> str:
+    """When the next guess may come, in the words a person uses and their language:
+    "... in 1 minute.", "... in 5 minutes.", "... in 2 hours."."""
     minutes = max(1, math.ceil(seconds / 60))
     if minutes < 90:
-        return "1 minute" if minutes == 1 else f"{minutes} minutes"
-    hours = round(minutes / 60)
-    return f"{hours} hours"
+        return ngettext(
+            "Too many failed attempts. You can try again in {count} minute.",
+            "Too many failed attempts. You can try again in {count} minutes.",
+            minutes,
+        )
+    return ngettext(
+        "Too many failed attempts. You can try again in {count} hour.",
+        "Too many failed attempts. You can try again in {count} hours.",
+        round(minutes / 60),
+    )
 
 
 def account(state: FlowsState, user: Any | None, identifier: str | None = None) -> str:

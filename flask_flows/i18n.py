@@ -68,7 +68,10 @@ def template_gettext(message: str, **variables: Any) -> Markup:
     """``_flows`` in templates: like :func:`gettext`, as markup whose text is escaped,
     translators' and apps' wording too, and whose ``variables`` are escaped unless they
     are markup already (``flows_strong(name)``)."""
-    return escape(_lookup(message, None)).format(**variables)
+    text = escape(_lookup(message, None))
+    # Without values the text is shown as it is (braces and all: it may come from
+    # elsewhere, an app's error description).
+    return text.format(**variables) if variables else text
 
 
 def template_ngettext(singular: str, plural: str, count: int, **variables: Any) -> Markup:

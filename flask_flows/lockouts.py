@@ -14,13 +14,14 @@ from typing import TYPE_CHECKING, Any
 from flask import Response, current_app, render_template, url_for
 
 from . import layouts
+from .i18n import N_
 from .models import Flow
 from .redirects import app_home
 
 if TYPE_CHECKING:
     from .extension import FlowsState
 
-HEADING = "Try again later"
+HEADING = N_("Try again later")
 
 
 def page(
@@ -32,11 +33,13 @@ def page(
     htmx: bool = False,
     recovery: bool = True,
     retry_url: str | None = None,
-    retry_label: str = "Start again",
+    retry_label: str = N_("Start again"),
 ) -> Response:
     """Render the lockout page. ``recovery`` offers the password recovery flow (when one
     exists and the visitor is not logged in: a recovery flow is for those who cannot log
-    in); ``retry_url`` is offered only when ``wait_seconds`` is 0."""
+    in); ``retry_url`` is offered only when ``wait_seconds`` is 0. ``message`` and
+    ``retry_label`` are message ids (or text already in the request's language): the
+    page shows them translated."""
     html = render_template(
         "flows/denied.html",
         layout=layouts.page_layout(htmx),

@@ -1,13 +1,15 @@
 """Building and sending the extension's emails (``FLOWS_MAIL_*`` settings).
 
 A message is rendered in the request, from a text and an HTML template the app can
-override, and delivered by the backend :mod:`flask_flows.mail_backends` picks (the
-app's Flask-Mail or Flask-Mailman, SMTP, the console in development, or
-``FLOWS_MAIL_BACKEND``). Delivery runs in a daemon thread by default: a response then
-takes as long whether a mail went out or not, which the recovery flow needs so that it
-does not reveal which accounts exist, and a slow or broken mail server never fails the
-request. Delivery errors are logged, never raised into the request; an app with no way
-to send at all is a ``ConfigError`` there (:mod:`flask_flows.mail_backends`).
+override, in the request's language (:func:`flask_flows.i18n.current_locale`: the mail
+speaks as the page did, to the person who asked for it), and delivered by the backend
+:mod:`flask_flows.mail_backends` picks (the app's Flask-Mail or Flask-Mailman, SMTP, the
+console in development, or ``FLOWS_MAIL_BACKEND``). Delivery runs in a daemon thread by
+default: a response then takes as long whether a mail went out or not, which the
+recovery flow needs so that it does not reveal which accounts exist, and a slow or
+broken mail server never fails the request. Delivery errors are logged, never raised
+into the request; an app with no way to send at all is a ``ConfigError`` there
+(:mod:`flask_flows.mail_backends`).
 
 .. versionadded:: 0.1
 """
@@ -25,7 +27,7 @@ from typing import Any
 
 from flask import Flask, current_app, g, has_request_context, render_template
 
-from . import mail_backends
+from . import i18n, mail_backends
 from .mail_backends import MailBackend
 from .options import ConfigError
 
@@ -66,13 +68,23 @@ def check_config(config: Mapping[str, Any]) -> None:
     mail_backends.check_config(config)
 
 
+#: The text templates' ``_flows`` and ``_nflows``: plain strings, as a ``.txt`` template
+#: is not autoescaped (the HTML ones keep the escaping globals of :mod:`flask_flows.i18n`,
+#: whose markup would show as ``&#39;`` in a text mail).
+_PLAIN_TEXT: dict[str, Callable[..., str]] = {"_flows": i18n.gettext, "_nflows": i18n.ngettext}
+
+
 def build_message(*, to: str, subject: str, template: str, **context: Any) -> EmailMessage:
     """A multipart text + HTML message from ``<template>.txt`` and ``<template>.html``.
 
-    Rendered here, in the request, where ``url_for`` and the app's templates work.
+    Rendered here, in the request, where ``url_for`` and the app's templates work, and in
+    its language: ``subject`` comes translated by the caller, the templates' texts are
+    translated as they render. Only delivery happens in the background (:func:`send`),
+    so a thread never picks the language. Rendered outside a request (a command), the
+    mail is in English unless the caller sets one with :func:`flask_flows.i18n.using_locale`.
     """
     config = current_app.config
-    text = render_template(f"{template}.txt", subject=subject, **context)
+    text = render_template(f"{template}.txt", subject=subject, **context, **_PLAIN_TEXT)
     html = render_template(f"{template}.html", subject=subject, **context)
     sender = str(config["FLOWS_MAIL_DEFAULT_SENDER"])
     message = EmailMessage()

@@ -4,7 +4,8 @@ Stages record what they did (:meth:`StageRun.record`: an account created, a pass
 changed, a login) in the plan's context. When the flow finishes, the executor makes one
 message of them, in a fixed order ("Your account was created. You are signed in."), and
 hands it to Flask's ``flash()`` when flashing is on, so the page the flow leads to says
-what happened.
+what happened. The message is made in the request's language (each sentence translated,
+then joined): the app shows a flash as it is.
 
 ``FLOWS_FLASH``: ``True`` or ``False``, or ``None`` (the default) for "when the app shows
 flashed messages around flow pages", that is when ``FLOWS_LAYOUT_TEMPLATE`` names a layout
@@ -23,6 +24,7 @@ from urllib.parse import urlsplit
 from flask import Flask, flash, session, url_for
 
 from . import layouts
+from .i18n import N_, gettext
 
 #: Plan context key: the outcomes recorded so far, in the order they happened.
 OUTCOMES = "outcomes"
@@ -44,15 +46,15 @@ class Outcome(enum.StrEnum):
 
 #: The words for each outcome, in the order a message puts them.
 SENTENCES = {
-    Outcome.created: "Your account was created.",
-    Outcome.password_changed: "Your password was changed.",
-    Outcome.email_changed: "Your email address was changed.",
-    Outcome.authenticator_added: "Your authenticator app was added.",
-    Outcome.passkey_added: "Your passkey was added.",
-    Outcome.recovery_codes_saved: "Your new recovery codes are ready.",
-    Outcome.deleted: "Your account was deleted.",
-    Outcome.signed_in: "You are signed in.",
-    Outcome.signed_out: "You are signed out.",
+    Outcome.created: N_("Your account was created."),
+    Outcome.password_changed: N_("Your password was changed."),
+    Outcome.email_changed: N_("Your email address was changed."),
+    Outcome.authenticator_added: N_("Your authenticator app was added."),
+    Outcome.passkey_added: N_("Your passkey was added."),
+    Outcome.recovery_codes_saved: N_("Your new recovery codes are ready."),
+    Outcome.deleted: N_("Your account was deleted."),
+    Outcome.signed_in: N_("You are signed in."),
+    Outcome.signed_out: N_("You are signed out."),
 }
 
 
@@ -64,9 +66,12 @@ def record(context: dict[str, Any], outcome: Outcome) -> None:
 
 
 def message(context: dict[str, Any]) -> str | None:
-    """The flow's outcomes in one message, ``None`` when it recorded none."""
+    """The flow's outcomes in one message, in the request's language (each sentence
+    translated, then joined), ``None`` when it recorded none."""
     recorded = set(context.get(OUTCOMES) or [])
-    words = [sentence for outcome, sentence in SENTENCES.items() if outcome.value in recorded]
+    words = [
+        gettext(sentence) for outcome, sentence in SENTENCES.items() if outcome.value in recorded
+    ]
     return " ".join(words) or None
 
 

@@ -38,6 +38,7 @@ from webauthn.helpers.structs import (
 
 from .challenges import CHALLENGE_SECONDS, issue_challenge, spend_challenge, take_challenge
 from .devices import WebAuthnDevice
+from .i18n import N_
 from .models import utcnow
 from .relying_party import RelyingParty, usable_relying_party
 
@@ -53,20 +54,20 @@ MAX_CREDENTIAL_ID = 1023
 #: The longest response accepted (a registration with attestation is a few kilobytes).
 MAX_RESPONSE = 16 * 1024
 
-NOT_ANSWERED = "The passkey did not answer. Try again."
-EXPIRED = "That took too long. Try again."
-NOT_VERIFIED = "That passkey could not be verified. Try again, or use another way to sign in."
-UNKNOWN = (
+NOT_ANSWERED = N_("The passkey did not answer. Try again.")
+EXPIRED = N_("That took too long. Try again.")
+NOT_VERIFIED = N_("That passkey could not be verified. Try again, or use another way to sign in.")
+UNKNOWN = N_(
     "This passkey is not registered here (it may have been removed). Use another way to sign in."
 )
-CLONED = "This passkey was refused. Use another way to sign in."
-NO_USER_VERIFICATION = (
+CLONED = N_("This passkey was refused. Use another way to sign in.")
+NO_USER_VERIFICATION = N_(
     "Your passkey did not check that it is you (with a PIN, fingerprint or face)."
     " Set one up for it, or use another way to sign in."
 )
-ALREADY_REGISTERED = "This passkey is already registered."
-NOT_ADDED = "That passkey could not be added. Try again."
-UNAVAILABLE_HERE = "Passkeys cannot be used on this address of the site."
+ALREADY_REGISTERED = N_("This passkey is already registered.")
+NOT_ADDED = N_("That passkey could not be added. Try again.")
+UNAVAILABLE_HERE = N_("Passkeys cannot be used on this address of the site.")
 
 
 @dataclass(frozen=True)

@@ -28,10 +28,11 @@ from collections.abc import Callable, Iterator, Sequence
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from .i18n import N_
 from .password_formats import DEFAULT_FORMATS, PasswordFormat
 
 #: What a person sees when every hashing slot stayed taken.
-MSG_BUSY = "We are handling a lot of sign-ins right now. Please try again in a few seconds."
+MSG_BUSY = N_("We are handling a lot of sign-ins right now. Please try again in a few seconds.")
 
 
 class HashingBusy(Exception):

@@ -41,6 +41,7 @@ from .authenticators import PasskeyKind
 from .csrf import MSG_CSRF
 from .extension import FlowsState, get_state
 from .guesses import Verdict
+from .i18n import N_, gettext, ngettext
 from .models import AuthenticatedSession, utcnow
 from .passwords import MSG_BUSY, HashingBusy
 from .stages.authenticator_setup import name_field
@@ -62,24 +63,30 @@ PASSWORD_CHANGE_FLOW = "default-password-change"  # noqa: S105  (a flow slug)
 EMAIL_CHANGE_FLOW = "default-email-change"
 UNENROLLMENT_FLOW = "default-unenrollment-flow"
 
-MSG_WRONG_PASSWORD = "That password is not correct, so nothing was removed."  # noqa: S105
-MSG_TOO_MANY_FAILURES = "Too many wrong passwords: you have been logged out."
-MSG_REMOVED = "{name} was removed."
-MSG_RENAMED = "{old} is now called {new}."
-MSG_SESSION_ENDED = "Session ended: {device}."
-MSG_NO_OTHER_SESSIONS = "There were no other sessions to end."
-MSG_OTHER_SESSION_ENDED = "Your other session was ended."
-MSG_OTHER_SESSIONS_ENDED = "Your {count} other sessions were ended."
+#: The notices and errors of the page: English message ids, in the page's language when
+#: they are shown (a notice with values is worded when it is made).
+MSG_WRONG_PASSWORD = N_("That password is not correct, so nothing was removed.")  # noqa: S105
+MSG_TOO_MANY_FAILURES = N_("Too many wrong passwords: you have been logged out.")
+MSG_REMOVED = N_("{name} was removed.")
+MSG_RENAMED = N_("{old} is now called {new}.")
+MSG_SESSION_ENDED = N_("Session ended: {device}.")
+MSG_NO_OTHER_SESSIONS = N_("There were no other sessions to end.")
+MSG_OTHER_SESSION_ENDED = N_("Your other session was ended.")
+#: When and from where a session began, beside its device when two read the same.
+SIGNED_IN_FROM = N_("signed in {time} UTC from {address}")
+SIGNED_IN = N_("signed in {time} UTC")
+#: A session's device with what tells it from another of the same browser and system.
+DEVICE_AND_DISTINCTION = N_("{device}, {distinction}")
 
 
 class RemoveDeviceForm(FlaskForm):
     """Confirms removing an authenticator with the account password, or a passkey."""
 
     password = PasswordField(
-        "Your password",
+        N_("Your password"),
         validators=[
-            RequiredUnlessPasskey("Enter your password to confirm."),
-            Length(max=4096, message="That password is too long."),
+            RequiredUnlessPasskey(N_("Enter your password to confirm.")),
+            Length(max=4096, message=N_("That password is too long.")),
         ],
         render_kw={"autocomplete": "current-password"},
     )
@@ -90,7 +97,7 @@ class RemoveDeviceForm(FlaskForm):
 class RenameDeviceForm(FlaskForm):
     """A new name for an authenticator."""
 
-    name = name_field("New name", "Enter a name.")
+    name = name_field(N_("New name"), N_("Enter a name."))
 
 
 class ActionForm(FlaskForm):
@@ -102,6 +109,8 @@ class DeviceEntry:
     """One authenticator as the page shows it."""
 
     kind: str
+    #: The kind's label and the device's name (its kind's label when it has none), in
+    #: the page's language (a name is the user's, as they typed it).
     kind_label: str
     id: int
     name: str
@@ -132,12 +141,15 @@ class SessionEntry:
     last_seen: datetime
     current: bool
     #: What tells this session from another of the same browser and system ("signed in
-    #: 2026-11-30 09:12 UTC"), empty when its device name alone does.
+    #: 2026-11-30 09:12 UTC"), empty when its device name alone does; in the page's
+    #: language, like ``device``.
     distinction: str = ""
 
     @property
     def label(self) -> str:
-        return f"{self.device}, {self.distinction}" if self.distinction else self.device
+        if not self.distinction:
+            return self.device
+        return gettext(DEVICE_AND_DISTINCTION, device=self.device, distinction=self.distinction)
 
     @property
     def end_url(self) -> str:
@@ -235,13 +247,13 @@ def rename_device(kind: str, device_id: int) -> Response:
         if form.meta.csrf_field_name in form.errors:
             return _back(MSG_CSRF)
         return _page(state, user, failed=(kind, device_id, form))
-    old = device.name or state.authenticator_kind(kind).label
+    old = device.name or gettext(state.authenticator_kind(kind).label)
     device.name = form.name.data
     state.db.session.commit()
     state.log.info(
         "settings: user %s renamed %s device %s", state.user_store.user_id(user), kind, device_id
     )
-    return _back(MSG_RENAMED.format(old=old, new=device.name))
+    return _back(gettext(MSG_RENAMED, old=old, new=device.name))
 
 
 def end_session(session_id: int) -> Response:
@@ -269,7 +281,7 @@ def end_session(session_id: int) -> Response:
     state.db.session.delete(record)
     state.db.session.commit()
     state.log.info("settings: user %s ended session %s", user_id, session_id)
-    return _back(MSG_SESSION_ENDED.format(device=device))
+    return _back(gettext(MSG_SESSION_ENDED, device=device))
 
 
 def end_other_sessions() -> Response:
@@ -287,7 +299,14 @@ def end_other_sessions() -> Response:
         return _back(MSG_NO_OTHER_SESSIONS)
     if count == 1:
         return _back(MSG_OTHER_SESSION_ENDED)
-    return _back(MSG_OTHER_SESSIONS_ENDED.format(count=count))
+    # More than one (the singular is for languages that say 21 as they say 1).
+    return _back(
+        ngettext(
+            "Your {count} other session was ended.",
+            "Your {count} other sessions were ended.",
+            count,
+        )
+    )
 
 
 # -- helpers --------------------------------------------------------------------------------
@@ -309,7 +328,8 @@ def _device(state: FlowsState, user: Any, kind: str, device_id: int) -> Any:
 
 
 def _remove(state: FlowsState, user: Any, label: str, kind: str, device: Any) -> Response:
-    """Delete ``device``, confirmed; back to the page with a notice."""
+    """Delete ``device``, confirmed; back to the page with a notice (``label``, the
+    kind's, is English: the signal's name is, the notice's is in the page's language)."""
     name = device.name or label
     device_id = device.id
     state.db.session.delete(device)  # a recovery-code set's tokens go by ON DELETE CASCADE
@@ -324,7 +344,7 @@ def _remove(state: FlowsState, user: Any, label: str, kind: str, device: Any) ->
         device_id=device_id,
         name=name,
     )
-    return _back(MSG_REMOVED.format(name=name))
+    return _back(gettext(MSG_REMOVED, name=_device_name(device, label)))
 
 
 #: A refused form to show again: the device's kind and id, and the form.
@@ -387,9 +407,9 @@ def _devices(state: FlowsState, user_id: str, failed: Failed | None) -> list[Dev
             entries.append(
                 DeviceEntry(
                     kind=kind.key,
-                    kind_label=kind.label,
+                    kind_label=gettext(kind.label),
                     id=device.id,
-                    name=device.name or kind.label,
+                    name=_device_name(device, kind.label),
                     created=device.created,
                     last_used=device.last_used,
                     details=kind.details(device),
@@ -401,7 +421,8 @@ def _devices(state: FlowsState, user_id: str, failed: Failed | None) -> list[Dev
 
 
 def _setup_links(state: FlowsState, devices: list[DeviceEntry]) -> list[tuple[str, str]]:
-    """(label, URL) of each kind's setup flow that is installed."""
+    """(label, URL) of each kind's setup flow that is installed (labels in the page's
+    language)."""
     links = []
     for kind in state.authenticator_kinds():
         url = _flow_url(state, kind.setup_flow) if kind.setup_flow else None
@@ -443,11 +464,20 @@ def _sessions(state: FlowsState, user_id: str) -> list[SessionEntry]:
     names = Counter(entry.device for entry in entries)
     for entry in entries:
         if names[entry.device] > 1:
-            entry.distinction = f"signed in {entry.created:%Y-%m-%d %H:%M} UTC"
-            if entry.ip_address:
-                entry.distinction += f" from {entry.ip_address}"
+            time = f"{entry.created:%Y-%m-%d %H:%M}"
+            entry.distinction = (
+                gettext(SIGNED_IN_FROM, time=time, address=entry.ip_address)
+                if entry.ip_address
+                else gettext(SIGNED_IN, time=time)
+            )
     # This device first; the rest by most recent use.
     return sorted(entries, key=lambda entry: not entry.current)
+
+
+def _device_name(device: Any, label: str) -> str:
+    """What the page calls ``device``: its name, else its kind's ``label`` (English) in
+    the page's language."""
+    return str(device.name) if device.name else gettext(label)
 
 
 def _flow_url(state: FlowsState, slug: str) -> str | None:
@@ -523,7 +553,7 @@ def _logged_out_page(state: FlowsState, message: str, verdict: Verdict) -> Respo
         verdict.wait_seconds(),
         flow=None,
         retry_url=url_for("flows.login", next=url_for("flows.settings")),
-        retry_label="Log in again",
+        retry_label=N_("Log in again"),
     )
 
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from .i18n import gettext
+
 
 def describe_user_agent(user_agent: str) -> str:
-    """A short, readable "Browser on System" from a User-Agent header.
+    """A short, readable "Browser on System" from a User-Agent header, in the request's
+    language (the names of browsers and systems are the same in every language).
 
     Werkzeug no longer parses user agents and a full parser is a heavy dependency for a
     label; the order of the checks matters because browsers mention their ancestors
@@ -13,8 +16,12 @@ def describe_user_agent(user_agent: str) -> str:
     browser = next((name for token, name in _BROWSERS if token in user_agent), None)
     system = next((name for token, name in _SYSTEMS if token in user_agent), None)
     if browser and system:
-        return f"{browser} on {system}"
-    return browser or (f"Browser on {system}" if system else "Unknown browser")
+        return gettext("{browser} on {system}", browser=browser, system=system)
+    if browser:
+        return browser
+    if system:
+        return gettext("Browser on {system}", system=system)
+    return gettext("Unknown browser")
 
 
 _BROWSERS = (

@@ -23,6 +23,7 @@ from .executor import MSG_CSRF, FlowExecutor
 from .extension import FlowsState, get_state
 from .flow_tokens import resume
 from .framing import add_framing_headers
+from .i18n import N_
 from .models import Designation, Flow
 from .policies import PolicyRequest, evaluate_bindings
 from .redirects import safe_next
@@ -117,13 +118,13 @@ def _flow_or_404(state: FlowsState, slug: str) -> Flow:
 
 def _http_error(error: HTTPException) -> Response:
     messages = {
-        404: "There is nothing here. The link may be old or mistyped.",
-        405: "That action is not available here.",
-        400: "The request could not be understood. Please go back and try again.",
-        413: "That was more than this form can take. Please go back and try again.",
+        404: N_("There is nothing here. The link may be old or mistyped."),
+        405: N_("That action is not available here."),
+        400: N_("The request could not be understood. Please go back and try again."),
+        413: N_("That was more than this form can take. Please go back and try again."),
     }
     code = error.code or 500
-    return _error_page(messages.get(code, error.description or "Something went wrong."), code)
+    return _error_page(messages.get(code, error.description or N_("Something went wrong.")), code)
 
 
 def _unexpected_error(error: Exception) -> Response:
@@ -137,12 +138,13 @@ def _unexpected_error(error: Exception) -> Response:
     if propagate or (propagate is None and (current_app.testing or current_app.debug)):
         raise error
     state.log.exception("unexpected error in a flow request")
-    return _error_page("Something went wrong on our side. Please try again in a moment.", 500)
+    return _error_page(N_("Something went wrong on our side. Please try again in a moment."), 500)
 
 
 def _error_page(message: str, code: int) -> Response:
     """The themed error page, always whole and with its real status: flows.js swaps its
-    stage part in for htmx requests, which do not swap 4xx/5xx responses themselves."""
+    stage part in for htmx requests, which do not swap 4xx/5xx responses themselves.
+    ``message`` is English, its message id: the page shows it in the request's language."""
     html = render_template(
         "flows/error.html", layout=layouts.page_layout(), flow=None, message=message, code=code
     )

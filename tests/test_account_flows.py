@@ -15,9 +15,10 @@ from browsing import FlowBrowser, without_nonces
 from factory import User, db
 from flask import Flask
 from passkey_authenticator import SoftAuthenticator
-from smtp_sink import link_in
+from smtp_sink import bodies, link_in
 
 from flask_flows import AuthenticatedSession, FlowsModel
+from flask_flows.i18n import gettext, using_locale
 
 LOGIN = "default-authentication-flow"
 ENROLL = "default-enrollment-flow"
@@ -274,6 +275,33 @@ def test_recovery_asks_a_passkey_only_user_for_the_passkey_first(
     assert other.stage_type == "prompt"
     other.step(RECOVER, password=NEW_PASSWORD, password_repeat=NEW_PASSWORD)
     assert other.get("/").text == "home: jill"
+
+
+def test_a_sign_up_in_german_is_mailed_in_german(
+    app: Flask, browser: FlowBrowser, mailbox: Any
+) -> None:
+    """The mail is in the language of the request that sent it: subject, text and HTML
+    (rendered in that request; only delivery runs in the background)."""
+    browser.client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "de"
+    browser.start(ENROLL)
+    browser.step(
+        ENROLL,
+        username="dora",
+        email="dora@example.com",
+        password=PASSWORD,
+        password_repeat=PASSWORD,
+    )
+    message = mailbox.wait_for_message()
+    text, html_body = bodies(message)
+    with app.test_request_context(), using_locale("de"):
+        hello = gettext("Hello,")  # no account yet, so no name
+        ignore = gettext("If you did not ask for this, you can ignore this email.")
+        subject = gettext("Confirm your email address")  # the shipped sign-up's subject
+    assert hello != "Hello," and subject != "Confirm your email address"
+    assert hello in text and ignore in text
+    assert html.escape(ignore, quote=False) in html_body
+    assert '<html lang="de"' in html_body
+    assert message["Subject"] == subject
 
 
 def test_the_default_login_slows_down_password_guessing(

@@ -219,9 +219,15 @@ def test_each_shipped_catalogue_is_complete_and_keeps_the_placeholders(locale: s
     translated = {message.id: message for message in catalogue if message.id}
     assert set(translated) == expected
     for source, message in translated.items():
-        assert message.string, f"{locale}: {source!r} is not translated"
+        # A plural entry has its English forms and a translation per plural form.
+        sources = source if isinstance(source, tuple) else (source,)
+        forms = message.string if isinstance(message.string, tuple) else (message.string,)
+        assert all(forms), f"{locale}: {source!r} is not translated"
         assert not message.fuzzy, f"{locale}: {source!r} is fuzzy"
-        assert _placeholders(message.string) == _placeholders(source), (locale, source)
+        english = set().union(*map(_placeholders, sources))
+        said = [_placeholders(form) for form in forms]
+        assert all(names <= english for names in said), (locale, source)
+        assert set().union(*said) == english, (locale, source)
 
 
 def test_the_message_template_is_in_step_with_the_code(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ..i18n import N_
 from ..options import ConfigError, Option
 from .base import PolicyRequest, PolicyResult, PolicyType
 
@@ -33,7 +34,7 @@ class GroupMembershipPolicy(PolicyType):
     name = "group_membership"
     options = {
         "group": Option(str),
-        "message": Option(str, default="You are not allowed to use this."),
+        "message": Option(str, default=N_("You are not allowed to use this.")),
     }
 
     def evaluate(self, config: Mapping[str, Any], request: PolicyRequest) -> PolicyResult:
@@ -48,7 +49,7 @@ class AuthenticatedPolicy(PolicyType):
     """Passes when the request comes from a logged-in user."""
 
     name = "authenticated"
-    options = {"message": Option(str, default="Please log in first.")}
+    options = {"message": Option(str, default=N_("Please log in first."))}
 
     def evaluate(self, config: Mapping[str, Any], request: PolicyRequest) -> PolicyResult:
         authenticated = request.authenticated_user is not None

@@ -30,6 +30,7 @@ from typing import Any
 
 from zxcvbn import zxcvbn
 
+from ..i18n import N_, ngettext
 from ..options import ConfigError, Option
 from ..plan import PENDING_USER_IDENTIFIER, PROMPT_DATA
 from .base import PolicyRequest, PolicyResult, PolicyType
@@ -43,10 +44,10 @@ MIN_ACCEPTED_LENGTH = 64
 ZXCVBN_MAX_LENGTH = 72
 COMMON_PASSWORDS_FILE = Path(__file__).resolve().parent.parent / "data" / "common-passwords.txt"
 
-MSG_MISSING = "Enter a password."
-MSG_COMMON = "This password is too common. Choose another one."
-MSG_BREACHED = "This password has appeared in a data breach. Choose another one."
-MSG_WEAK = "This password is too easy to guess. Choose a longer or less predictable one."
+MSG_MISSING = N_("Enter a password.")
+MSG_COMMON = N_("This password is too common. Choose another one.")
+MSG_BREACHED = N_("This password has appeared in a data breach. Choose another one.")
+MSG_WEAK = N_("This password is too easy to guess. Choose a longer or less predictable one.")
 
 # zxcvbn keeps the user inputs of the running call in a module-level dictionary.
 _zxcvbn_lock = Lock()
@@ -121,26 +122,58 @@ def _common_file(request: PolicyRequest) -> Path:
 
 
 def _length_messages(password: str, config: Mapping[str, Any]) -> list[str]:
+    """Messages are translated as they are made (they hold numbers): in the request's
+    language, English outside a request."""
     length = len(password)
     if length < config["min_length"]:
-        return [f"Use at least {config['min_length']} characters."]
+        return [
+            ngettext(
+                "Use at least {count} character.",
+                "Use at least {count} characters.",
+                config["min_length"],
+            )
+        ]
     if length > config["max_length"]:
-        return [f"Use at most {config['max_length']} characters."]
+        return [
+            ngettext(
+                "Use at most {count} character.",
+                "Use at most {count} characters.",
+                config["max_length"],
+            )
+        ]
     return []
 
 
 def _composition_messages(password: str, config: Mapping[str, Any]) -> list[str]:
-    counts = {
-        "min_uppercase": (sum(c.isupper() for c in password), "uppercase letter"),
-        "min_lowercase": (sum(c.islower() for c in password), "lowercase letter"),
-        "min_digits": (sum(c.isdigit() for c in password), "digit"),
-        "min_symbols": (sum(not c.isalnum() for c in password), "symbol"),
-    }
     messages = []
-    for option, (count, what) in counts.items():
-        needed = config[option]
-        if count < needed:
-            messages.append(f"Use at least {needed} {what}{'' if needed == 1 else 's'}.")
+    needed = config["min_uppercase"]
+    if sum(c.isupper() for c in password) < needed:
+        messages.append(
+            ngettext(
+                "Use at least {count} uppercase letter.",
+                "Use at least {count} uppercase letters.",
+                needed,
+            )
+        )
+    needed = config["min_lowercase"]
+    if sum(c.islower() for c in password) < needed:
+        messages.append(
+            ngettext(
+                "Use at least {count} lowercase letter.",
+                "Use at least {count} lowercase letters.",
+                needed,
+            )
+        )
+    needed = config["min_digits"]
+    if sum(c.isdigit() for c in password) < needed:
+        messages.append(
+            ngettext("Use at least {count} digit.", "Use at least {count} digits.", needed)
+        )
+    needed = config["min_symbols"]
+    if sum(not c.isalnum() for c in password) < needed:
+        messages.append(
+            ngettext("Use at least {count} symbol.", "Use at least {count} symbols.", needed)
+        )
     return messages
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ..i18n import N_
 from ..options import ConfigError, Option
 from ..plan import PENDING_USER, PENDING_USER_IDENTIFIER
 from ..reputation import name_key, total_score, user_key
@@ -26,7 +27,7 @@ class ReputationPolicy(PolicyType):
         "check_ip": Option(bool, default=True),
         "check_username": Option(bool, default=True),
         "threshold": Option(int, default=-5),
-        "message": Option(str, default="Too many failed attempts from here lately."),
+        "message": Option(str, default=N_("Too many failed attempts from here lately.")),
     }
     request_dependent = True
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 from wtforms import StringField
-from wtforms.validators import DataRequired, Length
+from wtforms.validators import DataRequired, Length, ValidationError
 
+from ..i18n import ngettext
 from ..options import ConfigError
 from .base import StageRun, StageType
 
@@ -21,16 +22,28 @@ NAME_MAX = 128
 
 def name_field(label: str, required: str) -> StringField:
     """The field a device's name is typed into (the setup stages, and renaming one on the
-    settings page): trimmed, required with the message ``required``, at most NAME_MAX."""
+    settings page): trimmed, required with the message ``required``, at most NAME_MAX.
+    ``label`` and ``required`` are English message ids."""
     return StringField(
         label,
         filters=[_strip],
-        validators=[
-            DataRequired(required),
-            Length(max=NAME_MAX, message=f"Use at most {NAME_MAX} characters."),
-        ],
+        validators=[DataRequired(required), _AtMost(max=NAME_MAX)],
         render_kw={"autocomplete": "off", "maxlength": NAME_MAX},
     )
+
+
+class _AtMost(Length):
+    """A length check whose message, naming the limit, is in the request's language."""
+
+    def __call__(self, form: Any, field: Any) -> None:
+        try:
+            super().__call__(form, field)
+        except ValidationError:
+            raise ValidationError(
+                ngettext(
+                    "Use at most {count} character.", "Use at most {count} characters.", self.max
+                )
+            ) from None
 
 
 def _strip(value: str | None) -> str | None:

@@ -24,6 +24,7 @@ from wtforms.validators import DataRequired
 
 from .. import signals
 from ..devices import StaticDevice, StaticToken
+from ..i18n import N_, gettext
 from ..options import Option
 from ..otp import new_recovery_seed, recovery_codes, store_recovery_codes
 from ..outcomes import Outcome
@@ -37,15 +38,17 @@ CONFIRM_REGION = "flows-recovery-confirm"
 #: Plan context key holding the seed of that set (base64), sealed with the context.
 SETUP_SEED = "static_setup_seed"
 
-NO_USER = "Sign in before creating recovery codes."
-NEW_SET = "These are new codes: the ones shown before will not work."
-NOT_SAVED = "Confirm that you have saved these codes."
-SETUP_EXPIRED = "Those codes expired. Save these new ones instead."
+NO_USER = N_("Sign in before creating recovery codes.")
+NEW_SET = N_("These are new codes: the ones shown before will not work.")
+NOT_SAVED = N_("Confirm that you have saved these codes.")
+SETUP_EXPIRED = N_("Those codes expired. Save these new ones instead.")
+#: The name of a set of recovery codes unless the stage names one.
+DEVICE_NAME = N_("Recovery codes")
 
 
 class StaticSetupForm(StageForm):
     saved = BooleanField(
-        "I have saved these codes",
+        N_("I have saved these codes"),
         validators=[DataRequired(NOT_SAVED)],
         render_kw={"required": True},
     )
@@ -57,7 +60,7 @@ class AuthenticatorStaticStage(AuthenticatorSetupStage):
     options = {
         **WORDING,
         "token_count": Option(int, default=10, minimum=1),
-        "device_name": Option(str, default="Recovery codes"),
+        "device_name": Option(str, default=DEVICE_NAME),
     }
 
     def form_class(self, run: StageRun) -> type[StageForm]:
@@ -70,7 +73,8 @@ class AuthenticatorStaticStage(AuthenticatorSetupStage):
             codes = _new_set(run, user)
             run.memo["new_set"] = True
         brand = run.state.config["FLOWS_BRAND_NAME"]
-        text = "\n".join([f"Recovery codes for {brand}", "Each code works once.", "", *codes, ""])
+        heading = gettext("Recovery codes for {brand}", brand=brand)
+        text = "\n".join([heading, gettext("Each code works once."), "", *codes, ""])
         return {
             "codes": codes,
             "download_href": "data:text/plain;charset=utf-8," + quote(text, safe=""),

@@ -22,6 +22,7 @@ from wtforms.validators import DataRequired, Length
 
 from .. import signals
 from ..devices import TOTPDevice
+from ..i18n import N_, gettext
 from ..models import utcnow
 from ..options import Option
 from ..otp import new_totp_secret, provisioning_uri, verify_totp
@@ -34,9 +35,11 @@ SETUP_DEVICE = "totp_setup_device"
 #: Unconfirmed devices older than this are abandoned setups, removed when a new one starts.
 ABANDONED_AFTER = timedelta(hours=1)
 
-NO_USER = "Sign in before setting up an authenticator app."
-WRONG_CODE = "That code is not valid. Check the time on your phone and enter the current code."
-SETUP_EXPIRED = "This setup expired. Scan the new QR code and enter the code it shows."
+NO_USER = N_("Sign in before setting up an authenticator app.")
+WRONG_CODE = N_("That code is not valid. Check the time on your phone and enter the current code.")
+SETUP_EXPIRED = N_("This setup expired. Scan the new QR code and enter the code it shows.")
+#: The name a new authenticator app is given (and offered) unless the stage names one.
+DEVICE_NAME = N_("Authenticator app")
 
 
 def _strip(value: str | None) -> str | None:
@@ -45,13 +48,14 @@ def _strip(value: str | None) -> str | None:
 
 class TOTPSetupForm(StageForm):
     name = name_field(
-        "Name this authenticator", "Give this authenticator a name, such as the phone it is on."
+        N_("Name this authenticator"),
+        N_("Give this authenticator a name, such as the phone it is on."),
     )
     code = StringField(
-        "Code from the app",
+        N_("Code from the app"),
         filters=[_strip],
         validators=[
-            DataRequired("Enter the code your authenticator app shows."),
+            DataRequired(N_("Enter the code your authenticator app shows.")),
             Length(max=32, message=WRONG_CODE),
         ],
         render_kw={
@@ -82,7 +86,7 @@ class AuthenticatorTOTPStage(AuthenticatorSetupStage):
             help="Many authenticator apps (Google Authenticator among them) only support sha1"
             " and silently show wrong codes for the others.",
         ),
-        "device_name": Option(str, default="Authenticator app"),
+        "device_name": Option(str, default=DEVICE_NAME),
     }
 
     def form_class(self, run: StageRun) -> type[StageForm]:
@@ -93,12 +97,19 @@ class AuthenticatorTOTPStage(AuthenticatorSetupStage):
         user = run.pending_user()
         device = _setup_device(run, user) or _new_device(run, user)
         if not form.name.data:
-            form.name.data = run.config["device_name"]
+            form.name.data = gettext(run.config["device_name"])
         issuer = run.config["issuer"] or str(run.state.config["FLOWS_BRAND_NAME"])
         account = _account_label(run, user)
         uri = provisioning_uri(device, account=account, issuer=issuer)
         return {
-            "qr_svg": _qr_svg(uri, f"QR code to add {account} at {issuer} to an authenticator app"),
+            "qr_svg": _qr_svg(
+                uri,
+                gettext(
+                    "QR code to add {account} at {issuer} to an authenticator app",
+                    account=account,
+                    issuer=issuer,
+                ),
+            ),
             "otpauth_uri": uri,
             "secret_groups": [device.secret[i : i + 4] for i in range(0, len(device.secret), 4)],
             "issuer": issuer,
@@ -130,7 +141,7 @@ class AuthenticatorTOTPStage(AuthenticatorSetupStage):
             return invalid()
 
         device.confirmed = True
-        device.name = form.name.data or run.config["device_name"]
+        device.name = form.name.data or gettext(run.config["device_name"])
         device.last_step = check.step or 0
         run.state.db.session.commit()
         run.context.pop(SETUP_DEVICE, None)

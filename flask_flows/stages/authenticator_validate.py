@@ -42,6 +42,7 @@ from ..authenticators import INVALID_CODE as INVALID_CODE  # this stage's words 
 from ..authenticators import REPLAYED_CODE as REPLAYED_CODE
 from ..authenticators import code_kind as kind_of_code
 from ..guesses import Verdict
+from ..i18n import N_, gettext, ngettext
 from ..models import Stage
 from ..options import ConfigError, Option
 from ..plan import AUTH_METHOD, AUTH_METHODS, passkey_login
@@ -70,30 +71,34 @@ TOTP = TOTPKind.key
 STATIC = RecoveryCodesKind.key
 WEBAUTHN = PasskeyKind.key
 
-NOT_CONFIGURED = (
+NOT_CONFIGURED = N_(
     "This account must use two-factor authentication, but none is set up yet. "
     "Please contact your administrator to set up two-factor authentication."
 )
 #: What the code field asks for when the user has an app and recovery codes (one kind:
 #: its own hint; other mixes name their kinds).
-CODE_HINT_SEVERAL = (
+CODE_HINT_SEVERAL = N_(
     "Enter the code from your authenticator app, or one of your recovery codes"
     " (each works only once)."
 )
-CODE_HINT_ANY = "Enter a code from one of these: {kinds}."
-NO_USER = "There is no account to verify. Please start again."
-PASSKEY_UNAVAILABLE = (
+#: The hint for other mixes: the kinds' labels, as a list in the page's language.
+CODE_HINT_ANY = N_("Enter a code from one of these: {kinds}.")
+#: How a list of kinds goes on, item by item ("Authenticator app, PIN letter").
+LIST_ITEM = N_("{list}, {item}")
+NO_USER = N_("There is no account to verify. Please start again.")
+PASSKEY_UNAVAILABLE = N_(
     "Your passkey needs JavaScript and a browser that supports passkeys. Turn JavaScript"
     " on, or use another browser."
 )
+ENTER_CODE = N_("Enter the code.")
 
 
 def _code_field(**attributes: str) -> StringField:
     return StringField(
-        "Code",
+        N_("Code"),
         validators=[
-            RequiredUnlessPasskey("Enter the code."),
-            Length(max=64, message="That code is too long."),
+            RequiredUnlessPasskey(ENTER_CODE),
+            Length(max=64, message=N_("That code is too long.")),
         ],
         render_kw={
             "autocomplete": "one-time-code",
@@ -291,7 +296,14 @@ class AuthenticatorValidateStage(StageType):
         if count_failure(run, FAILED_ATTEMPTS, "invalid_mfa_code"):
             return locked_out(verdict, offer_recovery=False)
         left = int(run.config["failed_attempts_before_cancel"]) - int(run.context[FAILED_ATTEMPTS])
-        form.code.errors = [f"{error} {left} {'try' if left == 1 else 'tries'} left."]
+        form.code.errors = [
+            ngettext(
+                "{error} {count} try left.",
+                "{error} {count} tries left.",
+                left,
+                error=gettext(error),
+            )
+        ]
         _clear_code(form)
         return invalid(verdict.wait_message())
 
@@ -406,10 +418,14 @@ def _known_kinds() -> list[str]:
 
 
 def _code_hint(run: StageRun, classes: list[str]) -> str:
-    """What the code field asks for, by the kinds the user has."""
+    """What the code field asks for, by the kinds the user has (a message id, or a hint
+    naming the kinds in the page's language)."""
     if len(classes) == 1:
         return run.state.authenticator_kind(classes[0]).code_hint
     if not classes or set(classes) == {TOTP, STATIC}:
         return CODE_HINT_SEVERAL
-    labels = [run.state.authenticator_kind(key).label for key in classes]
-    return CODE_HINT_ANY.format(kinds=", ".join(labels))
+    labels = [gettext(run.state.authenticator_kind(key).label) for key in classes]
+    kinds = labels[0]
+    for label in labels[1:]:
+        kinds = gettext(LIST_ITEM, list=kinds, item=label)
+    return gettext(CODE_HINT_ANY, kinds=kinds)

@@ -21,18 +21,22 @@ from wtforms import HiddenField
 
 from .. import passkeys, signals
 from ..devices import WebAuthnDevice
+from ..i18n import N_, gettext
 from ..options import Option
 from ..outcomes import Outcome
 from .authenticator_setup import AuthenticatorSetupStage, name_field
 from .base import WORDING, StageForm, StageResult, StageRun, deny, invalid, ok
 
-NO_USER = "Sign in before adding a passkey."
-NOT_CREATED = "Create the passkey with the button: your browser makes it."
+NO_USER = N_("Sign in before adding a passkey.")
+NOT_CREATED = N_("Create the passkey with the button: your browser makes it.")
+#: The name a new passkey is given (and offered) unless the stage names one.
+DEVICE_NAME = N_("Passkey")
 
 
 class WebAuthnSetupForm(StageForm):
     name = name_field(
-        "Name this passkey", "Give this passkey a name, such as the device or password manager."
+        N_("Name this passkey"),
+        N_("Give this passkey a name, such as the device or password manager."),
     )
     #: The browser's answer (JSON), filled in by passkeys.js.
     passkey = HiddenField()
@@ -70,7 +74,7 @@ class AuthenticatorWebAuthnStage(AuthenticatorSetupStage):
             choices=("none", "indirect", "direct"),
             help="Ask the authenticator to prove its model; verified when given.",
         ),
-        "device_name": Option(str, default="Passkey"),
+        "device_name": Option(str, default=DEVICE_NAME),
     }
 
     def form_class(self, run: StageRun) -> type[StageForm]:
@@ -80,7 +84,7 @@ class AuthenticatorWebAuthnStage(AuthenticatorSetupStage):
         assert isinstance(form, WebAuthnSetupForm)
         user = run.pending_user()
         if not form.name.data:
-            form.name.data = run.config["device_name"]
+            form.name.data = gettext(run.config["device_name"])
         form.passkey.data = ""  # an answer is never sent back to the page
         return {
             "passkey_options": passkeys.registration_options(
@@ -105,7 +109,7 @@ class AuthenticatorWebAuthnStage(AuthenticatorSetupStage):
         registration, handle = result
         device = WebAuthnDevice(
             user_id=user_id,
-            name=form.name.data or run.config["device_name"],
+            name=form.name.data or gettext(run.config["device_name"]),
             credential_id=registration.credential_id,
             public_key=registration.public_key,
             sign_count=registration.sign_count,

@@ -17,6 +17,7 @@ from wtforms.validators import StopValidation
 
 from .. import guesses, outcomes, signals
 from ..guesses import Verdict
+from ..i18n import N_
 from ..options import Option
 from ..outcomes import Outcome
 from ..plan import AUTH_METHOD, AUTH_METHODS, PENDING_USER, PENDING_USER_IDENTIFIER
@@ -30,7 +31,7 @@ WORDING: dict[str, Option] = {
 }
 
 #: A stage's ``failed_attempts_before_cancel`` ended the flow, and no wait is running.
-TOO_MANY = "Too many failed attempts. You can start again now."
+TOO_MANY = N_("Too many failed attempts. You can start again now.")
 
 if TYPE_CHECKING:
     from flask import Request

@@ -18,12 +18,13 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
+from ..i18n import N_
 from ..options import ConfigError, Option
 from .base import WORDING, StageForm, StageResult, StageRun, StageType, invalid, ok
 
-MSG_MISSING = "Please complete the challenge before continuing."
-MSG_FAILED = "The challenge was not passed. Please try again."
-MSG_UNAVAILABLE = "Could not check the challenge, please try again."
+MSG_MISSING = N_("Please complete the challenge before continuing.")
+MSG_FAILED = N_("The challenge was not passed. Please try again.")
+MSG_UNAVAILABLE = N_("Could not check the challenge, please try again.")
 
 #: Verify answers are a few hundred bytes; anything far larger is not one.
 _MAX_ANSWER = 64 * 1024

@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from ..grants import UserConsent
+from ..i18n import N_, ngettext
 from ..models import utcnow
 from ..options import Option
 from .base import WORDING, StageForm, StageResult, StageRun, StageType, deny, ok
@@ -27,7 +28,7 @@ from .base import WORDING, StageForm, StageResult, StageRun, StageType, deny, ok
 #: Plan context key an authorization flow may set to name what is being consented to.
 APPLICATION = "application"
 
-MSG_NO_USER = "Please log in before giving consent."
+MSG_NO_USER = N_("Please log in before giving consent.")
 
 FOUR_WEEKS = 4 * 7 * 24 * 3600
 
@@ -125,9 +126,12 @@ def _target(run: StageRun) -> str:
 
 
 def _duration(seconds: int) -> str:
-    """``consent_expire_in`` in words, to the largest whole unit: "28 days", "90 minutes"."""
-    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
-        if seconds >= size and seconds % size == 0 or seconds >= 2 * size:
-            count = seconds // size
-            return f"{count} {unit}{'s' if count != 1 else ''}"
-    return f"{seconds} second{'s' if seconds != 1 else ''}"
+    """``consent_expire_in`` in words, to the largest whole unit: "28 days", "90 minutes",
+    in the page's language."""
+    if seconds >= 86400 and seconds % 86400 == 0 or seconds >= 2 * 86400:
+        return ngettext("{count} day", "{count} days", seconds // 86400)
+    if seconds >= 3600 and seconds % 3600 == 0 or seconds >= 2 * 3600:
+        return ngettext("{count} hour", "{count} hours", seconds // 3600)
+    if seconds >= 60 and seconds % 60 == 0 or seconds >= 2 * 60:
+        return ngettext("{count} minute", "{count} minutes", seconds // 60)
+    return ngettext("{count} second", "{count} seconds", seconds)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..i18n import N_
 from ..options import Option
 from .base import StageForm, StageResult, StageRun, StageType, deny
 
@@ -9,7 +10,9 @@ from .base import StageForm, StageResult, StageRun, StageType, deny
 class DenyStage(StageType):
     name = "deny"
     template = ""
-    options = {"message": Option(str, default="Access denied.")}
+    #: The message, shown on the access-denied page (through the catalogue, so the
+    #: default is read in the page's language).
+    options = {"message": Option(str, default=N_("Access denied."))}
 
     def is_interactive(self, run: StageRun) -> bool:
         return False

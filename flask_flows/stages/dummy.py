@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from ..i18n import N_, gettext
 from ..options import Option
 from .base import WORDING, StageForm, StageResult, StageRun, StageType, invalid, ok
+
+#: The page's text when none is configured (read in the page's language).
+DEFAULT_MESSAGE = N_("Continue to the next step.")
+MSG_REFUSED = N_("This step did not accept the submission.")
 
 
 class DummyStage(StageType):
@@ -12,14 +17,15 @@ class DummyStage(StageType):
     template = "flows/stages/dummy.html"
     options = {
         **WORDING,
-        "message": Option(str, default="Continue to the next step."),
+        "message": Option(str, default=DEFAULT_MESSAGE),
         "fail": Option(bool, default=False, help="Always reject the submission (tests)."),
     }
 
     def challenge(self, run: StageRun, form: StageForm) -> dict[str, str]:
-        return {"message": run.config["message"]}
+        message = run.config["message"]
+        return {"message": gettext(message) if message == DEFAULT_MESSAGE else message}
 
     def respond(self, run: StageRun, form: StageForm | None) -> StageResult:
         if run.config["fail"]:
-            return invalid("This step did not accept the submission.")
+            return invalid(MSG_REFUSED)
         return ok()

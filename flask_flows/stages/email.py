@@ -42,6 +42,7 @@ from typing import Any
 
 from .. import mail
 from ..flow_tokens import hash_address, opened_since, save_token, tokens_sent_since
+from ..i18n import N_, gettext, ngettext
 from ..link_hosts import mailed_link
 from ..options import ConfigError, Option
 from ..plan import PENDING_USER_IDENTIFIER, PROMPT_DATA, FlowPlan
@@ -58,14 +59,27 @@ EMAIL_SENT_AT = "email_sent_at"
 CHANGE_ADDRESS = "change_address"
 OPENED = "opened"
 
-SENT_AGAIN = "We sent another email."
-TOO_SOON = "We just sent an email. You can ask for another one in {seconds} seconds."
-NOT_OPENED_YET = "The link has not been opened yet. Open it from the email, then come back."
-SENT_AGAIN_IF_EXISTS = "If an account exists for what you entered, we sent another email."
-RATE_LIMITED = (
+SENT_AGAIN = N_("We sent another email.")
+NOT_OPENED_YET = N_("The link has not been opened yet. Open it from the email, then come back.")
+SENT_AGAIN_IF_EXISTS = N_("If an account exists for what you entered, we sent another email.")
+RATE_LIMITED = N_(
     "We have already sent several emails. Please wait a while before asking for another,"
     " and check your spam folder."
 )
+#: The subject of the link's mail when none is configured (mailed in the language of
+#: the request that sends it; a configured subject is sent as it was written).
+DEFAULT_SUBJECT = N_("Confirm your email address")
+#: The subject of the mail to the owner of an address entered for another account.
+SUBJECT_ACCOUNT_EXISTS = N_("You already have an account at {brand}")
+
+
+def _too_soon(seconds: int) -> str:
+    """ "Send again" came before ``resend_after``: when it will send, in the page's language."""
+    return ngettext(
+        "We just sent an email. You can ask for another one in {count} second.",
+        "We just sent an email. You can ask for another one in {count} seconds.",
+        seconds,
+    )
 
 
 class EmailStage(StageType):
@@ -74,7 +88,7 @@ class EmailStage(StageType):
     mails_links = True
     options = {
         "title": WORDING["title"],
-        "subject": Option(str, default="Confirm your email address"),
+        "subject": Option(str, default=DEFAULT_SUBJECT),
         "template": Option(
             str,
             default="flows/email/verification",
@@ -160,7 +174,7 @@ class EmailStage(StageType):
                 return ok()
         wait = _resend_wait(run)
         if wait:
-            return invalid(TOO_SOON.format(seconds=wait))
+            return invalid(_too_soon(wait))
         if not self._send(run, recipient):
             return invalid(RATE_LIMITED)
         return invalid(SENT_AGAIN if recipient.shown else SENT_AGAIN_IF_EXISTS)
@@ -200,9 +214,10 @@ class EmailStage(StageType):
         if owner is not None:
             message = _account_exists_message(run, address or "", owner, recovery)
         else:
+            subject = run.config["subject"]
             message = mail.build_message(
                 to=address or "nobody@invalid",
-                subject=run.config["subject"],
+                subject=gettext(subject) if subject == DEFAULT_SUBJECT else subject,
                 template=run.config["template"],
                 link=link,
                 user=recipient.user,
@@ -284,7 +299,7 @@ def _account_exists_message(run: StageRun, address: str, owner: Any, has_recover
     brand = str(run.state.config["FLOWS_BRAND_NAME"])
     return mail.build_message(
         to=address,
-        subject=f"You already have an account at {brand}",
+        subject=gettext(SUBJECT_ACCOUNT_EXISTS, brand=brand),
         template="flows/email/account_exists",
         login_link=mailed_link("flows.login"),
         recovery_link=(
@@ -390,7 +405,7 @@ def _mask(address: str) -> str:
 
 
 def _duration(minutes: int) -> str:
+    """How long the link lasts, in words of the page's (and the mail's) language."""
     if minutes % 60 == 0:
-        hours = minutes // 60
-        return f"{hours} hour{'s' if hours != 1 else ''}"
-    return f"{minutes} minute{'s' if minutes != 1 else ''}"
+        return ngettext("{count} hour", "{count} hours", minutes // 60)
+    return ngettext("{count} minute", "{count} minutes", minutes)

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from ..grants import MAX_TOKEN_LENGTH, DbSession, Invitation
+from ..i18n import N_
 from ..models import utcnow
 from ..options import Option
 from ..plan import PROMPT_DATA
@@ -40,10 +41,10 @@ OFFERED = "invitation_offered"
 #: The query parameter of an invitation link.
 LINK_ARG = "itoken"
 
-MSG_MISSING = "You need an invitation to continue. Open the link from your invitation."
-MSG_INVALID = "This invitation link is not valid. Check that you opened the whole link."
-MSG_EXPIRED = "This invitation link has expired. Please ask for a new invitation."
-MSG_USED = "This invitation link has already been used. Please ask for a new invitation."
+MSG_MISSING = N_("You need an invitation to continue. Open the link from your invitation.")
+MSG_INVALID = N_("This invitation link is not valid. Check that you opened the whole link.")
+MSG_EXPIRED = N_("This invitation link has expired. Please ask for a new invitation.")
+MSG_USED = N_("This invitation link has already been used. Please ask for a new invitation.")
 
 
 class InvitationStage(StageType):

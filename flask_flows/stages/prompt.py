@@ -29,6 +29,7 @@ import sqlalchemy as sa
 from wtforms.validators import ValidationError
 from wtforms.widgets import PasswordInput
 
+from ..i18n import N_, gettext
 from ..models import Policy
 from ..options import ConfigError, Option
 from ..plan import PROMPT_DATA
@@ -51,9 +52,12 @@ HASH_KEY = "hash"
 #: cookie must stay under the 4 KB browsers keep, with room for other plans and CSRF.
 PROMPT_DATA_LIMIT = 2048
 
-MSG_TOO_MUCH = "Your answers are too long altogether. Please shorten them."
-MSG_POLICY_FAILED = "Please check your answers."
-MSG_POLICY_ERROR = "Your answers could not be checked. Please try again."
+MSG_TOO_MUCH = N_("Your answers are too long altogether. Please shorten them.")
+MSG_POLICY_FAILED = N_("Please check your answers.")
+MSG_POLICY_ERROR = N_("Your answers could not be checked. Please try again.")
+#: The heading when none is configured: flask-flows' own words, read in the page's
+#: language (a configured title is shown as it was written).
+DEFAULT_TITLE = N_("Your details")
 
 
 def password_hash(value: Any) -> str | None:
@@ -73,8 +77,8 @@ class PromptStage(StageType):
         "validation_policies": Option(
             list, default=(), items=str, help="Names of policies that must all pass."
         ),
-        "title": Option(str, default="Your details"),
-        "submit_label": Option(str, default="Continue"),
+        "title": Option(str, default=DEFAULT_TITLE),
+        "submit_label": Option(str, default=N_("Continue")),
         "submit_style": Option(
             str,
             default="primary",
@@ -111,7 +115,9 @@ class PromptStage(StageType):
         if form.errors:
             _keep_passwords_typed(form, fields)
         static = {f.key: resolve_initial(f, run) for f in fields if f.type == "static"}
-        return {"fields": fields, "static_text": static}
+        title = run.config["title"]
+        heading = gettext(title) if title == DEFAULT_TITLE else title
+        return {"fields": fields, "static_text": static, "heading": heading}
 
     def check(self, run: StageRun, form: StageForm, field: str) -> None:
         """The field's own rules; for a password, then the validation policies too (a

@@ -14,28 +14,29 @@ from typing import Any
 from wtforms.validators import StopValidation, ValidationError
 
 from .. import identifiers
+from ..i18n import N_, gettext, ngettext
 from .base import StageForm
 
-MSG_REQUIRED = "Fill in this field."
-MSG_CHOOSE = "Choose one of the options."
-MSG_TICK = "Tick this box to continue."
+MSG_REQUIRED = N_("Fill in this field.")
+MSG_CHOOSE = N_("Choose one of the options.")
+MSG_TICK = N_("Tick this box to continue.")
 #: What an empty required field says, by type: what to do, in the person's words.
 MSG_ENTER = {
-    "username": "Enter a username.",
-    "email": "Enter an email address.",
-    "password": "Enter a password.",
-    "number": "Enter a number.",
-    "date": "Enter a date.",
-    "date_time": "Enter a date and time.",
+    "username": N_("Enter a username."),
+    "email": N_("Enter an email address."),
+    "password": N_("Enter a password."),
+    "number": N_("Enter a number."),
+    "date": N_("Enter a date."),
+    "date_time": N_("Enter a date and time."),
 }
-MSG_EMAIL = "Enter a valid email address, like name@example.com."
-MSG_NUMBER = "Enter a whole number."
-MSG_DATE = "Enter a date, like 2024-12-31."
-MSG_DATE_TIME = "Enter a date and time, like 2024-12-31 18:30."
-MSG_CHARACTERS = "This contains characters that are not allowed here."
-MSG_USERNAME_SPACES = "A username cannot contain spaces."
-MSG_USERNAME_TAKEN = "That username is already taken."
-MSG_MISMATCH = "The passwords do not match."
+MSG_EMAIL = N_("Enter a valid email address, like name@example.com.")
+MSG_NUMBER = N_("Enter a whole number.")
+MSG_DATE = N_("Enter a date, like 2024-12-31.")
+MSG_DATE_TIME = N_("Enter a date and time, like 2024-12-31 18:30.")
+MSG_CHARACTERS = N_("This contains characters that are not allowed here.")
+MSG_USERNAME_SPACES = N_("A username cannot contain spaces.")
+MSG_USERNAME_TAKEN = N_("That username is already taken.")
+MSG_MISMATCH = N_("The passwords do not match.")
 
 
 def is_valid_email(value: str) -> bool:
@@ -94,7 +95,9 @@ def optional(form: StageForm, field: Any) -> None:
 def max_length(limit: int) -> Callable[[StageForm, Any], None]:
     def check(form: StageForm, field: Any) -> None:
         if isinstance(field.data, str) and len(field.data) > limit:
-            raise StopValidation(f"Use at most {limit} characters.")
+            raise StopValidation(
+                ngettext("Use at most {count} character.", "Use at most {count} characters.", limit)
+            )
 
     return check
 
@@ -144,11 +147,15 @@ def bounds(minimum: int | None, maximum: int | None) -> Callable[[StageForm, Any
         if not isinstance(value, int):
             return
         if minimum is not None and maximum is not None and not minimum <= value <= maximum:
-            raise ValidationError(f"Enter a number from {minimum} to {maximum}.")
+            raise ValidationError(
+                gettext(
+                    "Enter a number from {minimum} to {maximum}.", minimum=minimum, maximum=maximum
+                )
+            )
         if minimum is not None and value < minimum:
-            raise ValidationError(f"Enter a number of at least {minimum}.")
+            raise ValidationError(gettext("Enter a number of at least {minimum}.", minimum=minimum))
         if maximum is not None and value > maximum:
-            raise ValidationError(f"Enter a number of at most {maximum}.")
+            raise ValidationError(gettext("Enter a number of at most {maximum}.", maximum=maximum))
 
     return check
 
@@ -172,11 +179,16 @@ TYPE_VALIDATORS: dict[str, tuple[Callable[[StageForm, Any], None], ...]] = {
 
 def required_message(field_type: str, label: str = "") -> str:
     """What a required field left empty says: what to do ("Enter a username."), naming
-    the field by its label where its type does not say ("Fill in “Nickname”.")."""
+    the field by its label where its type does not say ("Fill in “Nickname”."), as the
+    page shows that label (through the catalogue, like the field macro does)."""
     if field_type == "checkbox":
         return MSG_TICK
     if field_type in ("radio", "dropdown"):
-        return f"Choose an option for “{label}”." if label else MSG_CHOOSE
+        return (
+            gettext("Choose an option for “{label}”.", label=gettext(label))
+            if label
+            else MSG_CHOOSE
+        )
     if field_type in MSG_ENTER:
         return MSG_ENTER[field_type]
-    return f"Fill in “{label}”." if label else MSG_REQUIRED
+    return gettext("Fill in “{label}”.", label=gettext(label)) if label else MSG_REQUIRED

@@ -36,6 +36,7 @@ from wtforms import (
 from wtforms.fields.core import UnboundField
 
 from .. import csrf
+from ..i18n import N_, gettext
 from ..options import ConfigError
 from . import prompt_checks as checks
 from .base import StageForm
@@ -84,6 +85,8 @@ _TYPE_KEYS: dict[str, frozenset[str]] = {
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 #: ``initial_value`` written as ``user.<attribute>`` or ``prompt_data.<key>`` is looked up.
 REFERENCE = re.compile(r"^(user|prompt_data)\.([A-Za-z_][A-Za-z0-9_]*)$")
+#: What an empty repeat field says.
+MSG_REPEAT = N_("Enter the password again.")
 #: User attributes an initial value may never show.
 SECRET_ATTRIBUTES = frozenset({"password_hash", "password"})
 
@@ -161,7 +164,8 @@ def build_field(
     if spec.type in ("radio", "dropdown"):
         choices = [SelectChoice(value, label) for value, label in spec.choices]
         if spec.type == "dropdown":
-            choices.insert(0, SelectChoice("", "Choose…"))
+            # Rendered by WTForms itself, not through the template: translated here.
+            choices.insert(0, SelectChoice("", gettext("Choose…")))
         validators.append(checks.one_of({value for value, _ in spec.choices}))
         return _FIELD_CLASSES[spec.type](choices=choices, validate_choice=False, **kwargs)
     if spec.type == "number":
@@ -180,9 +184,10 @@ def build_field(
 
 def build_repeat_field(spec: PromptField) -> UnboundField:
     """The second password field, which must match the first; its value is never stored."""
-    validators = [checks.Required("Enter the password again.")] if spec.required else []
+    validators = [checks.Required(MSG_REPEAT)] if spec.required else []
     return PasswordField(
-        f"{spec.label} (again)",
+        # The first field's label as the page shows it (the field macro translates labels).
+        gettext("{label} (again)", label=gettext(spec.label)),
         validators=[*validators, checks.matches(spec.key)],
         render_kw={"autocomplete": "new-password"},
     )

@@ -14,14 +14,15 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from .. import sessions, signals
 from ..config import support_contact
+from ..i18n import N_, gettext
 from ..outcomes import Outcome
 from ..plan import PENDING_USER, PROMPT_DATA
 from .base import StageForm, StageResult, StageRun, StageType, deny, invalid, ok
 
-MSG_NO_USER = "There is no account to delete."
-MSG_NOT_DELETED = "Your account could not be deleted. Please try again later."
+MSG_NO_USER = N_("There is no account to delete.")
+MSG_NOT_DELETED = N_("Your account could not be deleted. Please try again later.")
 #: Other records of the site still refer to the account: trying again will not help.
-MSG_STILL_REFERENCED = (
+MSG_STILL_REFERENCED = N_(
     "Your account could not be deleted: other records on this site still refer to it."
     " Please contact {contact} to have it removed."
 )
@@ -58,7 +59,7 @@ class UserDeleteStage(StageType):
                 error.orig,
             )
             contact = support_contact(run.state.config)
-            return invalid(MSG_STILL_REFERENCED.format(contact=contact))
+            return invalid(gettext(MSG_STILL_REFERENCED, contact=contact))
         except SQLAlchemyError:
             store.session.rollback()
             run.state.log.exception("user_delete: deleting user %s failed", user_id)

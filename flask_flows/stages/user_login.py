@@ -13,13 +13,17 @@ from flask import current_app
 from wtforms import BooleanField
 
 from .. import sessions, signals
+from ..i18n import N_
 from ..options import Option
 from ..outcomes import Outcome
 from .base import WORDING, StageForm, StageResult, StageRun, StageType, deny, ok
 
+MSG_NO_USER = N_("There is no account to log in to. Please start again.")
+MSG_DISABLED = N_("This account is disabled.")
+
 
 class UserLoginForm(StageForm):
-    remember_me = BooleanField("Stay signed in on this device")
+    remember_me = BooleanField(N_("Stay signed in on this device"))
 
 
 class UserLoginStage(StageType):
@@ -49,10 +53,10 @@ class UserLoginStage(StageType):
     def respond(self, run: StageRun, form: StageForm | None) -> StageResult:
         user = run.pending_user()
         if user is None:
-            return deny("There is no account to log in to. Please start again.")
+            return deny(MSG_NO_USER)
         if not run.state.user_store.is_active(user):
             run.state.log.info("user_login: refused inactive user %s", user.get_id())
-            return deny("This account is disabled.")
+            return deny(MSG_DISABLED)
         remember = isinstance(form, UserLoginForm) and bool(form.remember_me.data)
         duration = run.config["session_duration"]
         if remember:

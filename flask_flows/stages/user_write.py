@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from .. import identifiers, mail, sessions, signals
 from ..config import support_contact
+from ..i18n import N_, gettext
 from ..options import ConfigError, Option
 from ..outcomes import Outcome
 from ..plan import PENDING_USER, PROMPT_DATA
@@ -36,11 +37,13 @@ PROTECTED_ATTRIBUTES = frozenset({"id", "active", "is_superuser", "password_hash
 #: The prompt key whose hash becomes the user's password.
 PASSWORD_KEY = "password"  # noqa: S105  (a field name, not a secret)
 
-MSG_NO_USER = "There is no account to update. Please sign in and try again."
-MSG_USERNAME_TAKEN = "That username is already taken."
-MSG_EMAIL_TAKEN = "That email address is already used by another account."
-MSG_NOT_SAVED = "Your details could not be saved. Please try again."
-MSG_CHOOSE_USERNAME = "That username is already taken. Choose another one."
+MSG_NO_USER = N_("There is no account to update. Please sign in and try again.")
+MSG_USERNAME_TAKEN = N_("That username is already taken.")
+MSG_EMAIL_TAKEN = N_("That email address is already used by another account.")
+MSG_NOT_SAVED = N_("Your details could not be saved. Please try again.")
+MSG_CHOOSE_USERNAME = N_("That username is already taken. Choose another one.")
+#: The subject of the notice mailed to the address an account had before.
+SUBJECT_EMAIL_CHANGED = N_("Your email address was changed")
 #: Plan context: the username to write was taken; the stage asks for another one.
 USERNAME_TAKEN = "user_write_username_taken"
 _TELL = "tell"
@@ -317,7 +320,8 @@ def _notify_previous_email(run: StageRun, user: Any, previous: str | None) -> No
     contact = support_contact(run.state.config)
     message = mail.build_message(
         to=previous,
-        subject="Your email address was changed",
+        # Rendered here, in the request: in the language of the person who changed it.
+        subject=gettext(SUBJECT_EMAIL_CHANGED),
         template="flows/email/email_changed",
         username=getattr(user, "username", None),
         new_address=current,

@@ -5,8 +5,16 @@
 
   var STAGE_ID = "flow-stage";
   var ANNOUNCER_ID = "flows-announcer";
-  var MSG_OFFLINE = "The server could not be reached. Check your connection and try again.";
-  var MSG_FAILED = "Something went wrong. Please try again.";
+  // The words this script says itself, in English: the page gives them in its language
+  // (data-flows-msg-* on the stage, rendered by flows/shell.html and flows/embedded.html).
+  var MESSAGES = {
+    offline: "The server could not be reached. Check your connection and try again.",
+    failed: "Something went wrong. Please try again.",
+    copied: "Copied",
+    codesCopied: "The codes were copied to the clipboard.",
+    copyFailed: "Copying failed. Use the download link instead.",
+    errorTitle: "Error:"
+  };
 
   // htmx's settings for flow pages, set before htmx starts (at DOMContentLoaded, after
   // this deferred script), in the shell and inside an app's layout alike: no history
@@ -23,6 +31,14 @@
 
   function stage() {
     return document.getElementById(STAGE_ID);
+  }
+
+  // One of MESSAGES in the page's language: data-flows-msg-offline for "offline", and
+  // so on; the English where the page has none (an app's own shell).
+  function message(key) {
+    var root = stage();
+    var name = "flowsMsg" + key.charAt(0).toUpperCase() + key.slice(1);
+    return (root && root.dataset[name]) || MESSAGES[key];
   }
 
   // A stage that opens with something to read before its form (recovery codes, a QR
@@ -138,14 +154,14 @@
           .join("\n");
         navigator.clipboard.writeText(text + "\n").then(
           function () {
-            button.textContent = "Copied";
-            announce("The codes were copied to the clipboard.");
+            button.textContent = message("copied");
+            announce(message("codesCopied"));
             window.setTimeout(function () {
               button.textContent = label;
             }, 2000);
           },
           function () {
-            announce("Copying failed. Use the download link instead.");
+            announce(message("copyFailed"));
           }
         );
       });
@@ -239,12 +255,12 @@
       detail.isError = false;
       detail.selectOverride = "#" + STAGE_ID + " > *";
     } else {
-      showMessage(MSG_FAILED);
+      showMessage(message("failed"));
     }
   });
 
   document.addEventListener("htmx:sendError", function (event) {
-    if (isStageEvent(event) && !isLiveCheck(event)) showMessage(MSG_OFFLINE);
+    if (isStageEvent(event) && !isLiveCheck(event)) showMessage(message("offline"));
   });
 
   // Errors of the field itself: what a partial swap announces (it has no messages).
@@ -258,7 +274,7 @@
 
   // A live check replaced a field's feedback (an out-of-band swap): mark the control as
   // the feedback says, keep the error summary of a refused submit in step with it, and
-  // drop the title's "Error:" once nothing is wrong any more.
+  // drop the title's "Error:" (in the page's language) once nothing is wrong any more.
   document.addEventListener("htmx:oobAfterSwap", function (event) {
     var box = event.target;
     if (!box.classList || !box.classList.contains("flows-feedback")) return;
@@ -294,8 +310,9 @@
       if (!summary.querySelector("li")) summary.remove();
     }
     var root = stage();
-    if (root && !root.querySelector("[aria-invalid='true']") && document.title.indexOf("Error: ") === 0) {
-      document.title = document.title.slice("Error: ".length);
+    var prefix = message("errorTitle") + " ";
+    if (root && !root.querySelector("[aria-invalid='true']") && document.title.indexOf(prefix) === 0) {
+      document.title = document.title.slice(prefix.length);
     }
   });
 

@@ -6,7 +6,9 @@
 // this browser can use passkeys. The browser's answer goes into the form's hidden field
 // as JSON and the form is submitted (through htmx when it is there). With
 // data-flows-passkey-conditional the browser is also asked at once, quietly, for a
-// passkey to offer in the username field's autofill (conditional mediation).
+// passkey to offer in the username field's autofill (conditional mediation). The words
+// said when the browser fails come in the page's language, as data-flows-passkey-cancelled,
+// -exists and -failed (these English ones stand in for any the page does not give).
 (function () {
   "use strict";
 
@@ -80,10 +82,15 @@
     return JSON.stringify(out);
   }
 
-  function messageFor(error) {
-    if (error && error.name === "NotAllowedError") return MSG_CANCELLED;
-    if (error && error.name === "InvalidStateError") return MSG_EXISTS;
-    return MSG_FAILED;
+  // What to say when the browser's ceremony failed, in the words ``box`` gives.
+  function messageFor(error, box) {
+    if (error && error.name === "NotAllowedError") {
+      return box.getAttribute("data-flows-passkey-cancelled") || MSG_CANCELLED;
+    }
+    if (error && error.name === "InvalidStateError") {
+      return box.getAttribute("data-flows-passkey-exists") || MSG_EXISTS;
+    }
+    return box.getAttribute("data-flows-passkey-failed") || MSG_FAILED;
   }
 
   function Passkey(box) {
@@ -127,7 +134,7 @@
         if (credential) self.submit(credential);
       },
       function (error) {
-        self.say(messageFor(error));
+        self.say(messageFor(error, self.box));
         if (self.button) {
           // Disabled while the browser asked, the button lost the focus: give it back.
           self.button.disabled = false;
