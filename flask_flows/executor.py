@@ -42,6 +42,7 @@ from .models import (
     PolicyBinding,
     Stage,
 )
+from .options import shown
 from .passwords import MSG_BUSY, HashingBusy
 from .plan import (
     PENDING_USER,
@@ -469,7 +470,7 @@ class FlowExecutor:
             **self._page_context(),
             stage=run.stage,
             stage_type=stage_type,
-            stage_config=run.config,
+            stage_config=shown(stage_type.options, run.config),
             form=form,
             messages=run.messages,
             history=stage_type.history,

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .i18n import gettext
+
 
 class ConfigError(ValueError):
     """A developer-caused configuration error; the message names the object and field."""
@@ -33,6 +35,10 @@ class Option:
     items: builtins.type | None = None
     nullable: bool = False
     help: str = ""
+    #: Words a person reads (a heading, a button, a message; a list of them): shown
+    #: through the catalogue, so a text that is one of its messages reads in the page's
+    #: language, and extracted from blueprints by ``make messages``.
+    text: bool = False
 
     @property
     def required(self) -> bool:
@@ -83,6 +89,18 @@ def validate_options(
         else:
             default = option.default
             result[name] = list(default) if isinstance(default, tuple) else default
+    return result
+
+
+def shown(options: Mapping[str, Option], config: Mapping[str, Any]) -> dict[str, Any]:
+    """``config`` as a page shows it: each text option (:attr:`Option.text`) in the
+    current language where a catalogue has it, else as configured."""
+    result = dict(config)
+    for name, option in options.items():
+        value = result.get(name)
+        if not option.text or not value:
+            continue
+        result[name] = [gettext(v) for v in value] if isinstance(value, list) else gettext(value)
     return result
 
 

@@ -4,7 +4,6 @@ and shipped catalogues that are complete and in step with the code."""
 
 from __future__ import annotations
 
-import html as html_module
 import re
 import subprocess
 import sys
@@ -261,103 +260,105 @@ def test_the_message_template_is_in_step_with_the_code(tmp_path: Path) -> None:
     assert current == shipped, "run `make messages` and translate what it adds"
 
 
-# -- nothing escapes the catalogue ---------------------------------------------------------------
-
-#: Marks around every message of the pseudo-locale: text outside them was not translated.
-_OPEN, _CLOSE = "\u2039", "\u203a"
-#: Markup, and elements whose content is data, not words: scripts, styles, the QR code,
-#: codes (a TOTP secret, recovery codes).
-_TAGS = re.compile(
-    r"<script.*?</script>|<style.*?</style>|<svg.*?</svg>|<code.*?</code>|<[^>]+>", re.DOTALL
-)
-_MARKED = re.compile(f"{_OPEN}[^{_OPEN}{_CLOSE}]*{_CLOSE}")
-_READ_ATTRIBUTES = re.compile(r'\b(?:aria-label|title|placeholder|alt)="([^"]*)"')
+# -- configured texts -----------------------------------------------------------------------------
 
 
-def _pseudo_catalogue(directory: Path) -> None:
-    """Every message of the template as ‹message› (placeholders kept), as locale eo."""
-    template = _catalogue(TRANSLATIONS / "flask_flows.pot")
-    for message in template:
-        if not message.id:
-            continue
-        if isinstance(message.id, tuple):
-            message.string = tuple(f"{_OPEN}{form}{_CLOSE}" for form in message.id)
-        else:
-            message.string = f"{_OPEN}{message.id}{_CLOSE}"
-    target = directory / "eo" / "LC_MESSAGES"
-    target.mkdir(parents=True)
-    template.locale = "eo"
-    with (target / "flask_flows.mo").open("wb") as mo:
-        write_mo(mo, template)
-
-
-def _configured_texts() -> set[str]:
-    """Every text the shipped flows' blueprints set (titles, labels, help): shown as
-    configured for now (issue 16 leaves them for a later step)."""
-    import yaml
-
-    found: set[str] = set()
-
-    def walk(value: Any) -> None:
-        if isinstance(value, dict):
-            for item in value.values():
-                walk(item)
-        elif isinstance(value, list):
-            for item in value:
-                walk(item)
-        elif isinstance(value, str):
-            found.add(value)
-
-    for blueprint in (ROOT / "flask_flows" / "blueprints" / "default").glob("*.yaml"):
-        walk(yaml.safe_load(blueprint.read_text()))
-    return found
-
-
-def _untranslated(page: str, known: set[str]) -> list[str]:
-    """Words a person reads on ``page`` outside the pseudo-locale's marks, leaving out
-    ``known`` texts (data, configured texts)."""
-    readable = " ".join([_TAGS.sub(" ", page), *_READ_ATTRIBUTES.findall(page)])
-    readable = html_module.unescape(readable)
-    while _MARKED.search(readable):  # innermost first: a message may hold another
-        readable = _MARKED.sub(" ", readable)
-    for text in sorted(known, key=len, reverse=True):
-        readable = readable.replace(text, " ")
-    return re.findall(r"[A-Za-z][A-Za-z'’]+", readable)
-
-
-def test_no_text_of_a_page_escapes_the_catalogue(
-    make_app: MakeApp, make_user: Callable[..., User], tmp_path: Path
+def test_the_shipped_flows_configured_texts_read_in_the_pages_language(
+    app: Flask, defaults: None
 ) -> None:
-    """In a pseudo-locale that marks every message, the login, its error, the sign-up,
-    recovery, every setup page, the settings page and an error page show no English
-    outside the marks: a text added without _flows or N_ fails here."""
-    from flask_flows.blueprints import install_default_flows
+    """The shipped flows' titles, labels and help are in the catalogue: a German visitor
+    reads them in German, an English one as the blueprint wrote them."""
+    german = FlowBrowser(app.test_client())
+    german.client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "de"
+    assert ">Willkommen</h1>" in german.start("default-authentication-flow").text
+    page = german.start("default-enrollment-flow").text
+    assert "Mindestens 8 Zeichen. Eine Passphrase aus einigen Wörtern eignet sich gut." in page
+    assert ">Konto erstellen</h1>" in page and "Ihre Angaben" in page
+    english = FlowBrowser(app.test_client()).start("default-enrollment-flow").text
+    assert "At least 8 characters. A passphrase of a few words works well." in english
 
-    _pseudo_catalogue(tmp_path)
-    app, _ = make_app(FLOWS_TRANSLATION_DIRECTORIES=[str(tmp_path)])
+
+#: An app's own flow, with a text in each place a blueprint has one.
+CLUB = """\
+version: 1
+stages:
+  - name: club-prompt
+    type: prompt
+    config:
+      title: Tell us about you
+      submit_label: Join
+      fields:
+        - field_key: about
+          type: static
+          label: Before you join
+          initial_value: Members meet on Fridays.
+        - field_key: colour
+          type: radio
+          label: Favourite colour
+          help_text: Pick one.
+          choices:
+            - {value: red, label: Red}
+            - blue
+        - field_key: motto
+          type: text
+          label: Motto
+          placeholder: Carpe diem
+          initial_value: prompt_data.motto
+policies:
+  - name: club-members
+    type: group_membership
+    config: {group: club, message: Members only.}
+flows:
+  - slug: club
+    name: Club sign-up
+    title: Join the club
+    designation: enrollment
+    bindings:
+      - {stage: club-prompt, order: 10}
+"""
+CLUB_TEXTS = {
+    "Tell us about you": "Erzählen Sie von sich",
+    "Join": "Beitreten",
+    "Before you join": "Bevor Sie beitreten",
+    "Members meet on Fridays.": "Die Mitglieder treffen sich freitags.",
+    "Favourite colour": "Lieblingsfarbe",
+    "Pick one.": "Wählen Sie eine.",
+    "Red": "Rot",
+    "blue": "blau",
+    "Motto": "Wahlspruch",
+    "Carpe diem": "Nutze den Tag",
+    "Members only.": "Nur für Mitglieder.",
+    "Join the club": "Dem Club beitreten",
+}
+
+
+def test_an_apps_blueprint_is_extracted_and_its_flow_translated(
+    make_app: MakeApp, tmp_path: Path
+) -> None:
+    """`[flask_flows: flows/*.yaml]` in an app's babel.cfg extracts every text of its
+    blueprints (not references, keys or names of things), each with where it is shown;
+    with the app's catalogue, its flow reads in German."""
+    from babel.messages.extract import extract_from_file
+
+    from flask_flows.blueprints import apply_files
+
+    blueprint = tmp_path / "club.yaml"
+    blueprint.write_text(CLUB)
+    found = {
+        message: comments for _, message, comments, _ in extract_from_file("flask_flows", blueprint)
+    }
+    assert set(found) == set(CLUB_TEXTS)
+    assert found["Favourite colour"] == ["stage club-prompt, field colour: label"]
+    assert found["Join the club"] == ["flow club: title"]
+    assert found["Members only."] == ["policy club-members: message"]
+
+    _compile(tmp_path / "catalogues", "de", CLUB_TEXTS)
+    app, _ = make_app(FLOWS_TRANSLATION_DIRECTORIES=[str(tmp_path / "catalogues")])
     with app.app_context():
-        install_default_flows(app.extensions["flows"])
-    make_user("alice", password=PASSWORD)
-    known = _configured_texts() | {"Test App", "alice", "alice@example.com", "UTC", "SHA1"}
-    anonymous = FlowBrowser(app.test_client())
-    anonymous.client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "eo"
-    pages: dict[str, str] = {}
-    pages["login"] = anonymous.start("default-authentication-flow").text
-    pages["login error"] = anonymous.step(uid_field="alice", password="not it").text
-    pages["sign-up"] = anonymous.start("default-enrollment-flow").text
-    pages["recovery"] = anonymous.start("default-recovery-flow").text
-    pages["not found"] = anonymous.get("/flows/no-such-flow/").text
-    me = FlowBrowser(app.test_client())
-    me.client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "eo"
-    me.start("default-authentication-flow")
-    me.step(uid_field="alice", password=PASSWORD)
-    pages["settings"] = me.get("/flows/-/settings/").text
-    for slug in (
-        "default-authenticator-totp-setup",
-        "default-authenticator-static-setup",
-        "default-authenticator-webauthn-setup",
-    ):
-        me.start(slug)
-        pages[slug] = me.step(password=PASSWORD).text
-    leaks = {name: words for name, page in pages.items() if (words := _untranslated(page, known))}
-    assert leaks == {}
+        apply_files(app.extensions["flows"], [blueprint])
+    browser = FlowBrowser(app.test_client())
+    browser.client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "de"
+    page = browser.start("club").text
+    for translated in set(CLUB_TEXTS.values()) - {"Nur für Mitglieder."}:
+        assert translated in page, translated
+    assert "Favourite colour" not in page and "Carpe diem" not in page

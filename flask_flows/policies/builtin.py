@@ -34,7 +34,7 @@ class GroupMembershipPolicy(PolicyType):
     name = "group_membership"
     options = {
         "group": Option(str),
-        "message": Option(str, default=N_("You are not allowed to use this.")),
+        "message": Option(str, default=N_("You are not allowed to use this."), text=True),
     }
 
     def evaluate(self, config: Mapping[str, Any], request: PolicyRequest) -> PolicyResult:
@@ -49,7 +49,7 @@ class AuthenticatedPolicy(PolicyType):
     """Passes when the request comes from a logged-in user."""
 
     name = "authenticated"
-    options = {"message": Option(str, default=N_("Please log in first."))}
+    options = {"message": Option(str, default=N_("Please log in first."), text=True)}
 
     def evaluate(self, config: Mapping[str, Any], request: PolicyRequest) -> PolicyResult:
         authenticated = request.authenticated_user is not None

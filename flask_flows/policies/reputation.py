@@ -27,7 +27,7 @@ class ReputationPolicy(PolicyType):
         "check_ip": Option(bool, default=True),
         "check_username": Option(bool, default=True),
         "threshold": Option(int, default=-5),
-        "message": Option(str, default=N_("Too many failed attempts from here lately.")),
+        "message": Option(str, default=N_("Too many failed attempts from here lately."), text=True),
     }
     request_dependent = True
 

@@ -60,7 +60,7 @@ class AuthenticatorStaticStage(AuthenticatorSetupStage):
     options = {
         **WORDING,
         "token_count": Option(int, default=10, minimum=1),
-        "device_name": Option(str, default=DEVICE_NAME),
+        "device_name": Option(str, default=DEVICE_NAME, text=True),
     }
 
     def form_class(self, run: StageRun) -> type[StageForm]:

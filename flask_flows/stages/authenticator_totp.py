@@ -86,7 +86,7 @@ class AuthenticatorTOTPStage(AuthenticatorSetupStage):
             help="Many authenticator apps (Google Authenticator among them) only support sha1"
             " and silently show wrong codes for the others.",
         ),
-        "device_name": Option(str, default=DEVICE_NAME),
+        "device_name": Option(str, default=DEVICE_NAME, text=True),
     }
 
     def form_class(self, run: StageRun) -> type[StageForm]:

@@ -74,7 +74,7 @@ class AuthenticatorWebAuthnStage(AuthenticatorSetupStage):
             choices=("none", "indirect", "direct"),
             help="Ask the authenticator to prove its model; verified when given.",
         ),
-        "device_name": Option(str, default=DEVICE_NAME),
+        "device_name": Option(str, default=DEVICE_NAME, text=True),
     }
 
     def form_class(self, run: StageRun) -> type[StageForm]:

@@ -26,8 +26,10 @@ from ..plan import AUTH_METHOD, AUTH_METHODS, PENDING_USER, PENDING_USER_IDENTIF
 #: keeps the template's own, which may depend on the flow's designation (the
 #: identification stage of a recovery flow is not headed "Sign in").
 WORDING: dict[str, Option] = {
-    "title": Option(str, default=None, nullable=True, help="The stage's heading."),
-    "submit_label": Option(str, default=None, nullable=True, help="The primary button's label."),
+    "title": Option(str, default=None, nullable=True, text=True, help="The stage's heading."),
+    "submit_label": Option(
+        str, default=None, nullable=True, text=True, help="The primary button's label."
+    ),
 }
 
 #: A stage's ``failed_attempts_before_cancel`` ended the flow, and no wait is running.

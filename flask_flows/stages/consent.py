@@ -50,7 +50,7 @@ class ConsentStage(StageType):
             nullable=True,
             help="What is consented to; default the plan's application, else the flow slug.",
         ),
-        "permissions": Option(list, default=(), items=str, help="Shown to the user."),
+        "permissions": Option(list, default=(), items=str, text=True, help="Shown to the user."),
     }
 
     def is_interactive(self, run: StageRun) -> bool:

@@ -12,7 +12,7 @@ class DenyStage(StageType):
     template = ""
     #: The message, shown on the access-denied page (through the catalogue, so the
     #: default is read in the page's language).
-    options = {"message": Option(str, default=N_("Access denied."))}
+    options = {"message": Option(str, default=N_("Access denied."), text=True)}
 
     def is_interactive(self, run: StageRun) -> bool:
         return False

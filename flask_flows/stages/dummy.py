@@ -17,13 +17,12 @@ class DummyStage(StageType):
     template = "flows/stages/dummy.html"
     options = {
         **WORDING,
-        "message": Option(str, default=DEFAULT_MESSAGE),
+        "message": Option(str, default=DEFAULT_MESSAGE, text=True),
         "fail": Option(bool, default=False, help="Always reject the submission (tests)."),
     }
 
     def challenge(self, run: StageRun, form: StageForm) -> dict[str, str]:
-        message = run.config["message"]
-        return {"message": gettext(message) if message == DEFAULT_MESSAGE else message}
+        return {"message": gettext(run.config["message"])}
 
     def respond(self, run: StageRun, form: StageForm | None) -> StageResult:
         if run.config["fail"]:

@@ -67,7 +67,7 @@ RATE_LIMITED = N_(
     " and check your spam folder."
 )
 #: The subject of the link's mail when none is configured (mailed in the language of
-#: the request that sends it; a configured subject is sent as it was written).
+#: the request that sends it, as a configured subject the catalogue knows is too).
 DEFAULT_SUBJECT = N_("Confirm your email address")
 #: The subject of the mail to the owner of an address entered for another account.
 SUBJECT_ACCOUNT_EXISTS = N_("You already have an account at {brand}")
@@ -88,7 +88,7 @@ class EmailStage(StageType):
     mails_links = True
     options = {
         "title": WORDING["title"],
-        "subject": Option(str, default=DEFAULT_SUBJECT),
+        "subject": Option(str, default=DEFAULT_SUBJECT, text=True),
         "template": Option(
             str,
             default="flows/email/verification",
@@ -214,10 +214,9 @@ class EmailStage(StageType):
         if owner is not None:
             message = _account_exists_message(run, address or "", owner, recovery)
         else:
-            subject = run.config["subject"]
             message = mail.build_message(
                 to=address or "nobody@invalid",
-                subject=gettext(subject) if subject == DEFAULT_SUBJECT else subject,
+                subject=gettext(run.config["subject"]),
                 template=run.config["template"],
                 link=link,
                 user=recipient.user,

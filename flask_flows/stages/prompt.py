@@ -55,8 +55,7 @@ PROMPT_DATA_LIMIT = 2048
 MSG_TOO_MUCH = N_("Your answers are too long altogether. Please shorten them.")
 MSG_POLICY_FAILED = N_("Please check your answers.")
 MSG_POLICY_ERROR = N_("Your answers could not be checked. Please try again.")
-#: The heading when none is configured: flask-flows' own words, read in the page's
-#: language (a configured title is shown as it was written).
+#: The heading when none is configured.
 DEFAULT_TITLE = N_("Your details")
 
 
@@ -77,8 +76,8 @@ class PromptStage(StageType):
         "validation_policies": Option(
             list, default=(), items=str, help="Names of policies that must all pass."
         ),
-        "title": Option(str, default=DEFAULT_TITLE),
-        "submit_label": Option(str, default=N_("Continue")),
+        "title": Option(str, default=DEFAULT_TITLE, text=True),
+        "submit_label": Option(str, default=N_("Continue"), text=True),
         "submit_style": Option(
             str,
             default="primary",
@@ -114,9 +113,8 @@ class PromptStage(StageType):
         fields = _fields(run)
         if form.errors:
             _keep_passwords_typed(form, fields)
-        static = {f.key: resolve_initial(f, run) for f in fields if f.type == "static"}
-        title = run.config["title"]
-        heading = gettext(title) if title == DEFAULT_TITLE else title
+        static = {f.key: _static_text(f, run) for f in fields if f.type == "static"}
+        heading = gettext(run.config["title"])
         return {"fields": fields, "static_text": static, "heading": heading}
 
     def check(self, run: StageRun, form: StageForm, field: str) -> None:
@@ -201,6 +199,15 @@ def resolve_initial(spec: PromptField, run: StageRun) -> Any:
     if found is None or isinstance(found, bool | int | float | str | date):
         return json_safe(found)
     return None
+
+
+def _static_text(spec: PromptField, run: StageRun) -> Any:
+    """A static field's text: a configured sentence in the page's language (where the
+    catalogue has it), a looked-up value as it is."""
+    value = spec.initial_value
+    if isinstance(value, str) and value and REFERENCE.match(value) is None:
+        return gettext(value)
+    return resolve_initial(spec, run)
 
 
 #: Field types that are the account's own columns of the same name.

@@ -140,7 +140,7 @@ def build_field(
     """The WTForms field for ``spec``, with ``initial`` as its value before any submission."""
     render_kw: dict[str, Any] = {}
     if spec.placeholder:
-        render_kw["placeholder"] = spec.placeholder
+        render_kw["placeholder"] = gettext(spec.placeholder)
     validators: list[Callable[..., None]] = []
     if not spec.fixed:
         validators.append(
@@ -162,7 +162,7 @@ def build_field(
         "render_kw": render_kw,
     }
     if spec.type in ("radio", "dropdown"):
-        choices = [SelectChoice(value, label) for value, label in spec.choices]
+        choices = [SelectChoice(value, gettext(label)) for value, label in spec.choices]
         if spec.type == "dropdown":
             # Rendered by WTForms itself, not through the template: translated here.
             choices.insert(0, SelectChoice("", gettext("Choose…")))

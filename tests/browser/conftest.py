@@ -223,10 +223,10 @@ class Walker:
         self.stage_loaded()
         return self
 
-    def open_link(self, url: str) -> Walker:
+    def open_link(self, url: str, continue_label: str = "Continue") -> Walker:
         """Open an emailed link and press the "Continue" button of the page it shows."""
         self.page.goto(url)
-        button = self.page.get_by_role("button", name="Continue")
+        button = self.page.get_by_role("button", name=continue_label)
         button.wait_for()
         if self.js:
             self.check_a11y()
