@@ -102,11 +102,10 @@ class AuthenticatorKind:
         state.db.session.execute(sa.delete(model).where(model.user_id == user_id))
 
     def add_label(self, has_one: bool) -> str:
-        """The settings page's button that runs :attr:`setup_flow`, in the page's language.
-        This one puts the label, its first letter lowercased, into a sentence ("Add
-        security key"); a kind shown in other languages words its own, whole."""
-        label = gettext(self.label)
-        return gettext("Add {kind}", kind=label[:1].lower() + label[1:])
+        """The settings page's button that runs :attr:`setup_flow`, in the page's language:
+        "Add {kind}" with the label as it is. A kind words its own, whole, where that
+        reads better in its languages (the built-in kinds do: "Add an authenticator app")."""
+        return gettext("Add {kind}", kind=gettext(self.label))
 
 
 class TOTPKind(AuthenticatorKind):

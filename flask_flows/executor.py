@@ -29,10 +29,10 @@ from htmx_flask import make_response as htmx_response
 from htmx_flask.requests import HtmxHeaders
 from werkzeug.urls import iri_to_uri
 
-from . import layouts, lockouts, outcomes, refused_forms, signals
+from . import guesses, layouts, lockouts, outcomes, refused_forms, signals
 from .csrf import MSG_CSRF, csrf_valid
 from .extension import FlowsState
-from .i18n import N_
+from .i18n import N_, SOURCE_LOCALE, using_locale
 from .models import (
     DeniedAction,
     Designation,
@@ -342,7 +342,12 @@ class FlowExecutor:
             return self._redirect(result.url or self._default_target())
         if result.kind == "deny" and result.lockout:
             self._drop_plan()
-            signals.flow_denied.send(self._app(), flow=self.flow, messages=[result.message])
+            # Receivers get English (the page has the visitor's language).
+            with using_locale(SOURCE_LOCALE):
+                reason = (
+                    guesses.wait_sentence(result.retry_after) if result.retry_after else TOO_MANY
+                )
+            signals.flow_denied.send(self._app(), flow=self.flow, messages=[reason])
             self.state.log.info("flow %s ended after too many failed attempts", self.flow.slug)
             return lockouts.page(
                 self.state,

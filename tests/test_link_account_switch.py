@@ -11,8 +11,9 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from browsing import FlowBrowser
-from factory import User
+from factory import User, db
 from flask import Flask
 from smtp_sink import Mailbox, link_in
 
@@ -66,6 +67,23 @@ def test_the_continue_page_says_who_is_signed_in_and_asks(
     assert "You are signed in as <strong>dave</strong>" in page.text
     assert "Sign out and continue" in page.text
     assert "Stay signed in as dave" in page.text
+
+
+def test_an_account_without_a_name_is_not_called_by_one(
+    app: Flask, dave: FlowBrowser, mallorys_link: str
+) -> None:
+    """Signed in to an account with neither username nor email (an app's own model may
+    allow it): the page says so in whole sentences, in every language."""
+    with app.app_context():
+        db.session.execute(sa.update(User).values(username="", email=None))
+        db.session.commit()
+    page = dave.get(mallorys_link).text
+    assert "You are signed in to an account this link is not for." in page
+    assert ">Stay signed in</a>" in page
+    dave.client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "de"
+    page = dave.get(mallorys_link).text
+    assert "Sie sind mit einem Konto angemeldet, für das dieser Link nicht gilt." in page
+    assert ">Angemeldet bleiben</a>" in page
 
 
 def test_continue_without_the_switch_changes_nothing(dave: FlowBrowser, mallorys_link: str) -> None:

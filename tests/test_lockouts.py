@@ -133,3 +133,18 @@ def test_a_logged_in_password_check_names_the_account_but_offers_no_recovery(
     assert browser.stage_type == "password"
     assert re.search(r'<input type="text" autocomplete="username" value="alice" hidden', page.text)
     assert "Forgot your password?" not in page.text
+
+
+@pytest.mark.usefixtures("defaults", "alice")
+def test_the_signal_says_it_in_english_whatever_the_page_says(
+    app: Flask, browser: FlowBrowser
+) -> None:
+    """A receiver of flow_denied (an audit log) reads English; the person reads German."""
+    from flask_flows.signals import flow_denied
+
+    said: list[list[str]] = []
+    browser.client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "de"
+    with flow_denied.connected_to(lambda sender, **kw: said.append(kw["messages"]), app):
+        page = fail_login(browser, FREE)
+    assert "Zu viele Fehlversuche. Sie können es in 1 Minute erneut versuchen." in page.text
+    assert said == [["Too many failed attempts. You can try again in 1 minute."]]

@@ -72,8 +72,8 @@ STATIC = RecoveryCodesKind.key
 WEBAUTHN = PasskeyKind.key
 
 NOT_CONFIGURED = N_(
-    "This account must use two-factor authentication, but none is set up yet. "
-    "Please contact your administrator to set up two-factor authentication."
+    "This account must use two-step verification, but none is set up yet. "
+    "Please contact your administrator to set it up."
 )
 #: What the code field asks for when the user has an app and recovery codes (one kind:
 #: its own hint; other mixes name their kinds).
