@@ -105,8 +105,8 @@ def test_the_page_shows_the_widget_and_never_the_secret(
 ) -> None:
     captcha_flow(make_flow, endpoint.url)
     page = browser.start("human").text
-    assert f'<div class="cf-turnstile" data-sitekey="{SITE_KEY}"></div>' in page
-    assert '<script src="https://challenges.cloudflare.com/turnstile/v0/api.js"' in page
+    assert f'<div class="cf-turnstile" data-sitekey="{SITE_KEY}" data-language="en"></div>' in page
+    assert '<script src="https://challenges.cloudflare.com/turnstile/v0/api.js?hl=en"' in page
     assert "<noscript>" in page and "needs JavaScript" in page
     assert SECRET not in page
 
@@ -126,7 +126,7 @@ def test_an_htmx_step_to_the_challenge_loads_it_as_a_whole_page(
     assert target.startswith("/flows/human/?step=")  # the captcha's own page
     page = FlowBrowser(browser.client).get(target)  # the full page load
     assert 'data-stage-type="captcha"' in page.text
-    assert '<script src="https://challenges.cloudflare.com/turnstile/v0/api.js"' in page.text
+    assert '<script src="https://challenges.cloudflare.com/turnstile/v0/api.js?hl=en"' in page.text
     form = page.text[page.text.index('<form class="flows-form"') :]
     assert "hx-post" not in form[: form.index(">")]
 
@@ -153,11 +153,38 @@ def test_hcaptcha_field_and_widget_names(
         js_url="https://js.hcaptcha.com/1/api.js",
     )
     page = browser.start("human").text
-    assert f'<div class="h-captcha" data-sitekey="{SITE_KEY}">' in page
-    assert 'src="https://js.hcaptcha.com/1/api.js"' in page
+    assert f'<div class="h-captcha" data-sitekey="{SITE_KEY}"' in page
+    assert 'src="https://js.hcaptcha.com/1/api.js?hl=en"' in page
     solve(browser, field="h-captcha-response", token="h-token")
     assert browser.stage_type == "dummy"
     assert endpoint.received[0]["response"] == ["h-token"]
+
+
+@pytest.mark.parametrize(
+    ("js_url", "script"),
+    [
+        (
+            "https://www.google.com/recaptcha/api.js",
+            "https://www.google.com/recaptcha/api.js?hl=de",
+        ),
+        ("https://js.hcaptcha.com/1/api.js?hl=fr", "https://js.hcaptcha.com/1/api.js?hl=fr"),
+    ],
+)
+def test_the_widget_speaks_the_pages_language(
+    browser: FlowBrowser,
+    make_flow: Callable[..., Flow],
+    endpoint: VerifyEndpoint,
+    js_url: str,
+    script: str,
+) -> None:
+    """The page's locale reaches the widget (Turnstile's data-language, the others' hl),
+    unless the configured script URL chose a language itself."""
+    captcha_flow(make_flow, endpoint.url, js_url=js_url)
+    browser.client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "de-AT,de;q=0.9"
+    page = browser.start("human").text
+    assert f'<script src="{script}" async defer>' in page
+    assert 'data-language="de"' in page
+    assert "Bestätigen Sie, dass Sie ein Mensch sind" in page
 
 
 def test_a_failed_challenge_asks_again(

@@ -7,6 +7,9 @@ provider's ``verify_url`` and gets ``{"success": bool, "score"?: float, "error-c
 [...]}`` back. Only that answer decides. A provider that cannot be reached, is slow or
 answers nonsense fails the check with a message asking to try again (closed, never a 500).
 Bind it behind a reputation policy to slow down guessing without bothering everyone.
+
+The widget speaks the page's language: Turnstile reads the widget's ``data-language``,
+hCaptcha and reCAPTCHA the script's ``hl`` parameter (added unless ``js_url`` has one).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
-from ..i18n import N_
+from ..i18n import N_, html_lang
 from ..options import ConfigError, Option
 from .base import WORDING, StageForm, StageResult, StageRun, StageType, invalid, ok
 
@@ -70,7 +73,13 @@ class CaptchaStage(StageType):
             raise ConfigError(f"{where}, field 'timeout': must be more than 0 seconds")
 
     def challenge(self, run: StageRun, form: StageForm) -> dict[str, Any]:
-        return {"public_key": run.config["public_key"], "widget_class": run.config["widget_class"]}
+        language = html_lang()
+        return {
+            "public_key": run.config["public_key"],
+            "widget_class": run.config["widget_class"],
+            "widget_language": language,
+            "script_url": _with_language(run.config["js_url"], language),
+        }
 
     def respond(self, run: StageRun, form: StageForm | None) -> StageResult:
         response = run.request.form.get(run.config["response_field"], "").strip()
@@ -125,3 +134,13 @@ class CaptchaStage(StageType):
             run.state.log.warning("captcha: verify_url did not answer with a JSON object")
             return None
         return answer
+
+
+def _with_language(url: str, language: str) -> str:
+    """``url`` with ``hl=<language>`` added to its query, unless it names one already."""
+    parts = urllib.parse.urlsplit(url)
+    query = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+    if any(name == "hl" for name, _ in query):
+        return url
+    query.append(("hl", language))
+    return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))
