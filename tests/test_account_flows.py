@@ -304,6 +304,30 @@ def test_a_sign_up_in_german_is_mailed_in_german(
     assert message["Subject"] == subject
 
 
+def test_an_app_whose_flask_babel_says_spanish_mails_in_spanish(
+    app: Flask, browser: FlowBrowser, mailbox: Any
+) -> None:
+    """The app's Flask-Babel locale decides the mail's language, whatever the browser asks."""
+    from flask_babel import Babel
+
+    Babel(app, locale_selector=lambda: "es")
+    browser.client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "de"
+    page = browser.start(ENROLL)
+    assert "Crear una cuenta" in page.text
+    browser.step(
+        ENROLL,
+        username="elena",
+        email="elena@example.com",
+        password=PASSWORD,
+        password_repeat=PASSWORD,
+    )
+    message = mailbox.wait_for_message()
+    text, html_body = bodies(message)
+    assert message["Subject"] == "Confirme su correo electrónico"
+    assert "Si no lo ha solicitado, puede ignorar este correo." in text
+    assert '<html lang="es"' in html_body
+
+
 def test_the_default_login_slows_down_password_guessing(
     app: Flask, browser: FlowBrowser, make_user: Any
 ) -> None:
