@@ -168,7 +168,7 @@ def test_change_password_needs_the_current_one_and_ends_other_sessions(
     browser.start(CHANGE)
     assert browser.stage_type == "password"
     browser.step(CHANGE, password="not my password")
-    assert "Invalid username or password." in browser.last.text
+    assert "Incorrect password." in browser.last.text
     browser.step(CHANGE, password=PASSWORD)
     assert browser.stage_type == "prompt"
     browser.step(CHANGE, password=NEW_PASSWORD, password_repeat=NEW_PASSWORD)

@@ -184,7 +184,7 @@ def test_the_shipped_setup_flows_ask_for_the_password_first(
     assert browser.stage_type == "password"
     browser.step(slug, password="not my password")
     assert browser.stage_type == "password"
-    assert "Invalid username or password." in browser.last.text
+    assert "Incorrect password." in browser.last.text
     assert totp_devices(app) == []
     browser.step(slug, password=PASSWORD)
     assert browser.stage_type in ("authenticator_totp", "authenticator_static")

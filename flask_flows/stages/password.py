@@ -34,6 +34,8 @@ from .base import (
 
 FAILED_ATTEMPTS = "failed_password_attempts"
 WRONG_CREDENTIALS = N_("Invalid username or password.")
+#: A signed-in user confirming their password typed no name: only the password is wrong.
+WRONG_PASSWORD = N_("Incorrect password.")
 ENTER_PASSWORD = N_("Enter your password.")
 
 
@@ -124,5 +126,6 @@ def verify(run: StageRun, user: Any | None, field: Any, config: dict[str, Any]) 
     limit = int(config["failed_attempts_before_cancel"])
     if count_failure(run, FAILED_ATTEMPTS, "invalid_password", limit):
         return locked_out(verdict, offer_recovery=True)
-    field.errors = [WRONG_CREDENTIALS]
+    named = PENDING_USER_IDENTIFIER in run.context
+    field.errors = [WRONG_CREDENTIALS if named else WRONG_PASSWORD]
     return invalid(verdict.wait_message())
