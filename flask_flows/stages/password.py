@@ -4,6 +4,10 @@ An unknown user (identification pretended) and a wrong password give the same me
 after the same single argon2 verification and the same judgement on the server
 (:mod:`flask_flows.guesses`), which refuses guesses that come too soon. Failed attempts
 are also counted in the plan; at ``failed_attempts_before_cancel`` the plan is cancelled.
+
+Reached with nobody to check (no identification before it, nobody logged in), the
+stage denies at once, as authentik's does: the flow is built wrong, and a password typed
+there could be wrong for no one.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from .base import (
     StageRun,
     StageType,
     count_failure,
+    deny,
     invalid,
     judge_guess,
     locked_out,
@@ -37,6 +42,7 @@ WRONG_CREDENTIALS = N_("Invalid username or password.")
 #: A signed-in user confirming their password typed no name: only the password is wrong.
 WRONG_PASSWORD = N_("Incorrect password.")
 ENTER_PASSWORD = N_("Enter your password.")
+NO_PENDING_USER = N_("There is no account to check a password for. Please start again.")
 
 
 def password_field(required: Any = None) -> Any:
@@ -68,8 +74,9 @@ class PasswordStage(StageType):
 
     def is_interactive(self, run: StageRun) -> bool:
         # After a passkey login (identification's webauthn_stage) there is nothing to
-        # ask: the passkey proved more than a password would.
-        return passkey_login(run.context) is None
+        # ask: the passkey proved more than a password would. With nobody to check,
+        # respond() denies at once.
+        return passkey_login(run.context) is None and not _nobody(run)
 
     def form_class(self, run: StageRun) -> type[StageForm]:
         return PasswordForm
@@ -91,6 +98,13 @@ class PasswordStage(StageType):
         take_back_method(run, ("password",))
 
     def respond(self, run: StageRun, form: StageForm | None) -> StageResult:
+        if _nobody(run):
+            run.state.log.warning(
+                "flow %s: password stage %s reached with no pending user; denied",
+                run.flow.slug,
+                run.stage.name,
+            )
+            return deny(NO_PENDING_USER)
         if form is None:
             return ok()  # not shown: a passkey login
         assert isinstance(form, PasswordForm)
@@ -103,6 +117,14 @@ class PasswordStage(StageType):
         if PENDING_USER_IDENTIFIER in run.context:
             return None
         return run.state.current_user()
+
+
+def _nobody(run: StageRun) -> bool:
+    """No pending user, no identifier typed, nobody logged in: no password to check."""
+    context = run.context
+    if PENDING_USER in context or PENDING_USER_IDENTIFIER in context:
+        return False
+    return run.state.current_user() is None
 
 
 def verify(run: StageRun, user: Any | None, field: Any, config: dict[str, Any]) -> StageResult:
