@@ -13,6 +13,7 @@ from factory import User
 from flask_flows import Flow
 from flask_flows.signals import login_failed
 from flask_flows.stages.password import NO_PENDING_USER
+from flask_flows.stages.prompt_checks import MSG_MISMATCH
 
 PASSWORD = "correct horse battery"
 
@@ -39,3 +40,21 @@ def test_a_password_stage_with_no_pending_user_denies(
     browser.log_in("alice", PASSWORD, slug="login")
     browser.start("no-one")
     assert browser.stage_type == "password"
+
+
+def test_two_password_fields_in_a_prompt_must_match(
+    browser: FlowBrowser, make_flow: Callable[..., Flow]
+) -> None:
+    """authentik compares a prompt's two password fields ("Passwords don't match."), so
+    a flow ported with `password` and `password_repeat` as two fields refuses a typo."""
+    fields = [
+        {"field_key": "password", "label": "Password", "type": "password", "order": 1},
+        {"field_key": "password_repeat", "label": "Again", "type": "password", "order": 2},
+    ]
+    make_flow("pair", ("prompt", {"fields": fields}), "dummy", designation="enrollment")
+    browser.start("pair")
+    page = browser.step("pair", password=PASSWORD, password_repeat=PASSWORD + "!")
+    assert browser.stage_type == "prompt"
+    assert MSG_MISMATCH in page.text
+    browser.step("pair", password=PASSWORD, password_repeat=PASSWORD)
+    assert browser.stage_type == "dummy"

@@ -35,7 +35,7 @@ from ..options import ConfigError, Option
 from ..plan import PROMPT_DATA
 from ..policies import PolicyRequest, PolicyResult
 from .base import StageForm, StageResult, StageRun, StageType, invalid, ok
-from .prompt_checks import MSG_USERNAME_TAKEN
+from .prompt_checks import MSG_USERNAME_TAKEN, matches
 from .prompt_fields import (
     REFERENCE,
     PromptField,
@@ -98,11 +98,17 @@ class PromptStage(StageType):
 
     def form_class(self, run: StageRun) -> type[StageForm]:
         attributes: dict[str, Any] = {}
-        for spec in _fields(run):
+        fields = _fields(run)
+        # Two password fields are a password and its confirmation, as in authentik: the
+        # second must match the first (a `repeat` field is the same check, built in).
+        passwords = [spec.key for spec in fields if spec.type == "password"]
+        for spec in fields:
             if spec.type == "static":
                 continue
             reported = spec.type == "username" and run.config["report_taken_username"]
             extra = [unique_username(run)] if reported else []
+            if len(passwords) == 2 and spec.key == passwords[1]:
+                extra.append(matches(passwords[0]))
             spec = within_the_model(run, spec)
             attributes[spec.key] = build_field(spec, _initial(spec, run), extra)
             if spec.repeat:
