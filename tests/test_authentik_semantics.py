@@ -7,13 +7,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
+import sqlalchemy as sa
 from browsing import FlowBrowser
-from factory import User
+from factory import User, db
+from flask import Flask
 
 from flask_flows import Flow
 from flask_flows.signals import login_failed
 from flask_flows.stages.password import NO_PENDING_USER
 from flask_flows.stages.prompt_checks import MSG_MISMATCH
+from flask_flows.stages.user_write import MSG_REQUIRED
 
 PASSWORD = "correct horse battery"
 
@@ -58,3 +62,48 @@ def test_two_password_fields_in_a_prompt_must_match(
     assert MSG_MISMATCH in page.text
     browser.step("pair", password=PASSWORD, password_repeat=PASSWORD)
     assert browser.stage_type == "dummy"
+
+
+@pytest.mark.parametrize("username", ["", "   "])
+def test_user_write_refuses_an_account_without_a_username(
+    app: Flask, browser: FlowBrowser, make_flow: Callable[..., Flow], username: str
+) -> None:
+    """authentik's user_write refuses an empty username; so does flask-flows, saying so
+    (the model's username is NOT NULL: an empty string would have been written)."""
+    fields = [
+        {"field_key": "username", "label": "Name", "type": "text", "required": False},
+        {"field_key": "email", "label": "Email", "type": "email"},
+    ]
+    make_flow(
+        "join", ("prompt", {"fields": fields}), "user_write", "dummy", designation="enrollment"
+    )
+    browser.start("join")
+    page = browser.step("join", username=username, email="nameless@example.com")
+    assert MSG_REQUIRED["username"] in page.text
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(User)) == 0
+
+
+def test_user_write_keeps_a_username_it_is_not_given(
+    app: Flask,
+    browser: FlowBrowser,
+    make_flow: Callable[..., Flow],
+    make_user: Callable[..., User],
+    login_flow: Flow,
+) -> None:
+    """Updating an account without a username in the prompt leaves the name alone."""
+    make_user("alice", password=PASSWORD)
+    fields = [{"field_key": "email", "label": "Email", "type": "email"}]
+    make_flow(
+        "profile",
+        ("prompt", {"fields": fields}),
+        "user_write",
+        "dummy",
+        designation="stage_configuration",
+    )
+    browser.log_in("alice", PASSWORD, slug="login")
+    browser.start("profile")
+    browser.step("profile", email="new@example.com")
+    assert browser.stage_type == "dummy"
+    with app.app_context():
+        assert db.session.scalar(sa.select(User.username)) == "alice"

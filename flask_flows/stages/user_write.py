@@ -42,6 +42,11 @@ MSG_USERNAME_TAKEN = N_("That username is already taken.")
 MSG_EMAIL_TAKEN = N_("That email address is already used by another account.")
 MSG_NOT_SAVED = N_("Your details could not be saved. Please try again.")
 MSG_CHOOSE_USERNAME = N_("That username is already taken. Choose another one.")
+#: An account's name the model requires came empty (a flow that asks for none).
+MSG_REQUIRED = {
+    "username": N_("A username is required. Please start again and enter one."),
+    "email": N_("An email address is required. Please start again and enter one."),
+}
 #: The subject of the notice mailed to the address an account had before.
 SUBJECT_EMAIL_CHANGED = N_("Your email address was changed")
 #: Plan context: the username to write was taken; the stage asks for another one.
@@ -118,6 +123,9 @@ class UserWriteStage(StageType):
         if user is None and not create:
             return deny(MSG_NO_USER)
         attributes = _attributes(run, data)
+        missing = _missing_identifier(run, attributes, create)
+        if missing is not None:
+            return invalid(MSG_REQUIRED[missing])
         new_hash = password_hash(data.get(PASSWORD_KEY))
         previous_email = getattr(user, "email", None) if user is not None else None
         try:
@@ -252,6 +260,26 @@ def _attributes(run: StageRun, data: dict[str, Any]) -> dict[str, Any]:
             )
         attributes[attribute] = _column_value(model, attribute, value)
     return attributes
+
+
+def _missing_identifier(run: StageRun, attributes: dict[str, Any], create: bool) -> str | None:
+    """The username or email the model requires (a NOT NULL column) that would be
+    written blank, or left out of a new account; as authentik, never an account without
+    its name."""
+    store = run.state.user_store
+    try:
+        columns = sa.inspect(store.model).columns
+    except sa.exc.NoInspectionAvailable:  # a store of its own kind: its own rules
+        return None
+    for field in ("username", "email"):
+        if not store.has_field(field) or columns[field].nullable:
+            continue
+        if field not in attributes and not create:
+            continue  # left as it is
+        value = attributes.get(field)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return field
+    return None
 
 
 def _column_value(model: type[Any], attribute: str, value: Any) -> Any:
