@@ -13,10 +13,12 @@ from browsing import FlowBrowser
 from factory import User, db
 from flask import Flask
 
-from flask_flows import Flow
+from flask_flows import Flow, FlowStageBinding, Policy, PolicyBinding, Stage
+from flask_flows.planner import MSG_LOG_IN
 from flask_flows.signals import login_failed
 from flask_flows.stages.password import NO_PENDING_USER
 from flask_flows.stages.prompt_checks import MSG_MISMATCH
+from flask_flows.stages.redirect import MSG_NO_TARGET
 from flask_flows.stages.user_write import MSG_REQUIRED
 
 PASSWORD = "correct horse battery"
@@ -107,3 +109,36 @@ def test_user_write_keeps_a_username_it_is_not_given(
     assert browser.stage_type == "dummy"
     with app.app_context():
         assert db.session.scalar(sa.select(User.username)) == "alice"
+
+
+def test_a_redirect_into_a_flow_the_visitor_may_not_run_denies(
+    app: Flask, browser: FlowBrowser, make_flow: Callable[..., Flow]
+) -> None:
+    """authentik's redirect stage plans the target flow first and denies when it does not
+    apply; it never sends the visitor to a page that turns them away."""
+    with app.app_context():
+        members = Policy(
+            name="members",
+            type="group_membership",
+            config={"group": "club", "message": "Members only."},
+        )
+        flow = Flow(slug="club", name="club", designation="stage_configuration")
+        flow.policy_bindings.append(PolicyBinding(policy=members, order=0))
+        flow.bindings.append(
+            FlowStageBinding(stage=Stage(name="club-dummy", type="dummy"), order=10)
+        )
+        db.session.add(flow)
+        db.session.commit()
+    make_flow("private", "dummy", authentication="require_authenticated")
+    make_flow("to-club", ("redirect", {"target_flow": "club"}))
+    make_flow("to-private", ("redirect", {"target_flow": "private"}))
+    make_flow("to-nowhere", ("redirect", {"target_flow": "no-such-flow"}))
+
+    for slug, reason in [
+        ("to-club", "Members only."),
+        ("to-private", MSG_LOG_IN),
+        ("to-nowhere", MSG_NO_TARGET),
+    ]:
+        page = browser.start(slug)
+        assert browser.redirect_target is None, slug
+        assert "Request denied" in page.text and reason in page.text, slug

@@ -1,4 +1,10 @@
-"""A stage that leaves the flow: to a fixed URL or into another flow."""
+"""A stage that leaves the flow: to a fixed URL or into another flow.
+
+Into another flow only if the visitor may run it: the target is planned first (its
+authentication requirement and policies, for the pending user), and a refusal denies
+here with the target's reason, as authentik's redirect stage does, instead of sending
+the visitor on to a page that turns them away.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +12,13 @@ from typing import Any
 
 from flask import url_for
 
+from ..i18n import N_
 from ..options import ConfigError, Option
 from ..plan import REDIRECT
-from .base import StageForm, StageResult, StageRun, StageType, redirect
+from ..planner import EmptyFlow, FlowNonApplicable, FlowPlanner
+from .base import StageForm, StageResult, StageRun, StageType, deny, redirect
+
+MSG_NO_TARGET = N_("The next step of this flow is not available.")
 
 
 class RedirectStage(StageType):
@@ -31,9 +41,31 @@ class RedirectStage(StageType):
 
     def respond(self, run: StageRun, form: StageForm | None) -> StageResult:
         config = run.config
-        if config["target_flow"]:
-            args = {}
-            if config["keep_context"] and run.context.get(REDIRECT):
-                args["next"] = run.context[REDIRECT]
-            return redirect(url_for("flows.execute", slug=config["target_flow"], **args))
-        return redirect(config["target_url"])
+        if not config["target_flow"]:
+            return redirect(config["target_url"])
+        refusal = _refusal(run, config["target_flow"])
+        if refusal is not None:
+            return deny(refusal)
+        args = {}
+        if config["keep_context"] and run.context.get(REDIRECT):
+            args["next"] = run.context[REDIRECT]
+        return redirect(url_for("flows.execute", slug=config["target_flow"], **args))
+
+
+def _refusal(run: StageRun, slug: str) -> str | None:
+    """Why the visitor may not run flow ``slug`` (a message id), or ``None`` if they may."""
+    target = run.state.load_flow(slug)
+    if target is None:
+        run.state.log.warning("redirect stage %s: no flow %r", run.stage.name, slug)
+        return MSG_NO_TARGET
+    try:
+        FlowPlanner(run.state, target).plan(
+            user=run.pending_user(),
+            authenticated_user=run.state.current_user(),
+            request=run.request,
+        )
+    except FlowNonApplicable as refused:
+        return refused.messages[0] if refused.messages else MSG_NO_TARGET
+    except EmptyFlow:
+        return MSG_NO_TARGET
+    return None
