@@ -14,6 +14,8 @@ from factory import User, db
 from flask import Flask
 
 from flask_flows import Flow, FlowStageBinding, Policy, PolicyBinding, Stage
+from flask_flows.blueprints import BlueprintError, apply_blueprint
+from flask_flows.extension import FlowsState
 from flask_flows.planner import MSG_LOG_IN
 from flask_flows.signals import login_failed
 from flask_flows.stages.password import NO_PENDING_USER
@@ -142,3 +144,19 @@ def test_a_redirect_into_a_flow_the_visitor_may_not_run_denies(
         page = browser.start(slug)
         assert browser.redirect_target is None, slug
         assert "Request denied" in page.text and reason in page.text, slug
+
+
+def test_an_identification_stage_that_can_find_nobody_is_refused_at_apply(
+    app: Flask, state: FlowsState
+) -> None:
+    """authentik refuses an identification stage with no user fields (and no other way
+    in); so does `flask flows apply`, naming the stage and the field."""
+    blueprint = """
+version: 1
+stages:
+  - name: nobody
+    type: identification
+    config: {user_fields: []}
+"""
+    with app.app_context(), pytest.raises(BlueprintError, match="'nobody'.*user_fields"):
+        apply_blueprint(state, blueprint)

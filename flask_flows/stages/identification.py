@@ -113,6 +113,14 @@ class IdentificationStage(StageType):
         ),
     }
 
+    def check_config(self, config: dict[str, Any], where: str) -> None:
+        # authentik refuses it too: a page that can find nobody.
+        if not config["user_fields"]:
+            raise ConfigError(
+                f"{where}, field 'user_fields': name at least one of 'username', 'email'"
+                " (an identification stage with none can find nobody)"
+            )
+
     def form_class(self, run: StageRun) -> type[StageForm]:
         base = IdentificationPasswordForm if run.config["password_stage"] else IdentificationForm
         if not run.config["webauthn_stage"]:
