@@ -28,6 +28,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from . import layouts, sessions
 from .csrf import MSG_CSRF, csrf_valid
+from .i18n import N_
 from .models import Flow, FlowsModel, utcnow
 from .plan import FlowPlan, store_plan
 from .tokens import hash_token
@@ -38,12 +39,13 @@ if TYPE_CHECKING:
 #: Plan context flag set on a plan restored from a link.
 IS_RESTORED = "is_restored"
 
-MSG_INVALID = "This link is invalid or has already been used."
-MSG_EXPIRED = "This link has expired. Please start again."
-MSG_NO_ACCOUNT = "This account no longer exists."
-MSG_CHANGED = "This form was changed since the link was sent. Please start again."
-MSG_GONE = "The form this link belongs to no longer exists."
-MSG_SWITCH = "This link is not for the account you are signed in to. Nothing was changed."
+#: Why a link cannot be used (message ids, shown in the reader's language).
+MSG_INVALID = N_("This link is invalid or has already been used.")
+MSG_EXPIRED = N_("This link has expired. Please start again.")
+MSG_NO_ACCOUNT = N_("This account no longer exists.")
+MSG_CHANGED = N_("This form was changed since the link was sent. Please start again.")
+MSG_GONE = N_("The form this link belongs to no longer exists.")
+MSG_SWITCH = N_("This link is not for the account you are signed in to. Nothing was changed.")
 #: The field of the Continue form that confirms signing out of another account first.
 SWITCH_FIELD = "switch_account"
 

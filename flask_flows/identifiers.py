@@ -21,12 +21,17 @@ from __future__ import annotations
 
 import unicodedata
 
+from .i18n import N_
+
 #: Characters in a stored key (an email address's limit; NFKC can lengthen a name).
 KEY_LENGTH = 254
 
-MSG_TOO_LONG = "That is too long."
-MSG_INVISIBLE = "Use only visible characters: this one contains invisible or control characters."
-MSG_MIXED_SCRIPTS = (
+#: Why a new identifier is refused (message ids, shown in the person's language).
+MSG_TOO_LONG = N_("That is too long.")
+MSG_INVISIBLE = N_(
+    "Use only visible characters: this one contains invisible or control characters."
+)
+MSG_MIXED_SCRIPTS = N_(
     "Use letters from one alphabet: mixing them (like a Latin a with a Cyrillic і) makes"
     " names that look like others."
 )

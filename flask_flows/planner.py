@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from threading import Lock
 from typing import TYPE_CHECKING, Any
 
+from .i18n import N_
 from .models import AuthenticationRequirement, Designation, Flow, FlowStageBinding
 from .options import ConfigError
 from .plan import FlowPlan
@@ -23,6 +24,13 @@ if TYPE_CHECKING:
     from flask import Request
 
     from .extension import FlowsState
+
+
+#: Why a flow does not apply, for the person (message ids, shown in their language).
+MSG_NOT_ALLOWED = N_("You are not allowed to use this flow.")
+MSG_LOG_IN = N_("Please log in to continue.")
+MSG_LOGGED_IN_ALREADY = N_("You are already logged in.")
+MSG_SUPERUSERS_ONLY = N_("You need administrator rights to use this.")
 
 
 class FlowNonApplicable(Exception):
@@ -137,9 +145,7 @@ class FlowPlanner:
                 self.flow.policy_bindings, self.flow.policy_engine_mode, policy_request
             )
             if not flow_result.passing:
-                raise FlowNonApplicable(
-                    flow_result.messages or ("You are not allowed to use this flow.",)
-                )
+                raise FlowNonApplicable(flow_result.messages or (MSG_NOT_ALLOWED,))
             bindings, markers = self._select_bindings(policy_request)
             # A policy that raised or timed out may answer otherwise next time.
             if cache_key and not policy_request.fallbacks:
@@ -159,16 +165,15 @@ class FlowPlanner:
         requirement = self.flow.authentication
         if requirement is AuthenticationRequirement.require_authenticated:
             if authenticated_user is None:
-                raise FlowNonApplicable(("Please log in to continue.",), login_required=True)
+                raise FlowNonApplicable((MSG_LOG_IN,), login_required=True)
         elif requirement is AuthenticationRequirement.require_unauthenticated:
             if authenticated_user is not None:
-                raise FlowNonApplicable(("You are already logged in.",), logged_in_already=True)
+                raise FlowNonApplicable((MSG_LOGGED_IN_ALREADY,), logged_in_already=True)
         elif requirement is AuthenticationRequirement.require_superuser and (
             authenticated_user is None or not self.state.user_store.is_superuser(authenticated_user)
         ):
             raise FlowNonApplicable(
-                ("You need administrator rights to use this.",),
-                login_required=authenticated_user is None,
+                (MSG_SUPERUSERS_ONLY,), login_required=authenticated_user is None
             )
 
     def _select_bindings(self, policy_request: PolicyRequest) -> tuple[list[int], list[int]]:

@@ -165,7 +165,8 @@ def _new_set(run: StageRun, user: Any) -> list[str]:
     delete_static_devices(session, list(waiting))
     seed = new_recovery_seed()
     codes = recovery_codes(seed, run.config["token_count"])
-    device = StaticDevice(user_id=user_id, name=run.config["device_name"], confirmed=False)
+    # Named in the person's language, as the other setup stages name theirs.
+    device = StaticDevice(user_id=user_id, name=gettext(run.config["device_name"]), confirmed=False)
     store_recovery_codes(device, codes, run.state.hashing)
     session.add(device)
     session.commit()
