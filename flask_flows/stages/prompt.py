@@ -120,8 +120,7 @@ class PromptStage(StageType):
         if form.errors:
             _keep_passwords_typed(form, fields)
         static = {f.key: _static_text(f, run) for f in fields if f.type == "static"}
-        heading = gettext(run.config["title"])
-        return {"fields": fields, "static_text": static, "heading": heading}
+        return {"fields": fields, "static_text": static}
 
     def check(self, run: StageRun, form: StageForm, field: str) -> None:
         """The field's own rules; for a password, then the validation policies too (a
