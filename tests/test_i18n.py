@@ -362,3 +362,35 @@ def test_an_apps_blueprint_is_extracted_and_its_flow_translated(
     for translated in set(CLUB_TEXTS.values()) - {"Nur für Mitglieder."}:
         assert translated in page, translated
     assert "Favourite colour" not in page and "Carpe diem" not in page
+
+
+def test_configured_consent_permissions_read_in_the_pages_language(
+    make_app: MakeApp, make_user: Callable[..., User], tmp_path: Path
+) -> None:
+    """A consent stage's permissions are texts (Option(text=True)): the page lists them
+    through the catalogue."""
+    _compile(tmp_path, "de", {"Read your photos": "Ihre Fotos lesen"})
+    app, _ = make_app(FLOWS_TRANSLATION_DIRECTORIES=[str(tmp_path)])
+    make_user("alice", password=PASSWORD)
+    with app.app_context():
+        from flask_flows.models import FlowStageBinding, Stage
+
+        flow = Flow(slug="photos", name="photos", designation="authentication")
+        stages = [
+            Stage(name="photos-id", type="identification"),
+            Stage(name="photos-pw", type="password"),
+            Stage(
+                name="photos-consent", type="consent", config={"permissions": ["Read your photos"]}
+            ),
+        ]
+        for order, stage in enumerate(stages):
+            flow.bindings.append(FlowStageBinding(stage=stage, order=order))
+        app.extensions["flows"].db.session.add(flow)
+        app.extensions["flows"].db.session.commit()
+    browser = FlowBrowser(app.test_client())
+    browser.client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "de"
+    browser.start("photos")
+    browser.step("photos", uid_field="alice")
+    page = browser.step("photos", password=PASSWORD).text
+    assert browser.stage_type == "consent"
+    assert "<li>Ihre Fotos lesen</li>" in page
