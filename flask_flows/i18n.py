@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import gettext as stdlib_gettext
+import string
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -55,13 +56,14 @@ def gettext(message: str, **variables: Any) -> str:
     """``message`` in the current locale (the app's rewording first), with
     ``{name}`` placeholders filled from ``variables``."""
     text = _lookup(message, None)
-    return text.format(**variables) if variables else text
+    return _format(text, message, variables) if variables else text
 
 
 def ngettext(singular: str, plural: str, count: int, **variables: Any) -> str:
     """The singular or plural of a message for ``count`` (``{count}`` is filled in)."""
     text = _lookup(singular, (plural, count))
-    return text.format(count=count, **variables)
+    source = singular if count == 1 else plural
+    return _format(text, source, {"count": count, **variables})
 
 
 def template_gettext(message: str, **variables: Any) -> Markup:
@@ -71,13 +73,14 @@ def template_gettext(message: str, **variables: Any) -> Markup:
     text = escape(_lookup(message, None))
     # Without values the text is shown as it is (braces and all: it may come from
     # elsewhere, an app's error description).
-    return text.format(**variables) if variables else text
+    return _format(text, escape(message), variables) if variables else text
 
 
 def template_ngettext(singular: str, plural: str, count: int, **variables: Any) -> Markup:
     """``_nflows`` in templates: :func:`ngettext` as :func:`template_gettext` does it."""
-    text = _lookup(singular, (plural, count))
-    return escape(text).format(count=count, **variables)
+    text = escape(_lookup(singular, (plural, count)))
+    source = escape(singular if count == 1 else plural)
+    return _format(text, source, {"count": count, **variables})
 
 
 def strong(value: Any) -> Markup:
@@ -135,12 +138,52 @@ def init_app(app: Flask) -> None:
     app.add_template_global(template_gettext, "_flows")
     app.add_template_global(template_ngettext, "_nflows")
     app.add_template_global(strong, "flows_strong")
+    check_messages(app)
     app.context_processor(_template_context)
 
 
 def _template_context() -> dict[str, str]:
     locale = current_locale()
     return {"flows_lang": html_lang(locale), "flows_dir": text_direction(locale)}
+
+
+def check_messages(app: Flask) -> None:
+    """Refuse an app's wording (``FLOWS_MESSAGES``) whose placeholders differ from its
+    message's: ``{name}`` missing or unknown would fail on every page that shows it."""
+    from .options import ConfigError
+
+    for message, wording in (app.config.get("FLOWS_MESSAGES") or {}).items():
+        texts = wording.values() if isinstance(wording, Mapping) else [wording]
+        wanted = _placeholders(message)
+        for text in texts:
+            if not isinstance(text, str) or _placeholders(text) != wanted:
+                names = ", ".join(sorted(wanted or ())) or "none"
+                raise ConfigError(
+                    f"FLOWS_MESSAGES[{message!r}]: {text!r} must be text with the same"
+                    f" placeholders as the message ({names})"
+                )
+
+
+def _placeholders(text: str) -> set[str] | None:
+    """The ``{name}`` placeholders of ``text``; ``None`` when braces do not parse."""
+    try:
+        return {name for _, name, _, _ in string.Formatter().parse(text) if name is not None}
+    except ValueError:
+        return None
+
+
+def _format(text: Any, source: Any, variables: Mapping[str, Any]) -> Any:
+    """``text`` with ``variables`` filled in. A translation whose placeholders do not
+    fit (a translator's slip in an app's catalogue) is logged and the English ``source``
+    shown instead, rather than failing the page; in testing and debug it fails."""
+    try:
+        return text.format(**variables)
+    except (KeyError, IndexError, ValueError):
+        app = current_app if has_app_context() else None
+        if app is None or app.testing or app.debug:
+            raise
+        app.logger.warning("flask-flows: translation %r does not fit its message %r", text, source)
+        return source.format(**variables)
 
 
 # -- lookup -------------------------------------------------------------------------------------
@@ -153,9 +196,10 @@ def _lookup(message: str, plural: tuple[str, int] | None) -> str:
         reworded = _reworded(app.config.get("FLOWS_MESSAGES") or {}, message, locale)
         if reworded is not None:
             return reworded
-    if locale == SOURCE_LOCALE and plural is None:
-        return message
     directories = tuple(_directories(app)) if app is not None else (str(TRANSLATIONS),)
+    # English needs no catalogue, unless an app brings one (its corrections).
+    if locale == SOURCE_LOCALE and plural is None and len(directories) == 1:
+        return message
     catalogue = _catalogue(directories, locale)
     if plural is not None:
         return catalogue.ngettext(message, plural[0], plural[1])

@@ -394,3 +394,41 @@ def test_configured_consent_permissions_read_in_the_pages_language(
     page = browser.step("photos", password=PASSWORD).text
     assert browser.stage_type == "consent"
     assert "<li>Ihre Fotos lesen</li>" in page
+
+
+def test_a_rewording_with_other_placeholders_is_refused_at_start(make_app: MakeApp) -> None:
+    """`{name}` missing or misspelt in FLOWS_MESSAGES would fail every page showing it."""
+    from flask_flows import ConfigError
+
+    with pytest.raises(ConfigError, match=r"FLOWS_MESSAGES\['Stay signed in as \{name\}'\]"):
+        make_app(FLOWS_MESSAGES={"Stay signed in as {name}": {"de": "Bleib als {user}"}})
+
+
+def test_a_translation_that_does_not_fit_shows_the_english(
+    make_app: MakeApp, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A translator's slip in an app's catalogue (a placeholder renamed) is logged and the
+    English shown, not a 500; in testing it fails, as errors surface there."""
+    _compile(tmp_path, "de", {"Stay signed in as {name}": "Angemeldet bleiben als {nom}"})
+    app, _ = make_app(FLOWS_TRANSLATION_DIRECTORIES=[str(tmp_path)])
+    from flask_flows.i18n import gettext, template_gettext
+
+    with app.test_request_context(headers={"Accept-Language": "de"}):
+        with pytest.raises(KeyError):
+            gettext("Stay signed in as {name}", name="alice")
+        app.testing = False
+        assert gettext("Stay signed in as {name}", name="alice") == "Stay signed in as alice"
+        assert template_gettext("Stay signed in as {name}", name="<b>") == (
+            "Stay signed in as &lt;b&gt;"
+        )
+    assert "does not fit its message" in caplog.text
+
+
+def test_an_english_catalogue_corrects_the_english(
+    make_app: MakeApp, login_flow: Flow, tmp_path: Path
+) -> None:
+    """An app's `en` catalogue rewords flask-flows' English, as a German one its German."""
+    _compile(tmp_path, "en", {"Sign in": "Log on"})
+    app, _ = make_app(FLOWS_TRANSLATION_DIRECTORIES=[str(tmp_path)])
+    page = FlowBrowser(app.test_client()).start("login").text
+    assert ">Log on</" in page
