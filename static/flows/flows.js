@@ -118,7 +118,8 @@
       button.addEventListener("click", function () {
         var show = input.type === "password";
         input.type = show ? "text" : "password";
-        label.textContent = show ? button.dataset.flowsHide : button.dataset.flowsShow;
+        // The words come from the markup (translated); an older copy of the macros has none.
+        label.textContent = show ? button.dataset.flowsHide || "Hide" : button.dataset.flowsShow || "Show";
         if (name) name.textContent = show ? button.dataset.flowsHideName : button.dataset.flowsShowName;
         input.focus();
       });
@@ -132,7 +133,7 @@
       var label = button.querySelector(".flows-reveal-label");
       var name = button.querySelector(".flows-reveal-name");
       if (input) input.type = "password";
-      if (label) label.textContent = button.dataset.flowsShow;
+      if (label) label.textContent = button.dataset.flowsShow || "Show";
       if (name) name.textContent = button.dataset.flowsShowName;
     });
   }
