@@ -116,15 +116,24 @@ def _flow_or_404(state: FlowsState, slug: str) -> Flow:
     return flow
 
 
+#: What an HTTP error page says, by status; other statuses by class (werkzeug's English
+#: descriptions are never shown: they cannot be translated).
+_HTTP_MESSAGES = {
+    400: N_("The request could not be understood. Please go back and try again."),
+    403: N_("You are not allowed to do that."),
+    404: N_("There is nothing here. The link may be old or mistyped."),
+    405: N_("That action is not available here."),
+    413: N_("That was more than this form can take. Please go back and try again."),
+    429: N_("Too many requests. Please wait a moment and try again."),
+}
+_CLIENT_ERROR = N_("That did not work. Please go back and try again.")
+_SERVER_ERROR = N_("Something went wrong on our side. Please try again in a moment.")
+
+
 def _http_error(error: HTTPException) -> Response:
-    messages = {
-        404: N_("There is nothing here. The link may be old or mistyped."),
-        405: N_("That action is not available here."),
-        400: N_("The request could not be understood. Please go back and try again."),
-        413: N_("That was more than this form can take. Please go back and try again."),
-    }
     code = error.code or 500
-    return _error_page(messages.get(code, error.description or N_("Something went wrong.")), code)
+    fallback = _CLIENT_ERROR if code < 500 else _SERVER_ERROR
+    return _error_page(_HTTP_MESSAGES.get(code, fallback), code)
 
 
 def _unexpected_error(error: Exception) -> Response:
@@ -138,7 +147,7 @@ def _unexpected_error(error: Exception) -> Response:
     if propagate or (propagate is None and (current_app.testing or current_app.debug)):
         raise error
     state.log.exception("unexpected error in a flow request")
-    return _error_page(N_("Something went wrong on our side. Please try again in a moment."), 500)
+    return _error_page(_SERVER_ERROR, 500)
 
 
 def _error_page(message: str, code: int) -> Response:

@@ -318,6 +318,35 @@ def test_denied_by_a_stage_offers_a_restart(
     assert again["text"] == "Start again"
 
 
+@pytest.mark.parametrize(
+    ("code", "says"),
+    [
+        (429, "Too many requests. Please wait a moment and try again."),
+        (418, "That did not work. Please go back and try again."),
+        (503, "Something went wrong on our side. Please try again in a moment."),
+    ],
+)
+def test_an_http_error_from_elsewhere_says_our_words_not_werkzeugs(
+    make_app: Any, code: int, says: str
+) -> None:
+    """An HTTP error raised in a flow request by something else (a rate limiter in the
+    app) gets the themed page with a message from the catalogue: werkzeug's English
+    description is never shown (it could not be translated)."""
+    from flask import abort, request
+
+    app, _ = make_app()
+
+    @app.before_request
+    def limit() -> None:
+        if request.path.startswith("/flows/"):
+            abort(code, description="werkzeug's own words")
+
+    response = app.test_client().get("/flows/anything/")
+    assert response.status_code == code
+    assert says in response.text
+    assert "werkzeug" not in response.text
+
+
 def test_error_page_is_a_themed_page(client: FlaskClient, login_flow: Flow) -> None:
     response = client.get("/flows/no-such-flow/")
     assert response.status_code == 404
