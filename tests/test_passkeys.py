@@ -46,6 +46,7 @@ from flask_flows.passkeys import (
     NOT_ADDED,
     NOT_ANSWERED,
     NOT_VERIFIED,
+    UNAVAILABLE_HERE,
     UNKNOWN,
 )
 from flask_flows.plan import PASSWORDLESS, PENDING_USER, PLANS_KEY
@@ -1247,7 +1248,8 @@ def test_on_an_ip_address_no_page_offers_passkeys(
     browser.step(uid_field="alice", password=PASSWORD)
     assert browser.stage_type == VALIDATE  # her passkey is her second factor, not shown here
     assert 'data-flows-passkey-options="' not in shown(browser).text
-    assert f"data-flows-passkey-unavailable>{PASSKEY_UNAVAILABLE}" in shown(browser).text
+    # She is told why (this address), not to get another browser.
+    assert f"data-flows-passkey-unavailable>{UNAVAILABLE_HERE}" in shown(browser).text
 
 
 # -- nothing secret leaks ---------------------------------------------------------------------

@@ -199,10 +199,14 @@ class AuthenticatorValidateStage(StageType):
         if user is not None and WEBAUTHN in classes:
             form.passkey.data = ""  # type: ignore[attr-defined]
             devices = passkeys.devices_of(run.state, run.state.user_store.user_id(user))
-            context["passkey_options"] = passkeys.authentication_options(
+            options = passkeys.authentication_options(
                 run.state, run.context, devices, run.config["webauthn_user_verification"]
             )
-            context["passkey_unavailable"] = None if typed else PASSKEY_UNAVAILABLE
+            context["passkey_options"] = options
+            # Said where nothing else can be done: why the passkey cannot be used (this
+            # address of the site, or else until the browser shows it can).
+            here = passkeys.UNAVAILABLE_HERE if options is None else PASSKEY_UNAVAILABLE
+            context["passkey_unavailable"] = None if typed else here
         return context
 
     def forget(self, run: StageRun) -> None:
