@@ -10,11 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 from wtforms import StringField
-from wtforms.validators import DataRequired, Length, ValidationError
+from wtforms.validators import DataRequired
 
-from ..i18n import ngettext
 from ..options import ConfigError
 from .base import StageRun, StageType
+from .prompt_checks import max_length
 
 #: Longest device name, as the ``name`` columns of the device tables allow.
 NAME_MAX = 128
@@ -26,27 +26,14 @@ def name_field(label: str, required: str) -> StringField:
     ``label`` and ``required`` are English message ids."""
     return StringField(
         label,
-        filters=[_strip],
-        validators=[DataRequired(required), _AtMost(max=NAME_MAX)],
+        filters=[strip],
+        validators=[DataRequired(required), max_length(NAME_MAX)],
         render_kw={"autocomplete": "off", "maxlength": NAME_MAX},
     )
 
 
-class _AtMost(Length):
-    """A length check whose message, naming the limit, is in the request's language."""
-
-    def __call__(self, form: Any, field: Any) -> None:
-        try:
-            super().__call__(form, field)
-        except ValidationError:
-            raise ValidationError(
-                ngettext(
-                    "Use at most {count} character.", "Use at most {count} characters.", self.max
-                )
-            ) from None
-
-
-def _strip(value: str | None) -> str | None:
+def strip(value: str | None) -> str | None:
+    """A WTForms filter: the value without surrounding white space."""
     return value.strip() if isinstance(value, str) else value
 
 

@@ -27,7 +27,7 @@ from ..models import utcnow
 from ..options import Option
 from ..otp import new_totp_secret, provisioning_uri, verify_totp
 from ..outcomes import Outcome
-from .authenticator_setup import AuthenticatorSetupStage, name_field
+from .authenticator_setup import AuthenticatorSetupStage, name_field, strip
 from .base import WORDING, StageForm, StageResult, StageRun, deny, invalid, ok
 
 #: Plan context key holding the id of the unconfirmed device being set up.
@@ -42,10 +42,6 @@ SETUP_EXPIRED = N_("This setup expired. Scan the new QR code and enter the code 
 DEVICE_NAME = N_("Authenticator app")
 
 
-def _strip(value: str | None) -> str | None:
-    return value.strip() if isinstance(value, str) else value
-
-
 class TOTPSetupForm(StageForm):
     name = name_field(
         N_("Name this authenticator"),
@@ -53,7 +49,7 @@ class TOTPSetupForm(StageForm):
     )
     code = StringField(
         N_("Code from the app"),
-        filters=[_strip],
+        filters=[strip],
         validators=[
             DataRequired(N_("Enter the code your authenticator app shows.")),
             Length(max=32, message=WRONG_CODE),
