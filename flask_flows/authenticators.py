@@ -245,7 +245,6 @@ class PasskeyKind(AuthenticatorKind):
     label = N_("Passkey")
     model = WebAuthnDevice
     setup_flow = "default-authenticator-webauthn-setup"
-    code_hint = N_("Use your passkey.")
     typed = False
 
     def add_label(self, has_one: bool) -> str:
@@ -257,9 +256,6 @@ class PasskeyKind(AuthenticatorKind):
         else:
             synced = gettext("No, it stays on the device or key that made it")
         return [(gettext("Synced"), synced)]
-
-    def match(self, run: StageRun, user: Any, code: str) -> CodeMatch:
-        return CodeMatch()  # never a typed code
 
 
 #: The built-in kinds, in the order a person is asked for them.

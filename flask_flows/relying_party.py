@@ -101,9 +101,8 @@ def usable_relying_party(state: FlowsState) -> RelyingParty | None:
 def _warn_once(state: FlowsState, reason: str, message: str, *args: Any) -> None:
     """Log ``message`` the first time passkeys are not offered for ``reason`` (not per
     host: a client chooses the Host header it sends)."""
-    key = reason
-    if key not in state.passkeys_warned:
-        state.passkeys_warned.add(key)
+    if reason not in state.passkeys_warned:
+        state.passkeys_warned.add(reason)
         state.log.warning(message, *args)
 
 
