@@ -122,18 +122,10 @@ class IdentificationStage(StageType):
             )
 
     def form_class(self, run: StageRun) -> type[StageForm]:
-        base = IdentificationPasswordForm if run.config["password_stage"] else IdentificationForm
-        if not run.config["webauthn_stage"]:
-            return base
-        # A passkey's answer comes instead of the name (and password); the autofill of
-        # the name field lists passkeys too ("webauthn").
-        fields: dict[str, Any] = {
-            "passkey": HiddenField(),
-            "uid_field": _uid_field(RequiredUnlessPasskey(ENTER_IDENTIFIER), "username webauthn"),
-        }
-        if run.config["password_stage"]:
-            fields["password"] = password_field(RequiredUnlessPasskey(ENTER_PASSWORD))
-        return type(base.__name__, (base,), fields)
+        password = bool(run.config["password_stage"])
+        if run.config["webauthn_stage"]:
+            return IdentificationPasskeyPasswordForm if password else IdentificationPasskeyForm
+        return IdentificationPasswordForm if password else IdentificationForm
 
     def challenge(self, run: StageRun, form: StageForm) -> dict[str, Any]:
         available = run.state.user_store.available_fields
@@ -208,6 +200,21 @@ class IdentificationStage(StageType):
 
 class IdentificationPasswordForm(IdentificationForm):
     password = password_field()
+
+
+class IdentificationPasskeyForm(IdentificationForm):
+    """With ``webauthn_stage``: a passkey's answer comes instead of the name; the
+    autofill of the name field lists passkeys too ("webauthn")."""
+
+    passkey = HiddenField()
+    uid_field = _uid_field(RequiredUnlessPasskey(ENTER_IDENTIFIER), "username webauthn")
+
+
+class IdentificationPasskeyPasswordForm(IdentificationPasskeyForm, IdentificationPasswordForm):
+    """The same with the password on the page (``password_stage``): not needed either
+    when a passkey answers."""
+
+    password = password_field(RequiredUnlessPasskey(ENTER_PASSWORD))
 
 
 def _password_config(run: StageRun) -> dict[str, Any] | None:
