@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..i18n import N_
+from ..i18n import N_, gettext
 from ..options import Option
 from .base import WORDING, StageForm, StageResult, StageRun, StageType, invalid, ok
 
@@ -20,6 +20,9 @@ class DummyStage(StageType):
         "message": Option(str, default=DEFAULT_MESSAGE, text=True),
         "fail": Option(bool, default=False, help="Always reject the submission (tests)."),
     }
+
+    def challenge(self, run: StageRun, form: StageForm) -> dict[str, str]:
+        return {"message": gettext(run.config["message"])}
 
     def respond(self, run: StageRun, form: StageForm | None) -> StageResult:
         if run.config["fail"]:
