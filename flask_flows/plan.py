@@ -41,6 +41,8 @@ AUTH_METHOD = "auth_method"
 #: Every method proved in this plan, in order (``auth_method`` is the latest).
 AUTH_METHODS = "auth_methods"
 PROMPT_DATA = "prompt_data"
+#: Keys of ``prompt_data`` an invitation fixed: a prompt answer left empty keeps them.
+FIXED_PROMPT_DATA = "prompt_data_fixed"
 #: A passkey login on the identification page: ``{"user": id, "stage": name}``, the
 #: account it proved and the ``authenticator_validate`` stage it stands in for (the
 #: identification's ``webauthn_stage``).

@@ -9,13 +9,15 @@ from collections.abc import Callable
 
 import pytest
 import sqlalchemy as sa
-from browsing import FlowBrowser
+from browsing import FlowBrowser, plan_context
 from factory import User, db
 from flask import Flask
 
 from flask_flows import Flow, FlowStageBinding, Policy, PolicyBinding, Stage
 from flask_flows.blueprints import BlueprintError, apply_blueprint
 from flask_flows.extension import FlowsState
+from flask_flows.grants import create_invitation
+from flask_flows.plan import PROMPT_DATA
 from flask_flows.planner import MSG_LOG_IN
 from flask_flows.signals import login_failed
 from flask_flows.stages.password import NO_PENDING_USER
@@ -160,3 +162,59 @@ stages:
 """
     with app.app_context(), pytest.raises(BlueprintError, match="'nobody'.*user_fields"):
         apply_blueprint(state, blueprint)
+
+
+def test_prompt_fields_take_the_values_the_plan_already_holds(
+    app: Flask, browser: FlowBrowser, make_flow: Callable[..., Flow]
+) -> None:
+    """authentik's prompt shows the value the prompt data holds for a field's key (an
+    invitation's fixed_data fills the enrollment form; a hidden field takes it) without
+    an `initial_value`; a read-only or hidden field keeps it whatever is posted, and an
+    optional field left empty does not wipe what the invitation fixed."""
+    fields = [
+        {"field_key": "email", "type": "email"},
+        {"field_key": "team", "type": "hidden", "initial_value": "general"},
+        {"field_key": "company", "type": "text_read_only"},
+        {"field_key": "nickname", "type": "text", "required": False},
+        {"field_key": "motto", "type": "text", "required": False, "initial_value": "hi"},
+        {"field_key": "note", "type": "static", "initial_value": "Welcome."},
+    ]
+    make_flow(
+        "invited",
+        "invitation",
+        ("prompt", {"fields": fields}),
+        "dummy",
+        designation="enrollment",
+    )
+    fixed = {
+        "email": "erin@example.com",
+        "team": "sales",
+        "company": "Acme",
+        "nickname": "E",
+        "note": "Invited by Bob.",
+    }
+    with app.app_context():
+        _invitation, token = create_invitation(db.session, flow_slug="invited", fixed_data=fixed)
+        db.session.commit()
+
+    browser.get(f"/flows/invited/?itoken={token}")
+    page = browser.step("invited")  # the invitation's "Continue"
+    assert browser.stage_type == "prompt"
+    for value in ("erin@example.com", "sales", "Acme", "E", "hi"):
+        assert f'value="{value}"' in page.text, value
+    assert "Invited by Bob." in page.text and "Welcome." not in page.text
+
+    browser.step(
+        "invited",
+        email="erin@example.org",
+        team="admins",
+        company="Evil Corp",
+        nickname="",
+        motto="",
+    )
+    assert browser.stage_type == "dummy"
+    assert plan_context(browser.client, "invited")[PROMPT_DATA] == {
+        **fixed,
+        "email": "erin@example.org",  # an editable field takes the answer
+        "motto": "",  # not the invitation's: an empty answer stands
+    }

@@ -7,6 +7,7 @@ import hashlib
 import logging
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -18,6 +19,8 @@ from flask import Flask
 from werkzeug.test import TestResponse
 
 from flask_flows import Flow
+from flask_flows.blueprints import apply_blueprint, install_default_flows
+from flask_flows.extension import FlowsState
 from flask_flows.grants import Invitation, create_invitation
 from flask_flows.models import utcnow
 from flask_flows.plan import PROMPT_DATA
@@ -464,3 +467,24 @@ def test_cli_refuses_mistakes_and_creates_nothing(
     assert error in result.output
     with app.app_context():
         assert db.session.scalar(sa.select(sa.func.count()).select_from(Invitation)) == 0
+
+
+def test_the_quickstart_invite_only_sign_up_shows_the_invited_address(
+    app: Flask, state: FlowsState, browser: FlowBrowser, invite: Callable[..., str]
+) -> None:
+    """docs/quickstart.md's invite-only copy of the sign-up, applied as written: the
+    default enrollment prompt starts from the invitation's `--data email=…` (the
+    person may still change it)."""
+    docs = (Path(__file__).parent.parent / "docs" / "quickstart.md").read_text()
+    section = docs.split("invite-only copy of it:", 1)[1]
+    example = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    with app.app_context():
+        install_default_flows(state)
+        apply_blueprint(state, example)
+        db.session.commit()
+    token = invite(flow_slug="my-invite-only-signup", fixed_data={"email": "dan@example.com"})
+
+    open_link(browser, f"/flows/my-invite-only-signup/?itoken={token}")
+
+    assert browser.stage_type == "prompt"
+    assert 'value="dan@example.com"' in browser.last.text  # type: ignore[union-attr]

@@ -11,7 +11,7 @@ never ignored for an older plan; the same link opened again resumes where it was
 A single-use invitation is spent on acceptance by a conditional ``UPDATE … WHERE
 used_at IS NULL``: of two browsers pressing "Continue" at once, exactly one gets
 through. Its ``fixed_data`` is merged into ``prompt_data``, so a following prompt stage
-shows those values and user_write stores them.
+shows those values (an answer left empty keeps them) and user_write stores them.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from ..grants import MAX_TOKEN_LENGTH, DbSession, Invitation
 from ..i18n import N_
 from ..models import utcnow
 from ..options import Option
-from ..plan import PROMPT_DATA
+from ..plan import FIXED_PROMPT_DATA, PROMPT_DATA
 from ..tokens import hash_token
 from .base import WORDING, StageForm, StageResult, StageRun, StageType, deny, ok
 
@@ -143,6 +143,7 @@ def _accept(run: StageRun) -> str | None:
     run.context[INVITATION] = invitation_id
     if fixed_data:
         run.context[PROMPT_DATA] = {**(run.context.get(PROMPT_DATA) or {}), **fixed_data}
+        run.context[FIXED_PROMPT_DATA] = sorted(fixed_data)
     return None
 
 

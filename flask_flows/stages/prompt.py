@@ -12,10 +12,13 @@ see it: they run over a transient context whose ``prompt_data`` holds the submit
 plaintext values, must all pass, and show their messages next to the field a
 :class:`~flask_flows.policies.PolicyResult` names in ``field`` (else above the form).
 
-``initial_value`` is a literal, or a reference looked up when the form is shown:
-``user.<attribute>`` (the pending or logged-in user; never ``password_hash``) or
+A value the plan already holds in ``prompt_data`` under a field's key (an invitation's
+fixed data, an earlier prompt's answer) is the field's initial value, as in authentik.
+Otherwise ``initial_value`` is: a literal, or a reference looked up when the form is
+shown: ``user.<attribute>`` (the pending or logged-in user; never ``password_hash``) or
 ``prompt_data.<field_key>`` (an earlier prompt's answer). Read-only fields and ``hidden``
-always carry that value, whatever is submitted.
+always carry that value, whatever is submitted; an optional field left empty does not
+wipe a value an invitation fixed.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from wtforms.widgets import PasswordInput
 from ..i18n import N_, gettext
 from ..models import Policy
 from ..options import ConfigError, Option
-from ..plan import PROMPT_DATA
+from ..plan import FIXED_PROMPT_DATA, PROMPT_DATA
 from ..policies import PolicyRequest, PolicyResult
 from .base import StageForm, StageResult, StageRun, StageType, invalid, ok
 from .prompt_checks import MSG_USERNAME_TAKEN, matches
@@ -152,16 +155,22 @@ def _answers(run: StageRun, form: StageForm) -> tuple[dict[str, Any], dict[str, 
     """The form's values to keep, and its passwords (plaintext, to check and hash)."""
     values: dict[str, Any] = {}
     passwords: dict[str, str] = {}
+    earlier = run.context.get(PROMPT_DATA) or {}
+    fixed = set(run.context.get(FIXED_PROMPT_DATA) or ())
     for spec in _fields(run):
         if spec.type == "static":
             continue
         if spec.fixed:
-            values[spec.key] = json_safe(resolve_initial(spec, run))
+            values[spec.key] = json_safe(_initial(spec, run))
         elif spec.type == "password":
             if form[spec.key].data:
                 passwords[spec.key] = form[spec.key].data
         else:
-            values[spec.key] = stored_value(spec, form[spec.key].data)
+            value = stored_value(spec, form[spec.key].data)
+            # An invitation's value is not wiped by an optional field left empty.
+            if value in (None, "") and spec.key in fixed and spec.key in earlier:
+                value = earlier[spec.key]
+            values[spec.key] = value
     return values, passwords
 
 
@@ -177,13 +186,21 @@ def _keep_passwords_typed(form: StageForm, fields: list[PromptField]) -> None:
 
 
 def _initial(spec: PromptField, run: StageRun) -> Any:
-    """What the field shows first: what this plan already collected under its key (the
-    form shown again, as when "Wrong address? Change it" comes back to it), else its
-    ``initial_value``. Never a password, which the plan holds only as a hash."""
-    earlier = (run.context.get(PROMPT_DATA) or {}).get(spec.key)
-    if not spec.fixed and spec.type != "password" and isinstance(earlier, str | int | bool):
-        return earlier
-    return resolve_initial(spec, run)
+    """What the field shows first (and what a hidden or read-only field keeps), as in
+    authentik: the value the plan already holds under its key, else its
+    ``initial_value``."""
+    held = _held(spec, run)
+    return held if held is not None else resolve_initial(spec, run)
+
+
+def _held(spec: PromptField, run: StageRun) -> Any:
+    """The plain value the plan holds under the field's key: an invitation's fixed data,
+    an earlier prompt's answer, this form's own answer shown again ("Wrong address?
+    Change it"). Never a password, which the plan holds only as a hash."""
+    held = (run.context.get(PROMPT_DATA) or {}).get(spec.key)
+    if spec.type != "password" and isinstance(held, str | int | float | bool):
+        return held
+    return None
 
 
 def resolve_initial(spec: PromptField, run: StageRun) -> Any:
@@ -207,8 +224,12 @@ def resolve_initial(spec: PromptField, run: StageRun) -> Any:
 
 
 def _static_text(spec: PromptField, run: StageRun) -> Any:
-    """A static field's text: a configured sentence in the page's language (where the
-    catalogue has it), a looked-up value as it is."""
+    """A static field's text: the value the plan holds under its key, else a configured
+    sentence in the page's language (where the catalogue has it), else a looked-up value
+    as it is."""
+    held = _held(spec, run)
+    if held is not None:
+        return held
     value = spec.initial_value
     if isinstance(value, str) and value and REFERENCE.match(value) is None:
         return gettext(value)
