@@ -7,10 +7,15 @@ the user's id and a fingerprint of their password hash; the key names a
 copy of the cookie stops working when the browser logs out (its row is deleted), when
 the password changes, and when an authenticator is added or removed (all the user's
 rows are deleted), which the outside attack found it did not.
+
+As in authentik, a grant is bound to the stage that made it and to the kind of
+authenticator that passed it: it skips only that stage, and only while the stage still
+accepts that kind, so passing a lenient check never skips a stricter one.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -32,9 +37,10 @@ MFA_COOKIE = "flows_mfa"
 COOKIE_SALT = "flask-flows-mfa"
 
 
-def grant(state: FlowsState, user: Any, seconds: int) -> str:
-    """Record a grant for ``user`` lasting ``seconds``; returns the cookie's value. The
-    caller commits (with the rest of the stage's work)."""
+def grant(state: FlowsState, user: Any, seconds: int, stage_id: int, method: str) -> str:
+    """Record a grant for ``user`` lasting ``seconds``, made by the stage ``stage_id``
+    with an authenticator of kind ``method``; returns the cookie's value. The caller
+    commits (with the rest of the stage's work)."""
     store = state.user_store
     key = new_token()
     state.db.session.add(
@@ -45,15 +51,31 @@ def grant(state: FlowsState, user: Any, seconds: int) -> str:
         )
     )
     return _serializer().dumps(
-        {"u": store.user_id(user), "p": store.password_fingerprint(user), "k": key}
+        {
+            "u": store.user_id(user),
+            "p": store.password_fingerprint(user),
+            "k": key,
+            "s": stage_id,
+            "m": method,
+        }
     )
 
 
-def is_granted(state: FlowsState, request: Request, user: Any, max_age: int) -> bool:
-    """Whether ``request`` carries a live grant of ``user``'s, younger than ``max_age``."""
+def is_granted(
+    state: FlowsState,
+    request: Request,
+    user: Any,
+    max_age: int,
+    stage_id: int,
+    methods: Collection[str],
+) -> bool:
+    """Whether ``request`` carries a live grant of ``user``'s, younger than ``max_age``,
+    made by the stage ``stage_id`` with one of ``methods`` (the kinds it accepts now)."""
     data = _cookie(request, max_age)
     store = state.user_store
     if data is None or data.get("u") != store.user_id(user):
+        return False
+    if data.get("s") != stage_id or data.get("m") not in methods:
         return False
     if data.get("p") != store.password_fingerprint(user):
         return False

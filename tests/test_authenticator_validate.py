@@ -481,9 +481,9 @@ def test_configure_needs_configuration_stages(app: Flask, state: FlowsState) -> 
 # -- the "passed MFA" cookie ------------------------------------------------------------------
 
 
-def mfa_cookie(app: Flask, user: User, age: int = 0) -> str:
+def mfa_cookie(app: Flask, user: User, age: int = 0, method: str = "totp") -> str:
     """A cookie value as the stage signs it, issued ``age`` seconds ago, naming a grant
-    recorded for ``user``."""
+    recorded for ``user`` by the flow's validation stage with ``method``."""
 
     class Issued(TimestampSigner):
         def get_timestamp(self) -> int:
@@ -496,9 +496,12 @@ def mfa_cookie(app: Flask, user: User, age: int = 0) -> str:
             RememberedMfa(key_hash=hash_token(key), user_id=str(user.id), expires=expires)
         )
         db.session.commit()
+        stage_id = db.session.scalar(sa.select(Stage.id).where(Stage.type == VALIDATE))
     serializer = URLSafeTimedSerializer(str(app.secret_key), salt=COOKIE_SALT, signer=Issued)
     fingerprint = app.extensions["flows"].user_store.password_fingerprint(user)
-    return serializer.dumps({"u": str(user.id), "p": fingerprint, "k": key})
+    return serializer.dumps(
+        {"u": str(user.id), "p": fingerprint, "k": key, "s": stage_id, "m": method}
+    )
 
 
 def with_cookie(app: Flask, browser: FlowBrowser, value: str) -> FlowBrowser:

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from browsing import FlowBrowser, plan_context
 from factory import User, db
 from flask import Flask
+from test_authenticator_validate import add_recovery_codes, add_totp
 
 from flask_flows import Flow, FlowStageBinding, Policy, PolicyBinding, Stage
 from flask_flows.blueprints import BlueprintError, apply_blueprint
@@ -19,6 +20,7 @@ from flask_flows.extension import FlowsState
 from flask_flows.grants import create_invitation
 from flask_flows.plan import PROMPT_DATA
 from flask_flows.planner import MSG_LOG_IN
+from flask_flows.remembered_mfa import MFA_COOKIE
 from flask_flows.signals import login_failed
 from flask_flows.stages.password import NO_PENDING_USER
 from flask_flows.stages.prompt_checks import MSG_MISMATCH
@@ -218,3 +220,55 @@ def test_prompt_fields_take_the_values_the_plan_already_holds(
         "email": "erin@example.org",  # an editable field takes the answer
         "motto": "",  # not the invitation's: an empty answer stands
     }
+
+
+def test_a_remembered_check_skips_only_its_own_stage_and_kinds(
+    app: Flask,
+    state: FlowsState,
+    browser: FlowBrowser,
+    make_flow: Callable[..., Flow],
+    make_user: Callable[..., User],
+) -> None:
+    """authentik's MFA cookie is bound to the validation stage that set it and to the
+    class of device that passed: a recovery code at a lenient stage does not skip a
+    stricter stage, nor the same stage once it stops accepting recovery codes."""
+    alice = make_user("alice", password=PASSWORD)
+    add_totp(app, alice)
+    codes = add_recovery_codes(app, state, alice)
+    remembered = {"last_auth_threshold": 3600}
+    lenient = {"device_classes": ["totp", "static"], **remembered}
+    for slug, config in [
+        ("login", lenient),
+        ("strict", {"device_classes": ["totp"], **remembered}),
+    ]:
+        make_flow(
+            slug, "identification", "password", ("authenticator_validate", config), "user_login"
+        )
+
+    def second_factor(slug: str, cookie: str) -> str | None:
+        """A new browser session carrying only the MFA cookie: where the login goes."""
+        later = browser.fresh()
+        later.client.set_cookie(MFA_COOKIE, cookie)
+        later.start(slug)
+        later.step(slug, uid_field="alice")
+        later.step(slug, password=PASSWORD)
+        return later.stage_type
+
+    browser.start("login")
+    browser.step("login", uid_field="alice")
+    browser.step("login", password=PASSWORD)
+    browser.step("login", code=codes[0])
+    assert browser.whoami() == "home: alice"
+    cookie = browser.client.get_cookie(MFA_COOKIE)
+    assert cookie is not None
+
+    assert second_factor("login", cookie.value) is None  # skipped: logged in
+    assert second_factor("strict", cookie.value) == "authenticator_validate"
+    with app.app_context():
+        stage = db.session.scalar(
+            sa.select(Stage).where(Stage.name.like("login-%-authenticator_validate"))
+        )
+        assert stage is not None
+        stage.config = {**stage.config, "device_classes": ["totp"]}
+        db.session.commit()
+    assert second_factor("login", cookie.value) == "authenticator_validate"

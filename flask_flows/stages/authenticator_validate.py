@@ -17,7 +17,8 @@ counts towards the plan's ``failed_attempts_before_cancel``.
 
 With ``last_auth_threshold`` set, a success leaves a ``flows_mfa`` cookie naming a grant
 kept on the server (:mod:`flask_flows.remembered_mfa`); while it is younger than the
-threshold, the same user's next login skips this stage. Logging out, a new password and a
+threshold, the same user's next login skips this stage (this one only, and only while it
+still accepts the kind of authenticator that passed it). Logging out, a new password and a
 changed authenticator revoke it on the server, so a copy of the cookie stops working too.
 """
 
@@ -169,8 +170,8 @@ class AuthenticatorValidateStage(StageType):
         return (
             user is not None
             and not _satisfied_by_passkey(run)
-            and bool(_available_classes(run, user))
-            and not _remembered(run, user)
+            and bool(classes := _available_classes(run, user))
+            and not _remembered(run, user, classes)
         )
 
     def form_class(self, run: StageRun) -> type[StageForm]:
@@ -264,8 +265,9 @@ class AuthenticatorValidateStage(StageType):
         or a user without devices."""
         if _satisfied_by_passkey(run):
             return ok()
-        if _available_classes(run, user):
-            if not _remembered(run, user):
+        classes = _available_classes(run, user)
+        if classes:
+            if not _remembered(run, user, classes):
                 # Fail closed: this user needs a code, so show the form.
                 return invalid()
             _record_method(run, "remembered")
@@ -293,7 +295,7 @@ class AuthenticatorValidateStage(StageType):
         )
         threshold = run.config["last_auth_threshold"]
         if threshold > 0:
-            _remember(run, user, threshold)
+            _remember(run, user, threshold, method)
         return ok()
 
     def _failed(self, run: StageRun, form: Any, error: str, verdict: Verdict) -> StageResult:
@@ -391,8 +393,8 @@ def _record_method(run: StageRun, method: str) -> None:
 # -- the "this browser passed MFA" cookie -----------------------------------------------------
 
 
-def _remember(run: StageRun, user: Any, threshold: int) -> None:
-    value = remembered_mfa.grant(run.state, user, threshold)
+def _remember(run: StageRun, user: Any, threshold: int, method: str) -> None:
+    value = remembered_mfa.grant(run.state, user, threshold, run.stage.id, method)
     commit_keeping_loaded_state(run.state.db.session)
     secure = run.request.is_secure
 
@@ -404,12 +406,13 @@ def _remember(run: StageRun, user: Any, threshold: int) -> None:
         return response
 
 
-def _remembered(run: StageRun, user: Any) -> bool:
-    """True when the request carries this user's live MFA grant, within the threshold."""
+def _remembered(run: StageRun, user: Any, classes: list[str]) -> bool:
+    """True when the request carries this user's live MFA grant, within the threshold,
+    made by this stage with one of the ``classes`` it accepts of the user's now."""
     threshold = run.config["last_auth_threshold"]
     if threshold <= 0 or MFA_COOKIE not in run.request.cookies:
         return False
-    return remembered_mfa.is_granted(run.state, run.request, user, threshold)
+    return remembered_mfa.is_granted(run.state, run.request, user, threshold, run.stage.id, classes)
 
 
 def _known_kinds() -> list[str]:
