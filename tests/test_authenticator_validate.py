@@ -411,14 +411,15 @@ def test_configure_runs_the_setup_stages_inside_the_plan(
     bindings = binding_count(app)
 
     to_second_factor(browser)
+    # Two setups to choose from (authentik's choice): the one chosen runs.
+    assert browser.stage_type == VALIDATE
+    browser.step("login", setup="setup-two")
     assert browser.stage_type == "dummy"
-    assert "First setup step." in browser.last.text  # type: ignore[union-attr]
+    assert "Second setup step." in browser.last.text  # type: ignore[union-attr]
     # Reloading keeps the injected stage: the stale-plan check accepts it.
     browser.get("/flows/login/")
-    assert "First setup step." in browser.last.text  # type: ignore[union-attr]
-    assert MSG_CHANGED not in browser.last.text  # type: ignore[union-attr]
-    browser.step("login")
     assert "Second setup step." in browser.last.text  # type: ignore[union-attr]
+    assert MSG_CHANGED not in browser.last.text  # type: ignore[union-attr]
     assert browser.whoami() == "home: anonymous"  # setup runs before the login
     browser.step("login")
 

@@ -22,6 +22,7 @@ from flask_flows.plan import PROMPT_DATA
 from flask_flows.planner import MSG_LOG_IN
 from flask_flows.remembered_mfa import MFA_COOKIE
 from flask_flows.signals import login_failed
+from flask_flows.stages.authenticator_validate import CHOOSE_SETUP
 from flask_flows.stages.password import NO_PENDING_USER
 from flask_flows.stages.prompt_checks import MSG_MISMATCH
 from flask_flows.stages.redirect import MSG_NO_TARGET
@@ -272,3 +273,41 @@ def test_a_remembered_check_skips_only_its_own_stage_and_kinds(
         stage.config = {**stage.config, "device_classes": ["totp"]}
         db.session.commit()
     assert second_factor("login", cookie.value) == "authenticator_validate"
+
+
+def test_a_user_without_mfa_chooses_one_of_several_setups(
+    browser: FlowBrowser,
+    defaults: None,
+    make_flow: Callable[..., Flow],
+    make_user: Callable[..., User],
+) -> None:
+    """authentik's validation stage with several configuration stages lets a user who has
+    nothing set up choose one (by the kind it sets up), and runs that one only."""
+    make_user("alice", password=PASSWORD)
+    config = {
+        "not_configured_action": "configure",
+        "configuration_stages": [
+            "default-authenticator-totp-setup-stage",
+            "default-authenticator-static-setup-stage",
+        ],
+    }
+    make_flow("mfa", "identification", "password", ("authenticator_validate", config), "user_login")
+    browser.start("mfa")
+    browser.step("mfa", uid_field="alice")
+    page = browser.step("mfa", password=PASSWORD)
+    assert browser.stage_type == "authenticator_validate"
+    assert "Set up two-step verification" in page.text
+    for name, label in [
+        ("default-authenticator-totp-setup-stage", "Authenticator app"),
+        ("default-authenticator-static-setup-stage", "Recovery codes"),
+    ]:
+        assert f'name="setup" value="{name}">{label}</button>' in page.text
+
+    page = browser.step("mfa", setup="default-authenticator-login")  # not offered
+    assert browser.stage_type == "authenticator_validate"
+    assert CHOOSE_SETUP in page.text
+
+    browser.step("mfa", setup="default-authenticator-static-setup-stage")
+    assert browser.stage_type == "authenticator_static"
+    browser.step("mfa", saved="y")
+    assert browser.whoami() == "home: alice"  # the app's setup was not run too

@@ -130,6 +130,22 @@ def test_no_text_of_a_stage_escapes_the_catalogue(
     passkey_only.step(uid_field="bob")
     pages["authenticator_validate, passkey alone"] = passkey_only.step(password=PASSWORD).text
     assert passkey_only.stage_type == "authenticator_validate"
+    # a user with nothing set up chooses one of several setups (refused: none chosen)
+    make_user("carl", password=PASSWORD)
+    choose = {
+        "not_configured_action": "configure",
+        "configuration_stages": [
+            "default-authenticator-totp-setup-stage",
+            "default-authenticator-static-setup-stage",
+        ],
+    }
+    make_flow("must", "identification", "password", ("authenticator_validate", choose))
+    nothing_yet = _browser(app)
+    nothing_yet.start("must")
+    nothing_yet.step(uid_field="carl")
+    pages["authenticator_validate, choose a setup"] = nothing_yet.step(password=PASSWORD).text
+    pages["authenticator_validate, no setup chosen"] = nothing_yet.step().text
+    assert nothing_yet.stage_type == "authenticator_validate"
 
     # the setup stages (the shipped flows), after the password that confirms it's you;
     # refused too

@@ -29,7 +29,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Response, after_this_request, has_app_context
 from wtforms import HiddenField, StringField
-from wtforms.validators import Length
+from wtforms.validators import Length, ValidationError
 
 from .. import passkeys, remembered_mfa
 from ..authenticators import (
@@ -92,6 +92,9 @@ PASSKEY_UNAVAILABLE = N_(
     " on, or use another browser."
 )
 ENTER_CODE = N_("Enter the code.")
+#: The field of the choice among several ``configuration_stages``.
+SETUP_FIELD = "setup"
+CHOOSE_SETUP = N_("Choose a way to set up two-step verification.")
 
 
 def _code_field(**attributes: str) -> StringField:
@@ -166,17 +169,22 @@ class AuthenticatorValidateStage(StageType):
             )
 
     def is_interactive(self, run: StageRun) -> bool:
+        """Shown to ask for a code (unless a passkey login or a remembered check stands
+        in for it), or, to a user with nothing set up, to choose among several
+        ``configuration_stages``."""
         user = run.pending_user()
-        return (
-            user is not None
-            and not _satisfied_by_passkey(run)
-            and bool(classes := _available_classes(run, user))
-            and not _remembered(run, user, classes)
-        )
+        if user is None or _satisfied_by_passkey(run):
+            return False
+        classes = _available_classes(run, user)
+        if not classes:
+            return len(_setup_choices(run)) > 1
+        return not _remembered(run, user, classes)
 
     def form_class(self, run: StageRun) -> type[StageForm]:
         user = run.pending_user()
         classes = _available_classes(run, user) if user is not None else []
+        if user is not None and not classes and len(_setup_choices(run)) > 1:
+            return _choice_form(run)
         typed = _typed(run, classes)
         fields: dict[str, Any] = {}
         if typed or not classes:
@@ -193,6 +201,8 @@ class AuthenticatorValidateStage(StageType):
         return type("AuthenticatorValidateForm", (StageForm,), fields)
 
     def challenge(self, run: StageRun, form: StageForm) -> dict[str, Any]:
+        if hasattr(form, SETUP_FIELD):
+            return {"setup_choices": _setup_choices(run)}
         user = run.pending_user()
         classes = _available_classes(run, user) if user is not None else []
         typed = _typed(run, classes)
@@ -220,6 +230,8 @@ class AuthenticatorValidateStage(StageType):
             return deny(NO_USER)
         if form is None:
             return self._without_code(run, user)
+        if hasattr(form, SETUP_FIELD):
+            return _configure(run, user, [form[SETUP_FIELD].data])
         passkey = getattr(form, "passkey", None)
         if passkey is not None and passkey.data:
             return self._passkey(run, user, passkey)
@@ -278,10 +290,9 @@ class AuthenticatorValidateStage(StageType):
             run.state.log.info("authenticator_validate: user %s has no device, denied", user_id)
             return deny(NOT_CONFIGURED)
         if action == "configure":
-            run.plan.inject_stages(_configuration_stage_ids(run))
-            run.state.log.info(
-                "authenticator_validate: user %s has no device, running setup", user_id
-            )
+            if len(_setup_choices(run)) > 1:
+                return invalid()  # the person chooses one: show the choice
+            return _configure(run, user, run.config["configuration_stages"])
         return ok()
 
     def _passed(self, run: StageRun, user: Any, method: str) -> StageResult:
@@ -365,19 +376,62 @@ def _satisfied_by_passkey(run: StageRun) -> bool:
     return proof is not None and proof.get("stage") == run.stage.name
 
 
-def _configuration_stage_ids(run: StageRun) -> list[int]:
-    names: list[str] = run.config["configuration_stages"]
-    rows = run.state.db.session.execute(
-        sa.select(Stage.name, Stage.id).where(Stage.name.in_(names))
+# -- setting one up ----------------------------------------------------------------------------
+
+
+def _configure(run: StageRun, user: Any, names: list[str]) -> StageResult:
+    """Run the configuration stages ``names`` next, inside this plan."""
+    stages = _configuration_stages(run)
+    run.plan.inject_stages([stages[name].id for name in names])
+    run.state.log.info(
+        "authenticator_validate: user %s has no device, running setup %s",
+        run.state.user_store.user_id(user),
+        ", ".join(names),
     )
-    found = {name: stage_id for name, stage_id in rows}
-    missing = [name for name in names if name not in found]
-    if missing:
-        raise ConfigError(
-            f"stage {run.stage.name!r} (authenticator_validate), field 'configuration_stages':"
-            f" no stage named {missing[0]!r}"
-        )
-    return [found[name] for name in names]
+    return ok()
+
+
+def _configuration_stages(run: StageRun) -> dict[str, Stage]:
+    """The ``configuration_stages`` by name, in their order (once per run)."""
+    if "configuration_stages" not in run.memo:
+        names: list[str] = run.config["configuration_stages"]
+        rows = run.state.db.session.scalars(sa.select(Stage).where(Stage.name.in_(names)))
+        found = {stage.name: stage for stage in rows}
+        missing = [name for name in names if name not in found]
+        if missing:
+            raise ConfigError(
+                f"stage {run.stage.name!r} (authenticator_validate), field"
+                f" 'configuration_stages': no stage named {missing[0]!r}"
+            )
+        run.memo["configuration_stages"] = {name: found[name] for name in names}
+    stages: dict[str, Stage] = run.memo["configuration_stages"]
+    return stages
+
+
+def _setup_choices(run: StageRun) -> list[tuple[str, str]]:
+    """What a user without a device chooses among, as in authentik: each configuration
+    stage's name and label (its ``device_name``, else its ``title``, else its name, in
+    the page's language), when ``not_configured_action`` is ``configure``."""
+    if run.config["not_configured_action"] != "configure":
+        return []
+    choices = []
+    for name, stage in _configuration_stages(run).items():
+        config = run.state.stage_config(stage)
+        label = config.get("device_name") or config.get("title")
+        choices.append((name, gettext(label) if label else name))
+    return choices
+
+
+def _choice_form(run: StageRun) -> type[StageForm]:
+    """The choice among the configuration stages: one submit button per stage."""
+    names = {name for name, _label in _setup_choices(run)}
+
+    def one_of_them(form: StageForm, field: Any) -> None:
+        if field.data not in names:
+            raise ValidationError(CHOOSE_SETUP)
+
+    field = StringField(validators=[one_of_them])
+    return type("AuthenticatorChoiceForm", (StageForm,), {SETUP_FIELD: field})
 
 
 def _record_method(run: StageRun, method: str) -> None:

@@ -8,7 +8,10 @@ from collections.abc import Callable
 
 import pyotp
 import pytest
-from conftest import PASSWORD, Walker
+from conftest import PASSWORD, LiveApp, Walker
+
+from example_app import db
+from flask_flows.blueprints import apply_blueprint
 
 pytestmark = pytest.mark.browser
 
@@ -94,3 +97,49 @@ def test_create_recovery_codes_and_log_in_with_one(
     assert again.field("code").get_attribute("aria-invalid") == "true"
     again.finish("/", code=codes[3])
     assert again.logged_in_as() == user
+
+
+MUST_SET_UP = """
+version: 1
+stages:
+  - name: must-set-up
+    type: authenticator_validate
+    config:
+      not_configured_action: configure
+      configuration_stages:
+        - default-authenticator-totp-setup-stage
+        - default-authenticator-static-setup-stage
+flows:
+  - slug: must-set-up-login
+    name: Login that requires two-step verification
+    designation: authentication
+    bindings:
+      - {stage: default-authentication-identification, order: 10}
+      - {stage: must-set-up, order: 20}
+      - {stage: default-authentication-login, order: 30}
+"""
+
+
+def test_a_user_without_mfa_chooses_a_setup_at_login(
+    walker: Callable[..., Walker], live_app: LiveApp, user: str
+) -> None:
+    """A login that requires two-step verification offers a user who has none the
+    setups to choose from (one button each) and runs the one clicked."""
+    with live_app.app.app_context():
+        apply_blueprint(live_app.app.extensions["flows"], MUST_SET_UP)
+        db.session.commit()
+    me = walker()
+    me.start("must-set-up-login")
+    me.submit("authenticator_validate", uid_field=user, password=PASSWORD)
+    assert me.stage.get_by_role("heading").inner_text() == "Set up two-step verification"
+    me.screenshot("mfa-setup-choice")
+    button = me.stage.get_by_role("button", name="Recovery codes")
+    if me.js:
+        button.click()
+    else:
+        with me.page.expect_navigation():
+            button.click()
+    me.expect_stage("authenticator_static")
+    me.stage.get_by_label("I have saved these codes").check()
+    me.finish("/")
+    assert me.logged_in_as() == user
