@@ -11,9 +11,7 @@ prints, for each missing column, the Alembic operation and the SQL that add it; 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -22,6 +20,7 @@ from sqlalchemy.schema import CreateColumn
 from . import identifiers, migrations
 from .models import FlowsModel, Policy, Stage
 from .options import ConfigError
+from .references import References, check_references
 
 if TYPE_CHECKING:
     from .extension import FlowsState
@@ -134,16 +133,19 @@ class KeyCollision(Exception):
 
 def _invalid_definitions(state: FlowsState) -> list[Problem]:
     """Stored stages and policies whose configuration this version refuses (written by
-    hand, or carried over from a version that accepted it): their flows would fail."""
+    hand, or carried over from a version that accepted it), or that name a stage, flow
+    or policy that is not there (deleted since): their flows would fail."""
     session = state.db.session
-    checks: list[Callable[[], object]] = [
-        *(partial(state.stage_config, s) for s in session.scalars(sa.select(Stage))),
-        *(partial(state.policy_config, p) for p in session.scalars(sa.select(Policy))),
+    references = References(state)
+    rows: list[Stage | Policy] = [
+        *session.scalars(sa.select(Stage)),
+        *session.scalars(sa.select(Policy)),
     ]
     found = []
-    for check in checks:
+    for row in rows:
+        kind = "stage" if isinstance(row, Stage) else "policy"
         try:
-            check()
+            check_references(state, row, f"{kind} {row.name!r} ({row.type})", references)
         except ConfigError as error:
             found.append(
                 Problem(str(error), "correct it with: flask flows apply FILE", in_definitions=True)

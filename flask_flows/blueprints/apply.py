@@ -30,6 +30,8 @@ from ..models import (
     PolicyEngineMode,
     Stage,
 )
+from ..options import ConfigError
+from ..references import References, check_references
 from .schema import (
     SECTIONS,
     BlueprintDocument,
@@ -157,6 +159,7 @@ class _Applier:
         self._upsert("policies", Policy, Policy.name, self.policies, self._policy_values)
         self._upsert("stages", Stage, Stage.name, self.stages, self._stage_values)
         self._apply_flows()
+        self._check_references()
         self.session.flush()
         return self.report
 
@@ -224,6 +227,25 @@ class _Applier:
                     self.session.add(flow)
                 changed = self._sync_flow(flow, entry, where)
                 self.report.record("flows", created=created, changed=changed)
+
+    def _check_references(self) -> None:
+        """What the stages and policies written here name elsewhere (a stage, a flow, a
+        policy) exists, in the blueprint or the database; the rows kept as changed are
+        the database's own and are left to ``flask flows check``."""
+        flows = {entry["slug"] for document in self.documents for entry in document["flows"]}
+        references = References(
+            self.state, stages=self.stages, policies=self.policies.keys(), flows=flows
+        )
+        for document in self.documents:
+            for section, rows in (("stages", self.stages), ("policies", self.policies)):
+                for index, entry in enumerate(document[section]):
+                    if entry["name"] in self.report.kept[section]:
+                        continue
+                    where = f"{document.source}: {entry_label(section, index, entry)}, config"
+                    try:
+                        check_references(self.state, rows[entry["name"]], where, references)
+                    except ConfigError as error:
+                        raise BlueprintError(str(error)) from error
 
     def _would_change(self, flow: Flow, entry: dict[str, Any], where: str) -> bool:
         """Whether applying ``entry`` would change ``flow``: found by applying it in a

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from flask import Request
 
     from ..extension import FlowsState
+    from ..references import References
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,13 @@ class PolicyType:
     def check_config(self, config: Mapping[str, Any], where: str) -> None:
         """Cross-field checks beyond :class:`Option`; raise ``ConfigError`` naming ``where``
         (run when a blueprint is applied and once per policy object at run time)."""
+
+    def check_references(
+        self, config: Mapping[str, Any], where: str, references: References
+    ) -> None:
+        """Check what the options name elsewhere exists; raise ``ConfigError`` naming
+        ``where``. Run when a blueprint is applied and by ``flask flows check`` (see
+        :mod:`flask_flows.references`)."""
 
     def evaluate(self, config: Mapping[str, Any], request: PolicyRequest) -> PolicyResult:
         raise NotImplementedError

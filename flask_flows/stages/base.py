@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from ..extension import FlowsState
     from ..models import Flow, FlowStageBinding, Stage
     from ..plan import FlowPlan
+    from ..references import References
 
 
 class StageForm(FlaskForm):
@@ -204,6 +205,11 @@ class StageType:
 
     def check_config(self, config: dict[str, Any], where: str) -> None:
         """Cross-field checks beyond :class:`Option`; raise ``ConfigError`` naming ``where``."""
+
+    def check_references(self, config: dict[str, Any], where: str, references: References) -> None:
+        """Check what the options name elsewhere (another stage, a flow, a policy) exists
+        and fits; raise ``ConfigError`` naming ``where``. Run when a blueprint is applied
+        and by ``flask flows check`` (see :mod:`flask_flows.references`)."""
 
     def is_interactive(self, run: StageRun) -> bool:
         """False for stages that act at once (deny, redirect, login without a choice):
