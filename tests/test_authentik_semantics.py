@@ -5,7 +5,9 @@ authentik")."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -311,3 +313,119 @@ def test_a_user_without_mfa_chooses_one_of_several_setups(
     assert browser.stage_type == "authenticator_static"
     browser.step("mfa", saved="y")
     assert browser.whoami() == "home: alice"  # the app's setup was not run too
+
+
+#: Definitions authentik refuses when they are saved, because they can never work, and
+#: the field flask-flows names when `flask flows apply` refuses them.
+NEVER_WORKING = [
+    ("identification", {"password_stage": "no-such-stage"}, "password_stage"),
+    ("identification", {"password_stage": "a-dummy"}, "password_stage"),
+    ("identification", {"webauthn_stage": "a-dummy"}, "webauthn_stage"),
+    ("identification", {"webauthn_stage": "codes-only"}, "webauthn_stage"),
+    ("identification", {"enrollment_flow": "no-such-flow"}, "enrollment_flow"),
+    ("identification", {"recovery_flow": "no-such-flow"}, "recovery_flow"),
+    (
+        "authenticator_validate",
+        {"not_configured_action": "configure", "configuration_stages": ["no-such-stage"]},
+        "configuration_stages",
+    ),
+    ("redirect", {"target_flow": "no-such-flow"}, "target_flow"),
+    (
+        "prompt",
+        {"fields": [{"field_key": "a", "type": "text"}], "validation_policies": ["x"]},
+        "validation_policies",
+    ),
+]
+
+
+def _blueprint(stages: list[dict[str, Any]], policies: list[dict[str, Any]] | None = None) -> str:
+    return json.dumps({"version": 1, "stages": stages, "policies": policies or []})
+
+
+@pytest.mark.parametrize(("stage_type", "config", "field"), NEVER_WORKING)
+def test_a_stage_naming_what_is_not_there_is_refused_at_apply(
+    app: Flask, state: FlowsState, stage_type: str, config: dict[str, object], field: str
+) -> None:
+    """A stage whose options name a stage, flow or policy that does not exist (or one of
+    the wrong kind) is refused when applied, naming the stage and the field, and
+    nothing of the blueprint is written."""
+    known = [
+        {"name": "a-dummy", "type": "dummy"},
+        {"name": "codes-only", "type": "authenticator_validate"},
+    ]
+    with app.app_context():
+        apply_blueprint(state, _blueprint(known))
+        broken = {"name": "broken", "type": stage_type, "config": config}
+        with pytest.raises(BlueprintError, match=rf"'broken'.*field '{field}'"):
+            apply_blueprint(state, _blueprint([{"name": "written-too", "type": "dummy"}, broken]))
+        names = set(db.session.scalars(sa.select(Stage.name)))
+    assert names == {"a-dummy", "codes-only"}
+
+
+def test_a_blueprint_may_name_what_it_defines_itself(app: Flask, state: FlowsState) -> None:
+    """The names are looked up in the blueprint being applied as well as the database."""
+    blueprint = """
+version: 1
+policies:
+  - {name: strong, type: password}
+stages:
+  - {name: own-password, type: password}
+  - name: own-identification
+    type: identification
+    config: {password_stage: own-password, recovery_flow: own-flow}
+  - name: own-prompt
+    type: prompt
+    config:
+      fields: [{field_key: password, type: password}]
+      validation_policies: [strong]
+flows:
+  - slug: own-flow
+    name: Own flow
+    designation: authentication
+    bindings:
+      - {stage: own-identification, order: 10}
+"""
+    with app.app_context():
+        report = apply_blueprint(state, blueprint)
+    assert "3 created" in str(report)
+
+
+@pytest.mark.parametrize(
+    ("policy_type", "config", "reason"),
+    [
+        ("python", {"function": "not-registered"}, "no function is registered"),
+        (
+            "password",
+            {"max_length": 64, "min_uppercase": 30, "min_digits": 30, "min_symbols": 30},
+            "no password could pass",
+        ),
+    ],
+)
+def test_a_policy_that_can_never_pass_is_refused_at_apply(
+    app: Flask, state: FlowsState, policy_type: str, config: dict[str, object], reason: str
+) -> None:
+    """authentik refuses a policy that can never decide as configured: a Python policy
+    naming no registered function, a password policy asking for more characters of
+    each kind than a password may have."""
+    policy = {"name": "never", "type": policy_type, "config": config}
+    with app.app_context(), pytest.raises(BlueprintError, match=rf"'never'.*{reason}"):
+        apply_blueprint(state, _blueprint([], [policy]))
+
+
+def test_check_names_a_stage_whose_reference_was_deleted(app: Flask, state: FlowsState) -> None:
+    """A stage applied when its password stage existed, which was deleted since:
+    `flask flows check` names it (a deploy's check catches what apply could not)."""
+    stages = [
+        {"name": "pw", "type": "password"},
+        {"name": "id", "type": "identification", "config": {"password_stage": "pw"}},
+    ]
+    with app.app_context():
+        apply_blueprint(state, _blueprint(stages))
+        db.session.execute(sa.delete(Stage).where(Stage.name == "pw"))
+        db.session.commit()
+    result = app.test_cli_runner().invoke(args=["flows", "check"])
+    assert result.exit_code == 1
+    assert (
+        "stage 'id' (identification), field 'password_stage': there is no password stage"
+        in result.output
+    )

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..i18n import N_
 from ..options import ConfigError, Option
 from .base import PolicyRequest, PolicyResult, PolicyType
+
+if TYPE_CHECKING:
+    from ..references import References
 
 
 class PythonPolicy(PolicyType):
@@ -20,6 +23,16 @@ class PythonPolicy(PolicyType):
     name = "python"
     options = {"function": Option(str, help="Name given to @flows.policy().")}
     request_dependent = True
+
+    def check_references(
+        self, config: Mapping[str, Any], where: str, references: References
+    ) -> None:
+        """The function is registered in the app (a typo would fail every visitor)."""
+        if config["function"] not in references.state.python_policies:
+            raise ConfigError(
+                f"{where}, field 'function': no function is registered as"
+                f" {config['function']!r} (with @flows.policy({config['function']!r}))"
+            )
 
     def evaluate(self, config: Mapping[str, Any], request: PolicyRequest) -> PolicyResult:
         function = request.state.python_policies.get(config["function"])

@@ -75,6 +75,16 @@ class PasswordPolicy(PolicyType):
                 f"{where}, field 'min_length': {config['min_length']} is above "
                 f"max_length ({config['max_length']})"
             )
+        # Characters each of a kind: more than max_length of them can never be typed.
+        required = sum(
+            config[name] for name in ("min_uppercase", "min_lowercase", "min_digits", "min_symbols")
+        )
+        if required > config["max_length"]:
+            raise ConfigError(
+                f"{where}: min_uppercase, min_lowercase, min_digits and min_symbols ask for"
+                f" {required} characters, above max_length ({config['max_length']}), so no"
+                " password could pass"
+            )
 
     def evaluate(self, config: Mapping[str, Any], request: PolicyRequest) -> PolicyResult:
         field_key = config["field_key"]

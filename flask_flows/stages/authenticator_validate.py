@@ -47,6 +47,7 @@ from ..i18n import N_, gettext, ngettext
 from ..models import Stage
 from ..options import ConfigError, Option
 from ..plan import AUTH_METHOD, AUTH_METHODS, passkey_login
+from ..references import References, require_stage
 from ..remembered_mfa import MFA_COOKIE
 from ..transactions import commit_keeping_loaded_state
 from .base import (
@@ -167,6 +168,10 @@ class AuthenticatorValidateStage(StageType):
                 f"{where}, field 'configuration_stages': not_configured_action 'configure'"
                 " needs at least one stage"
             )
+
+    def check_references(self, config: dict[str, Any], where: str, references: References) -> None:
+        for name in config["configuration_stages"]:
+            require_stage(references, name, where, "configuration_stages")
 
     def is_interactive(self, run: StageRun) -> bool:
         """Shown to ask for a code (unless a passkey login or a remembered check stands

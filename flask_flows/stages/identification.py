@@ -20,7 +20,8 @@ skips the flow's password stages and stands in for that validation stage.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from flask import current_app, url_for
 from wtforms import HiddenField, StringField
@@ -40,6 +41,7 @@ from ..plan import (
     PENDING_USER_IDENTIFIER,
     REDIRECT,
 )
+from ..references import require_flow, require_stage
 from .base import (
     WORDING,
     RequiredUnlessPasskey,
@@ -52,6 +54,10 @@ from .base import (
     take_back_method,
 )
 from .password import ENTER_PASSWORD, password_field, verify
+
+if TYPE_CHECKING:
+    from ..models import Stage
+    from ..references import References
 
 #: The identifier field's label, by the user fields it matches (in their order).
 _FIELD_LABELS = {
@@ -120,6 +126,19 @@ class IdentificationStage(StageType):
                 f"{where}, field 'user_fields': name at least one of 'username', 'email'"
                 " (an identification stage with none can find nobody)"
             )
+
+    def check_references(self, config: dict[str, Any], where: str, references: References) -> None:
+        """The stages its form stands in for, and the flows it links to, exist."""
+        if config["password_stage"]:
+            require_stage(references, config["password_stage"], where, "password_stage", "password")
+        name = config["webauthn_stage"]
+        if name:
+            stage = references.stage(name)
+            if not _accepts_passkeys(stage, references.stage_config):
+                raise ConfigError(_no_passkey_stage(where, name))
+        for option in ("enrollment_flow", "recovery_flow"):
+            if config[option]:
+                require_flow(references, config[option], where, option)
 
     def form_class(self, run: StageRun) -> type[StageForm]:
         password = bool(run.config["password_stage"])
@@ -241,21 +260,27 @@ def _webauthn_config(run: StageRun) -> dict[str, Any] | None:
         return None
     if "webauthn_stage" not in run.memo:
         stage = referenced_stage(run.flow, name)
-        config = run.state.stage_config(stage) if stage is not None else None
-        if (
-            stage is None
-            or stage.type != "authenticator_validate"
-            or config is None
-            or PasskeyKind.key not in config["device_classes"]
-        ):
-            raise ConfigError(
-                f"stage {run.stage.name!r} (identification), field 'webauthn_stage': there is"
-                f" no authenticator_validate stage named {name!r} that accepts passkeys"
-                f" (device_classes with {PasskeyKind.key!r})"
-            )
-        run.memo["webauthn_stage"] = config
+        if stage is None or not _accepts_passkeys(stage, run.state.stage_config):
+            raise ConfigError(_no_passkey_stage(f"stage {run.stage.name!r} (identification)", name))
+        run.memo["webauthn_stage"] = run.state.stage_config(stage)
     found: dict[str, Any] = run.memo["webauthn_stage"]
     return found
+
+
+def _accepts_passkeys(stage: Stage | None, config_of: Callable[[Stage], dict[str, Any]]) -> bool:
+    """Whether ``stage`` is a second-factor check a passkey login can stand in for."""
+    return (
+        stage is not None
+        and stage.type == "authenticator_validate"
+        and PasskeyKind.key in config_of(stage)["device_classes"]
+    )
+
+
+def _no_passkey_stage(where: str, name: str) -> str:
+    return (
+        f"{where}, field 'webauthn_stage': there is no authenticator_validate stage named"
+        f" {name!r} that accepts passkeys (device_classes with {PasskeyKind.key!r})"
+    )
 
 
 def _passkey_login(run: StageRun, field: Any) -> StageResult:

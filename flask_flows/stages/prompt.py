@@ -37,6 +37,7 @@ from ..models import Policy
 from ..options import ConfigError, Option
 from ..plan import FIXED_PROMPT_DATA, PROMPT_DATA
 from ..policies import PolicyRequest, PolicyResult
+from ..references import References, require_policy
 from .base import StageForm, StageResult, StageRun, StageType, invalid, ok
 from .prompt_checks import MSG_USERNAME_TAKEN, matches
 from .prompt_fields import (
@@ -98,6 +99,10 @@ class PromptStage(StageType):
 
     def check_config(self, config: dict[str, Any], where: str) -> None:
         parse_fields(config["fields"], where)
+
+    def check_references(self, config: dict[str, Any], where: str, references: References) -> None:
+        for name in config["validation_policies"]:
+            require_policy(references, name, where, "validation_policies")
 
     def form_class(self, run: StageRun) -> type[StageForm]:
         attributes: dict[str, Any] = {}

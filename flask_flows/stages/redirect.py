@@ -8,7 +8,7 @@ the visitor on to a page that turns them away.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import url_for
 
@@ -16,7 +16,11 @@ from ..i18n import N_
 from ..options import ConfigError, Option
 from ..plan import REDIRECT
 from ..planner import EmptyFlow, FlowNonApplicable, FlowPlanner
+from ..references import require_flow
 from .base import StageForm, StageResult, StageRun, StageType, deny, redirect
+
+if TYPE_CHECKING:
+    from ..references import References
 
 MSG_NO_TARGET = N_("The next step of this flow is not available.")
 
@@ -35,6 +39,10 @@ class RedirectStage(StageType):
     def check_config(self, config: dict[str, Any], where: str) -> None:
         if bool(config["target_url"]) == bool(config["target_flow"]):
             raise ConfigError(f"{where}: set exactly one of target_url and target_flow")
+
+    def check_references(self, config: dict[str, Any], where: str, references: References) -> None:
+        if config["target_flow"]:
+            require_flow(references, config["target_flow"], where, "target_flow")
 
     def is_interactive(self, run: StageRun) -> bool:
         return False
