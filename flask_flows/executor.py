@@ -45,10 +45,12 @@ from .models import (
 from .options import shown
 from .passwords import MSG_BUSY, HashingBusy
 from .plan import (
+    NOTICES,
     PENDING_USER,
     PLANS_KEY,
     REDIRECT,
     FlowPlan,
+    add_notices,
     injected_stage_id,
     same_plan,
     store_plan,
@@ -405,9 +407,11 @@ class FlowExecutor:
                     request=request._get_current_object(),  # type: ignore[attr-defined]
                     authenticated_user=self.state.current_user(),
                 )
-                if not FlowPlanner(self.state, self.flow).binding_applies(binding, policy_request):
+                result = FlowPlanner(self.state, self.flow).binding_result(binding, policy_request)
+                if not result.passing:
                     plan.advance(revisitable=True)  # skipped: nothing done to undo
                     continue
+                add_notices(plan.context, result.messages)
             return binding
         return None
 
@@ -457,6 +461,7 @@ class FlowExecutor:
         shows a typed password again or is too large to carry."""
         plan = run.plan
         url = self._stage_url(plan)
+        run.messages.extend(m for m in plan.context.pop(NOTICES, ()) if m not in run.messages)
         if request.method == "POST" and not self.htmx and not refused_forms.keeps_a_password(form):
             refused_forms.keep(
                 plan, form, run.messages, failed=failed, status=status, retry_after=retry_after

@@ -25,6 +25,7 @@ from flask import Flask, flash, session, url_for
 
 from . import layouts
 from .i18n import N_, gettext
+from .plan import NOTICES
 
 #: Plan context key: the outcomes recorded so far, in the order they happened.
 OUTCOMES = "outcomes"
@@ -67,11 +68,13 @@ def record(context: dict[str, Any], outcome: Outcome) -> None:
 
 def message(context: dict[str, Any]) -> str | None:
     """The flow's outcomes in one message, in the request's language (each sentence
-    translated, then joined), ``None`` when it recorded none."""
+    translated, then joined), then what passing policies said that no page showed;
+    ``None`` when there is nothing to say."""
     recorded = set(context.get(OUTCOMES) or [])
     words = [
         gettext(sentence) for outcome, sentence in SENTENCES.items() if outcome.value in recorded
     ]
+    words.extend(gettext(notice) for notice in context.get(NOTICES) or ())
     return " ".join(words) or None
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import secrets
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,12 +44,23 @@ AUTH_METHODS = "auth_methods"
 PROMPT_DATA = "prompt_data"
 #: Keys of ``prompt_data`` an invitation fixed: a prompt answer left empty keeps them.
 FIXED_PROMPT_DATA = "prompt_data_fixed"
+#: What passing policies said (authentik's messages of passing results), to show on the
+#: next page the flow renders (or with the flow's outcome when it ends first).
+NOTICES = "notices"
 #: A passkey login on the identification page: ``{"user": id, "stage": name}``, the
 #: account it proved and the ``authenticator_validate`` stage it stands in for (the
 #: identification's ``webauthn_stage``).
 PASSKEY_LOGIN = "passkey_login"
 #: ``auth_method`` of a login by passkey alone (authentik's name).
 PASSWORDLESS = "auth_webauthn_pwl"
+
+
+def add_notices(context: dict[str, Any], messages: Iterable[str]) -> None:
+    """Note what passing policies said, once each, for the next page."""
+    notices = list(context.get(NOTICES) or [])
+    notices.extend(m for m in messages if m not in notices)
+    if notices:
+        context[NOTICES] = notices
 
 
 def passkey_login(context: dict[str, Any]) -> dict[str, Any] | None:

@@ -2,7 +2,9 @@
 
 It checks the flow's authentication requirement and the flow's own policies, filters
 bindings whose ``evaluate_on_plan`` policies fail and marks those with
-``re_evaluate_policies`` for the executor. It reads no Flask globals: everything it
+``re_evaluate_policies`` for the executor. What passing policies say (authentik's
+messages of passing results) goes into the plan context under ``notices``, for the
+executor to show on the first page. It reads no Flask globals: everything it
 needs comes in as arguments, which keeps it testable and its results cacheable.
 """
 
@@ -17,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 from .i18n import N_
 from .models import AuthenticationRequirement, Designation, Flow, FlowStageBinding
 from .options import ConfigError
-from .plan import FlowPlan
-from .policies import PolicyRequest, evaluate_bindings
+from .plan import NOTICES, FlowPlan, add_notices
+from .policies import PolicyRequest, PolicyResult, evaluate_bindings
 
 if TYPE_CHECKING:
     from flask import Request
@@ -146,9 +148,11 @@ class FlowPlanner:
             )
             if not flow_result.passing:
                 raise FlowNonApplicable(flow_result.messages or (MSG_NOT_ALLOWED,))
-            bindings, markers = self._select_bindings(policy_request)
-            # A policy that raised or timed out may answer otherwise next time.
-            if cache_key and not policy_request.fallbacks:
+            add_notices(context, flow_result.messages)
+            bindings, markers = self._select_bindings(policy_request, context)
+            # A policy that raised or timed out may answer otherwise next time, and what
+            # policies said is said to each visitor (a cached plan would not say it).
+            if cache_key and not policy_request.fallbacks and NOTICES not in context:
                 self.state.plan_cache.put(cache_key, bindings, markers)
 
         if not bindings and not self.state.config["FLOWS_ALLOW_EMPTY_FLOWS"]:
@@ -176,21 +180,29 @@ class FlowPlanner:
                 (MSG_SUPERUSERS_ONLY,), login_required=authenticated_user is None
             )
 
-    def _select_bindings(self, policy_request: PolicyRequest) -> tuple[list[int], list[int]]:
+    def _select_bindings(
+        self, policy_request: PolicyRequest, context: dict[str, Any]
+    ) -> tuple[list[int], list[int]]:
         bindings: list[int] = []
         markers: list[int] = []
         for binding in self.flow.bindings:
-            if binding.evaluate_on_plan and not self.binding_applies(binding, policy_request):
-                continue
+            if binding.evaluate_on_plan:
+                result = self.binding_result(binding, policy_request)
+                if not result.passing:
+                    continue
+                add_notices(context, result.messages)
             bindings.append(binding.id)
             if binding.re_evaluate_policies and binding.policy_bindings:
                 markers.append(binding.id)
         return bindings, markers
 
-    def binding_applies(self, binding: FlowStageBinding, policy_request: PolicyRequest) -> bool:
+    def binding_result(
+        self, binding: FlowStageBinding, policy_request: PolicyRequest
+    ) -> PolicyResult:
+        """What the binding's policies decide (and, passing, what they said)."""
         return evaluate_bindings(
             binding.policy_bindings, binding.policy_engine_mode, policy_request
-        ).passing
+        )
 
     def _cache_key(
         self, user: Any | None, authenticated_user: Any | None

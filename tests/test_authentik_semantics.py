@@ -16,7 +16,7 @@ from factory import User, db
 from flask import Flask
 from test_authenticator_validate import add_recovery_codes, add_totp
 
-from flask_flows import Flow, FlowStageBinding, Policy, PolicyBinding, Stage
+from flask_flows import Flow, Flows, FlowStageBinding, Policy, PolicyBinding, PolicyResult, Stage
 from flask_flows.blueprints import BlueprintError, apply_blueprint
 from flask_flows.extension import FlowsState
 from flask_flows.grants import create_invitation
@@ -429,3 +429,70 @@ def test_check_names_a_stage_whose_reference_was_deleted(app: Flask, state: Flow
         "stage 'id' (identification), field 'password_stage': there is no password stage"
         in result.output
     )
+
+
+def _bind(
+    app: Flask, slug: str, policy: str, *, stage_order: int | None = None, **fields: Any
+) -> None:
+    """Bind python policy ``policy`` to the flow ``slug`` (or to its stage at ``stage_order``)."""
+    with app.app_context():
+        flow = db.session.scalar(sa.select(Flow).where(Flow.slug == slug))
+        assert flow is not None
+        target = (
+            flow
+            if stage_order is None
+            else next(b for b in flow.bindings if b.order == stage_order)
+        )
+        found = db.session.scalar(sa.select(Policy).where(Policy.name == policy))
+        row = found or Policy(name=policy, type="python", config={"function": policy})
+        target.policy_bindings.append(
+            PolicyBinding(policy=row, order=len(target.policy_bindings), **fields)
+        )
+        db.session.commit()
+
+
+def test_what_passing_policies_say_is_shown_on_the_next_page(
+    app: Flask, flows: Flows, browser: FlowBrowser, make_flow: Callable[..., Flow]
+) -> None:
+    """authentik keeps the messages of passing policies (its notices): a flow policy's
+    show on the first page, a stage binding's above that stage, each once; a negated
+    binding's messages are its policy's reasons to fail and are not shown."""
+    flows.policy("trial")(lambda request: PolicyResult(True, ("Your trial ends in 3 days.",)))
+    flows.policy("nearly")(lambda request: PolicyResult(True, ("Almost there.",)))
+    flows.policy("members")(lambda request: PolicyResult(False, ("Members only.",)))
+    make_flow("notices", ("dummy", {"message": "First."}), ("dummy", {"message": "Second."}))
+    _bind(app, "notices", "trial")
+    _bind(app, "notices", "nearly", stage_order=20)
+    _bind(app, "notices", "members", stage_order=20, negate=True)
+
+    page = browser.start("notices")
+    assert "First." in page.text and "Your trial ends in 3 days." in page.text
+    assert "Almost there." not in page.text
+    page = browser.step("notices")
+    assert "Second." in page.text and "Almost there." in page.text
+    assert "Your trial ends in 3 days." not in page.text and "Members only." not in page.text
+    assert "Your trial ends in 3 days." not in browser.get("/flows/notices/").text
+
+
+def test_a_notice_no_page_showed_comes_with_the_outcome(
+    make_app: Callable[..., tuple[Flask, Flows]], make_user: Callable[..., User]
+) -> None:
+    """A notice of the last stage, which shows no page (the login), is flashed with the
+    flow's outcome."""
+    app, flows = make_app(FLOWS_FLASH=True)
+    flows.policy("welcome")(lambda request: PolicyResult(True, ("Welcome back!",)))
+    with app.app_context():
+        user = User(username="alice", email="alice@example.com")
+        app.extensions["flows"].user_store.set_password(user, PASSWORD)
+        db.session.add(user)
+        flow = Flow(slug="login", name="login", designation="authentication")
+        for order, stage_type in ((10, "identification"), (20, "password"), (30, "user_login")):
+            stage = Stage(name=f"login-{stage_type}", type=stage_type)
+            flow.bindings.append(FlowStageBinding(stage=stage, order=order))
+        db.session.add(flow)
+        db.session.commit()
+    _bind(app, "login", "welcome", stage_order=30)
+    browser = FlowBrowser(app.test_client())
+    browser.log_in("alice", PASSWORD, slug="login")
+    with browser.client.session_transaction() as session:
+        assert session["_flashes"] == [("message", "You are signed in. Welcome back!")]

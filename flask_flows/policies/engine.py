@@ -3,7 +3,10 @@
 Semantics follow authentik: an object without enabled bindings passes; a binding of a
 policy runs it (an exception yields the binding's ``failure_result``), a user binding
 matches that user, a group binding matches members; ``negate`` flips the outcome but
-keeps the messages.
+keeps the messages. A failing result carries the messages of every result (why not); a
+passing one, as in authentik, the messages of the policies that passed (notices the
+executor shows on the next page), except those of negated bindings: those are their
+policy's reasons to fail.
 
 A policy that takes longer than its binding's ``timeout`` (seconds) counts as if it had
 raised: its answer is discarded for ``failure_result`` and the overrun is logged.
@@ -27,20 +30,24 @@ def evaluate_bindings(
     bindings: Iterable[PolicyBinding], mode: PolicyEngineMode, request: PolicyRequest
 ) -> PolicyResult:
     """Combine the results of every enabled binding in ``bindings`` according to ``mode``."""
-    results = [evaluate_binding(b, request) for b in bindings if b.enabled]
+    evaluated = [(b, evaluate_binding(b, request)) for b in bindings if b.enabled]
+    results = [result for _binding, result in evaluated]
     if not results:
         return PolicyResult(True)
     if mode is PolicyEngineMode.all:
         passing = all(r.passing for r in results)
     else:
         passing = any(r.passing for r in results)
-    messages: list[str] = []
-    if not passing:
-        for result in results:
-            for message in result.messages:
-                if message not in messages:
-                    messages.append(message)
-    return PolicyResult(passing, tuple(messages), _common_field(results) if not passing else None)
+    if passing:
+        notices = (r for b, r in evaluated if r.passing and not b.negate)
+        return PolicyResult(True, _unique(m for r in notices for m in r.messages))
+    return PolicyResult(
+        False, _unique(m for r in results for m in r.messages), _common_field(results)
+    )
+
+
+def _unique(messages: Iterable[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(messages))
 
 
 def _common_field(results: list[PolicyResult]) -> str | None:
