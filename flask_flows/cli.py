@@ -272,8 +272,16 @@ def _check_password(state: FlowsState, password: str, user: Any | None) -> None:
     help="Fixed data for the flow's prompts (repeatable), e.g. --data email=bob@example.com.",
 )
 @click.option("--multi-use", is_flag=True, help="Let the link be used more than once.")
-def invite_command(slug: str, expires_in: float, data: tuple[str, ...], multi_use: bool) -> None:
-    """Create an invitation to the flow SLUG and print its link.
+@click.option(
+    "--code",
+    is_flag=True,
+    help="Print the code alone, to give out on paper and type into a prompt field 'token'.",
+)
+def invite_command(
+    slug: str, expires_in: float, data: tuple[str, ...], multi_use: bool, code: bool
+) -> None:
+    """Create an invitation to the flow SLUG and print its link (or, with --code, its
+    code).
 
     The link is the only copy of the invitation's token: only its hash is stored.
     """
@@ -294,6 +302,9 @@ def invite_command(slug: str, expires_in: float, data: tuple[str, ...], multi_us
         single_use=not multi_use,
     )
     state.db.session.commit()
+    if code:
+        click.echo(token)
+        return
     with current_app.test_request_context(base_url=_external_base_url()):
         click.echo(url_for("flows.execute", slug=slug, itoken=token, _external=True))
 

@@ -25,6 +25,7 @@ from flask_flows.planner import MSG_LOG_IN
 from flask_flows.remembered_mfa import MFA_COOKIE
 from flask_flows.signals import login_failed
 from flask_flows.stages.authenticator_validate import CHOOSE_SETUP
+from flask_flows.stages.invitation import CODE_REFUSALS, INVITATION, MSG_INVALID, MSG_USED
 from flask_flows.stages.password import NO_PENDING_USER
 from flask_flows.stages.prompt_checks import MSG_MISMATCH
 from flask_flows.stages.redirect import MSG_NO_TARGET
@@ -496,3 +497,64 @@ def test_a_notice_no_page_showed_comes_with_the_outcome(
     browser.log_in("alice", PASSWORD, slug="login")
     with browser.client.session_transaction() as session:
         assert session["_flashes"] == [("message", "You are signed in. Welcome back!")]
+
+
+def test_an_invitation_code_typed_into_a_prompt_is_accepted(
+    app: Flask, browser: FlowBrowser, make_flow: Callable[..., Flow]
+) -> None:
+    """authentik's invitation stage reads a token typed into a prompt (`prompt_data`'s
+    `token`), for codes given out on paper. A wrong one is asked for again, saying why;
+    the right one is accepted, its fixed data fills the next prompt, and no token stays
+    in the plan."""
+    code_prompt = [{"field_key": "token", "type": "text", "label": "Invitation code"}]
+    details = [{"field_key": "email", "type": "email"}]
+    make_flow(
+        "paper",
+        ("prompt", {"fields": code_prompt}),
+        "invitation",
+        ("prompt", {"fields": details}),
+        "dummy",
+        designation="enrollment",
+    )
+    with app.app_context():
+        _used, spent = create_invitation(db.session, flow_slug="paper")
+        _used.used_at = _used.created
+        _invitation, token = create_invitation(
+            db.session, flow_slug="paper", fixed_data={"email": "paper@example.com"}
+        )
+        db.session.commit()
+
+    browser.start("paper")
+    page = browser.step("paper", token=token[:-2])
+    assert browser.stage_type == "invitation"
+    assert CODE_REFUSALS[MSG_INVALID] in page.text
+    assert "Request denied" not in page.text
+    page = browser.step("paper", token=spent)
+    assert CODE_REFUSALS[MSG_USED] in page.text
+    page = browser.step("paper", token=f"  {token} ")
+    assert browser.stage_type == "prompt"
+    assert 'value="paper@example.com"' in page.text
+    context = plan_context(browser.client, "paper")
+    assert token not in repr(context)
+    assert context[INVITATION] is not None
+
+
+def test_a_valid_invitation_code_needs_no_second_click(
+    app: Flask, browser: FlowBrowser, make_flow: Callable[..., Flow]
+) -> None:
+    """The prompt's submit was the person's own action: a valid code is accepted at
+    once, with no "Continue" page in between."""
+    code_prompt = [{"field_key": "token", "type": "text"}]
+    make_flow(
+        "paper",
+        ("prompt", {"fields": code_prompt}),
+        "invitation",
+        "dummy",
+        designation="enrollment",
+    )
+    with app.app_context():
+        _invitation, token = create_invitation(db.session, flow_slug="paper")
+        db.session.commit()
+    browser.start("paper")
+    browser.step("paper", token=token)
+    assert browser.stage_type == "dummy"

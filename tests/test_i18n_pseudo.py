@@ -206,6 +206,14 @@ def test_no_text_of_a_stage_escapes_the_catalogue(
         _invitation, token = create_invitation(db.session, flow_slug="invited")
         db.session.commit()
     pages["invitation"] = _browser(app).get(f"/flows/invited/?itoken={token}").text
+    # a code typed into a prompt, refused: the invitation page asks for it again
+    code_prompt = [{"field_key": "token", "type": "text"}]
+    make_flow("paper", ("prompt", {"fields": code_prompt}), "invitation", designation="enrollment")
+    paper = _browser(app)
+    paper.start("paper")
+    pages["invitation, code refused"] = paper.step(token="not-a-code").text
+    assert paper.stage_type == "invitation"
+    pages["invitation, code missing"] = paper.step(token="").text
 
     # prompt: every kind of field, then refused twice (left empty; filled in wrongly)
     make_flow("profile", ("prompt", {"fields": PROMPT_FIELDS}), "dummy")

@@ -488,3 +488,25 @@ def test_the_quickstart_invite_only_sign_up_shows_the_invited_address(
 
     assert browser.stage_type == "prompt"
     assert 'value="dan@example.com"' in browser.last.text  # type: ignore[union-attr]
+
+
+def test_cli_prints_a_code_to_type(
+    app: Flask, browser: FlowBrowser, make_flow: Callable[..., Flow]
+) -> None:
+    """`invite --code` prints the code alone, which a prompt field `token` takes."""
+    code_prompt = [{"field_key": "token", "type": "text", "label": "Invitation code"}]
+    make_flow(
+        "paper",
+        ("prompt", {"fields": code_prompt}),
+        "invitation",
+        "dummy",
+        designation="enrollment",
+    )
+    result = run_invite(app, "--flow", "paper", "--code")
+    assert result.exit_code == 0, result.output
+    code = result.output.strip()
+    assert "/" not in code and len(code) >= 32
+    browser.start("paper")
+    browser.step("paper", token=code)
+    assert browser.stage_type == "dummy"
+    assert invitation_row(app, code).used_at is not None

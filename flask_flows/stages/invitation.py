@@ -8,6 +8,12 @@ requests post to the bare flow URL and no longer carry the token. A GET with the
 of another invitation than the running plan's starts the flow afresh, so a newer link is
 never ignored for an older plan; the same link opened again resumes where it was.
 
+An invitation given out as a code (on paper) is typed into a prompt field keyed
+``token``, as in authentik: reached after that prompt, the stage reads
+``prompt_data["token"]`` (and drops it: no token stays in the plan) and accepts a valid
+code at once, the prompt's POST having been the person's own action. A code that is not
+valid is asked for again on this stage's page, saying why.
+
 A single-use invitation is spent on acceptance by a conditional ``UPDATE … WHERE
 used_at IS NULL``: of two browsers pressing "Continue" at once, exactly one gets
 through. Its ``fixed_data`` is merged into ``prompt_data``, so a following prompt stage
@@ -20,6 +26,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
+from wtforms import StringField
 
 from ..grants import MAX_TOKEN_LENGTH, DbSession, Invitation
 from ..i18n import N_
@@ -27,7 +34,7 @@ from ..models import utcnow
 from ..options import Option
 from ..plan import FIXED_PROMPT_DATA, PROMPT_DATA
 from ..tokens import hash_token
-from .base import WORDING, StageForm, StageResult, StageRun, StageType, deny, ok
+from .base import WORDING, StageForm, StageResult, StageRun, StageType, deny, invalid, ok
 
 if TYPE_CHECKING:
     from flask import Request
@@ -40,11 +47,33 @@ INVITATION = "invitation"
 OFFERED = "invitation_offered"
 #: The query parameter of an invitation link.
 LINK_ARG = "itoken"
+#: The ``prompt_data`` key of a typed invitation code (authentik's), and the form field
+#: that asks for it again.
+CODE_KEY = "token"
+#: Plan context key set while the stage asks for a code (one typed was refused): why,
+#: until the page has said it, then ``True``.
+ASKING = "invitation_asked"
 
 MSG_MISSING = N_("You need an invitation to continue. Open the link from your invitation.")
 MSG_INVALID = N_("This invitation link is not valid. Check that you opened the whole link.")
 MSG_EXPIRED = N_("This invitation link has expired. Please ask for a new invitation.")
 MSG_USED = N_("This invitation link has already been used. Please ask for a new invitation.")
+#: The same refusals for a typed code.
+CODE_REFUSALS = {
+    MSG_INVALID: N_("This invitation code is not valid. Check it and try again."),
+    MSG_EXPIRED: N_("This invitation code has expired. Please ask for a new invitation."),
+    MSG_USED: N_("This invitation code has already been used. Please ask for a new invitation."),
+}
+ENTER_CODE = N_("Enter your invitation code.")
+
+
+class CodeForm(StageForm):
+    """Asks for an invitation code again after a typed one was refused."""
+
+    token = StringField(
+        N_("Invitation code"),
+        render_kw={"autocomplete": "off", "autocapitalize": "none", "spellcheck": "false"},
+    )
 
 
 class InvitationStage(StageType):
@@ -78,8 +107,9 @@ class InvitationStage(StageType):
         )
 
     def is_interactive(self, run: StageRun) -> bool:
-        """Shown ("Continue") while a valid invitation waits to be accepted; otherwise the
-        stage acts at once: it refuses, or lets the flow go on without an invitation."""
+        """Shown ("Continue") while a valid invitation waits to be accepted, or asking for
+        a code after a typed one was refused; otherwise the stage acts at once: it
+        accepts a valid typed code, refuses, or lets the flow go on without one."""
         if LINK_ARG in run.request.args:
             found = _check_link(run)
             if isinstance(found, Invitation):
@@ -87,10 +117,42 @@ class InvitationStage(StageType):
             else:
                 run.context.pop(OFFERED, None)
                 run.memo["refusal"] = found
-        return OFFERED in run.context
+        elif OFFERED not in run.context and not run.context.get(ASKING):
+            code = _typed_code(run)
+            if code is not None:
+                found = _check_code(run, code)
+                if isinstance(found, Invitation):
+                    run.memo["typed"] = found
+                else:
+                    run.context[ASKING] = found  # the page says why, once
+        return OFFERED in run.context or bool(run.context.get(ASKING))
+
+    def form_class(self, run: StageRun) -> type[StageForm]:
+        return CodeForm if run.context.get(ASKING) else StageForm
+
+    def challenge(self, run: StageRun, form: StageForm) -> dict[str, Any]:
+        refusal = run.context.get(ASKING)
+        if isinstance(form, CodeForm) and isinstance(refusal, str):
+            form.token.errors = [refusal]
+            run.context[ASKING] = True
+        return {}
 
     def respond(self, run: StageRun, form: StageForm | None) -> StageResult:
-        refusal = run.memo.get("refusal", MSG_MISSING) if form is None else _accept(run)
+        if isinstance(form, CodeForm):
+            code = (form.token.data or "").strip()
+            if not code and run.config["continue_flow_without_invitation"]:
+                run.context.pop(ASKING, None)
+                return ok()  # left empty where the flow may go on without one
+            found = _check_code(run, code) if code else ENTER_CODE
+            if not isinstance(found, Invitation):
+                form.token.errors = [found]
+                return invalid()
+            refusal = _accept(run, found)
+        elif form is None:
+            typed = run.memo.get("typed")
+            refusal = _accept(run, typed) if typed else run.memo.get("refusal", MSG_MISSING)
+        else:
+            refusal = _accept(run, run.state.db.session.get(Invitation, run.context.pop(OFFERED)))
         if refusal is None:
             return ok()
         run.state.log.info("invitation: refused in flow %s: %s", run.flow.slug, refusal)
@@ -126,10 +188,37 @@ def _refusal(run: StageRun, invitation: Invitation | None) -> str | None:
     return None
 
 
-def _accept(run: StageRun) -> str | None:
-    """Accept the offered invitation into the plan; return why not, or ``None``."""
+def _typed_code(run: StageRun) -> str | None:
+    """A code typed into a prompt (``prompt_data["token"]``), taken out of the plan."""
+    prompt_data = dict(run.context.get(PROMPT_DATA) or {})
+    code = prompt_data.pop(CODE_KEY, None)
+    if not isinstance(code, str):
+        return None
+    run.context[PROMPT_DATA] = prompt_data
+    return code
+
+
+def _check_code(run: StageRun, code: str) -> Invitation | str:
+    """The typed code's invitation if it may still be accepted here, else why not (in
+    a code's words)."""
+    code = "".join(code.split())
+    invitation = None
+    if code and len(code) <= MAX_TOKEN_LENGTH:
+        invitation = run.state.db.session.scalar(
+            sa.select(Invitation).where(Invitation.token_hash == hash_token(code))
+        )
+    refusal = _refusal(run, invitation)
+    if refusal is not None:
+        run.state.log.info("invitation: typed code refused in flow %s: %s", run.flow.slug, refusal)
+        return CODE_REFUSALS[refusal]
+    assert invitation is not None
+    return invitation
+
+
+def _accept(run: StageRun, invitation: Invitation | None) -> str | None:
+    """Accept ``invitation`` into the plan; return why not, or ``None``."""
     session = run.state.db.session
-    invitation = session.get(Invitation, run.context.pop(OFFERED))
+    run.context.pop(ASKING, None)
     refusal = _refusal(run, invitation)
     if refusal is not None:
         return refusal
