@@ -41,6 +41,9 @@ DEFAULTS: dict[str, Any] = {
     "FLOWS_DEFINITION_CHECK_SECONDS": 5.0,
     # An empty plan (no stage applies) finishes the flow at once instead of failing.
     "FLOWS_ALLOW_EMPTY_FLOWS": True,
+    # Seconds an expression (an expression policy, an option written as {expression:})
+    # may run before it is stopped and counts as failed (flask_flows.expressions).
+    "FLOWS_EXPRESSION_TIME_LIMIT": 0.1,
     # argon2id parameters; the defaults are argon2-cffi's (RFC 9106 low-memory profile).
     "FLOWS_ARGON2_TIME_COST": 3,
     "FLOWS_ARGON2_MEMORY_COST": 65536,

@@ -406,6 +406,7 @@ class FlowExecutor:
                     context=plan.context,
                     request=request._get_current_object(),  # type: ignore[attr-defined]
                     authenticated_user=self.state.current_user(),
+                    flow=self.flow,
                 )
                 result = FlowPlanner(self.state, self.flow).binding_result(binding, policy_request)
                 if not result.passing:

@@ -39,12 +39,19 @@ class Option:
     #: through the catalogue, so a text that is one of its messages reads in the page's
     #: language, and extracted from blueprints by ``make messages``.
     text: bool = False
+    #: May be written as ``{expression: "…"}`` (:mod:`flask_flows.expressions`): compiled
+    #: when checked, evaluated when the stage runs (:meth:`StageRun.option`).
+    expression: bool = False
 
     @property
     def required(self) -> bool:
         return self.default is _MISSING
 
     def check(self, value: Any, where: str) -> Any:
+        if self.expression and isinstance(value, Mapping) and set(value) == {"expression"}:
+            from .expressions import compile_expression  # it needs ConfigError from here
+
+            return compile_expression(value, where)
         if value is None:
             if self.nullable:
                 return None
@@ -98,8 +105,8 @@ def shown(options: Mapping[str, Option], config: Mapping[str, Any]) -> dict[str,
     result = dict(config)
     for name, option in options.items():
         value = result.get(name)
-        if not option.text or not value:
-            continue
+        if not option.text or not isinstance(value, str | list) or not value:
+            continue  # an expression's value is the stage's to show
         result[name] = [gettext(v) for v in value] if isinstance(value, list) else gettext(value)
     return result
 

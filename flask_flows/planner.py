@@ -135,6 +135,7 @@ class FlowPlanner:
             context=context,
             request=request,
             authenticated_user=authenticated_user,
+            flow=self.flow,
         )
         self._check_requirement(authenticated_user)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .policies.base import PolicyType
 from .policies.builtin import AuthenticatedPolicy, GroupMembershipPolicy, PythonPolicy
+from .policies.expression import ExpressionPolicy
 from .policies.password import PasswordPolicy
 from .policies.reputation import ReputationPolicy
 from .stages.authenticator_static import AuthenticatorStaticStage
@@ -53,4 +54,5 @@ POLICY_TYPES: tuple[type[PolicyType], ...] = (
     AuthenticatedPolicy,
     PasswordPolicy,
     ReputationPolicy,
+    ExpressionPolicy,
 )

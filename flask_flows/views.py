@@ -102,6 +102,7 @@ def default_flow(designation: str) -> BaseResponse:
             user=user,
             request=request._get_current_object(),  # type: ignore[attr-defined]
             authenticated_user=user,
+            flow=flow,
         )
         if evaluate_bindings(flow.policy_bindings, flow.policy_engine_mode, policy_request):
             target = safe_next(request.args.get("next"))

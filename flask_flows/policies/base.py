@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from flask import Request
 
     from ..extension import FlowsState
+    from ..models import Flow
     from ..references import References
 
 
@@ -51,6 +52,8 @@ class PolicyRequest:
     #: shown, not acted on, so a policy may leave out slow or outward work (the password
     #: policy does not ask the breached-password service).
     preview: bool = False
+    #: The flow the policies are evaluated for (``None`` outside one: the CLI).
+    flow: Flow | None = None
     #: Names of policies whose answer was replaced by their binding's ``failure_result``
     #: (they raised or overran their timeout): a plan built on that is not cached.
     fallbacks: list[str] = dataclass_field(default_factory=list)

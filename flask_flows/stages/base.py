@@ -16,6 +16,7 @@ from wtforms import HiddenField
 from wtforms.validators import StopValidation
 
 from .. import guesses, outcomes, signals
+from ..expressions import Expression, ExpressionError, scope, time_limit
 from ..guesses import Verdict
 from ..i18n import N_
 from ..options import Option
@@ -151,6 +152,38 @@ class StageRun:
         if user_id is not None:
             return self.state.user_store.get(user_id)
         return self.state.current_user()
+
+    def option(self, name: str, fallback: Any = None) -> Any:
+        """The option ``name``; one written as ``{expression: "…"}`` is evaluated now
+        (see :meth:`evaluate`)."""
+        value = self.config[name]
+        if isinstance(value, Expression):
+            return self.evaluate(value, fallback, f"option {name!r}")
+        return value
+
+    def evaluate(self, expression: Expression, fallback: Any, what: str) -> Any:
+        """``expression``'s value over this run (:func:`flask_flows.expressions.scope`);
+        when it fails, ``fallback``, and the log says why (an expression is part of the
+        flow's definition: the visitor is not told, the flow goes on as documented)."""
+        values = scope(
+            self.state,
+            user=self.pending_user(),
+            context=self.context,
+            request=self.request,
+            flow=self.flow,
+        )
+        try:
+            return expression.evaluate(values, time_limit(self.state))
+        except ExpressionError as error:
+            self.state.log.error(
+                "stage %r, %s: the expression %r failed (%s); using %r",
+                self.stage.name,
+                what,
+                expression.source,
+                error,
+                fallback,
+            )
+            return fallback
 
 
 class StageType:

@@ -6,16 +6,23 @@ from ..i18n import N_
 from ..options import Option
 from .base import StageForm, StageResult, StageRun, StageType, deny
 
+MSG_DENIED = N_("Access denied.")
+
 
 class DenyStage(StageType):
     name = "deny"
     template = ""
     #: The message, shown on the access-denied page (through the catalogue, so the
     #: default is read in the page's language).
-    options = {"message": Option(str, default=N_("Access denied."), text=True)}
+    #: It may be an expression (``{expression: "…"}``), as authentik's deny stage takes
+    #: its message from the plan context; one that fails says the default.
+    options = {
+        "message": Option(str, default=MSG_DENIED, text=True, expression=True),
+    }
 
     def is_interactive(self, run: StageRun) -> bool:
         return False
 
     def respond(self, run: StageRun, form: StageForm | None) -> StageResult:
-        return deny(run.config["message"])
+        message = run.option("message", fallback=MSG_DENIED)
+        return deny(str(message) if message not in (None, "") else MSG_DENIED)

@@ -32,6 +32,7 @@ import sqlalchemy as sa
 from wtforms.validators import ValidationError
 from wtforms.widgets import PasswordInput
 
+from ..expressions import Expression
 from ..i18n import N_, gettext
 from ..models import Policy
 from ..options import ConfigError, Option
@@ -45,6 +46,7 @@ from .prompt_fields import (
     PromptField,
     build_field,
     build_repeat_field,
+    choices_of,
     json_safe,
     parse_fields,
     stored_value,
@@ -117,7 +119,7 @@ class PromptStage(StageType):
             extra = [unique_username(run)] if reported else []
             if len(passwords) == 2 and spec.key == passwords[1]:
                 extra.append(matches(passwords[0]))
-            spec = within_the_model(run, spec)
+            spec = within_the_model(run, with_choices(run, spec))
             attributes[spec.key] = build_field(spec, _initial(spec, run), extra)
             if spec.repeat:
                 attributes[spec.repeat_key] = build_repeat_field(spec)
@@ -209,8 +211,12 @@ def _held(spec: PromptField, run: StageRun) -> Any:
 
 
 def resolve_initial(spec: PromptField, run: StageRun) -> Any:
-    """The field's ``initial_value``, with a ``user.…``/``prompt_data.…`` reference looked up."""
+    """The field's ``initial_value``, with a ``user.…``/``prompt_data.…`` reference looked
+    up, or an expression evaluated (``None`` when it fails)."""
     value = spec.initial_value
+    if isinstance(value, Expression):
+        found = run.evaluate(value, None, f"field {spec.key!r}, initial_value")
+        return json_safe(found) if isinstance(found, bool | int | float | str | date) else None
     match = REFERENCE.match(value) if isinstance(value, str) else None
     if match is None:
         return value
@@ -286,6 +292,7 @@ def _policies_pass(
         request=run.request,
         authenticated_user=run.state.current_user(),
         preview=preview,
+        flow=run.flow,
     )
     internal = {form.meta.csrf_field_name, "flow_step"}
     field_names = {name for name in form._fields if name not in internal}
@@ -318,6 +325,25 @@ def _evaluate(run: StageRun, name: str, request: PolicyRequest) -> PolicyResult:
         # Fail closed, like the policy engine; the log says why, the user is asked to retry.
         run.state.log.exception("prompt: validation policy %r raised", name)
         return PolicyResult(False, (MSG_POLICY_ERROR,))
+
+
+def with_choices(run: StageRun, spec: PromptField) -> PromptField:
+    """``spec`` with its choices evaluated, when an expression gives them (authentik's
+    choices expression): a list of strings or ``{value, label}`` mappings. One that
+    fails or gives anything else offers no choice, and the log says why."""
+    if not isinstance(spec.choices, Expression):
+        return spec
+    found = run.evaluate(spec.choices, None, f"field {spec.key!r}, choices")
+    try:
+        if not isinstance(found, list | tuple):
+            raise ConfigError(f"expected a list, got {type(found).__name__}")
+        choices = choices_of(list(found), f"field {spec.key!r}, choices")
+    except ConfigError as error:
+        run.state.log.error(
+            "stage %r: the choices expression gave no choices: %s", run.stage.name, error
+        )
+        choices = ()
+    return dataclasses.replace(spec, choices=choices)
 
 
 def within_the_model(run: StageRun, spec: PromptField) -> PromptField:

@@ -36,10 +36,13 @@ from wtforms import (
 from wtforms.fields.core import UnboundField
 
 from .. import csrf
+from ..expressions import Expression, compile_expression, is_expression
 from ..i18n import N_, gettext
 from ..options import ConfigError
 from . import prompt_checks as checks
 from .base import StageForm
+
+Choices = tuple[tuple[str, str], ...]
 
 FIELD_TYPES: tuple[str, ...] = (
     "text",
@@ -103,7 +106,8 @@ class PromptField:
     initial_value: Any = None
     help_text: str = ""
     order: int = 0
-    choices: tuple[tuple[str, str], ...] = ()
+    #: ``(value, label)`` pairs, or an expression giving them when the form is built.
+    choices: Choices | Expression = ()
     minimum: int | None = None
     maximum: int | None = None
     max_length: int | None = None
@@ -162,6 +166,8 @@ def build_field(
         "render_kw": render_kw,
     }
     if spec.type in ("radio", "dropdown"):
+        if isinstance(spec.choices, Expression):
+            raise TypeError("evaluate a field's choices before building it")
         choices = [SelectChoice(value, gettext(label)) for value, label in spec.choices]
         if spec.type == "dropdown":
             # Rendered by WTForms itself, not through the template: translated here.
@@ -332,8 +338,7 @@ def _parse_field(entry: Any, where: str) -> PromptField:
     for name, value in (("required", required), ("repeat", repeat)):
         if not isinstance(value, bool):
             raise ConfigError(f"{where}, {name}: expected true or false")
-    initial = entry.get("initial_value")
-    _check_initial(initial, where)
+    initial = _initial(entry.get("initial_value"), f"{where}, initial_value")
     minimum, maximum = _int(entry, "min", where), _int(entry, "max", where)
     if minimum is not None and maximum is not None and minimum > maximum:
         raise ConfigError(f"{where}: min is greater than max")
@@ -354,20 +359,32 @@ def _parse_field(entry: Any, where: str) -> PromptField:
     )
 
 
-def _check_initial(initial: Any, where: str) -> None:
+def _initial(initial: Any, where: str) -> Any:
+    """A plain value, a ``user.…``/``prompt_data.…`` reference, or an expression."""
+    if is_expression(initial):
+        return compile_expression(initial, where)
     if initial is not None and not isinstance(initial, str | int | float | bool):
-        raise ConfigError(f"{where}, initial_value: expected a plain value")
+        raise ConfigError(f"{where}: expected a plain value or {{expression: …}}")
     match = REFERENCE.match(initial) if isinstance(initial, str) else None
     if match and (match.group(2) in SECRET_ATTRIBUTES or match.group(2).startswith("_")):
-        raise ConfigError(f"{where}, initial_value: {initial!r} cannot be shown in a form")
+        raise ConfigError(f"{where}: {initial!r} cannot be shown in a form")
+    return initial
 
 
-def _choices(entry: Mapping[str, Any], field_type: str, where: str) -> tuple[tuple[str, str], ...]:
+def _choices(entry: Mapping[str, Any], field_type: str, where: str) -> Choices | Expression:
     if field_type not in ("radio", "dropdown"):
         return ()
     raw = entry.get("choices")
+    if is_expression(raw):
+        return compile_expression(raw, f"{where}, choices")
     if not isinstance(raw, list) or not raw:
         raise ConfigError(f"{where}, choices: list the choices of this {field_type} field")
+    return choices_of(raw, f"{where}, choices")
+
+
+def choices_of(raw: list[Any], where: str) -> Choices:
+    """``(value, label)`` pairs of a list of strings or ``{value, label}`` mappings (an
+    expression's result too); a ``ConfigError`` naming ``where`` for anything else."""
     choices: list[tuple[str, str]] = []
     for item in raw:
         if isinstance(item, str):
@@ -376,9 +393,9 @@ def _choices(entry: Mapping[str, Any], field_type: str, where: str) -> tuple[tup
             label = item.get("label", item["value"])
             choices.append((item["value"], str(label)))
         else:
-            raise ConfigError(f"{where}, choices: each choice is a string or {{value, label}}")
+            raise ConfigError(f"{where}: each choice is a string or {{value, label}}")
     if any(value == "" for value, _ in choices):
-        raise ConfigError(f"{where}, choices: a choice cannot have an empty value")
+        raise ConfigError(f"{where}: a choice cannot have an empty value")
     return tuple(choices)
 
 

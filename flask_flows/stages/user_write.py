@@ -23,7 +23,9 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from .. import identifiers, mail, sessions, signals
 from ..config import support_contact
+from ..expressions import Expression
 from ..i18n import N_, gettext
+from ..models import Group
 from ..options import ConfigError, Option
 from ..outcomes import Outcome
 from ..plan import PENDING_USER, PROMPT_DATA
@@ -61,7 +63,13 @@ class UserWriteStage(StageType):
     options = {
         "user_creation_mode": Option(str, default="create_when_required", choices=CREATION_MODES),
         "create_users_as_inactive": Option(bool, default=False),
-        "create_users_group": Option(str, default=None, nullable=True),
+        "create_users_group": Option(
+            str,
+            default=None,
+            nullable=True,
+            expression=True,
+            help="A group for new users; an expression may give a list of them.",
+        ),
         "attribute_mapping": Option(
             dict, default=None, nullable=True, help="prompt_data key → user attribute."
         ),
@@ -143,8 +151,9 @@ class UserWriteStage(StageType):
             if taken is not None:
                 store.session.rollback()
                 return self._not_written(run, taken)
-            if create and run.config["create_users_group"]:
-                store.add_to_group(user, run.config["create_users_group"])
+            if create:
+                for group in _groups(run):
+                    store.add_to_group(user, group)
             store.session.commit()
         except SQLAlchemyError as error:
             store.session.rollback()
@@ -369,3 +378,27 @@ def _notify_previous_email(run: StageRun, user: Any, previous: str | None) -> No
         "user_write: told the previous address of user %s of the change",
         run.state.user_store.user_id(user),
     )
+
+
+def _groups(run: StageRun) -> list[str]:
+    """The groups a new user joins: ``create_users_group``, or what its expression gives
+    (a name or a list of names). An expression may be made of the visitor's answers, so
+    it chooses only among groups that exist and give no administrator rights; anything
+    else (or a failure) is left out, with a log line."""
+    if not isinstance(run.config["create_users_group"], Expression):
+        return [run.config["create_users_group"]] if run.config["create_users_group"] else []
+    value = run.option("create_users_group", fallback=None)
+    names = [value] if isinstance(value, str) else value if isinstance(value, list) else []
+    wanted = {name for name in names if isinstance(name, str) and name.strip()}
+    allowed = set(
+        run.state.db.session.scalars(
+            sa.select(Group.name).where(Group.name.in_(wanted), Group.is_superuser.is_(False))
+        )
+    )
+    if wanted - allowed:
+        run.state.log.warning(
+            "user_write %s: left out groups that do not exist or give administrator rights: %s",
+            run.stage.name,
+            ", ".join(sorted(wanted - allowed)),
+        )
+    return sorted(allowed)

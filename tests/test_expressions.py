@@ -1,0 +1,342 @@
+"""Expressions (authentik's expression policies and expression-valued options, without
+Python): the ``expression`` policy, the options that take ``{expression: "…"}``, what an
+expression sees and what the sandbox refuses."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from browsing import FlowBrowser, plan_context
+from factory import User, db
+from flask import Flask, request
+
+from flask_flows import Flow, Group, Policy, PolicyBinding
+from flask_flows.blueprints import BlueprintError, apply_blueprint
+from flask_flows.expressions import ExpressionError, compile_expression, scope
+from flask_flows.extension import FlowsState
+from flask_flows.plan import PROMPT_DATA
+from flask_flows.stages.deny import MSG_DENIED
+from flask_flows.stages.redirect import MSG_NO_TARGET
+
+PASSWORD = "correct horse battery"
+
+
+def guard(app: Flask, slug: str, expression: str, **binding: Any) -> None:
+    """Bind an expression policy to the flow ``slug``."""
+    with app.app_context():
+        flow = db.session.scalar(sa.select(Flow).where(Flow.slug == slug))
+        assert flow is not None
+        policy = Policy(
+            name=f"{slug}-guard",
+            type="expression",
+            config={"expression": expression, "message": "Staff only."},
+        )
+        flow.policy_bindings.append(PolicyBinding(policy=policy, order=0, **binding))
+        db.session.commit()
+
+
+# -- the expression policy -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("expression", "passes"),
+    [
+        ('user.email.endswith("@example.com")', True),
+        ('user.email.endswith("@example.org")', False),
+        ('"staff" in user.groups', True),
+        ('request.method == "GET" and request.path.startswith("/flows/")', True),
+        ('ip_in(request.remote_addr, "10.0.0.0/8")', False),  # the test client is 127.0.0.1
+        ('ip_in(request.remote_addr, "127.0.0.0/8", "::1")', True),
+        ("flow.slug == 'staff-area' and now.year >= 2024", True),
+    ],
+)
+def test_an_expression_policy_decides_from_what_it_sees(
+    app: Flask,
+    browser: FlowBrowser,
+    make_flow: Callable[..., Flow],
+    make_user: Callable[..., User],
+    login_flow: Flow,
+    expression: str,
+    passes: bool,
+) -> None:
+    alice = make_user("alice", password=PASSWORD, email="alice@example.com")
+    with app.app_context():
+        staff = Group(name="staff")
+        db.session.add(staff)
+        db.session.flush()
+        app.extensions["flows"].user_store.add_to_group(db.session.get(User, alice.id), "staff")
+        db.session.commit()
+    make_flow("staff-area", ("dummy", {"message": "Welcome, staff."}))
+    guard(app, "staff-area", expression)
+    browser.log_in("alice", PASSWORD, slug="login")
+
+    page = browser.start("staff-area")
+
+    assert ("Welcome, staff." in page.text) is passes
+    assert ("Staff only." in page.text) is not passes
+
+
+def test_an_expression_sees_the_plans_prompt_data(
+    browser: FlowBrowser, make_flow: Callable[..., Flow]
+) -> None:
+    """A binding's expression sees the answers of the prompt before it (re-evaluated just
+    before its stage runs)."""
+    fields = [{"field_key": "plan", "type": "radio", "choices": ["free", "pro"]}]
+    flow = make_flow(
+        "signup",
+        ("prompt", {"fields": fields}),
+        ("dummy", {"message": "Pro setup."}),
+        ("dummy", {"message": "Done."}),
+        designation="enrollment",
+    )
+    app = browser.client.application
+    with app.app_context():
+        binding = db.session.get(type(flow.bindings[1]), flow.bindings[1].id)
+        policy = Policy(
+            name="pro", type="expression", config={"expression": 'prompt_data.plan == "pro"'}
+        )
+        binding.policy_bindings.append(PolicyBinding(policy=policy, order=0))
+        db.session.commit()
+    browser.start("signup")
+    assert "Done." in browser.step("signup", plan="free").text
+    other = browser.fresh()
+    other.start("signup")
+    assert "Pro setup." in other.step("signup", plan="pro").text
+
+
+@pytest.mark.parametrize(("failure_result", "passes"), [(False, False), (True, True)])
+def test_a_failing_expression_gives_the_failure_result_and_a_log_line(
+    app: Flask,
+    browser: FlowBrowser,
+    make_flow: Callable[..., Flow],
+    caplog: pytest.LogCaptureFixture,
+    failure_result: bool,
+    passes: bool,
+) -> None:
+    """An expression that fails (here: an attribute of no user) raises in the policy;
+    the engine gives the binding's failure_result and logs it with the policy's name
+    and the expression, as for any policy that raises."""
+    make_flow("guarded", ("dummy", {"message": "Inside."}))
+    guard(app, "guarded", "user.email.endswith('@example.com')", failure_result=failure_result)
+    with caplog.at_level(logging.ERROR, logger="flask_flows.policies"):
+        page = browser.start("guarded")
+    assert ("Inside." in page.text) is passes
+    [record] = [r for r in caplog.records if r.name == "flask_flows.policies"]
+    assert "'guarded-guard' raised" in record.getMessage()
+    assert "user.email.endswith" in record.exc_text  # type: ignore[operator]
+
+
+@pytest.mark.parametrize(
+    ("section", "entry", "named"),
+    [
+        ("policies", {"type": "expression", "config": {"expression": "user.email ==="}}, ""),
+        ("stages", {"type": "deny", "config": {"message": {"expression": "'a' ~"}}}, "'message'"),
+    ],
+)
+def test_an_expression_that_cannot_be_read_is_refused_at_apply(
+    app: Flask, state: FlowsState, section: str, entry: dict[str, Any], named: str
+) -> None:
+    blueprint = {"version": 1, section: [{"name": "broken", **entry}]}
+    with (
+        app.app_context(),
+        pytest.raises(BlueprintError, match=rf"'broken'.*{named}.*cannot be read"),
+    ):
+        apply_blueprint(state, blueprint)
+
+
+# -- expression-valued options -------------------------------------------------------------------
+
+
+def test_a_deny_message_from_an_expression(
+    browser: FlowBrowser,
+    make_flow: Callable[..., Flow],
+    make_user: Callable[..., User],
+    login_flow: Flow,
+) -> None:
+    make_user("alice", password=PASSWORD)
+    message = {"expression": '"Sorry " ~ user.username ~ ", sign-ups are closed."'}
+    make_flow("closed", ("deny", {"message": message}))
+    make_flow("broken", ("deny", {"message": {"expression": "user.nothing.here"}}))
+    browser.log_in("alice", PASSWORD, slug="login")
+    assert "Sorry alice, sign-ups are closed." in browser.start("closed").text
+    assert MSG_DENIED in browser.start("broken").text  # the default, and a log line
+
+
+def test_a_redirect_target_from_an_expression(
+    browser: FlowBrowser, make_flow: Callable[..., Flow]
+) -> None:
+    """A URL made by an expression may hold the visitor's input: only a path of this
+    site is followed; a flow slug goes through the target flow's own checks."""
+    fields = [{"field_key": "plan", "type": "text"}]
+    target = {"expression": '"/welcome/" ~ prompt_data.plan'}
+    make_flow("to-path", ("prompt", {"fields": fields}), ("redirect", {"target_url": target}))
+    browser.start("to-path")
+    browser.step("to-path", plan="pro")
+    assert browser.redirect_target == "/welcome/pro"
+    outside = {"expression": '"https://evil.example.com/" ~ prompt_data.plan'}
+    make_flow("to-outside", ("prompt", {"fields": fields}), ("redirect", {"target_url": outside}))
+    browser.start("to-outside")
+    page = browser.step("to-outside", plan="x")
+    assert browser.redirect_target is None and MSG_NO_TARGET in page.text
+
+    make_flow("pro-flow", ("dummy", {"message": "The pro flow."}))
+    into = {"expression": 'prompt_data.plan ~ "-flow"'}
+    make_flow("to-flow", ("prompt", {"fields": fields}), ("redirect", {"target_flow": into}))
+    browser.start("to-flow")
+    browser.step("to-flow", plan="pro")
+    assert browser.redirect_target == "/flows/pro-flow/"
+    browser.start("to-flow")
+    page = browser.step("to-flow", plan="nothing")
+    assert MSG_NO_TARGET in page.text
+
+
+def test_prompt_initial_values_and_choices_from_expressions(
+    browser: FlowBrowser,
+    make_flow: Callable[..., Flow],
+    make_user: Callable[..., User],
+    login_flow: Flow,
+) -> None:
+    make_user("alice", password=PASSWORD, email="alice@example.com")
+    fields = [
+        {
+            "field_key": "nickname",
+            "type": "text",
+            "initial_value": {"expression": "user.username|capitalize"},
+        },
+        {
+            "field_key": "team",
+            "type": "dropdown",
+            "choices": {
+                "expression": '[{"value": "eng", "label": "Engineering"}]'
+                ' + ([{"value": "ops", "label": "Operations"}]'
+                ' if user.email.endswith("@example.com") else [])'
+            },
+        },
+        {
+            "field_key": "broken",
+            "type": "text",
+            "required": False,
+            "initial_value": {"expression": "user.nope"},
+        },
+    ]
+    make_flow("profile", ("prompt", {"fields": fields}), "dummy", designation="stage_configuration")
+    browser.log_in("alice", PASSWORD, slug="login")
+    page = browser.start("profile")
+    assert 'value="Alice"' in page.text
+    assert ">Engineering</option>" in page.text and ">Operations</option>" in page.text
+    page = browser.step("profile", nickname="Al", team="sales")
+    assert browser.stage_type == "prompt"  # not one of the choices the expression gave
+    browser.step("profile", nickname="Al", team="ops")
+    assert browser.stage_type == "dummy"
+    assert plan_context(browser.client, "profile")[PROMPT_DATA]["team"] == "ops"
+
+
+def test_user_write_groups_from_an_expression(
+    app: Flask, browser: FlowBrowser, make_flow: Callable[..., Flow]
+) -> None:
+    """An expression chooses the new user's groups, but only among groups that exist
+    and give no administrator rights: it may be made of the visitor's answers."""
+    with app.app_context():
+        db.session.add_all([Group(name="team-eng"), Group(name="team-admins", is_superuser=True)])
+        db.session.commit()
+    fields = [
+        {"field_key": "username", "type": "username"},
+        {"field_key": "email", "type": "email"},
+        {"field_key": "team", "type": "text"},
+    ]
+    groups = {"expression": '["team-" ~ prompt_data.team, "newcomers"]'}
+    make_flow(
+        "join",
+        ("prompt", {"fields": fields}),
+        ("user_write", {"create_users_group": groups}),
+        "dummy",
+        designation="enrollment",
+    )
+    for name, team in (("erin", "eng"), ("mallory", "admins")):
+        visitor = browser.fresh()
+        visitor.start("join")
+        visitor.step("join", username=name, email=f"{name}@example.com", team=team)
+        assert visitor.stage_type == "dummy"
+    with app.app_context():
+        store = app.extensions["flows"].user_store
+        erin = store.find_by_identifier("erin", ["username"])
+        mallory = store.find_by_identifier("mallory", ["username"])
+        assert store.group_names(erin) == {"team-eng"}
+        assert store.group_names(mallory) == set()
+        assert db.session.scalar(sa.select(Group).where(Group.name == "newcomers")) is None
+
+
+# -- what an expression sees, and what it may not do --------------------------------------------
+
+
+def test_an_expression_never_sees_the_password_hash_or_credentials(
+    app: Flask, state: FlowsState, make_user: Callable[..., User]
+) -> None:
+    alice = make_user("alice", password=PASSWORD, email="alice@example.com")
+    headers = {"Cookie": "session=secret", "Authorization": "Bearer secret", "X-Team": "eng"}
+    with app.test_request_context("/flows/x/?a=1", headers=headers):
+        user = db.session.get(User, alice.id)
+        context = {PROMPT_DATA: {"password": {"hash": "$argon2id$secret"}, "plan": "pro"}}
+        values = scope(state, user=user, context=context, request=request)
+        assert "password_hash" not in values["user"]
+        assert values["user"]["email"] == "alice@example.com"
+        assert values["prompt_data"] == {"plan": "pro"}
+        assert "secret" not in repr(values["context"]) + repr(values["request"])
+        assert values["request"]["headers"]["x-team"] == "eng"
+        assert values["request"]["args"] == {"a": "1"}
+        with pytest.raises(ExpressionError):
+            compile_expression("user.password_hash", "test").evaluate(values, 1.0)
+
+
+@pytest.mark.parametrize(
+    ("source", "reason"),
+    [
+        ("().__class__.__bases__", "unsafe"),
+        ("user.__class__.__init__", "unsafe"),
+        ("prompt_data.update({'plan': 'free'})", "unsafe"),
+        ('"a" * 10000000', "more than"),
+        ("9 ** 99999", "too high a power"),
+        ('"a".ljust(1000000000)', "more than"),
+        ('"{:>999999999}".format(1)', "not available"),
+        ("range(1000000000)|list", "Range too big"),
+        ('range(99999)|map("string")|map("upper")|map("lower")|join|length', "time limit"),
+        ("config", "undefined"),
+        ("user.nothing", "no attribute"),
+    ],
+)
+def test_the_sandbox_refuses(source: str, reason: str) -> None:
+    values = {"user": {"email": "a@example.com"}, "prompt_data": {"plan": "pro"}}
+    with pytest.raises(ExpressionError, match=reason):
+        compile_expression(source, "test").evaluate(values, 0.02)
+
+
+def test_the_documented_example_applies_and_decides(
+    app: Flask,
+    state: FlowsState,
+    browser: FlowBrowser,
+    make_flow: Callable[..., Flow],
+    make_user: Callable[..., User],
+    login_flow: Flow,
+) -> None:
+    """docs/expressions.md's first example, applied as written."""
+    docs = (Path(__file__).parent.parent / "docs" / "expressions.md").read_text()
+    example = docs.split("```yaml\n", 1)[1].split("```", 1)[0]
+    make_flow("staff-area", ("dummy", {"message": "Welcome, staff."}))
+    with app.app_context():
+        apply_blueprint(state, example)
+        flow = db.session.scalar(sa.select(Flow).where(Flow.slug == "staff-area"))
+        policy = db.session.scalar(sa.select(Policy).where(Policy.name == "company-only"))
+        flow.policy_bindings.append(PolicyBinding(policy=policy, order=0))  # type: ignore[union-attr]
+        db.session.commit()
+    make_user("alice", password=PASSWORD, email="alice@example.com")
+    make_user("bob", password=PASSWORD, email="bob@example.org")
+    browser.log_in("alice", PASSWORD, slug="login")
+    assert "Welcome, staff." in browser.start("staff-area").text
+    other = browser.fresh()
+    other.log_in("bob", PASSWORD, slug="login")
+    assert "Only Example staff may use this." in other.start("staff-area").text
