@@ -14,16 +14,24 @@ import sqlalchemy as sa
 from browsing import FlowBrowser, plan_context
 from factory import User, db
 from flask import Flask, request
+from smtp_sink import Mailbox
 
 from flask_flows import Flow, Group, Policy, PolicyBinding
 from flask_flows.blueprints import BlueprintError, apply_blueprint
 from flask_flows.expressions import ExpressionError, compile_expression, scope
 from flask_flows.extension import FlowsState
+from flask_flows.mail import wait_for_outgoing_mail
 from flask_flows.plan import PROMPT_DATA
 from flask_flows.stages.deny import MSG_DENIED
 from flask_flows.stages.redirect import MSG_NO_TARGET
 
 PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def app_config(mailbox: Mailbox) -> dict[str, Any]:
+    """Mail goes to the loopback SMTP server."""
+    return {**mailbox.config}
 
 
 def guard(app: Flask, slug: str, expression: str, **binding: Any) -> None:
@@ -269,6 +277,59 @@ def test_user_write_groups_from_an_expression(
         assert store.group_names(erin) == {"team-eng"}
         assert store.group_names(mallory) == set()
         assert db.session.scalar(sa.select(Group).where(Group.name == "newcomers")) is None
+
+
+def test_the_email_recipient_from_an_expression(
+    browser: FlowBrowser, make_flow: Callable[..., Flow], mailbox: Mailbox
+) -> None:
+    """A sign-up's link goes to the address an expression gives (here a second prompt
+    field), as authentik's email stage takes its recipient from the plan context."""
+    fields = [
+        {"field_key": "username", "type": "username"},
+        {"field_key": "work_email", "type": "email"},
+    ]
+    to = {"expression": "prompt_data.work_email"}
+    make_flow(
+        "join",
+        ("prompt", {"fields": fields}),
+        ("email", {"to": to}),
+        "dummy",
+        designation="enrollment",
+    )
+    browser.start("join")
+    page = browser.step("join", username="erin", work_email="erin@work.example")
+    assert browser.stage_type == "email"
+    assert "erin@work.example" in page.text
+    assert mailbox.wait_for_message()["To"] == "erin@work.example"
+
+
+@pytest.mark.parametrize(
+    ("to", "sent"),
+    [("user.email|upper", "ALICE@EXAMPLE.COM"), ('"attacker@evil.example"', None)],
+)
+def test_a_recovery_link_goes_only_to_an_address_of_the_account(
+    browser: FlowBrowser,
+    make_flow: Callable[..., Flow],
+    make_user: Callable[..., User],
+    mailbox: Mailbox,
+    to: str,
+    sent: str | None,
+) -> None:
+    """For an account named at identification, an expression's address is used only when
+    it is one of the account's own: a recovery link never goes elsewhere."""
+    make_user("alice", password=PASSWORD, email="alice@example.com")
+    make_flow(
+        "recover",
+        "identification",
+        ("email", {"to": {"expression": to}}),
+        "dummy",
+        designation="recovery",
+    )
+    browser.start("recover")
+    browser.step("recover", uid_field="alice")
+    assert browser.stage_type == "email"
+    assert wait_for_outgoing_mail(timeout=10)
+    assert [m["To"] for m in mailbox.messages] == ([sent] if sent else [])
 
 
 # -- what an expression sees, and what it may not do --------------------------------------------

@@ -41,6 +41,7 @@ from functools import partial
 from typing import Any
 
 from .. import mail
+from ..expressions import Expression
 from ..flow_tokens import hash_address, opened_since, save_token, tokens_sent_since
 from ..i18n import N_, gettext, ngettext
 from ..link_hosts import mailed_link
@@ -106,8 +107,10 @@ class EmailStage(StageType):
             str,
             default="account",
             choices=("account", "entered"),
+            expression=True,
             help="account: the user's address (else the one entered, for the logged-in user"
-            " or a sign-up); entered: the address entered in the prompt, to confirm it.",
+            " or a sign-up); entered: the address entered in the prompt, to confirm it; or"
+            " an expression giving the address.",
         ),
         "address_in_use": Option(
             str,
@@ -334,6 +337,8 @@ class _Recipient:
         user = run.pending_user()
         store = run.state.user_store
         user_id = store.user_id(user) if user is not None else None
+        if isinstance(run.config["to"], Expression):
+            return cls._from_expression(run, user, user_id)
         prompt = run.context.get(PROMPT_DATA)
         entered = prompt.get("email") if isinstance(prompt, dict) else None
         own = getattr(user, "email", None) if user is not None else None
@@ -370,6 +375,37 @@ class _Recipient:
             shown = _mask(address) if address else None
         return cls(user, user_id, address, shown, typed=typed and address is not None)
 
+    @classmethod
+    def _from_expression(cls, run: StageRun, user: Any, user_id: str | None) -> _Recipient:
+        """``to`` written as an expression (authentik's recipient from the plan context).
+        For an account named at an identification stage (recovery), only one of that
+        account's own addresses (a column's value) is used: an address the visitor typed
+        must never receive another person's link. A sign-up's address counts as typed
+        (shown, and checked for belonging to an account, as ``address_in_use`` says)."""
+        value = run.option("to", fallback=None)
+        address = value.strip() if isinstance(value, str) and _plausible(value) else None
+        named = user is not None and PENDING_USER_IDENTIFIER in run.context
+        if named and address is not None and address.casefold() not in _own_values(user):
+            run.state.log.warning(
+                "email: the address of stage %r is not one of user %s's own; nothing is sent",
+                run.stage.name,
+                user_id,
+            )
+            address = None
+        if address is None and not named:
+            run.state.log.warning(
+                "email: stage %r found no address to send the link of flow %s to",
+                run.stage.name,
+                run.flow.slug,
+            )
+        if named:
+            shown = None
+        elif user is None:
+            shown = address
+        else:
+            shown = _mask(address) if address else None
+        return cls(user, user_id, address, shown, typed=user is None and address is not None)
+
 
 def _continuation(plan: FlowPlan) -> FlowPlan:
     """The plan as the link continues it: past this stage, made now, without our flags."""
@@ -380,6 +416,12 @@ def _continuation(plan: FlowPlan) -> FlowPlan:
     for key in (EMAIL_SENT, EMAIL_SENDS, EMAIL_SENT_AT):
         advanced.context.pop(key, None)
     return advanced
+
+
+def _own_values(user: Any) -> set[str]:
+    """The text values of ``user``'s columns: the addresses that are the account's own."""
+    columns = user.__mapper__.column_attrs
+    return {v.strip().casefold() for c in columns if isinstance(v := getattr(user, c.key), str)}
 
 
 def _same_user(store: Any, user: Any, other: Any | None) -> bool:
