@@ -60,7 +60,7 @@ from .plan import (
 from .planner import EmptyFlow, FlowNonApplicable, FlowPlanner
 from .policies import PolicyRequest
 from .redirects import app_home, safe_next
-from .stages.base import TOO_MANY, StageForm, StageResult, StageRun, StageType, invalid
+from .stages.base import MSG_DENIED, TOO_MANY, StageForm, StageResult, StageRun, StageType, invalid
 
 MSG_EXPIRED = N_("Your session for this form expired, so it started again.")
 MSG_CHANGED = N_("This form was changed while you were using it, so it started again.")
@@ -68,7 +68,6 @@ MSG_STALE = N_("That page was out of date. This is where you are now.")
 MSG_OTHER_TAB = N_("This went on in another tab or window. This is where it is now.")
 MSG_RESTARTED = N_("Please start again.")
 MSG_NOTHING_TO_DO = N_("This flow has nothing to do.")
-MSG_DENIED = N_("Access denied.")
 
 
 @dataclass(frozen=True)

@@ -1,38 +1,36 @@
 """Expressions: dynamic values written in a flow's definition, evaluated safely.
 
-authentik drives a policy's answer, a deny stage's message, a redirect's target, a
-prompt's initial values and choices and the groups of a new user from Python expressions
-stored in its database. flask-flows never evaluates Python from the database: an
-expression here is a Jinja2 *expression* (``user.email.endswith("@example.com")``,
-``"/welcome/" ~ prompt_data.plan``), run in Jinja's immutable sandbox, so the definition
-can be changed with ``flask flows apply`` and no code deployment, and can still do no
-more than read the values it is given.
+authentik drives a policy's answer, a deny stage's message, a redirect's target, an
+email's recipient, a prompt's initial values and choices and the groups of a new user
+from Python expressions stored in its database. flask-flows never evaluates Python from
+the database: an expression here is a Jinja2 *expression*
+(``user.email.endswith("@example.com")``, ``"/welcome/" ~ prompt_data.plan``), run in
+Jinja's immutable sandbox, so the definition can change with ``flask flows apply`` and
+no code deployment, and can still do no more than read the values it is given.
 
-What an expression sees (:func:`scope`): ``user`` (the plan's user: their columns but
-the password hash, ``id`` and ``groups``; ``None`` without one), ``request`` (method,
-path, host, args, headers, remote_addr, user_agent, is_secure; ``None`` outside a
-request), ``context`` (the plan context, passwords' hashes left out), ``prompt_data``,
-``flow`` (slug, designation) and ``now`` (UTC), with the functions ``ip_in(address,
-*networks)`` and ``range``. Nothing else: no app objects, no database session, no
-configuration, no attributes starting with ``_``, no mutation of what it reads.
+What an expression sees is :mod:`flask_flows.expression_scope` (the plan's user, the
+request, the plan context, prompt data, the flow and the time), with the functions
+``ip_in(address, *networks)`` and ``range``: no app objects, no database session, no
+configuration, no attributes starting with ``_``, no mutation.
 
-Its work is bounded: a result of more than :data:`MAX_SIZE` characters or items and huge
-powers are refused before they are made, the filters are a safe subset, and every
-attribute, item, call and operator checks a time limit (``FLOWS_EXPRESSION_TIME_LIMIT``,
-seconds). Any failure is an :class:`ExpressionError`: a policy then gives its binding's
-``failure_result``, an option its documented fallback, each with a log line.
+Its work is bounded before it is done: every value it makes is estimated first and
+refused above :data:`MAX_SIZE` characters or items (operators, text methods, filters),
+text methods and filters are allowlists, and every attribute, item, call, filter and
+operator checks a time limit (``FLOWS_EXPRESSION_TIME_LIMIT``, seconds). Any failure is
+an :class:`ExpressionError`: a policy then gives its binding's ``failure_result``, an
+option its documented fallback, each with a log line.
 """
 
 from __future__ import annotations
 
 import functools
 import ipaddress
+import itertools
 import operator
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from jinja2 import StrictUndefined, TemplateError, Undefined
@@ -41,64 +39,36 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from .options import ConfigError
 
 if TYPE_CHECKING:
-    from flask import Request
-
     from .extension import FlowsState
-    from .models import Flow
 
 #: The key of an expression-valued option: ``{expression: "…"}``.
 KEY = "expression"
 #: The longest expression source accepted.
 MAX_SOURCE = 2000
-#: The most characters (or items) a value made inside an expression may have.
-MAX_SIZE = 100_000
-#: Functions whose arguments say how much to make: refused above MAX_SIZE.
-_SIZED_METHODS = frozenset({"ljust", "rjust", "center", "zfill", "expandtabs"})
-_UNSAFE_METHODS = frozenset({"format", "format_map"})
-#: Request headers an expression never sees: they carry credentials.
-_SECRET_HEADERS = frozenset({"cookie", "authorization", "proxy-authorization"})
+#: The most characters (or items, nested ones counted) a value made inside an
+#: expression may have; ``range()`` goes as far.
+MAX_SIZE = 10_000
+#: The largest whole number an expression may make, in bits.
+MAX_BITS = 4096
+
+#: Methods of text an expression may call (they read, or make text of a size known first).
+_TEXT_METHODS = frozenset(
+    "capitalize casefold center count endswith expandtabs find index isalnum isalpha"  # noqa: SIM905
+    " isascii isdecimal isdigit islower isnumeric isspace istitle isupper join ljust"
+    " lower lstrip partition removeprefix removesuffix replace rfind rindex rjust"
+    " rpartition rsplit rstrip split splitlines startswith strip swapcase title upper"
+    " zfill".split()
+)
 #: The filters an expression may use (Jinja's others can make text of any width).
-_FILTERS = [
-    "abs",
-    "capitalize",
-    "count",
-    "d",
-    "default",
-    "dictsort",
-    "first",
-    "float",
-    "int",
-    "items",
-    "join",
-    "last",
-    "length",
-    "list",
-    "lower",
-    "map",
-    "max",
-    "min",
-    "reject",
-    "rejectattr",
-    "replace",
-    "reverse",
-    "round",
-    "select",
-    "selectattr",
-    "sort",
-    "string",
-    "sum",
-    "title",
-    "trim",
-    "truncate",
-    "unique",
-    "upper",
-    "urlencode",
-    "wordcount",
-]
+_FILTERS = frozenset(
+    "abs capitalize count d default dictsort first float int items join last length"  # noqa: SIM905
+    " list lower map max min reject rejectattr replace reverse round select selectattr"
+    " sort string sum title trim truncate unique upper urlencode wordcount".split()
+)
 
 
 class ExpressionError(Exception):
-    """An expression failed: a mistake in it, a value it may not touch, or the limit."""
+    """An expression failed: a mistake in it, a value it may not touch, or a limit."""
 
 
 @dataclass(frozen=True)
@@ -109,16 +79,19 @@ class Expression:
     _compiled: Any = field(repr=False, compare=False)
 
     def evaluate(self, values: Mapping[str, Any], time_limit: float) -> Any:
-        """The expression's value over ``values`` (see :func:`scope`)."""
+        """The expression's value over ``values`` (see :func:`scope`): a lazy result (a
+        filter's) is made into a list, within the limits."""
         _deadline.at = time.monotonic() + time_limit
         try:
             value = self._compiled(**values)
             if isinstance(value, Undefined):
                 value._fail_with_undefined_error()
-            return value
+            if isinstance(value, Iterator):
+                value = list(itertools.islice(value, MAX_SIZE + 1))
+            return _sized(value)
         except ExpressionError:
             raise
-        except (TemplateError, ArithmeticError, LookupError, TypeError, ValueError) as error:
+        except Exception as error:  # whatever the sandbox or a filter raised: a failure
             raise ExpressionError(f"{type(error).__name__}: {error}") from error
         finally:
             _deadline.at = None
@@ -149,76 +122,11 @@ def _compiled(source: str) -> Expression:
     return Expression(source, _ENVIRONMENT.compile_expression(source, undefined_to_none=False))
 
 
-def scope(
-    state: FlowsState,
-    *,
-    user: Any | None,
-    context: Mapping[str, Any],
-    request: Request | None,
-    flow: Flow | None = None,
-) -> dict[str, Any]:
-    """What an expression sees (read the module's docstring before adding to it)."""
-    prompt_data = {
-        key: value
-        for key, value in (context.get("prompt_data") or {}).items()
-        if not isinstance(value, Mapping)  # a password's hash
-    }
-    return {
-        "user": _UserView(state, user) if user is not None else None,
-        "request": _request_view(request) if request is not None else None,
-        "context": {**context, "prompt_data": prompt_data},
-        "prompt_data": prompt_data,
-        "flow": {"slug": flow.slug, "designation": str(flow.designation)} if flow else None,
-        "now": datetime.now(UTC),
-    }
-
-
 def time_limit(state: FlowsState) -> float:
     return float(state.config["FLOWS_EXPRESSION_TIME_LIMIT"])
 
 
-# -- what an expression sees ----------------------------------------------------------------
-
-
-class _UserView(Mapping[str, Any]):
-    """A user's columns (never the password hash), ``id`` and, when asked, ``groups``."""
-
-    def __init__(self, state: FlowsState, user: Any) -> None:
-        self._state = state
-        self._user = user
-        store = state.user_store
-        hidden = {store.password_field}
-        columns = [c.key for c in store.model.__mapper__.column_attrs if c.key not in hidden]
-        self._values: dict[str, Any] = {name: getattr(user, name) for name in columns}
-        self._values["id"] = store.user_id(user)
-
-    def __getitem__(self, key: str) -> Any:
-        if key == "groups" and key not in self._values:
-            self._values[key] = sorted(self._state.user_store.group_names(self._user))
-        return self._values[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._values)
-
-    def __len__(self) -> int:
-        return len(self._values)
-
-
-def _request_view(request: Request) -> dict[str, Any]:
-    return {
-        "method": request.method,
-        "path": request.path,
-        "host": request.host,
-        "args": dict(request.args.items()),
-        "headers": {
-            key.lower(): value
-            for key, value in request.headers.items()
-            if key.lower() not in _SECRET_HEADERS
-        },
-        "remote_addr": request.remote_addr,
-        "user_agent": request.user_agent.string,
-        "is_secure": request.is_secure,
-    }
+# -- the functions it may call ------------------------------------------------------------------
 
 
 def ip_in(address: str | None, *networks: str) -> bool:
@@ -233,7 +141,14 @@ def ip_in(address: str | None, *networks: str) -> bool:
         raise ExpressionError(f"ip_in: {error}") from error
 
 
-# -- the sandbox --------------------------------------------------------------------------------
+def _range(*args: int) -> range:
+    made = range(*args)
+    if len(made) > MAX_SIZE:
+        raise ExpressionError(f"range() goes to {MAX_SIZE} items at most")
+    return made
+
+
+# -- bounds -------------------------------------------------------------------------------------
 
 
 class _Deadline(threading.local):
@@ -248,44 +163,130 @@ def _tick() -> None:
         raise ExpressionError("the expression ran past its time limit")
 
 
+def _size(value: Any) -> int:
+    """How much ``value`` holds: characters, items (each at least one, a text as its
+    characters, nested ones counted), a whole number's 64-bit words; stops counting
+    past MAX_SIZE."""
+    if isinstance(value, str | bytes | range):
+        return len(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value.bit_length() // 64 + 1
+    if isinstance(value, Mapping):
+        value = [*value.keys(), *value.values()]
+    if isinstance(value, list | tuple | set | frozenset):
+        total = 0
+        for item in value:
+            total += max(_size(item), 1)
+            if total > MAX_SIZE:
+                break
+        return total
+    return 1
+
+
+def _refuse_above(size: int) -> None:
+    if size > MAX_SIZE:
+        raise ExpressionError(f"the expression would make more than {MAX_SIZE} items")
+
+
 def _sized(value: Any) -> Any:
-    if isinstance(value, str | bytes | list | tuple | dict) and len(value) > MAX_SIZE:
-        raise ExpressionError(f"the expression made a value of more than {MAX_SIZE} items")
+    _refuse_above(_size(value))
     return value
+
+
+def _repeat_size(left: Any, right: Any) -> int:
+    """The size of ``left * right`` for a sequence and a count, either way round."""
+    for count, other in ((left, right), (right, left)):
+        if isinstance(count, int) and not isinstance(other, int | float):
+            return max(count, 0) * _size(other)
+    return 0
+
+
+def _replace_size(text: str, old: str, new: str, count: int = -1) -> int:
+    found = len(text) + 1 if old == "" else text.count(old)
+    if count >= 0:
+        found = min(found, count)
+    return len(text) + found * len(new)
+
+
+def _join_size(items: Any, separator: str = "") -> int:
+    items = list(items) if not isinstance(items, list | tuple) else items
+    return _size(items) + len(separator) * len(items)
+
+
+def _text_call_size(text: str, name: str, args: tuple[Any, ...]) -> int:
+    """The most a text method with ``args`` can make, known before it runs."""
+    if name == "replace" and len(args) >= 2:
+        return _replace_size(text, *args[:3])
+    if name in ("ljust", "rjust", "center", "zfill") and args and isinstance(args[0], int):
+        return max(args[0], len(text))
+    if name == "expandtabs":
+        return len(text) * (args[0] if args and isinstance(args[0], int) else 8)
+    if name == "join" and args:
+        return _join_size(args[0], text)
+    return len(text)
+
+
+def _bounded_filter(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
+    """``function`` (a filter) checking the time, refusing to make too much, and sizing
+    what it returns (a filter's ``pass_…`` marker is kept by ``wraps``)."""
+
+    @functools.wraps(function)
+    def bounded(*args: Any, **kwargs: Any) -> Any:
+        _tick()
+        values = [a for a in args if not hasattr(a, "environment")]  # the value, then its args
+        if name == "join" and values:
+            items = list(values[0])
+            _refuse_above(_join_size(items, str(values[1]) if len(values) > 1 else ""))
+            args = tuple(items if a is values[0] else a for a in args)
+        elif name == "replace" and len(values) >= 3:
+            _refuse_above(_replace_size(str(values[0]), str(values[1]), str(values[2])))
+        elif name == "string" and values:
+            _refuse_above(_size(values[0]) * 4)
+        elif name == "sum" and values:
+            if "attribute" in kwargs or len(values) > 1:
+                raise ExpressionError("sum adds numbers only: write map(attribute=…)|sum")
+            items = list(values[0])
+            if not all(isinstance(i, int | float) for i in items):
+                raise ExpressionError("sum adds numbers only")
+            args = tuple(items if a is values[0] else a for a in args)
+        result = function(*args, **kwargs)
+        return result if isinstance(result, Iterator) else _sized(result)
+
+    return bounded
 
 
 class _Sandbox(ImmutableSandboxedEnvironment):
     """Jinja's immutable sandbox, with its work bounded in size and time."""
 
-    intercepted_binops = frozenset({"*", "**", "+"})
+    intercepted_binops = frozenset({"*", "**", "+", "%", "//", "/", "-"})
+    intercepted_unops = frozenset({"-"})
 
     def call_binop(self, context: Any, operator_name: str, left: Any, right: Any) -> Any:
         _tick()
         if operator_name == "**":
-            if isinstance(right, int | float) and abs(right) > 64:
-                raise ExpressionError("the expression raises to too high a power")
-            return _sized(operator.pow(left, right))
+            if isinstance(left, int) and isinstance(right, int) and right > 0:
+                _refuse_bits(max(left.bit_length(), 1) * right)
+            return operator.pow(left, right)
         if operator_name == "*":
-            for count, other in ((left, right), (right, left)):
-                sequence = isinstance(count, int) and isinstance(other, str | list | tuple)
-                if sequence and count * len(other) > MAX_SIZE:
-                    raise ExpressionError(f"the expression made more than {MAX_SIZE} items")
+            _refuse_above(_repeat_size(left, right))
+            if isinstance(left, int) and isinstance(right, int):
+                _refuse_bits(left.bit_length() + right.bit_length())
             return operator.mul(left, right)
-        return _sized(operator.add(left, right))
+        if operator_name == "%" and isinstance(left, str | bytes):
+            raise ExpressionError("% formatting is not available in expressions; use ~")
+        if operator_name == "+":
+            _refuse_above(_size(left) + _size(right))
+        return super().call_binop(context, operator_name, left, right)
+
+    def call_unop(self, context: Any, operator_name: str, arg: Any) -> Any:
+        _tick()
+        return super().call_unop(context, operator_name, arg)
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         _tick()
-        if isinstance(obj, str | bytes) and attribute in _UNSAFE_METHODS:
-            raise ExpressionError(f"{attribute}() is not available in expressions; use ~")
+        if isinstance(obj, str | bytes) and attribute not in _TEXT_METHODS:
+            raise ExpressionError(f"{attribute}() of text is not available in expressions")
         return super().getattr(obj, attribute)
-
-    def call_filter(self, name: str, value: Any, *args: Any, **kwargs: Any) -> Any:
-        _tick()
-        return _sized(super().call_filter(name, value, *args, **kwargs))
-
-    def call_test(self, name: str, value: Any, *args: Any, **kwargs: Any) -> Any:
-        _tick()
-        return super().call_test(name, value, *args, **kwargs)
 
     def getitem(self, obj: Any, argument: Any) -> Any:
         _tick()
@@ -293,19 +294,36 @@ class _Sandbox(ImmutableSandboxedEnvironment):
 
     def call(self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N807
         _tick()
-        name = getattr(__obj, "__name__", "")
-        if isinstance(getattr(__obj, "__self__", None), str | bytes):
-            numbers = [a for a in (*args, *kwargs.values()) if isinstance(a, int)]
-            if name in _SIZED_METHODS and any(n > MAX_SIZE for n in numbers):
-                raise ExpressionError(f"{name}() would make more than {MAX_SIZE} characters")
-        return _sized(super().call(__context, __obj, *args, **kwargs))
+        owner = getattr(__obj, "__self__", None)
+        if isinstance(owner, str):
+            name = getattr(__obj, "__name__", "")
+            if name == "join" and args and not isinstance(args[0], list | tuple):
+                args = (list(itertools.islice(args[0], MAX_SIZE + 1)), *args[1:])
+            _refuse_above(_text_call_size(owner, name, args))
+        result = super().call(__context, __obj, *args, **kwargs)
+        return result if isinstance(result, Iterator) else _sized(result)
+
+    def call_filter(self, name: str, value: Any, *args: Any, **kwargs: Any) -> Any:
+        _tick()
+        return super().call_filter(name, value, *args, **kwargs)
+
+    def call_test(self, name: str, value: Any, *args: Any, **kwargs: Any) -> Any:
+        _tick()
+        return super().call_test(name, value, *args, **kwargs)
+
+
+def _refuse_bits(bits: int) -> None:
+    if bits > MAX_BITS:
+        raise ExpressionError(f"the expression would make a number of more than {MAX_BITS} bits")
 
 
 def _environment() -> _Sandbox:
     environment = _Sandbox(undefined=StrictUndefined, autoescape=False)
-    environment.filters = {name: environment.filters[name] for name in _FILTERS}
+    environment.filters = {
+        name: _bounded_filter(name, environment.filters[name]) for name in _FILTERS
+    }
     environment.tests = dict(environment.tests)
-    environment.globals = {"range": environment.globals["range"], "ip_in": ip_in}
+    environment.globals = {"range": _range, "ip_in": ip_in}
     return environment
 
 

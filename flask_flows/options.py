@@ -48,10 +48,11 @@ class Option:
         return self.default is _MISSING
 
     def check(self, value: Any, where: str) -> Any:
-        if self.expression and isinstance(value, Mapping) and set(value) == {"expression"}:
-            from .expressions import compile_expression  # it needs ConfigError from here
+        if self.expression:
+            from .expressions import compile_expression, is_expression  # they import us
 
-            return compile_expression(value, where)
+            if is_expression(value):
+                return compile_expression(value, where)
         if value is None:
             if self.nullable:
                 return None

@@ -129,6 +129,7 @@ class FlowPlanner:
     ) -> FlowPlan:
         """Check the flow applies and return a fresh plan, or raise :class:`FlowNonApplicable`."""
         context = dict(context or {})
+        carried = list(context.get(NOTICES) or ())
         policy_request = PolicyRequest(
             state=self.state,
             user=user,
@@ -153,7 +154,8 @@ class FlowPlanner:
             bindings, markers = self._select_bindings(policy_request, context)
             # A policy that raised or timed out may answer otherwise next time, and what
             # policies said is said to each visitor (a cached plan would not say it).
-            if cache_key and not policy_request.fallbacks and NOTICES not in context:
+            said = list(context.get(NOTICES) or ()) != carried
+            if cache_key and not policy_request.fallbacks and not said:
                 self.state.plan_cache.put(cache_key, bindings, markers)
 
         if not bindings and not self.state.config["FLOWS_ALLOW_EMPTY_FLOWS"]:

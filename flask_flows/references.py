@@ -13,7 +13,7 @@ deleted since). The checks at run time stay: they fail closed.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
@@ -49,10 +49,6 @@ class References:
                 return None
             self._stages[name] = found
         return self._stages[name]
-
-    def stage_config(self, stage: Stage) -> dict[str, Any]:
-        """``stage``'s validated options."""
-        return self.state.stage_config(stage)
 
     def has_policy(self, name: str) -> bool:
         return name in self._policies or self._exists(Policy.name == name)

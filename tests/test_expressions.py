@@ -15,11 +15,14 @@ from browsing import FlowBrowser, plan_context
 from factory import User, db
 from flask import Flask, request
 from smtp_sink import Mailbox
+from test_back_forward import page_url
 
 from flask_flows import Flow, Group, Policy, PolicyBinding
 from flask_flows.blueprints import BlueprintError, apply_blueprint
-from flask_flows.expressions import ExpressionError, compile_expression, scope
+from flask_flows.expression_scope import scope
+from flask_flows.expressions import ExpressionError, compile_expression
 from flask_flows.extension import FlowsState
+from flask_flows.grants import create_invitation
 from flask_flows.mail import wait_for_outgoing_mail
 from flask_flows.plan import PROMPT_DATA
 from flask_flows.stages.deny import MSG_DENIED
@@ -247,8 +250,8 @@ def test_prompt_initial_values_and_choices_from_expressions(
 def test_user_write_groups_from_an_expression(
     app: Flask, browser: FlowBrowser, make_flow: Callable[..., Flow]
 ) -> None:
-    """An expression chooses the new user's groups, but only among groups that exist
-    and give no administrator rights: it may be made of the visitor's answers."""
+    """An expression chooses the new user's groups, but only among `allowed_groups`,
+    and never one with administrator rights: it may be made of the visitor's answers."""
     with app.app_context():
         db.session.add_all([Group(name="team-eng"), Group(name="team-admins", is_superuser=True)])
         db.session.commit()
@@ -261,7 +264,13 @@ def test_user_write_groups_from_an_expression(
     make_flow(
         "join",
         ("prompt", {"fields": fields}),
-        ("user_write", {"create_users_group": groups}),
+        (
+            "user_write",
+            {
+                "create_users_group": groups,
+                "allowed_groups": ["team-eng", "team-ops", "team-admins"],
+            },
+        ),
         "dummy",
         designation="enrollment",
     )
@@ -305,7 +314,11 @@ def test_the_email_recipient_from_an_expression(
 
 @pytest.mark.parametrize(
     ("to", "sent"),
-    [("user.email|upper", "ALICE@EXAMPLE.COM"), ('"attacker@evil.example"', None)],
+    [
+        ("user.email|upper", "alice@example.com"),
+        ('"attacker@evil.example"', None),
+        ("user.username ~ '@evil.example'", None),
+    ],
 )
 def test_a_recovery_link_goes_only_to_an_address_of_the_account(
     browser: FlowBrowser,
@@ -326,10 +339,54 @@ def test_a_recovery_link_goes_only_to_an_address_of_the_account(
         designation="recovery",
     )
     browser.start("recover")
-    browser.step("recover", uid_field="alice")
+    page = browser.step("recover", uid_field="alice")
     assert browser.stage_type == "email"
+    assert "@example.com" not in page.text and "evil" not in page.text
     assert wait_for_outgoing_mail(timeout=10)
     assert [m["To"] for m in mailbox.messages] == ([sent] if sent else [])
+    # An identifier that names nobody: the same page, and no mail.
+    mailbox.clear()
+    nobody = browser.fresh()
+    nobody.start("recover")
+    other_page = nobody.step("recover", uid_field="nobody")
+    assert nobody.stage_type == "email"
+    assert "evil" not in other_page.text
+    assert wait_for_outgoing_mail(timeout=10)
+    assert mailbox.messages == []
+
+
+def test_groups_from_an_expression_need_allowed_groups(app: Flask, state: FlowsState) -> None:
+    stage = {
+        "name": "join-write",
+        "type": "user_write",
+        "config": {"create_users_group": {"expression": "prompt_data.team"}},
+    }
+    with app.app_context(), pytest.raises(BlueprintError, match="'allowed_groups'"):
+        apply_blueprint(state, {"version": 1, "stages": [stage]})
+
+
+def test_an_invitation_code_left_empty_or_typed_again(
+    app: Flask, browser: FlowBrowser, make_flow: Callable[..., Flow]
+) -> None:
+    """An optional code field left empty is no code (the flow may go on without one); a
+    refused code typed again after Back is checked afresh."""
+    code_prompt = [{"field_key": "token", "type": "text", "required": False}]
+    config = {"continue_flow_without_invitation": True}
+    make_flow("maybe", ("prompt", {"fields": code_prompt}), ("invitation", config), "dummy")
+    with app.app_context():
+        _invitation, token = create_invitation(db.session, flow_slug="maybe")
+        db.session.commit()
+    browser.start("maybe")
+    browser.step("maybe", token="")
+    assert browser.stage_type == "dummy"
+    other = browser.fresh()
+    first = page_url(other.start("maybe"))
+    other.step("maybe", token="wrong")
+    assert other.stage_type == "invitation"
+    other.get(first)  # Back, to the prompt
+    assert other.stage_type == "prompt"
+    other.step("maybe", token=token)
+    assert other.stage_type == "dummy"
 
 
 # -- what an expression sees, and what it may not do --------------------------------------------
@@ -361,19 +418,30 @@ def test_an_expression_never_sees_the_password_hash_or_credentials(
         ("user.__class__.__init__", "unsafe"),
         ("prompt_data.update({'plan': 'free'})", "unsafe"),
         ('"a" * 10000000', "more than"),
-        ("9 ** 99999", "too high a power"),
+        ("9 ** 99999", "bits"),
         ('"a".ljust(1000000000)', "more than"),
         ('"{:>999999999}".format(1)', "not available"),
-        ("range(1000000000)|list", "Range too big"),
-        ('range(99999)|map("string")|map("upper")|map("lower")|join|length', "time limit"),
+        ("range(1000000000)|list", "10000 items at most"),
+        ('range(10000)|map("string")|map("upper")|map("lower")|map("trim")|list', "time limit"),
         ("config", "undefined"),
         ("user.nothing", "no attribute"),
+        ('(["x" * 10000] * 1000)|join', "more than"),
+        ('range(10000)|join("ab")', "more than"),
+        ('("a" * 10)|replace("a", "a" * 5000)', "more than"),
+        ('"%*s" % (999999, "")', "not available"),
+        ("(9 ** 64) ** 64", "bits"),
+        ('"abc".translate({})', "not available"),
+        ("[1]|dictsort", "AttributeError"),
+        ('"aaa"|truncate(2, leeway=0)', "AssertionError"),
+        ("range(3)|sum(attribute='x')", "numbers only"),
     ],
 )
 def test_the_sandbox_refuses(source: str, reason: str) -> None:
+    """Each of these would escape the sandbox, grow without bound or raise something
+    other than a clean failure (a 500)."""
     values = {"user": {"email": "a@example.com"}, "prompt_data": {"plan": "pro"}}
     with pytest.raises(ExpressionError, match=reason):
-        compile_expression(source, "test").evaluate(values, 0.02)
+        compile_expression(source, "test").evaluate(values, 0.005)
 
 
 def test_the_documented_example_applies_and_decides(
@@ -401,3 +469,16 @@ def test_the_documented_example_applies_and_decides(
     other = browser.fresh()
     other.log_in("bob", PASSWORD, slug="login")
     assert "Only Example staff may use this." in other.start("staff-area").text
+
+
+def test_a_lazy_result_is_made_into_a_list() -> None:
+    """A filter's lazy result is a list, so `select(...)` of nothing is false (a
+    generator would always be true and grant what it should not)."""
+    values = {"user": {"groups": ["readers"]}}
+    found = compile_expression('user.groups|select("equalto", "staff")', "test")
+    assert found.evaluate(values, 1.0) == []
+    assert compile_expression("range(3)|map('string')", "test").evaluate(values, 1.0) == [
+        "0",
+        "1",
+        "2",
+    ]

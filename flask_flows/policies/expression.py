@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..expressions import ExpressionError, compile_expression, scope, time_limit
+from ..expression_scope import scope
+from ..expressions import ExpressionError, compile_expression, time_limit
 from ..i18n import N_
 from ..options import Option
 from .base import PolicyRequest, PolicyResult, PolicyType

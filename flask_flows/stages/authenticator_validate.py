@@ -419,12 +419,15 @@ def _setup_choices(run: StageRun) -> list[tuple[str, str]]:
     the page's language), when ``not_configured_action`` is ``configure``."""
     if run.config["not_configured_action"] != "configure":
         return []
-    choices = []
-    for name, stage in _configuration_stages(run).items():
-        config = run.state.stage_config(stage)
-        label = config.get("device_name") or config.get("title")
-        choices.append((name, gettext(label) if label else name))
-    return choices
+    if "setup_choices" not in run.memo:
+        choices = []
+        for name, stage in _configuration_stages(run).items():
+            config = run.state.stage_config(stage)
+            label = config.get("device_name") or config.get("title")
+            choices.append((name, gettext(label) if label else name))
+        run.memo["setup_choices"] = choices
+    found: list[tuple[str, str]] = run.memo["setup_choices"]
+    return found
 
 
 def _choice_form(run: StageRun) -> type[StageForm]:

@@ -16,7 +16,8 @@ from wtforms import HiddenField
 from wtforms.validators import StopValidation
 
 from .. import guesses, outcomes, signals
-from ..expressions import Expression, ExpressionError, scope, time_limit
+from ..expression_scope import scope
+from ..expressions import Expression, ExpressionError, time_limit
 from ..guesses import Verdict
 from ..i18n import N_
 from ..options import Option
@@ -33,6 +34,8 @@ WORDING: dict[str, Option] = {
     ),
 }
 
+#: What a refusal says when nothing more specific is given (the deny stage's default).
+MSG_DENIED = N_("Access denied.")
 #: A stage's ``failed_attempts_before_cancel`` ended the flow, and no wait is running.
 TOO_MANY = N_("Too many failed attempts. You can start again now.")
 
@@ -165,15 +168,16 @@ class StageRun:
         """``expression``'s value over this run (:func:`flask_flows.expressions.scope`);
         when it fails, ``fallback``, and the log says why (an expression is part of the
         flow's definition: the visitor is not told, the flow goes on as documented)."""
-        values = scope(
-            self.state,
-            user=self.pending_user(),
-            context=self.context,
-            request=self.request,
-            flow=self.flow,
-        )
+        if "expression_scope" not in self.memo:  # once per run, however many expressions
+            self.memo["expression_scope"] = scope(
+                self.state,
+                user=self.pending_user(),
+                context=self.context,
+                request=self.request,
+                flow=self.flow,
+            )
         try:
-            return expression.evaluate(values, time_limit(self.state))
+            return expression.evaluate(self.memo["expression_scope"], time_limit(self.state))
         except ExpressionError as error:
             self.state.log.error(
                 "stage %r, %s: the expression %r failed (%s); using %r",

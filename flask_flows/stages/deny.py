@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from ..i18n import N_
 from ..options import Option
-from .base import StageForm, StageResult, StageRun, StageType, deny
-
-MSG_DENIED = N_("Access denied.")
+from .base import MSG_DENIED, StageForm, StageResult, StageRun, StageType, deny
 
 
 class DenyStage(StageType):

@@ -337,10 +337,6 @@ class _Recipient:
         user = run.pending_user()
         store = run.state.user_store
         user_id = store.user_id(user) if user is not None else None
-        if isinstance(run.config["to"], Expression):
-            return cls._from_expression(run, user, user_id)
-        prompt = run.context.get(PROMPT_DATA)
-        entered = prompt.get("email") if isinstance(prompt, dict) else None
         own = getattr(user, "email", None) if user is not None else None
         # A typed address stands for an existing user only when it was typed by that
         # user, logged in: never for one named at identification (recovery), whose link
@@ -350,14 +346,19 @@ class _Recipient:
             and PENDING_USER_IDENTIFIER not in run.context
             and _same_user(store, user, run.state.current_user())
         )
-        wants_entered = run.config["to"] == "entered"
-        typed = user is None or (typed_by_owner and (wants_entered or not own))
-        address = entered if typed else own
-        if wants_entered and not typed:
-            # The address to confirm was not typed by this account's owner, logged in now
-            # (their login ended mid-flow): confirm nothing, and never fall back to the
-            # account's own address, whose link would write the unconfirmed one.
-            address = None
+        if isinstance(run.config["to"], Expression):
+            address, typed = _chosen(run, user, own, typed_by_owner)
+        else:
+            prompt = run.context.get(PROMPT_DATA)
+            entered = prompt.get("email") if isinstance(prompt, dict) else None
+            wants_entered = run.config["to"] == "entered"
+            typed = user is None or (typed_by_owner and (wants_entered or not own))
+            address = entered if typed else own
+            if wants_entered and not typed:
+                # The address to confirm was not typed by this account's owner, logged in
+                # now (their login ended mid-flow): confirm nothing, and never fall back to
+                # the account's own address, whose link would write the unconfirmed one.
+                address = None
         address = address.strip() if isinstance(address, str) and _plausible(address) else None
         if user is not None and address is None and PENDING_USER_IDENTIFIER not in run.context:
             run.state.log.warning(
@@ -375,36 +376,25 @@ class _Recipient:
             shown = _mask(address) if address else None
         return cls(user, user_id, address, shown, typed=typed and address is not None)
 
-    @classmethod
-    def _from_expression(cls, run: StageRun, user: Any, user_id: str | None) -> _Recipient:
-        """``to`` written as an expression (authentik's recipient from the plan context).
-        For an account named at an identification stage (recovery), only one of that
-        account's own addresses (a column's value) is used: an address the visitor typed
-        must never receive another person's link. A sign-up's address counts as typed
-        (shown, and checked for belonging to an account, as ``address_in_use`` says)."""
-        value = run.option("to", fallback=None)
-        address = value.strip() if isinstance(value, str) and _plausible(value) else None
-        named = user is not None and PENDING_USER_IDENTIFIER in run.context
-        if named and address is not None and address.casefold() not in _own_values(user):
-            run.state.log.warning(
-                "email: the address of stage %r is not one of user %s's own; nothing is sent",
-                run.stage.name,
-                user_id,
-            )
-            address = None
-        if address is None and not named:
-            run.state.log.warning(
-                "email: stage %r found no address to send the link of flow %s to",
-                run.stage.name,
-                run.flow.slug,
-            )
-        if named:
-            shown = None
-        elif user is None:
-            shown = address
-        else:
-            shown = _mask(address) if address else None
-        return cls(user, user_id, address, shown, typed=user is None and address is not None)
+
+def _chosen(run: StageRun, user: Any, own: str | None, typed_by_owner: bool) -> tuple[Any, bool]:
+    """The address ``to``'s expression gives (authentik's recipient from the plan context)
+    and whether it counts as typed. A sign-up's or the logged-in owner's may be any
+    address; any other account's link (named at identification, a login that ended)
+    goes only to the account's own address, never one the visitor may have typed."""
+    chosen = run.option("to", fallback=None)
+    if not isinstance(chosen, str):
+        return None, False
+    if PENDING_USER_IDENTIFIER not in run.context and (user is None or typed_by_owner):
+        return chosen, True
+    if user is None:
+        return None, False  # named at identification, and nobody: nobody gets a link
+    if own and chosen.strip().casefold() == own.strip().casefold():
+        return own, False
+    run.state.log.warning(
+        "email: stage %r: the address is not the account's own; nothing is sent", run.stage.name
+    )
+    return None, False
 
 
 def _continuation(plan: FlowPlan) -> FlowPlan:
@@ -416,12 +406,6 @@ def _continuation(plan: FlowPlan) -> FlowPlan:
     for key in (EMAIL_SENT, EMAIL_SENDS, EMAIL_SENT_AT):
         advanced.context.pop(key, None)
     return advanced
-
-
-def _own_values(user: Any) -> set[str]:
-    """The text values of ``user``'s columns: the addresses that are the account's own."""
-    columns = user.__mapper__.column_attrs
-    return {v.strip().casefold() for c in columns if isinstance(v := getattr(user, c.key), str)}
 
 
 def _same_user(store: Any, user: Any, other: Any | None) -> bool:

@@ -134,7 +134,7 @@ class IdentificationStage(StageType):
         name = config["webauthn_stage"]
         if name:
             stage = references.stage(name)
-            if not _accepts_passkeys(stage, references.stage_config):
+            if not _accepts_passkeys(stage, references.state.stage_config):
                 raise ConfigError(_no_passkey_stage(where, name))
         for option in ("enrollment_flow", "recovery_flow"):
             if config[option]:

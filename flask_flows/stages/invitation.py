@@ -111,15 +111,17 @@ class InvitationStage(StageType):
         a code after a typed one was refused; otherwise the stage acts at once: it
         accepts a valid typed code, refuses, or lets the flow go on without one."""
         if LINK_ARG in run.request.args:
+            run.context.pop(ASKING, None)  # a link wins over a code asked for
             found = _check_link(run)
             if isinstance(found, Invitation):
                 run.context[OFFERED] = found.id
             else:
                 run.context.pop(OFFERED, None)
                 run.memo["refusal"] = found
-        elif OFFERED not in run.context and not run.context.get(ASKING):
+        elif OFFERED not in run.context:
             code = _typed_code(run)
-            if code is not None:
+            if code is not None:  # typed now (again, after Back): it is checked afresh
+                run.context.pop(ASKING, None)
                 found = _check_code(run, code)
                 if isinstance(found, Invitation):
                     run.memo["typed"] = found
@@ -189,13 +191,15 @@ def _refusal(run: StageRun, invitation: Invitation | None) -> str | None:
 
 
 def _typed_code(run: StageRun) -> str | None:
-    """A code typed into a prompt (``prompt_data["token"]``), taken out of the plan."""
-    prompt_data = dict(run.context.get(PROMPT_DATA) or {})
-    code = prompt_data.pop(CODE_KEY, None)
-    if not isinstance(code, str):
+    """A code typed into a prompt (``prompt_data["token"]``), taken out of the plan; a
+    field left empty is no code."""
+    prompt_data = run.context.get(PROMPT_DATA)
+    if not isinstance(prompt_data, dict) or CODE_KEY not in prompt_data:
         return None
+    prompt_data = dict(prompt_data)
+    code = prompt_data.pop(CODE_KEY)
     run.context[PROMPT_DATA] = prompt_data
-    return code
+    return code.strip() if isinstance(code, str) and code.strip() else None
 
 
 def _check_code(run: StageRun, code: str) -> Invitation | str:

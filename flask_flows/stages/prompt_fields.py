@@ -287,7 +287,7 @@ def _default(spec: PromptField, initial: Any) -> Any:
     if spec.type == "number":
         try:
             return int(initial)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             return None
     if spec.type in ("date", "date_time"):
         if isinstance(initial, date):
@@ -338,7 +338,7 @@ def _parse_field(entry: Any, where: str) -> PromptField:
     for name, value in (("required", required), ("repeat", repeat)):
         if not isinstance(value, bool):
             raise ConfigError(f"{where}, {name}: expected true or false")
-    initial = _initial(entry.get("initial_value"), f"{where}, initial_value")
+    initial = _initial_value(entry.get("initial_value"), f"{where}, initial_value")
     minimum, maximum = _int(entry, "min", where), _int(entry, "max", where)
     if minimum is not None and maximum is not None and minimum > maximum:
         raise ConfigError(f"{where}: min is greater than max")
@@ -359,7 +359,7 @@ def _parse_field(entry: Any, where: str) -> PromptField:
     )
 
 
-def _initial(initial: Any, where: str) -> Any:
+def _initial_value(initial: Any, where: str) -> Any:
     """A plain value, a ``user.…``/``prompt_data.…`` reference, or an expression."""
     if is_expression(initial):
         return compile_expression(initial, where)

@@ -70,6 +70,12 @@ class UserWriteStage(StageType):
             expression=True,
             help="A group for new users; an expression may give a list of them.",
         ),
+        "allowed_groups": Option(
+            list,
+            default=(),
+            items=str,
+            help="The groups an expression in create_users_group may choose from.",
+        ),
         "attribute_mapping": Option(
             dict, default=None, nullable=True, help="prompt_data key → user attribute."
         ),
@@ -82,6 +88,12 @@ class UserWriteStage(StageType):
     }
 
     def check_config(self, config: dict[str, Any], where: str) -> None:
+        chooses = isinstance(config.get("create_users_group"), Expression)
+        if chooses and not config.get("allowed_groups"):
+            raise ConfigError(
+                f"{where}, field 'allowed_groups': name the groups the create_users_group"
+                " expression may choose (it may be made of the visitor's answers)"
+            )
         for key, attribute in (config["attribute_mapping"] or {}).items():
             if not isinstance(key, str) or not isinstance(attribute, str):
                 raise ConfigError(f"{where}, field 'attribute_mapping': use names (strings)")
@@ -381,23 +393,25 @@ def _notify_previous_email(run: StageRun, user: Any, previous: str | None) -> No
 
 
 def _groups(run: StageRun) -> list[str]:
-    """The groups a new user joins: ``create_users_group``, or what its expression gives
+    """The groups a new user joins: ``create_users_group``, or those its expression gives
     (a name or a list of names). An expression may be made of the visitor's answers, so
-    it chooses only among groups that exist and give no administrator rights; anything
-    else (or a failure) is left out, with a log line."""
+    it chooses only among ``allowed_groups``, never a group with administrator rights;
+    anything else (or a failure) is left out, with a log line."""
     if not isinstance(run.config["create_users_group"], Expression):
         return [run.config["create_users_group"]] if run.config["create_users_group"] else []
     value = run.option("create_users_group", fallback=None)
     names = [value] if isinstance(value, str) else value if isinstance(value, list) else []
     wanted = {name for name in names if isinstance(name, str) and name.strip()}
-    allowed = set(
+    allowed = wanted & set(run.config["allowed_groups"])
+    allowed -= set(
         run.state.db.session.scalars(
-            sa.select(Group.name).where(Group.name.in_(wanted), Group.is_superuser.is_(False))
+            sa.select(Group.name).where(Group.name.in_(allowed), Group.is_superuser.is_(True))
         )
     )
     if wanted - allowed:
         run.state.log.warning(
-            "user_write %s: left out groups that do not exist or give administrator rights: %s",
+            "user_write %s: left out groups not allowed (allowed_groups, no administrator"
+            " rights): %s",
             run.stage.name,
             ", ".join(sorted(wanted - allowed)),
         )
