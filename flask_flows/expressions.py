@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from jinja2 import StrictUndefined, TemplateError, Undefined
+from jinja2 import StrictUndefined, TemplateError, Undefined, meta
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from .options import ConfigError
@@ -50,6 +50,9 @@ MAX_SOURCE = 2000
 MAX_SIZE = 10_000
 #: The largest whole number an expression may make, in bits.
 MAX_BITS = 4096
+#: The names an expression sees (:func:`flask_flows.expression_scope.scope` gives them);
+#: any other is refused when the expression is compiled.
+SCOPE_NAMES = frozenset({"user", "request", "context", "prompt_data", "flow", "now"})
 
 #: Methods of text an expression may call (they read, or make text of a size known first).
 _TEXT_METHODS = frozenset(
@@ -77,6 +80,8 @@ class Expression:
 
     source: str
     _compiled: Any = field(repr=False, compare=False)
+    #: The names it reads (besides its functions).
+    names: frozenset[str] = frozenset()
 
     def evaluate(self, values: Mapping[str, Any], time_limit: float) -> Any:
         """The expression's value over ``values`` (see :func:`scope`): a lazy result (a
@@ -111,15 +116,25 @@ def compile_expression(raw: Any, where: str) -> Expression:
     if len(source) > MAX_SOURCE:
         raise ConfigError(f"{where}: the expression is longer than {MAX_SOURCE} characters")
     try:
-        return _compiled(source)
+        compiled = _compiled(source)
     except TemplateError as error:
-        raise ConfigError(f"{where}: the expression cannot be read: {error}") from error
+        hint = " (write it without {{ }})" if source.lstrip().startswith("{{") else ""
+        raise ConfigError(f"{where}: the expression cannot be read{hint}: {error}") from error
+    unknown = sorted(compiled.names - SCOPE_NAMES)
+    if unknown:
+        seen = ", ".join(sorted(SCOPE_NAMES | set(_ENVIRONMENT.globals)))
+        raise ConfigError(
+            f"{where}: the expression names {unknown[0]!r}, which it cannot see (it sees {seen})"
+        )
+    return compiled
 
 
 @functools.lru_cache(maxsize=512)
 def _compiled(source: str) -> Expression:
     """Compiled once per source (Jinja compiles to Python code: not free)."""
-    return Expression(source, _ENVIRONMENT.compile_expression(source, undefined_to_none=False))
+    compiled = _ENVIRONMENT.compile_expression(source, undefined_to_none=False)
+    names = meta.find_undeclared_variables(_ENVIRONMENT.parse(f"{{{{ {source} }}}}"))
+    return Expression(source, compiled, frozenset(names))
 
 
 def time_limit(state: FlowsState) -> float:

@@ -53,6 +53,8 @@ class Option:
 
             if is_expression(value):
                 return compile_expression(value, where)
+            if isinstance(value, Mapping) and len(value) == 1:
+                raise ConfigError(f'{where}: an expression is written {{expression: "…"}}')
         if value is None:
             if self.nullable:
                 return None

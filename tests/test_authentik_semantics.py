@@ -528,6 +528,7 @@ def test_an_invitation_code_typed_into_a_prompt_is_accepted(
     page = browser.step("paper", token=token[:-2])
     assert browser.stage_type == "invitation"
     assert CODE_REFUSALS[MSG_INVALID] in page.text
+    assert "Your invitation code" in page.text and "You are invited" not in page.text
     assert "Request denied" not in page.text
     page = browser.step("paper", token=spent)
     assert CODE_REFUSALS[MSG_USED] in page.text

@@ -20,6 +20,7 @@ import logging
 from collections.abc import Iterable
 from time import monotonic
 
+from ..expressions import ExpressionError
 from ..models import PolicyBinding, PolicyEngineMode
 from .base import PolicyRequest, PolicyResult
 
@@ -79,6 +80,15 @@ def _raw_result(binding: PolicyBinding, request: PolicyRequest) -> PolicyResult:
         policy_type = request.state.policy_type(policy.type)
         config = request.state.policy_config(policy)
         result = policy_type.evaluate(config, request)
+    except ExpressionError as error:  # the expression's own mistake: no traceback to read
+        logger.error(
+            "policy %r failed: %s; using failure_result=%s",
+            policy.name,
+            error,
+            binding.failure_result,
+        )
+        request.fallbacks.append(policy.name)
+        return PolicyResult(bool(binding.failure_result))
     except Exception:
         logger.exception(
             "policy %r raised; using failure_result=%s", policy.name, binding.failure_result

@@ -46,5 +46,5 @@ class ExpressionPolicy(PolicyType):
         try:
             passing = bool(expression.evaluate(values, time_limit(request.state)))
         except ExpressionError as error:
-            raise ExpressionError(f"{error} (in {expression.source!r})") from error
+            raise ExpressionError(f"{error} (in {expression.source!r})") from None
         return PolicyResult(True) if passing else PolicyResult(False, (config["message"],))
