@@ -95,13 +95,8 @@ class InvitationStage(StageType):
         flow afresh; the same link opened again resumes the plan where it is, and so does
         a token that names no invitation (a forged link must not discard a visitor's
         progress)."""
-        token = request.args.get(LINK_ARG)
-        if not token or len(token) > MAX_TOKEN_LENGTH:
-            return False
-        invitation_id = state.db.session.scalar(
-            sa.select(Invitation.id).where(Invitation.token_hash == hash_token(token))
-        )
-        return invitation_id is not None and invitation_id not in (
+        invitation = _invitation_of(state, request.args.get(LINK_ARG, ""))
+        return invitation is not None and invitation.id not in (
             context.get(INVITATION),
             context.get(OFFERED),
         )
@@ -168,16 +163,21 @@ def _check_link(run: StageRun) -> Invitation | str:
     token = run.request.args.get(LINK_ARG, "")
     if not token:
         return MSG_MISSING
-    if len(token) > MAX_TOKEN_LENGTH:
-        return MSG_INVALID
-    invitation = run.state.db.session.scalar(
-        sa.select(Invitation).where(Invitation.token_hash == hash_token(token))
-    )
+    invitation = _invitation_of(run.state, token)
     refusal = _refusal(run, invitation)
     if refusal is not None:
         return refusal
     assert invitation is not None
     return invitation
+
+
+def _invitation_of(state: FlowsState, token: str) -> Invitation | None:
+    """The invitation whose token (a link's or a code typed in) this is, if any."""
+    if not token or len(token) > MAX_TOKEN_LENGTH:
+        return None
+    return state.db.session.scalar(
+        sa.select(Invitation).where(Invitation.token_hash == hash_token(token))
+    )
 
 
 def _refusal(run: StageRun, invitation: Invitation | None) -> str | None:
@@ -205,12 +205,7 @@ def _typed_code(run: StageRun) -> str | None:
 def _check_code(run: StageRun, code: str) -> Invitation | str:
     """The typed code's invitation if it may still be accepted here, else why not (in
     a code's words)."""
-    code = "".join(code.split())
-    invitation = None
-    if code and len(code) <= MAX_TOKEN_LENGTH:
-        invitation = run.state.db.session.scalar(
-            sa.select(Invitation).where(Invitation.token_hash == hash_token(code))
-        )
+    invitation = _invitation_of(run.state, "".join(code.split()))
     refusal = _refusal(run, invitation)
     if refusal is not None:
         run.state.log.info("invitation: typed code refused in flow %s: %s", run.flow.slug, refusal)
