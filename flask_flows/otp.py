@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import pyotp
 
 from .devices import StaticDevice, StaticToken, TOTPDevice
+from .tokens import CODE_ALPHABET, group_code, normalise_code
 
 if TYPE_CHECKING:
     from .passwords import PasswordHashing
@@ -25,11 +26,8 @@ if TYPE_CHECKING:
 ALGORITHMS = {"sha1": hashlib.sha1, "sha256": hashlib.sha256, "sha512": hashlib.sha512}
 #: Steps either side of now that still count: clocks drift, people type slowly.
 WINDOW = 1
-#: Crockford-style alphabet without look-alikes (no I, L, O, U).
-_CODE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _LOOKUP_LENGTH = 4
 _SECRET_LENGTH = 8
-_LOOK_ALIKES = str.maketrans("OILU", "011V")
 
 
 def new_totp_secret() -> str:
@@ -108,11 +106,11 @@ def recovery_codes(seed: bytes, count: int) -> list[str]:
     while len(codes) < count:
         digest = hmac.new(seed, block.to_bytes(8, "big"), hashlib.sha256).digest()
         block += 1
-        raw = "".join(_CODE_ALPHABET[byte & 31] for byte in digest[:length])
+        raw = "".join(CODE_ALPHABET[byte & 31] for byte in digest[:length])
         if raw[:_LOOKUP_LENGTH] in lookups:
             continue
         lookups.add(raw[:_LOOKUP_LENGTH])
-        codes.append("-".join(raw[i : i + 4] for i in range(0, len(raw), 4)))
+        codes.append(group_code(raw))
     return codes
 
 
@@ -124,7 +122,7 @@ def new_recovery_codes(count: int) -> list[str]:
 def store_recovery_codes(device: StaticDevice, codes: list[str], hashing: PasswordHashing) -> None:
     """Attach hashed tokens for ``codes`` to ``device``; the plaintext is not kept."""
     for code in codes:
-        raw = _normalise_recovery(code)
+        raw = normalise_code(code)
         device.tokens.append(
             StaticToken(lookup=raw[:_LOOKUP_LENGTH], secret_hash=hashing.hash(raw[_LOOKUP_LENGTH:]))
         )
@@ -138,7 +136,7 @@ def match_recovery_code(
     The first four characters pick the token, so a check costs one hash however many
     codes are left, and a miss costs the same as a hit.
     """
-    raw = _normalise_recovery(code)
+    raw = normalise_code(code)
     if len(raw) != _LOOKUP_LENGTH + _SECRET_LENGTH:
         hashing.verify(None, raw)
         return None
@@ -147,9 +145,3 @@ def match_recovery_code(
     if hashing.verify(token.secret_hash if token else None, secret):
         return token
     return None
-
-
-def _normalise_recovery(code: str) -> str:
-    cleaned = "".join(code.split()).replace("-", "").upper()
-    # People misread these; the alphabet has none of them, so map them back.
-    return cleaned.translate(_LOOK_ALIKES)
