@@ -275,7 +275,8 @@ def _check_password(state: FlowsState, password: str, user: Any | None) -> None:
 @click.option(
     "--code",
     is_flag=True,
-    help="Print the code alone, to give out on paper and type into a prompt field 'token'.",
+    help="Make a code to give out on paper (20 letters and digits, case and dashes ignored"
+    " when typed) for a prompt field 'token', and print it instead of the link.",
 )
 def invite_command(
     slug: str, expires_in: float, data: tuple[str, ...], multi_use: bool, code: bool
@@ -300,6 +301,7 @@ def invite_command(
         expires_in=timedelta(hours=expires_in),
         fixed_data=fixed_data,
         single_use=not multi_use,
+        code=code,
     )
     state.db.session.commit()
     if code:

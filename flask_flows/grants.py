@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, Session, mapped_column, scoped_session
 
 from .models import FlowsModel, utcnow
-from .tokens import hash_token, new_token
+from .tokens import hash_token, new_code, new_token, normalise_code
 
 #: A plain session or Flask-SQLAlchemy's scoped ``db.session``.
 DbSession = Session | scoped_session[Any]
@@ -77,14 +77,17 @@ def create_invitation(
     fixed_data: dict[str, Any] | None = None,
     single_use: bool = True,
     created_by: str | None = None,
+    code: bool = False,
 ) -> tuple[Invitation, str]:
     """Add (not commit) an invitation; return it and its token, which is not stored anywhere.
 
     The token goes into the link as ``?itoken=``; lose it and the invitation cannot be used.
+    With ``code`` it is a code to give out on paper and type into a prompt (20 letters and
+    digits grouped by four, 100 bits, read back whatever the case, spaces and dashes).
     """
-    token = new_token()
+    token = new_code() if code else new_token()
     invitation = Invitation(
-        token_hash=hash_token(token),
+        token_hash=hash_token(normalise_code(token) if code else token),
         flow_slug=flow_slug,
         expires=utcnow() + expires_in if expires_in is not None else None,
         single_use=single_use,

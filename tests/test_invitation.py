@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -32,6 +33,7 @@ from flask_flows.stages.invitation import (
     MSG_USED,
     _spend,
 )
+from flask_flows.tokens import hash_token
 
 FIXED = {"email": "bob@example.com", "username": "bob"}
 
@@ -493,7 +495,9 @@ def test_the_quickstart_invite_only_sign_up_shows_the_invited_address(
 def test_cli_prints_a_code_to_type(
     app: Flask, browser: FlowBrowser, make_flow: Callable[..., Flow]
 ) -> None:
-    """`invite --code` prints the code alone, which a prompt field `token` takes."""
+    """`invite --code` prints a code made to be read and typed (20 letters and digits in
+    groups of four, no look-alikes), which a prompt field `token` takes however it is
+    typed: any case, spaces for dashes, O for 0. A link with it works too."""
     code_prompt = [{"field_key": "token", "type": "text", "label": "Invitation code"}]
     make_flow(
         "paper",
@@ -505,8 +509,17 @@ def test_cli_prints_a_code_to_type(
     result = run_invite(app, "--flow", "paper", "--code")
     assert result.exit_code == 0, result.output
     code = result.output.strip()
-    assert "/" not in code and len(code) >= 32
+    assert re.fullmatch(r"[0-9A-HJKMNP-TV-Z]{4}(-[0-9A-HJKMNP-TV-Z]{4}){4}", code), code
+    typed = code.replace("-", " ").lower().replace("0", "o").replace("1", "l")
     browser.start("paper")
-    browser.step("paper", token=code)
+    browser.step("paper", token=typed)
     assert browser.stage_type == "dummy"
-    assert invitation_row(app, code).used_at is not None
+    with app.app_context():
+        used = db.session.scalar(sa.select(Invitation).where(Invitation.used_at.is_not(None)))
+        assert used is not None and used.token_hash == hash_token(code.replace("-", ""))
+
+    make_flow("linked", "invitation", "dummy", designation="enrollment")
+    second = run_invite(app, "--flow", "linked", "--code").output.strip()
+    linked = browser.fresh()
+    open_link(linked, f"/flows/linked/?itoken={second}")
+    assert linked.stage_type == "dummy"

@@ -33,7 +33,7 @@ from ..i18n import N_
 from ..models import utcnow
 from ..options import Option
 from ..plan import FIXED_PROMPT_DATA, PROMPT_DATA
-from ..tokens import hash_token
+from ..tokens import hash_token, normalise_code
 from .base import WORDING, StageForm, StageResult, StageRun, StageType, deny, invalid, ok
 
 if TYPE_CHECKING:
@@ -172,11 +172,13 @@ def _check_link(run: StageRun) -> Invitation | str:
 
 
 def _invitation_of(state: FlowsState, token: str) -> Invitation | None:
-    """The invitation whose token (a link's or a code typed in) this is, if any."""
+    """The invitation whose token this is, if any: a link's exactly, or a code made to
+    be typed (``flask flows invite --code``) whatever its case, spaces and dashes."""
     if not token or len(token) > MAX_TOKEN_LENGTH:
         return None
+    hashes = {hash_token(token), hash_token(normalise_code(token))}
     return state.db.session.scalar(
-        sa.select(Invitation).where(Invitation.token_hash == hash_token(token))
+        sa.select(Invitation).where(Invitation.token_hash.in_(hashes)).limit(1)
     )
 
 
@@ -205,7 +207,7 @@ def _typed_code(run: StageRun) -> str | None:
 def _check_code(run: StageRun, code: str) -> Invitation | str:
     """The typed code's invitation if it may still be accepted here, else why not (in
     a code's words)."""
-    invitation = _invitation_of(run.state, "".join(code.split()))
+    invitation = _invitation_of(run.state, "".join(code.split()))  # a link's token, typed
     refusal = _refusal(run, invitation)
     if refusal is not None:
         run.state.log.info("invitation: typed code refused in flow %s: %s", run.flow.slug, refusal)
