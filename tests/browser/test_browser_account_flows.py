@@ -11,6 +11,10 @@ import pytest
 from conftest import PASSWORD, Walker
 from smtp_sink import link_in
 
+from example_app import db
+from flask_flows.blueprints import apply_blueprint
+from flask_flows.grants import create_invitation
+
 pytestmark = pytest.mark.browser
 
 NEW_PASSWORD = "a whole new passphrase"
@@ -133,3 +137,55 @@ def test_someone_elses_link_asks_before_switching_accounts(
     me.page.get_by_role("link", name=f"Stay signed in as {user}").click()
     me.wait_for_path("/")
     assert me.logged_in_as() == user
+
+
+PAPER_SIGN_UP = """
+version: 1
+stages:
+  - name: paper-code
+    type: prompt
+    config:
+      title: Join the club
+      fields:
+        - {field_key: token, type: text, label: Invitation code}
+  - name: paper-invitation
+    type: invitation
+  - name: paper-details
+    type: prompt
+    config:
+      fields:
+        - {field_key: email, type: email_read_only, label: Email}
+flows:
+  - slug: paper-sign-up
+    name: Sign up with a code
+    designation: enrollment
+    bindings:
+      - {stage: paper-code, order: 10}
+      - {stage: paper-invitation, order: 20}
+      - {stage: paper-details, order: 30}
+"""
+
+
+def test_sign_up_with_an_invitation_code_typed_in(
+    walker: Callable[..., Walker], live_app: Any
+) -> None:
+    """A code given out on paper, mistyped first: the invitation page asks for it again,
+    saying why; typed right (in lower case, spaces for dashes), its fixed address is
+    shown on the next page."""
+    with live_app.app.app_context():
+        apply_blueprint(live_app.app.extensions["flows"], PAPER_SIGN_UP)
+        _invitation, code = create_invitation(
+            db.session,
+            flow_slug="paper-sign-up",
+            code=True,
+            fixed_data={"email": "pat@example.com"},
+        )
+        db.session.commit()
+    me = walker()
+    me.start("paper-sign-up")
+    me.submit("invitation", token="ABCD-EFGH")
+    assert "This invitation code is not valid" in me.stage.inner_text()
+    assert me.field("token").get_attribute("aria-invalid") == "true"
+    me.screenshot("invitation-code-refused")
+    me.submit("prompt", token=code.replace("-", " ").lower())
+    assert me.field("email").input_value() == "pat@example.com"
