@@ -310,8 +310,11 @@ def test_a_user_without_mfa_chooses_one_of_several_setups(
     assert browser.stage_type == "authenticator_validate"
     assert CHOOSE_SETUP in page.text
 
-    browser.step("mfa", setup="default-authenticator-static-setup-stage")
+    page = browser.step("mfa", setup="default-authenticator-static-setup-stage")
     assert browser.stage_type == "authenticator_static"
+    # The codes are this account's second factor, not a stand-in for one.
+    assert "you will be asked for one of these codes" in page.text
+    assert "If you lose your authenticator" not in page.text
     browser.step("mfa", saved="y")
     assert browser.whoami() == "home: alice"  # the app's setup was not run too
 

@@ -78,6 +78,7 @@ class AuthenticatorStaticStage(AuthenticatorSetupStage):
         return {
             "codes": codes,
             "download_href": "data:text/plain;charset=utf-8," + quote(text, safe=""),
+            "only_way": not _has_another_kind(run, user),
         }
 
     def error_region(self, run: StageRun) -> str | None:
@@ -119,6 +120,14 @@ class AuthenticatorStaticStage(AuthenticatorSetupStage):
         )
         run.record(Outcome.recovery_codes_saved)
         return ok()
+
+
+def _has_another_kind(run: StageRun, user: Any) -> bool:
+    """Whether the user has a second factor besides recovery codes (an app, a passkey),
+    which the codes then stand in for; else they are the second factor itself."""
+    user_id = run.state.user_store.user_id(user)
+    others = [k.usable(user_id) for k in run.state.authenticator_kinds() if k.key != "static"]
+    return bool(others) and any(run.state.db.session.execute(sa.select(*others)).one())
 
 
 def delete_static_devices(session: Any, device_ids: list[int]) -> None:
