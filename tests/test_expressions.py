@@ -18,7 +18,7 @@ from smtp_sink import Mailbox
 from test_back_forward import page_url
 
 from flask_flows import Flow, Group, Policy, PolicyBinding
-from flask_flows.blueprints import BlueprintError, apply_blueprint
+from flask_flows.blueprints import BlueprintError, apply_blueprint, export_flow
 from flask_flows.expression_scope import scope
 from flask_flows.expressions import SCOPE_NAMES, ExpressionError, compile_expression
 from flask_flows.extension import FlowsState
@@ -503,3 +503,28 @@ def test_the_names_an_expression_may_use_are_those_it_sees(app: Flask, state: Fl
     with app.test_request_context("/"):
         values = scope(state, user=None, context={}, request=request)
     assert set(values) == SCOPE_NAMES
+
+
+def test_an_exported_flow_keeps_its_expressions(app: Flask, state: FlowsState) -> None:
+    """`flask flows export` writes an expression-valued option as it was written, and the
+    export applies again unchanged."""
+    blueprint = """
+version: 1
+stages:
+  - name: closed
+    type: deny
+    config:
+      message: {expression: '"Closed for " ~ (user.username if user else "now")'}
+flows:
+  - slug: closed-flow
+    name: Closed
+    designation: authentication
+    bindings:
+      - {stage: closed, order: 10}
+"""
+    with app.app_context():
+        apply_blueprint(state, blueprint)
+        exported = export_flow(state, "closed-flow")
+        assert "expression:" in exported and "Closed for" in exported
+        report = apply_blueprint(state, exported)
+        assert not report.changed
