@@ -141,6 +141,14 @@ def time_limit(state: FlowsState) -> float:
     return float(state.config["FLOWS_EXPRESSION_TIME_LIMIT"])
 
 
+def check_config(config: Mapping[str, Any]) -> None:
+    """``FLOWS_EXPRESSION_TIME_LIMIT`` is a number of seconds above 0 (checked at start,
+    not when the first expression runs)."""
+    limit = config["FLOWS_EXPRESSION_TIME_LIMIT"]
+    if isinstance(limit, bool) or not isinstance(limit, int | float) or limit <= 0:
+        raise ConfigError(f"FLOWS_EXPRESSION_TIME_LIMIT: seconds above 0 (a number), got {limit!r}")
+
+
 # -- the functions it may call ------------------------------------------------------------------
 
 

@@ -22,6 +22,7 @@ from sqlalchemy import event
 from . import (
     csrf,
     devices,  # noqa: F401  (authenticator tables share the metadata)
+    expressions,
     guesses,
     i18n,
     layouts,
@@ -122,6 +123,7 @@ class Flows:
         apply_defaults(app.config, app.name)
         mail.check_config(app.config)
         relying_party.check_config(app.config)
+        expressions.check_config(app.config)
         state = FlowsState(self, app, db, user_model, user_store or self.user_store_class)
         app.extensions["flows"] = state
         self._setup_login(app, state)

@@ -24,6 +24,7 @@ from flask_flows.expressions import SCOPE_NAMES, ExpressionError, compile_expres
 from flask_flows.extension import FlowsState
 from flask_flows.grants import create_invitation
 from flask_flows.mail import wait_for_outgoing_mail
+from flask_flows.options import ConfigError
 from flask_flows.plan import PROMPT_DATA
 from flask_flows.stages.deny import MSG_DENIED
 from flask_flows.stages.redirect import MSG_NO_TARGET
@@ -528,3 +529,9 @@ flows:
         assert "expression:" in exported and "Closed for" in exported
         report = apply_blueprint(state, exported)
         assert not report.changed
+
+
+@pytest.mark.parametrize("limit", [0, -1, "fast", True])
+def test_the_time_limit_is_checked_at_start(make_app: Callable[..., Any], limit: object) -> None:
+    with pytest.raises(ConfigError, match="FLOWS_EXPRESSION_TIME_LIMIT"):
+        make_app(FLOWS_EXPRESSION_TIME_LIMIT=limit)
