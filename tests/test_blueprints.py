@@ -525,3 +525,32 @@ def test_apply_blueprint_takes_a_mapping_or_a_path(
     bad["flows"][0]["designation"] = "nope"
     with app.app_context(), pytest.raises(BlueprintError, match=r"^mapping: flows\[0\]"):
         apply_blueprint(state, bad, name="mapping")
+
+
+def test_every_mistake_of_a_blueprint_is_said_at_once(app: Flask, state: FlowsState) -> None:
+    """A file with several mistakes names them all in one run, each with its place; so do
+    options naming what does not exist."""
+    broken = """
+version: 1
+policies:
+  - {name: strict, type: password, config: {min_length: 0}}
+stages:
+  - {name: one, type: dummy, config: {mesage: x}}
+  - {name: two, type: no-such-type}
+"""
+    with app.app_context(), pytest.raises(BlueprintError) as refused:
+        apply_blueprint(state, broken)
+    message = str(refused.value)
+    assert message.startswith("3 problems:\n- ")
+    for place in ("(name 'strict')", "(name 'one')", "(name 'two')"):
+        assert place in message
+    dangling = """
+version: 1
+stages:
+  - {name: out, type: redirect, config: {target_flow: nowhere}}
+  - {name: login-id, type: identification, config: {recovery_flow: gone}}
+"""
+    with app.app_context(), pytest.raises(BlueprintError) as refused:
+        apply_blueprint(state, dangling)
+    assert str(refused.value).startswith("2 problems:")
+    assert "'nowhere'" in str(refused.value) and "'gone'" in str(refused.value)

@@ -30,12 +30,12 @@ from ..models import (
     PolicyEngineMode,
     Stage,
 )
-from ..options import ConfigError
 from ..references import References, check_references
 from .schema import (
     SECTIONS,
     BlueprintDocument,
     BlueprintError,
+    Problems,
     binding_label,
     check_unique,
     entry_label,
@@ -109,7 +109,12 @@ def apply_blueprint(
 
 def apply_files(state: FlowsState, paths: Iterable[str | Path]) -> ApplyReport:
     """Apply several files in one transaction: all of them, or (on any error) none."""
-    documents = [load_blueprint(Path(path), state=state) for path in paths]
+    documents: list[BlueprintDocument] = []
+    problems = Problems()
+    for path in paths:
+        with problems.collected():
+            documents.append(load_blueprint(Path(path), state=state))
+    problems.raise_any()
     return apply_documents(state, documents)
 
 
@@ -236,16 +241,16 @@ class _Applier:
         references = References(
             self.state, stages=self.stages, policies=self.policies.keys(), flows=flows
         )
+        problems = Problems()
         for document in self.documents:
             for section, rows in (("stages", self.stages), ("policies", self.policies)):
                 for index, entry in enumerate(document[section]):
                     if entry["name"] in self.report.kept[section]:
                         continue
                     where = f"{document.source}: {entry_label(section, index, entry)}, config"
-                    try:
+                    with problems.collected():
                         check_references(self.state, rows[entry["name"]], where, references)
-                    except ConfigError as error:
-                        raise BlueprintError(str(error)) from error
+        problems.raise_any()
 
     def _would_change(self, flow: Flow, entry: dict[str, Any], where: str) -> bool:
         """Whether applying ``entry`` would change ``flow``: found by applying it in a

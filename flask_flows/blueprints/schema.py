@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -124,6 +125,7 @@ def validate_document(
             f" not {data['version']!r}"
         )
     document: dict[str, Any] = {"version": VERSION}
+    problems = Problems()
     for section in SECTIONS:
         entries = data.get(section)
         if entries is None:
@@ -132,15 +134,40 @@ def validate_document(
             raise BlueprintError(
                 f"{source}: field {section!r}: expected a list, got {type(entries).__name__}"
             )
-        document[section] = [
-            _SECTION_CHECKS[section](
-                _mapping(entry, f"{source}: {section}[{index}]"), index, source, types
-            )
-            for index, entry in enumerate(entries)
-        ]
+        document[section] = []
+        for index, entry in enumerate(entries):
+            with problems.collected():
+                document[section].append(
+                    _SECTION_CHECKS[section](
+                        _mapping(entry, f"{source}: {section}[{index}]"), index, source, types
+                    )
+                )
+    problems.raise_any()
     checked = BlueprintDocument(document, source)
     check_unique([checked])
     return checked
+
+
+class Problems:
+    """The mistakes of a whole blueprint, said together: each entry is checked even after
+    one was refused, so a file with three mistakes takes one run to see them all."""
+
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+
+    @contextmanager
+    def collected(self) -> Iterator[None]:
+        try:
+            yield
+        except ConfigError as error:  # a BlueprintError too
+            self.messages.append(str(error))
+
+    def raise_any(self) -> None:
+        if len(self.messages) == 1:
+            raise BlueprintError(self.messages[0])
+        if self.messages:
+            listed = "\n".join(f"- {message}" for message in self.messages)
+            raise BlueprintError(f"{len(self.messages)} problems:\n{listed}")
 
 
 def check_unique(documents: list[BlueprintDocument]) -> None:
