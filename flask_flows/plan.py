@@ -94,9 +94,6 @@ class FlowPlan:
     #: of them whose form the person submitted, the pages Back may return to.
     done: list[int] = field(default_factory=list)
     answered: list[int] = field(default_factory=list)
-    #: Set by :meth:`inject_stages` for this request: the stage that injected cannot be
-    #: returned to (it would inject its stages a second time).
-    _injected: bool = field(default=False, repr=False, compare=False)
 
     @property
     def current(self) -> int | None:
@@ -122,7 +119,7 @@ class FlowPlan:
         ``answered`` when the person submitted its form."""
         if self.bindings:
             entry = self.bindings.pop(0)
-            if revisitable and not self._injected:
+            if revisitable:
                 self.done.append(entry)
                 if answered:
                     self.answered.append(entry)
@@ -131,20 +128,21 @@ class FlowPlan:
                 self.answered.clear()
             kept = set(self.bindings) | set(self.done)
             self.markers = [m for m in self.markers if m in kept]
-        self._injected = False
         self.step += 1
 
     def rewind_to(self, entry: int) -> list[int]:
         """Go back to ``entry``, an answered stage of :attr:`done`: it and everything
         done after it run again. Returns the entries undone (the current one first), or
         ``[]`` when ``entry`` cannot be gone back to. The step moves on, so forms of the
-        pages undone are stale."""
+        pages undone are stale. Stages injected by an entry that runs again are dropped:
+        it injects what it decides then (another setup chosen, none at all)."""
         if entry not in self.answered:
             return []
         at = self.done.index(entry)
         undone = self.bindings[:1] + self.done[at:]
         self.bindings[0:0] = self.done[at:]
         del self.done[at:]
+        self.bindings = _without_reinjected(self.bindings)
         self.answered = [a for a in self.answered if a in self.done]
         self.step += 1
         return undone
@@ -153,7 +151,6 @@ class FlowPlan:
         """Run these stages (by ``Stage`` id, bound to the flow or not) right after the
         current entry, in the given order. They have no policies of their own."""
         self.bindings[1:1] = [-stage_id for stage_id in stage_ids]
-        self._injected = True
 
     def needs_reevaluation(self, binding_id: int) -> bool:
         return binding_id in self.markers
@@ -203,6 +200,18 @@ def same_plan(plan: FlowPlan, token: str | None) -> bool:
     token of the older form ``<entry>.<step>`` (no nonce) is taken as this plan's."""
     parts = str(token or "").split(".")
     return len(parts) == 2 or (len(parts) == 3 and parts[0] == plan.nonce)
+
+
+def _without_reinjected(entries: list[int]) -> list[int]:
+    """``entries`` without the injected ones that follow a bound entry: injected stages
+    sit right after the entry that injected them, and that entry, running again, injects
+    them again. Injected entries before any bound one (Back to an injected stage's own
+    page) stay."""
+    kept: list[int] = []
+    for entry in entries:
+        if injected_stage_id(entry) is None or all(injected_stage_id(e) for e in kept):
+            kept.append(entry)
+    return kept
 
 
 def injected_stage_id(entry: int) -> int | None:

@@ -202,26 +202,43 @@ def test_back_to_a_prompt_shows_what_was_typed_but_no_password(
 
 
 @pytest.mark.usefixtures("alice")
-def test_a_stage_that_added_setup_stages_is_not_gone_back_through(
+def test_back_from_an_added_setup_stage_drops_it(
     app: Flask, make_flow: Callable[..., Flow]
 ) -> None:
-    """authenticator_validate adds a user's setup stages to the plan: going back through
-    it would add them twice, so the setup page has no way back."""
+    """authenticator_validate adds a user's setup stages to the plan. Back from the setup
+    returns to the choice (or the page before it), and the stages it added are dropped:
+    choosing again adds only the new choice, once."""
     with app.app_context():
-        db.session.add(Stage(name="setup-one", type="dummy", config={"message": "Set up."}))
+        db.session.add_all(
+            [
+                Stage(name="setup-one", type="dummy", config={"message": "Set up one."}),
+                Stage(name="setup-two", type="dummy", config={"message": "Set up two."}),
+            ]
+        )
         db.session.commit()
-    options = {"not_configured_action": "configure", "configuration_stages": ["setup-one"]}
+    options = {
+        "not_configured_action": "configure",
+        "configuration_stages": ["setup-one", "setup-two"],
+    }
     make_flow(
         "login", "identification", "password", ("authenticator_validate", options), "user_login"
     )
     browser = FlowBrowser(app.test_client())
-    first = page_url(browser.start("login"))
+    browser.start("login")
     browser.step("login", uid_field="alice")
-    browser.step("login", password=PASSWORD)
-    assert "Set up." in browser.last.text  # type: ignore[union-attr]
-    assert back_link(browser.last) is None  # type: ignore[arg-type]
-    browser.get(first)
-    assert "Set up." in browser.last.text  # type: ignore[union-attr]
+    choice = page_url(browser.step("login", password=PASSWORD))
+    assert browser.stage_type == "authenticator_validate"
+    browser.step("login", setup="setup-one")
+    assert "Set up one." in browser.last.text  # type: ignore[union-attr]
+    assert back_link(browser.last) == choice  # type: ignore[arg-type]
+
+    browser.get(choice)  # Back: "I have no phone after all"
+    assert browser.stage_type == "authenticator_validate"
+    browser.step("login", setup="setup-two")
+    assert "Set up two." in browser.last.text  # type: ignore[union-attr]
+    browser.step("login")  # setup two done: setup one is not run after all
+    assert browser.redirect_target == "/"
+    assert browser.whoami() == "home: alice"
 
 
 # -- post/redirect/get for refused forms ----------------------------------------------------------

@@ -133,13 +133,26 @@ def test_a_user_without_mfa_chooses_a_setup_at_login(
     me.submit("authenticator_validate", uid_field=user, password=PASSWORD)
     assert me.stage.get_by_role("heading").inner_text() == "Set up two-step verification"
     me.screenshot("mfa-setup-choice")
-    button = me.stage.get_by_role("button", name="Recovery codes")
+
+    def choose(name: str, stage_type: str) -> None:
+        button = me.stage.get_by_role("button", name=name)
+        if me.js:
+            button.click()
+        else:
+            with me.page.expect_navigation():
+                button.click()
+        me.expect_stage(stage_type)
+
+    choose("Authenticator app", "authenticator_totp")
+    # No phone at hand after all: Back to the choice, and recovery codes instead.
+    back = me.stage.get_by_role("link", name="Back")
     if me.js:
-        button.click()
+        back.click()
     else:
         with me.page.expect_navigation():
-            button.click()
-    me.expect_stage("authenticator_static")
+            back.click()
+    me.page.wait_for_selector("#flow-stage [data-stage-type='authenticator_validate']")
+    choose("Recovery codes", "authenticator_static")
     me.stage.get_by_label("I have saved these codes").check()
     me.finish("/")
     assert me.logged_in_as() == user
