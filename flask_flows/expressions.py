@@ -231,9 +231,15 @@ def _replace_size(text: str, old: str, new: str, count: int = -1) -> int:
     return len(text) + found * len(new)
 
 
-def _join_size(items: Any, separator: str = "") -> int:
-    items = list(items) if not isinstance(items, list | tuple) else items
+def _join_size(items: list[Any] | tuple[Any, ...], separator: str = "") -> int:
     return _size(items) + len(separator) * len(items)
+
+
+def _listed(items: Any) -> list[Any] | tuple[Any, ...]:
+    """``items`` as a list (a lazy one made, never past the limit), to size it first."""
+    if isinstance(items, list | tuple):
+        return items
+    return list(itertools.islice(items, MAX_SIZE + 1))
 
 
 def _text_call_size(text: str, name: str, args: tuple[Any, ...]) -> int:
@@ -258,7 +264,7 @@ def _bounded_filter(name: str, function: Callable[..., Any]) -> Callable[..., An
         _tick()
         values = [a for a in args if not hasattr(a, "environment")]  # the value, then its args
         if name == "join" and values:
-            items = list(values[0])
+            items = _listed(values[0])
             _refuse_above(_join_size(items, str(values[1]) if len(values) > 1 else ""))
             args = tuple(items if a is values[0] else a for a in args)
         elif name == "replace" and len(values) >= 3:
@@ -268,7 +274,7 @@ def _bounded_filter(name: str, function: Callable[..., Any]) -> Callable[..., An
         elif name == "sum" and values:
             if "attribute" in kwargs or len(values) > 1:
                 raise ExpressionError("sum adds numbers only: write map(attribute=…)|sum")
-            items = list(values[0])
+            items = _listed(values[0])
             if not all(isinstance(i, int | float) for i in items):
                 raise ExpressionError("sum adds numbers only")
             args = tuple(items if a is values[0] else a for a in args)
@@ -320,15 +326,11 @@ class _Sandbox(ImmutableSandboxedEnvironment):
         owner = getattr(__obj, "__self__", None)
         if isinstance(owner, str):
             name = getattr(__obj, "__name__", "")
-            if name == "join" and args and not isinstance(args[0], list | tuple):
-                args = (list(itertools.islice(args[0], MAX_SIZE + 1)), *args[1:])
+            if name == "join" and args:
+                args = (_listed(args[0]), *args[1:])
             _refuse_above(_text_call_size(owner, name, args))
         result = super().call(__context, __obj, *args, **kwargs)
         return result if isinstance(result, Iterator) else _sized(result)
-
-    def call_filter(self, name: str, value: Any, *args: Any, **kwargs: Any) -> Any:
-        _tick()
-        return super().call_filter(name, value, *args, **kwargs)
 
     def call_test(self, name: str, value: Any, *args: Any, **kwargs: Any) -> Any:
         _tick()
